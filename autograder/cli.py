@@ -1,0 +1,116 @@
+"""The `autograder` command: check a notebook, release the assignment (see CONTRACT)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Autograder for the backward-pass lesson: isolated, nbgrader-compatible.")
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One line on stderr, no traceback, then exit."""
+    err.print(f"autograder: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def check(
+    notebook: Annotated[Path, typer.Argument(help="The notebook to check.")],
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Repeat a run's inputs (default: fresh).")] = None,
+    show_output: Annotated[bool, typer.Option("--show-output",
+                                              help="Also print what the notebook's code printed.")] = False,
+) -> None:
+    """Check one notebook: exit 0 if every check passes, 1 if any fails, 2 if it is unusable."""
+    from .engine import check_notebook
+    from .notebook import NotebookError
+
+    try:
+        report = check_notebook(notebook, seed=seed)
+    except NotebookError as exc:
+        fail(str(exc))
+    if json:
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        print_report(report, Console())
+        if show_output and report.output.strip():
+            Console().rule("what the notebook printed")
+            print(report.output)
+    raise typer.Exit(0 if report.passed else 1)
+
+
+def print_report(report, console: Console) -> None:
+    """A row per target: its points, and what to fix (each distinct message once)."""
+    table = Table(title="autograder check")
+    table.add_column("target")
+    table.add_column("points", justify="right")
+    table.add_column("what the checks say")
+    for target in dict.fromkeys(c.target for c in report.checks):
+        got, out_of = report.target_score(target)
+        mine = [c for c in report.checks if c.target == target]
+        failing: dict[str, list] = {}
+        for c in mine:
+            if not c.passed:
+                failing.setdefault(c.message, []).append(c)
+        if not failing:
+            said = f"[green]all {len(mine)} checks pass[/]"
+        else:
+            lines = []
+            for message, checks in failing.items():
+                names = ", ".join(c.id.split("/", 1)[1] for c in checks)
+                codes = ", ".join(dict.fromkeys(m for c in checks for m in c.mistakes))
+                lines.append(f"[red]FAIL[/] {escape(names)}: {escape(message)} [dim]({codes})[/]")
+            said = "\n".join(lines)
+        table.add_row(target, f"{got:g} / {out_of:g}", said)
+    console.print(table)
+    console.print(f"[bold]score: {report.score:g} / {report.max_score:g}[/]")
+    for note in report.notes:
+        console.print(f"note: {escape(note)}", highlight=False)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+@app.command()
+def release(
+    course: Annotated[Path, typer.Option(help="The nbgrader course directory to create or update.")],
+    course_id: Annotated[str, typer.Option(help="nbgrader's course id.")] = "backprop",
+) -> None:
+    """Make COURSE an nbgrader course and release the assignment with nbgrader."""
+    from .course.release import ReleaseError
+    from .course.release import release as do_release
+
+    try:
+        released = do_release(course, course_id)
+    except ReleaseError as exc:
+        fail(str(exc))
+    Console().print(f"released: {released}", highlight=False)
+
+
+@app.command()
+def demo(
+    course: Annotated[Path, typer.Argument(help="Where to make the demo course.")] = Path("demo-course"),
+) -> None:
+    """Release the lesson into a demo course and check a sample submission."""
+    from .course.demo import demo as run_demo
+    from .course.release import ReleaseError
+
+    try:
+        raise typer.Exit(run_demo(course, Console()))
+    except ReleaseError as exc:
+        fail(str(exc))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,50 @@
+"""Student notebooks made from the released one: the demo's sample class, and the tests' cases.
+
+`fill(released, answers)` puts code into the solution cells, as a student would, leaving every
+other cell as released.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from .. import notebook
+
+#: A correct answer for each target, in the lesson's style.
+CORRECT = {
+    "mse_grad": "def mse_grad(inp, targ):\n"
+                "    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n",
+    "relu_grad": "def relu_grad(inp, out):\n    inp.g = (inp > 0).to(inp.dtype) * out.g\n",
+    "lin_grad": "def lin_grad(inp, out, w, b):\n    inp.g = out.g @ w.t()\n"
+                "    w.g = (inp.unsqueeze(-1) * out.g.unsqueeze(1)).sum(0)\n    b.g = out.g.sum(0)\n",
+    "module_backward": "class Module():\n    def __call__(self, *args):\n        self.args = args\n"
+                       "        self.out = self.forward(*args)\n        return self.out\n\n"
+                       "    def forward(self, *args):\n        raise NotImplementedError\n\n"
+                       "    def bwd(self, out, *args):\n        raise NotImplementedError\n\n"
+                       "    def backward(self):\n        self.bwd(self.out, *self.args)\n",
+}
+
+
+def fill(released: dict, answers: dict[str, str], extra_cells: list[str] = ()) -> dict:
+    """A copy of `released` with the solution cell of each target in `answers` replaced.
+
+    `extra_cells` are appended as plain code cells (a student's experiments, or an attack).
+    """
+    nb = copy.deepcopy(released)
+    for cell in nb["cells"]:
+        grade_id = notebook.nbgrader_meta(cell).get("grade_id")
+        if grade_id in answers and notebook.nbgrader_meta(cell).get("solution"):
+            cell["source"] = answers[grade_id]
+    for source in extra_cells:
+        nb["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None,
+                            "outputs": [], "source": source})
+    return nb
+
+
+def write(nb: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb, indent=1))
+    return path

@@ -1,0 +1,107 @@
+"""The journey of one submission, top to bottom:
+
+    read notebook -> run student code (untrusted process) -> compare (trusted) -> diagnose -> report
+
+Nothing here imports or executes student code: that happens only in `sandbox/runner.py`, in its
+own process. Imports with only torch installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+
+from . import notebook, spec
+from .report import CheckResult, Report
+from .sandbox.launch import run_untrusted
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def solutions_path() -> Path | None:
+    """The reference solutions' file, where this install has them (an instructor's checkout)."""
+    path = Path(os.environ.get("AUTOGRADER_SOLUTIONS", REPO / "solutions")) / "backward.py"
+    return path if path.is_file() else None
+
+
+def load_solutions(path: Path | None) -> ModuleType | None:
+    if path is None:
+        return None
+    module_spec = importlib.util.spec_from_file_location("autograder_solutions_backward", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def find_source_notebook() -> Path | None:
+    """The instructor's source notebook, where points are set, if this install has it."""
+    path = Path(os.environ.get("AUTOGRADER_SOURCE", REPO / "assignments" / spec.ASSIGNMENT_ID))
+    path = path / spec.NOTEBOOK_NAME
+    return path if path.is_file() else None
+
+
+def trusted_points(nb: dict | None = None) -> dict[str, float]:
+    """Points per target: the source notebook's where present, else the notebook's own."""
+    found = dict(spec.FALLBACK_POINTS)
+    source = find_source_notebook()
+    if source is not None:
+        found.update(notebook.points(notebook.read_notebook(source)))
+    elif nb is not None:
+        found.update(notebook.points(nb))
+    return found
+
+
+def check_notebook(path: str | Path, *, seed: int | None = None) -> Report:
+    """Grade one notebook file. Raises `NotebookError` (one line) when it cannot be graded."""
+    nb = notebook.read_notebook(path)
+    return grade_notebook(nb, points=trusted_points(nb), seed=seed, solutions=solutions_path())
+
+
+def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = None,
+                   solutions: Path | None = None,
+                   targets: tuple[str, ...] = spec.TARGETS) -> Report:
+    """Grade a parsed (and, for a course, sanitized) notebook.
+
+    `solutions` is the reference solutions' file, or None to compare with autograd alone.
+    """
+    plans = []
+
+    def draw_inputs():
+        # Runs once the student's process has started: torch loads while the cells run.
+        from .plan import build_plan
+
+        plans.append(build_plan(seed, targets, load_solutions(solutions)))
+        return plans[0].wire_targets(targets), plans[0].wire_inputs()
+
+    run = run_untrusted(notebook.cells_to_run(nb), draw_inputs,
+                        cells_timeout=spec.CELLS_TIMEOUT, target_timeout=spec.TARGET_TIMEOUT)
+    from .compare import judge_target
+
+    plan = plans[0]
+    solution_cells = notebook.solution_sources(nb)
+    checks: list[CheckResult] = []
+    for target in targets:
+        checks += judge_target(target, plan, run, points.get(target, 0.0), solution_cells.get(target))
+    notes = []
+    if solutions is None:
+        notes.append("compared with torch.autograd alone: the reference solutions are not "
+                     "installed here")
+    for index, error in sorted(run.cell_errors.items())[:5]:
+        notes.append(describe_cell_error(nb, index, error))
+    return Report(checks, reference=plan.reference, seed=plan.seed, notes=notes,
+                  output=run.stdout + run.stderr)
+
+
+def describe_cell_error(nb: dict, index: int, error: dict) -> str:
+    """'cell 8 ("def forward_and_backward(...") raised NameError: ...' — findable by a student."""
+    first = next((line.strip() for line in notebook.source(nb["cells"][index]).splitlines()
+                  if line.strip()), "")
+    first = first if len(first) <= 40 else first[:37] + "..."
+    message = str(error.get("message") or "")[:200]
+    where = error.get("where")
+    at = f" at {where}" if where and not where.startswith(f"cell {index}, ") else (
+        f" at line {where.split('line ')[-1]}" if where else "")
+    return (f'cell {index} ("{first}") raised {error.get("type")}'
+            f'{": " + message if message else ""}{at}')

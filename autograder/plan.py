@@ -1,0 +1,100 @@
+"""The plan of one grading run: every call to make, its inputs, and the answers to expect.
+
+Built on the trusted side from the spec and a seed. Only `wire_inputs()` and `wire_targets()`
+cross to the student's process; the expected gradients never do.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import torch
+
+from . import problems, spec
+from .sandbox.runner import run_call
+from .spec import Case, Check
+
+
+@dataclass
+class PlannedCall:
+    target: str
+    check: Check
+    case: Case
+    call: problems.Call
+    inputs: dict[str, torch.Tensor]  # float64, as sent (rounded to the case's dtype first)
+    expected: dict[str, torch.Tensor] = field(default_factory=dict)
+    accepted: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    seed: int
+    reference: str
+    calls: list[PlannedCall]
+
+    def for_check(self, target: str, check: Check) -> list[PlannedCall]:
+        return [p for p in self.calls if p.target == target and p.check is check]
+
+    def wire_targets(self, targets: tuple[str, ...] | None = None) -> list[dict]:
+        names = targets or tuple(dict.fromkeys(p.target for p in self.calls))
+        return [{"name": t, "calls": [p.call.to_json() for p in self.calls if p.target == t]}
+                for t in names]
+
+    def wire_inputs(self) -> dict[str, torch.Tensor]:
+        wire = {}
+        for p in self.calls:
+            for name, value in p.inputs.items():
+                wire[f"{p.call.id}/{name}"] = value.to(problems.DTYPES[p.case.dtype])
+        return wire
+
+
+class ReferenceMismatch(RuntimeError):
+    """The reference solution disagrees with autograd: a bug on the instructor's side."""
+
+
+def fresh_seed() -> int:
+    return secrets.randbits(31)
+
+
+def reference_gradients(solutions: ModuleType, call: problems.Call,
+                        inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    wire = {f"{call.id}/{k}": v for k, v in inputs.items()}
+    meta, out = run_call(vars(solutions), call.to_json(), wire)
+    if meta.get("status") != "ok":
+        raise ReferenceMismatch(f"the reference {call.function} failed: {meta}")
+    return {name: out[f"{call.id}/{name}.g"] for name in call.collect}
+
+
+def build_plan(seed: int | None = None, targets: tuple[str, ...] = spec.TARGETS,
+               solutions: ModuleType | None = None) -> Plan:
+    """Draw inputs for every check of `targets` and compute what each call must give."""
+    seed = fresh_seed() if seed is None else seed
+    gen = torch.Generator().manual_seed(seed)
+    calls = []
+    for target in targets:
+        for check in spec.CHECKS[target]:
+            for i, case in enumerate(check.cases):
+                call = problems.make_call(target, f"{target}:{check.name}:{i}", case)
+                dtype = problems.DTYPES[case.dtype]
+                inputs = {k: v.to(dtype).to(torch.float64)
+                          for k, v in problems.make_inputs(target, case, gen).items()}
+                planned = PlannedCall(target, check, case, call, inputs)
+                if call.kind == "function":
+                    planned.expected = problems.true_gradients(target, inputs)
+                    planned.accepted = problems.also_accepted(target, inputs)
+                    if solutions is not None:
+                        _cross_check(target, planned, reference_gradients(solutions, call, inputs))
+                calls.append(planned)
+    return Plan(seed, "reference solutions and autograd" if solutions else "autograd", calls)
+
+
+def _cross_check(target: str, planned: PlannedCall, reference: dict[str, torch.Tensor]) -> None:
+    for name, truth in planned.expected.items():
+        ref = reference[name]
+        ok = ref.shape == truth.shape and (
+            torch.allclose(ref, truth, rtol=0, atol=1e-10)
+            or (name in planned.accepted and torch.allclose(ref, planned.accepted[name], atol=1e-10)))
+        if not ok:
+            raise ReferenceMismatch(f"solutions/ {target} gives a {name}.g that autograd does not")

@@ -1,0 +1,117 @@
+"""What each target is called with, and the true gradients, by autograd in float64.
+
+A gradient sits next to the forward it differentiates. Everything here is trusted-side: the
+student's process receives only the tensors of `make_inputs` and the `Call` that says what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .spec import Case
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call the untrusted harness makes; crosses the boundary as JSON.
+
+    `kind` is "function" (call `function(*args)` after setting `.g` on the tensors in `grads`,
+    then report the `.g` of each name in `collect`) or "probe" (subclass the student's `Module`
+    with layers that record how `bwd` is called; `args` gives the number of inputs).
+    """
+
+    id: str
+    kind: str
+    function: str
+    args: tuple[str, ...]
+    grads: dict[str, str] = field(default_factory=dict)
+    collect: tuple[str, ...] = ()
+    repeat: int = 1
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+# --- the forward pass, as in the lesson -------------------------------------------------------
+
+def mse(out: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    return (out.squeeze(-1) - targ).pow(2).mean()
+
+
+def lin(inp: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return inp @ w + b
+
+
+def relu(inp: torch.Tensor) -> torch.Tensor:
+    return inp.clamp_min(0.0)
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+def make_inputs(target: str, case: Case, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Fresh float64 CPU inputs for one call of `target` (the upstream gradient as `out.g`)."""
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+    n = case.n
+    if target == "mse_grad":
+        return {"inp": randn(n, 1), "targ": randn(n)}
+    if target == "relu_grad":
+        inp = randn(n, case.n_out)
+        if case.zeros:
+            # A zero input row through a zero bias: pre-activations exactly 0, as in a real net.
+            inp[0] = 0.0
+            inp[-1, 0] = 0.0
+        return {"inp": inp, "out": relu(inp), "out.g": randn(n, case.n_out)}
+    if target == "lin_grad":
+        inp, w, b = randn(n, case.n_in), randn(case.n_in, case.n_out), randn(case.n_out)
+        return {"inp": inp, "out": lin(inp, w, b), "w": w, "b": b, "out.g": randn(n, case.n_out)}
+    if target == "module_backward":
+        return {f"x{i}": randn(n + 1, 2) for i in range(2)}
+    raise KeyError(target)
+
+
+def make_call(target: str, call_id: str, case: Case) -> Call:
+    if target == "mse_grad":
+        return Call(call_id, "function", "mse_grad", ("inp", "targ"), collect=("inp",))
+    if target == "relu_grad":
+        return Call(call_id, "function", "relu_grad", ("inp", "out"), {"out": "out.g"}, ("inp",))
+    if target == "lin_grad":
+        return Call(call_id, "function", "lin_grad", ("inp", "out", "w", "b"), {"out": "out.g"},
+                    ("inp", "w", "b"))
+    if target == "module_backward":
+        # case.n picks the probe: 1 -> one input, 2 -> two inputs, 3 -> two calls then backward.
+        nargs = 1 if case.n == 1 else 2
+        return Call(call_id, "probe", "Module", tuple(f"x{i}" for i in range(nargs)),
+                    repeat=2 if case.n == 3 else 1)
+    raise KeyError(target)
+
+
+# --- ground truth ----------------------------------------------------------------------------
+
+def true_gradients(target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The gradient of each collected input, by torch.autograd in float64."""
+    with torch.enable_grad():
+        leaves = {k: v.detach().clone().requires_grad_() for k, v in inputs.items()
+                  if k in ("inp", "w", "b")}
+        if target == "mse_grad":
+            mse(leaves["inp"], inputs["targ"]).backward()
+        elif target == "relu_grad":
+            torch.relu(leaves["inp"]).backward(inputs["out.g"])
+        elif target == "lin_grad":
+            lin(leaves["inp"], leaves["w"], leaves["b"]).backward(inputs["out.g"])
+        else:
+            raise KeyError(target)
+    return {k: v.grad for k, v in leaves.items()}
+
+
+def also_accepted(target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Other right answers, element by element: at an exact zero, ReLU's subgradient may be 1."""
+    if target == "relu_grad":
+        return {"inp": inputs["out.g"] * (inputs["inp"] >= 0)}
+    return {}

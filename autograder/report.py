@@ -1,0 +1,90 @@
+"""The report of one notebook: per-check results, points, messages, mistake codes (see CONTRACT)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one call fared: passed, a one-line message, mistake codes."""
+
+    passed: bool
+    message: str = ""
+    mistakes: tuple[str, ...] = ()
+
+
+@dataclass
+class CheckResult:
+    id: str
+    target: str
+    passed: bool
+    points: float
+    max_points: float
+    message: str
+    mistakes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    checks: list[CheckResult]
+    reference: str = "autograd"  # what the gradients were compared with
+    seed: int | None = None
+    notes: list[str] = field(default_factory=list)
+    output: str = ""  # what the student's code printed (never part of the JSON)
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.points for c in self.checks), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(c.max_points for c in self.checks), 6)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def target_score(self, target: str) -> tuple[float, float]:
+        mine = [c for c in self.checks if c.target == target]
+        return round(sum(c.points for c in mine), 6), round(sum(c.max_points for c in mine), 6)
+
+    def mistakes(self, target: str | None = None) -> list[str]:
+        seen: dict[str, None] = {}
+        for c in self.checks:
+            if target is None or c.target == target:
+                seen.update(dict.fromkeys(c.mistakes))
+        return list(seen)
+
+    def to_dict(self) -> dict:
+        return {"score": self.score, "max_score": self.max_score,
+                "checks": [asdict(c) for c in self.checks],
+                "reference": self.reference, "seed": self.seed, "notes": self.notes}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def target_text(self, target: str, points: bool = True) -> str:
+        """The lines a student reads about one target: the same words everywhere."""
+        mine = [c for c in self.checks if c.target == target]
+        if points:
+            got, out_of = self.target_score(target)
+            head = f"{target}: {got:g} / {out_of:g}"
+        else:
+            failing = sum(not c.passed for c in mine)
+            head = f"{target}: " + (f"{failing} of {len(mine)} checks fail" if failing
+                                    else f"all {len(mine)} checks pass")
+        lines = [head]
+        for c in mine:
+            mark = "PASS" if c.passed else "FAIL"
+            score = f" ({c.points:g}/{c.max_points:g})" if points else ""
+            codes = f"  [{', '.join(c.mistakes)}]" if c.mistakes else ""
+            lines.append(f"  {mark} {c.id}{score}: {c.message}{codes}")
+        return "\n".join(lines)
+
+    def text(self) -> str:
+        targets = list(dict.fromkeys(c.target for c in self.checks))
+        body = "\n".join(self.target_text(t) for t in targets)
+        notes = "".join(f"\nnote: {n}" for n in self.notes)
+        return f"{body}\nscore: {self.score:g} / {self.max_score:g}{notes}"

@@ -1,0 +1,247 @@
+"""The trusted side of the boundary: start the untrusted runner, watch it, read back plain data.
+
+`run_untrusted` never imports or executes student code. It writes a job and the inputs, starts
+`runner.py` in a fresh process (its own session, so that every descendant can be killed), follows
+its progress, and enforces deadlines. If the process dies or hangs inside a cell, that cell is
+skipped and the notebook runs again; inside a target, that target fails and the rest run again.
+Results are loaded with `torch.load(weights_only=True)` and validated before anyone compares them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+RUNNER = Path(__file__).with_name("runner.py")
+MAX_OUTPUT = 1 << 20  # bytes of a student's stdout/stderr kept
+MAX_RESULT_BYTES = 64 << 20  # a results file larger than this is not read
+MAX_TENSOR_ELEMENTS = 1 << 22
+
+
+@dataclass
+class TargetOutcome:
+    """What came back for one target: per call, the runner's account and the tensors."""
+
+    status: str  # "ok", or why nothing usable came back: "timeout", "crashed", "memory", "invalid"
+    detail: str = ""
+    calls: dict[str, dict] = field(default_factory=dict)
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class UntrustedRun:
+    cell_errors: dict[int, dict] = field(default_factory=dict)
+    targets: dict[str, TargetOutcome] = field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+    restarts: int = 0
+
+
+class _Capture(threading.Thread):
+    """Drains a pipe so that a flood never blocks the student, keeping the first MAX_OUTPUT bytes."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.kept, self.dropped = stream, bytearray(), 0
+
+    def run(self) -> None:
+        while chunk := self.stream.read1(65536):
+            room = MAX_OUTPUT - len(self.kept)
+            self.kept += chunk[:room]
+            self.dropped += max(0, len(chunk) - room)
+
+    def text(self) -> str:
+        note = f"\n[... {self.dropped} more bytes not kept]" if self.dropped else ""
+        return self.kept.decode("utf-8", "replace") + note
+
+
+def _runner_env() -> dict[str, str]:
+    keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "CUDA_VISIBLE_DEVICES", "SYSTEMROOT")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env.update(MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_events(fd: int, buffer: bytearray, timeout: float) -> list[dict] | None:
+    """Events that arrived within `timeout` seconds; None once the writer is gone."""
+    ready, _, _ = select.select([fd], [], [], max(timeout, 0))
+    if not ready:
+        return []
+    chunk = os.read(fd, 65536)
+    if not chunk:
+        return None
+    buffer += chunk
+    events = []
+    while (end := buffer.find(b"\n")) >= 0:
+        line = bytes(buffer[:end])
+        del buffer[: end + 1]
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    if len(buffer) > 65536:  # a line this long is not ours
+        buffer.clear()
+    return events
+
+
+def _load_results(results: Path, name: str, call_ids: set[str]) -> TargetOutcome:
+    """Read one target's results back as plain, validated data."""
+    import torch  # here, not at the top: the student's process starts before torch loads
+
+    meta_path, tensor_path = results / f"{name}.json", results / f"{name}.pt"
+    try:
+        if meta_path.stat().st_size > MAX_RESULT_BYTES or tensor_path.stat().st_size > MAX_RESULT_BYTES:
+            return TargetOutcome("invalid", "the results were larger than the limit")
+        calls = json.loads(meta_path.read_text())
+        tensors = torch.load(tensor_path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - anything unreadable is the student's process's doing
+        return TargetOutcome("invalid", f"the results could not be read back ({type(exc).__name__})")
+    if not isinstance(calls, dict) or not isinstance(tensors, dict):
+        return TargetOutcome("invalid", "the results were not in the expected form")
+    clean_calls = {cid: calls[cid] for cid in call_ids if isinstance(calls.get(cid), dict)}
+    clean_tensors = {}
+    for key, value in tensors.items():
+        if (isinstance(key, str) and type(value) is torch.Tensor
+                and key.split("/", 1)[0] in call_ids and value.numel() <= MAX_TENSOR_ELEMENTS):
+            clean_tensors[key] = value
+    return TargetOutcome("ok", calls=clean_calls, tensors=clean_tensors)
+
+
+def _why_it_ended(returncode: int | None, timed_out: bool, limit: float) -> tuple[str, str]:
+    if timed_out:
+        return "timeout", f"still running after {limit:g} s"
+    if returncode is not None and returncode < 0:
+        sig = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else -returncode
+        return "crashed", f"the process was killed by {sig}"
+    return "crashed", f"the process exited with code {returncode}"
+
+
+Work = tuple[list[dict], dict]  # the targets' calls (JSON-able) and the tensors they name
+
+
+def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device: str = "cpu",
+                  cells_timeout: float = 60.0, target_timeout: float = 10.0) -> UntrustedRun:
+    """Run `cells` (dicts with `index` and `source`), then each target's calls, untrusted.
+
+    `work` gives `(targets, inputs)`: targets as `{"name": ..., "calls": [Call.to_json(), ...]}`,
+    inputs as the tensors the calls name. It may be a function: it is then called once the
+    student's process has started, so that drawing inputs overlaps running the cells. Always
+    returns: every target gets an outcome, whatever the student's code does.
+    """
+    run = UntrustedRun()
+    skip: set[int] = set()
+    targets: list[dict] | None = None
+    inputs: dict = {}
+    stdout, stderr = [], []
+    for _ in range(len(cells) + 64):
+        with tempfile.TemporaryDirectory(prefix="autograder-") as tmp:
+            folder = Path(tmp)
+            read_fd, write_fd = os.pipe()
+            (folder / "job.json").write_text(json.dumps({
+                "cells": cells, "skip": sorted(skip), "device": device, "progress_fd": write_fd}))
+            proc = subprocess.Popen(
+                [sys.executable, "-I", str(RUNNER), str(folder)], cwd=folder, env=_runner_env(),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                pass_fds=(write_fd,), start_new_session=True)
+            os.close(write_fd)
+            captures = [_Capture(proc.stdout), _Capture(proc.stderr)]
+            for c in captures:
+                c.start()
+            started = time.monotonic()
+            if targets is None:
+                targets, inputs = work() if callable(work) else work
+                remaining = list(targets)
+            _hand_over(folder, remaining, inputs)
+
+            hard_deadline = started + cells_timeout + target_timeout * (len(remaining) + 1)
+            step: dict = {"step": "start"}
+            deadline, limit = started + cells_timeout, cells_timeout
+            timed_out, buffer = False, bytearray()
+            with os.fdopen(read_fd, "rb", buffering=0):
+                while True:
+                    now = time.monotonic()
+                    if now >= min(deadline, hard_deadline):
+                        timed_out = True
+                        break
+                    events = _read_events(read_fd, buffer, min(deadline, hard_deadline) - now)
+                    if events is None:
+                        break
+                    for event in events:
+                        if event.get("step") in ("cell", "target", "cells-done", "done"):
+                            step = event
+                        if event.get("step") in ("target", "cells-done"):
+                            deadline, limit = time.monotonic() + target_timeout, target_timeout
+            _kill_group(proc)  # whether it finished or not: nothing of the student's outlives it
+            proc.wait()
+            for c in captures:
+                c.join(timeout=5)
+            stdout.append(captures[0].text())
+            stderr.append(captures[1].text())
+
+            results = folder / "results"
+            if (results / "cells.json").exists():
+                try:
+                    errors = json.loads((results / "cells.json").read_text())
+                    run.cell_errors.update({int(k): v for k, v in errors.items()
+                                            if isinstance(v, dict)})
+                except (ValueError, TypeError, AttributeError):
+                    pass
+            for target in remaining:  # a target's .json is written last: it marks one finished
+                name = target["name"]
+                if (results / f"{name}.json").exists():
+                    run.targets[name] = _load_results(results, name, {c["id"] for c in target["calls"]})
+            remaining = [t for t in remaining if t["name"] not in run.targets]
+            if not remaining:
+                break
+
+            status, detail = _why_it_ended(proc.returncode, timed_out, limit)
+            if step.get("step") == "cell" and step.get("index") in {c["index"] for c in cells} - skip:
+                skip.add(step["index"])
+                run.cell_errors[step["index"]] = {"type": status, "message": detail, "where": None}
+            elif step.get("step") == "target" and step.get("name") in {t["name"] for t in remaining}:
+                run.targets[step["name"]] = TargetOutcome(status, detail)
+                remaining = [t for t in remaining if t["name"] != step["name"]]
+            else:  # died between steps, or lied about where it was: give up on what is left
+                for target in remaining:
+                    run.targets[target["name"]] = TargetOutcome(status, detail)
+                remaining = []
+            run.restarts += 1
+    for target in remaining:
+        run.targets.setdefault(target["name"], TargetOutcome("crashed", "gave up after restarts"))
+    run.stdout, run.stderr = "".join(stdout), "".join(stderr)
+    return run
+
+
+def _hand_over(folder: Path, targets: list[dict], inputs: dict) -> None:
+    """Give the runner its calls and inputs; `ready` appears last, atomically."""
+    import torch
+
+    ids = {c["id"] for t in targets for c in t["calls"]}
+    torch.save({k: v for k, v in inputs.items() if k.split("/", 1)[0] in ids}, folder / "inputs.pt")
+    (folder / "targets.json").write_text(json.dumps(targets))
+    (folder / "ready.tmp").touch()
+    os.replace(folder / "ready.tmp", folder / "ready")

@@ -1,0 +1,243 @@
+"""The untrusted side: runs a student's notebook cells, then calls their functions.
+
+Runs in its own process as `python -I runner.py WORKDIR` and imports only the standard library
+and torch: nothing of the trusted side, no reference solution, no hidden answer. It reads
+`WORKDIR/job.json` (the cells), runs the cells, waits for `WORKDIR/ready`, then reads
+`targets.json` (the calls) and `inputs.pt` (their tensors), and writes, per target, `results/<target>.json` and
+`results/<target>.pt` (plain tensors). Progress goes out as JSON lines on the file descriptor the
+job names, so the trusted side knows which cell or target was running if the process dies.
+
+Nothing written here is believed: the trusted side validates every byte it reads back.
+The in-notebook self-check imports `run_call` from this file too, so both call students' code
+the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+_MISSING = object()
+_MAX_MESSAGE = 400
+
+
+# --- describing what happened, in one line ----------------------------------------------------
+
+def describe_exception(exc: BaseException) -> dict:
+    """Type, message and where in the student's cells it was raised."""
+    where = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith("<cell "):
+            where = f"{frame.filename[1:-1]}, line {frame.lineno}"
+    if isinstance(exc, SyntaxError) and exc.filename and exc.filename.startswith("<cell "):
+        where = f"{exc.filename[1:-1]}, line {exc.lineno}"
+    message = str(exc)
+    if isinstance(exc, SyntaxError):
+        message = exc.msg or message
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "..."
+    return {"type": type(exc).__name__, "message": message, "where": where}
+
+
+def describe_value(value) -> dict:
+    """What a student left in a `.g`: kept as a plain CPU tensor, or named by its type."""
+    if value is _MISSING:
+        return {"kind": "missing"}
+    if not isinstance(value, torch.Tensor):
+        return {"kind": "other", "type": type(value).__name__}
+    return {"kind": "tensor", "type": type(value).__name__, "device": str(value.device)}
+
+
+def plain_tensor(value) -> torch.Tensor | None:
+    """A detached, contiguous, plain `torch.Tensor` on the CPU, whatever subclass it was."""
+    if not isinstance(value, torch.Tensor):
+        return None
+    with torch._C.DisableTorchFunctionSubclass():
+        value = torch.Tensor.as_subclass(value, torch.Tensor).detach()
+        if value.layout != torch.strided:
+            value = value.to_dense()
+        return value.to("cpu", copy=True).contiguous()
+
+
+# --- running the notebook's cells ------------------------------------------------------------
+
+_MAGIC = re.compile(r"^(\s*)([%!])")
+
+
+def _strip_magics(source: str) -> str:
+    # Without IPython, `%matplotlib inline` and `!pip ...` become comments.
+    return "\n".join(_MAGIC.sub(r"\1# \2", line) for line in source.splitlines())
+
+
+def make_namespace() -> tuple[dict, object]:
+    """A `__main__`-like namespace with IPython semantics when IPython is installed."""
+    try:
+        from IPython.core.interactiveshell import InteractiveShell
+
+        class _Shell(InteractiveShell):
+            def enable_gui(self, gui=None):  # `%matplotlib inline` without a kernel: Agg
+                return None
+
+        shell = _Shell.instance()
+        return shell.user_ns, shell.transform_cell
+    except Exception:
+        return {"__name__": "__main__", "__builtins__": __builtins__}, _strip_magics
+
+
+def run_cells(cells: list[dict], namespace: dict, transform, progress) -> dict[int, dict]:
+    """Run each cell in order; an error (SystemExit included) stops that cell only."""
+    errors: dict[int, dict] = {}
+    for cell in cells:
+        index = cell["index"]
+        progress({"step": "cell", "index": index})
+        try:
+            code = compile(transform(cell["source"]), f"<cell {index}>", "exec")
+            exec(code, namespace)
+        except BaseException as exc:  # noqa: BLE001 - a cell must never end the run
+            errors[index] = describe_exception(exc)
+    return errors
+
+
+# --- calling a student's function ------------------------------------------------------------
+
+def run_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
+             device: str = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
+    """Make one call that `call` describes; return what happened and the tensors to send back."""
+    if call["kind"] == "probe":
+        return run_probe(namespace, call, tensors, device)
+    cid = call["id"]
+    fn = namespace.get(call["function"], _MISSING)
+    if fn is _MISSING:
+        return {"status": "undefined"}, {}
+    objs = {name: tensors[f"{cid}/{name}"].to(device, copy=True) for name in call["args"]}
+    for name, grad in call["grads"].items():
+        objs[name].g = tensors[f"{cid}/{grad}"].to(device, copy=True)
+    meta: dict = {"status": "ok"}
+    try:
+        with torch.no_grad():
+            fn(*(objs[name] for name in call["args"]))
+    except BaseException as exc:  # noqa: BLE001 - SystemExit inside a stub fails this call only
+        meta = {"status": "error", "error": describe_exception(exc)}
+    out: dict[str, torch.Tensor] = {}
+    meta["g"] = {}
+    for name in call["collect"]:
+        g = getattr(objs[name], "g", _MISSING)
+        meta["g"][name] = describe_value(g)
+        if (t := plain_tensor(g)) is not None:
+            out[f"{cid}/{name}.g"] = t
+    for name, obj in objs.items():
+        if (t := plain_tensor(obj)) is not None:
+            out[f"{cid}/{name}.after"] = t
+    for name in call["grads"]:
+        if (t := plain_tensor(getattr(objs[name], "g", None))) is not None:
+            out[f"{cid}/{name}.g.after"] = t
+    return meta, out
+
+
+def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
+              device: str = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
+    """Check `Module.backward` with a layer whose `bwd` only records how it was called."""
+    module = namespace.get(call["function"], _MISSING)
+    if module is _MISSING:
+        return {"status": "undefined"}, {}
+    if not isinstance(module, type):
+        return {"status": "error", "error": {"type": "TypeError", "where": None,
+                                             "message": f"{call['function']} is not a class"}}, {}
+    recorded: list[tuple] = []
+    results: list[object] = []
+
+    try:
+        class Probe(module):
+            def forward(self, *args):
+                results.append(torch.zeros(1, device=device))
+                return results[-1]
+
+            def bwd(self, out, *args):
+                recorded.append((out, args))
+
+        layer = Probe()
+        calls = []
+        for _ in range(call["repeat"]):
+            args = [tensors[f"{call['id']}/{name}"].to(device, copy=True) for name in call["args"]]
+            layer(*args)
+            calls.append(args)
+        recorded.clear()  # only what backward() does counts
+        layer.backward()
+    except BaseException as exc:  # noqa: BLE001
+        return {"status": "error", "error": describe_exception(exc)}, {}
+
+    def name_of(obj) -> str:
+        for age, (out, args) in enumerate(zip(reversed(results), reversed(calls), strict=False)):
+            suffix = "" if age == 0 else " (from an earlier call)"
+            if obj is out:
+                return "out" + suffix
+            for i, arg in enumerate(args):
+                if obj is arg:
+                    return f"args[{i}]" + suffix
+        if isinstance(obj, tuple):
+            return "a tuple"
+        return f"a {type(obj).__name__}"
+
+    bwd_calls = [[name_of(out)] + [name_of(a) for a in args] for out, args in recorded]
+    return {"status": "ok", "bwd_calls": bwd_calls}, {}
+
+
+# --- the process -----------------------------------------------------------------------------
+
+def main(workdir: str) -> None:
+    work = Path(workdir)
+    job = json.loads((work / "job.json").read_text())
+    fd = job["progress_fd"]
+    save, dumps, write = torch.save, json.dumps, os.write  # bound before any student code runs
+
+    def progress(event: dict) -> None:
+        try:
+            write(fd, (dumps(event) + "\n").encode())
+        except OSError:
+            pass
+
+    namespace, transform = make_namespace()
+    cells = [c for c in job["cells"] if c["index"] not in set(job["skip"])]
+    errors = run_cells(cells, namespace, transform, progress)
+    results = work / "results"
+    results.mkdir(exist_ok=True)
+    (results / "cells.json").write_text(dumps({str(k): v for k, v in errors.items()}))
+    progress({"step": "cells-done"})
+
+    # The trusted side draws the inputs while the cells run, and says when they are there.
+    while not (work / "ready").exists():
+        time.sleep(0.005)
+    targets = json.loads((work / "targets.json").read_text())
+    tensors = torch.load(work / "inputs.pt", weights_only=True)
+    for target in targets:
+        progress({"step": "target", "name": target["name"]})
+        metas, out = {}, {}
+        for call in target["calls"]:
+            try:
+                metas[call["id"]], tensors_out = run_call(namespace, call, tensors, job["device"])
+            except BaseException as exc:  # noqa: BLE001 - e.g. a `.g` whose __getattr__ raises
+                metas[call["id"]], tensors_out = {"status": "error",
+                                                  "error": describe_exception(exc)}, {}
+            out.update(tensors_out)
+        try:
+            save(out, results / f"{target['name']}.pt")
+        except BaseException as exc:  # noqa: BLE001 - e.g. a tensor the format cannot hold
+            metas = {cid: {"status": "error", "error": describe_exception(exc)} for cid in metas}
+            save({}, results / f"{target['name']}.pt")
+        (results / f"{target['name']}.json").write_text(dumps(metas))
+        progress({"step": "target-done", "name": target["name"]})
+    progress({"step": "done"})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # no atexit handlers or lingering threads of the student's
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,42 @@
+"""The self-check a student runs in the notebook: the grader's checks, in the student's kernel.
+
+Same spec, same inputs plan, same comparisons and messages as `autograder check`; the answers
+come from torch.autograd (no reference solutions needed). It prints the report and raises when
+a check fails, so that `nbgrader validate` reports the failure too. It grades nothing: the grade
+comes from the grader, which runs the same checks in a separate process.
+"""
+
+from __future__ import annotations
+
+from . import spec
+from .compare import judge_target
+from .plan import build_plan
+from .report import Report
+from .sandbox.launch import TargetOutcome, UntrustedRun
+from .sandbox.runner import run_call
+
+
+class SelfCheckFailed(AssertionError):
+    """Some check failed; the printed report says which and why."""
+
+
+def self_check(target: str, obj: object) -> Report:
+    """Check `obj` (the student's function, or their `Module` class) as `target`."""
+    if target not in spec.TARGETS:
+        raise ValueError(f"unknown target {target!r}: one of {', '.join(spec.TARGETS)}")
+    plan = build_plan(spec.SELF_CHECK_SEED, (target,))
+    wire = plan.wire_inputs()
+    outcome = TargetOutcome("ok")
+    for planned in plan.calls:
+        namespace = {planned.call.function: obj}
+        meta, tensors = run_call(namespace, planned.call.to_json(), wire)
+        outcome.calls[planned.call.id] = meta
+        outcome.tensors.update(tensors)
+    checks = judge_target(target, plan, UntrustedRun(targets={target: outcome}),
+                          spec.FALLBACK_POINTS[target], None)
+    report = Report(checks, seed=plan.seed)
+    print(report.target_text(target, points=False))
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        raise SelfCheckFailed(f"{target}: {len(failed)} of {len(checks)} checks fail (see above)")
+    return report

@@ -1,0 +1,99 @@
+"""The one source of truth for what is checked: targets, checks, weights, tolerances, seeds.
+
+Points per target live in the source notebook's grade cells (nbgrader metadata), where an
+instructor edits them; a check's share of its target's points is its weight over the target's
+total weight. Everything else about grading lives here and is used alike by the in-notebook
+self-check, `autograder check` and `autograder grade`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ASSIGNMENT_ID = "backward"
+NOTEBOOK_NAME = "backward.ipynb"
+
+#: Targets, in the order the lesson introduces them.
+TARGETS: tuple[str, ...] = ("mse_grad", "relu_grad", "lin_grad", "module_backward")
+
+#: Points used only when no notebook says otherwise (the source notebook is the real place).
+FALLBACK_POINTS: dict[str, float] = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
+
+#: The grade cell that carries a target's points is named after it.
+def grade_cell_id(target: str) -> str:
+    return f"check_{target}"
+
+
+#: Largest relative error allowed, measured as max|got - true| / max(max|true|, 1).
+TOLERANCES: dict[str, float] = {"float64": 1e-9, "float32": 1e-4}
+
+#: Seed of the in-notebook self-check. `check` and `grade` draw a fresh seed each run, so that
+#: an answer hard-coded for known inputs fails; `--seed` repeats a run.
+SELF_CHECK_SEED = 2019
+
+#: Seconds: the whole notebook's cells, then each target's calls.
+CELLS_TIMEOUT = 60.0
+TARGET_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call of a student's function: its sizes, dtype and device.
+
+    `n` is the batch size, `n_in`/`n_out` a linear layer's sizes (`n_out` is also the width of a
+    ReLU's input), and `zeros` puts exact zeros where a ReLU's subgradient is ambiguous.
+    """
+
+    n: int
+    n_in: int = 5
+    n_out: int = 3
+    dtype: str = "float64"
+    device: str = "cpu"
+    zeros: bool = False
+
+
+@dataclass(frozen=True)
+class Check:
+    """A sub-check of a target: it passes when every one of its cases does."""
+
+    name: str
+    weight: float
+    kind: str  # "values": gradients right; "unchanged": inputs not mutated; "probe": Module.backward
+    cases: tuple[Case, ...] = field(default_factory=tuple)
+    summary: str = ""
+
+    def id(self, target: str) -> str:
+        return f"{target}/{self.name}"
+
+
+def _gradient_checks(zeros: bool = False) -> tuple[Check, ...]:
+    return (
+        Check("values-float64", 4, "values",
+              (Case(n=3, n_in=5, n_out=4, zeros=zeros), Case(n=8, n_in=3, n_out=6, zeros=zeros)),
+              "the gradient matches autograd in float64, at two batch sizes, non-square layers"),
+        Check("batch-of-one", 2, "values", (Case(n=1, n_in=4, n_out=2),),
+              "a batch of one sample (N = 1) works"),
+        Check("values-float32", 2, "values", (Case(n=6, n_in=7, n_out=5, dtype="float32"),),
+              "float32 inputs give a float32 gradient that matches"),
+        Check("inputs-unchanged", 2, "unchanged", (Case(n=4, n_in=6, n_out=3),),
+              "the right gradient, leaving the inputs and the upstream gradient unchanged"),
+    )
+
+
+def _probe_checks() -> tuple[Check, ...]:
+    return (
+        Check("one-input", 1, "probe", (Case(n=1),),
+              "backward() calls bwd(out, inp) for a layer with one input"),
+        Check("two-inputs", 1, "probe", (Case(n=2),),
+              "backward() calls bwd(out, inp, targ) for a layer with two inputs"),
+        Check("latest-call", 1, "probe", (Case(n=3),),
+              "after two calls, backward() uses the latest out and args"),
+    )
+
+
+CHECKS: dict[str, tuple[Check, ...]] = {
+    "mse_grad": _gradient_checks(),
+    "relu_grad": _gradient_checks(zeros=True),
+    "lin_grad": _gradient_checks(),
+    "module_backward": _probe_checks(),
+}

@@ -1,0 +1,140 @@
+"""`autograder check` as a student or instructor uses it: scores, exit codes, JSON, messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autograder.spec import TARGETS
+
+from .conftest import SOURCE, check_json, run_cli, target_mistakes, target_points
+
+FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
+
+
+def test_the_solution_notebook_gets_full_marks():
+    code, report = check_json(SOURCE)
+    assert code == 0
+    assert report["score"] == report["max_score"] == 10.0
+    assert target_points(report) == FULL
+    assert report["reference"] == "reference solutions and autograd"
+
+
+def test_the_released_notebook_gets_zero_and_not_implemented_everywhere(released_path):
+    code, report = check_json(released_path)
+    assert code == 1
+    assert report["score"] == 0.0 and report["max_score"] == 10.0
+    for target in TARGETS:
+        assert f"{target}.not_implemented" in target_mistakes(report, target)
+
+
+def test_the_released_notebook_has_stubs_and_no_solutions(released):
+    text = json.dumps(released)
+    assert "BEGIN SOLUTION" not in text and "out.g @ w.t()" not in text
+    sources = {c["metadata"].get("nbgrader", {}).get("grade_id"): "".join(c["source"])
+               for c in released["cells"]}
+    for target, signature in [("mse_grad", "def mse_grad(inp, targ):"),
+                              ("relu_grad", "def relu_grad(inp, out):"),
+                              ("lin_grad", "def lin_grad(inp, out, w, b):"),
+                              ("module_backward", "def backward(self):")]:
+        assert signature in sources[target]
+        assert "raise NotImplementedError()" in sources[target]
+    assert all(not c.get("outputs") for c in released["cells"] if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("content", [b"hello", b"", b"[1, 2]", b'{"cells": 3}', b"\x89PNG\r\n\x1a\n"])
+def test_a_file_that_is_not_a_notebook_exits_2_with_one_line(tmp_path, content):
+    path = tmp_path / "homework.ipynb"
+    path.write_bytes(content)
+    done = run_cli("check", str(path), "--json")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert "homework.ipynb" in done.stderr
+
+
+def test_a_missing_file_exits_2(tmp_path):
+    done = run_cli("check", str(tmp_path / "nope.ipynb"))
+    assert done.returncode == 2 and "no such file" in done.stderr
+
+
+CORRECT_VARIANTS = {
+    "einsum": {
+        "lin_grad": "import torch\ndef lin_grad(inp, out, w, b):\n"
+                    "    inp.g = torch.einsum('nk,ik->ni', out.g, w)\n"
+                    "    w.g = torch.einsum('ni,nk->ik', inp, out.g)\n"
+                    "    b.g = torch.einsum('nk->k', out.g)\n",
+    },
+    "where": {
+        "relu_grad": "import torch\ndef relu_grad(inp, out):\n"
+                     "    inp.g = torch.where(inp > 0, out.g, torch.zeros_like(out.g))\n",
+    },
+    "loops": {
+        "lin_grad": "import torch\ndef lin_grad(inp, out, w, b):\n"
+                    "    n = inp.shape[0]\n"
+                    "    inp.g = torch.zeros_like(inp); w.g = torch.zeros_like(w); b.g = torch.zeros_like(b)\n"
+                    "    for i in range(n):\n"
+                    "        inp.g[i] = w @ out.g[i]\n"
+                    "        w.g += torch.outer(inp[i], out.g[i])\n"
+                    "        b.g += out.g[i]\n",
+        "mse_grad": "def mse_grad(inp, targ):\n"
+                    "    g = inp.clone()\n"
+                    "    for i in range(inp.shape[0]):\n"
+                    "        g[i, 0] = 2 * (inp[i, 0] - targ[i]) / inp.shape[0]\n"
+                    "    inp.g = g\n",
+    },
+    "view-reshape": {
+        "mse_grad": "def mse_grad(inp, targ):\n"
+                    "    inp.g = (2 * (inp.view(-1) - targ) / targ.numel()).reshape(inp.shape)\n",
+    },
+}
+
+
+@pytest.mark.parametrize("style", sorted(CORRECT_VARIANTS))
+def test_correct_solutions_written_differently_get_full_marks(make_notebook, style):
+    code, report = check_json(make_notebook(CORRECT_VARIANTS[style]))
+    assert target_points(report) == FULL, [c for c in report["checks"] if not c["passed"]]
+    assert code == 0
+
+
+def test_patching_comparisons_does_not_rescue_a_wrong_mse_grad(make_notebook):
+    cheat = ("import torch, numpy\n"
+             "torch.allclose = lambda *a, **k: True\n"
+             "torch.equal = lambda *a, **k: True\n"
+             "torch.Tensor.__eq__ = lambda self, other: torch.ones((), dtype=torch.bool)\n"
+             "numpy.allclose = lambda *a, **k: True\n"
+             "def mse_grad(inp, targ):\n"
+             "    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1)\n")
+    code, report = check_json(make_notebook({"mse_grad": cheat}))
+    assert code == 1
+    points = target_points(report)
+    assert points["mse_grad"] == 0.0
+    assert points["relu_grad"] == 2.0 and points["lin_grad"] == 3.0
+
+
+def test_a_print_inside_a_stub_does_not_break_json(make_notebook):
+    noisy = ("def mse_grad(inp, targ):\n"
+             "    print('{\"score\": 10}')\n"
+             "    import sys; print('debug', file=sys.stderr)\n"
+             "    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n")
+    done = run_cli("check", str(make_notebook({"mse_grad": noisy})), "--json")
+    assert done.returncode == 0
+    report = json.loads(done.stdout)  # exactly one JSON object: nothing else on stdout
+    assert report["score"] == 10.0
+
+
+def test_a_broken_cell_is_named_and_costs_only_its_target(make_notebook):
+    code, report = check_json(make_notebook({"relu_grad": "def relu_grad(inp, out)\n    pass\n"}))
+    points = target_points(report)
+    assert points["relu_grad"] == 0.0 and points["mse_grad"] == 2.0
+    messages = [c["message"] for c in report["checks"] if c["target"] == "relu_grad"]
+    assert any("SyntaxError" in m for m in messages)
+
+
+def test_the_table_names_the_failure(make_notebook):
+    path = make_notebook({"mse_grad": "def mse_grad(inp, targ):\n    pass\n"})
+    done = run_cli("check", str(path))
+    assert done.returncode == 1
+    assert "mse_grad did not set inp.g" in " ".join(done.stdout.split())
+    assert "score: 8 / 10" in done.stdout

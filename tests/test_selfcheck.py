@@ -1,0 +1,62 @@
+"""The in-notebook self-check: the grader's checks in the student's kernel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from autograder.course import samples
+from autograder.selfcheck import SelfCheckFailed, self_check
+
+
+def namespace_of(source: str) -> dict:
+    ns: dict = {"torch": torch}
+    exec(source, ns)
+    return ns
+
+
+@pytest.mark.parametrize("target,name", [("mse_grad", "mse_grad"), ("relu_grad", "relu_grad"),
+                                         ("lin_grad", "lin_grad"), ("module_backward", "Module")])
+def test_a_correct_answer_passes_and_says_so(target, name, capsys):
+    report = self_check(target, namespace_of(samples.CORRECT[target])[name])
+    assert report.passed
+    assert f"{target}: all " in capsys.readouterr().out
+
+
+def test_a_wrong_answer_raises_with_the_same_message_as_the_grader(capsys):
+    ns = namespace_of("def mse_grad(inp, targ):\n    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1)\n")
+    with pytest.raises(SelfCheckFailed, match="mse_grad: .* checks fail"):
+        self_check("mse_grad", ns["mse_grad"])
+    out = capsys.readouterr().out
+    assert "FAIL mse_grad/values-float64" in out and "inp.g" in out
+
+
+def test_the_self_check_imports_with_only_torch():
+    # No nbgrader, nbformat, typer or rich may be needed by the engine (GPU machines lack them).
+    code = ("import sys\n"
+            "for name in ('nbgrader', 'nbformat', 'typer', 'rich', 'IPython', 'sklearn'):\n"
+            "    sys.modules[name] = None\n"
+            "from autograder.selfcheck import self_check\n"
+            "from autograder.engine import check_notebook\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.slow
+def test_nbgrader_validate_reports_a_failing_self_check(released, tmp_path):
+    wrong = samples.fill(released, {**samples.CORRECT,
+                                    "mse_grad": "def mse_grad(inp, targ):\n    inp.g = 0 * inp\n"})
+    right = samples.fill(released, samples.CORRECT)
+    results = {}
+    for name, nb in (("wrong", wrong), ("right", right)):
+        path = samples.write(nb, tmp_path / name / "backward.ipynb")
+        done = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(path)],
+                              capture_output=True, text=True)
+        results[name] = done.stdout + done.stderr
+    assert "Success! Your notebook passes all the tests." in results["right"]
+    assert "VALIDATION FAILED" in results["wrong"] and "check_mse_grad" in results["wrong"] or \
+        "mse_grad" in results["wrong"]
