@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from . import diagnose, spec
+from . import diagnose, spec, static
 from .plan import Plan, PlannedCall
 from .report import CheckResult, Verdict
 from .sandbox.launch import TargetOutcome, UntrustedRun
-from .spec import TOLERANCES
 
 PASSED = Verdict(True)
 
@@ -73,16 +72,28 @@ def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | Non
                        (f"{target}.wrong_shape",))
     want_dtype = getattr(torch, case.dtype)
     if got.dtype != want_dtype:
-        return Verdict(False, f"{name}.g is {str(got.dtype)[6:]} but {name} is {case.dtype}: "
+        said = Verdict(False, f"{name}.g is {str(got.dtype)[6:]} but {name} is {case.dtype}: "
                               "keep the input's dtype", (f"{target}.wrong_dtype",))
+        # A wrong dtype often comes with a wrong formula (`(inp > 0).float()`): name both.
+        values = compare_values(target, name, got, planned)
+        if values.passed:
+            return said
+        return Verdict(False, f"{values.message}; and {said.message}",
+                       diagnose.specific_first((*values.mistakes, *said.mistakes)))
     if str(info.get("device", "cpu")).split(":")[0] != case.device.split(":")[0]:
         return Verdict(False, f"{name}.g is on {info.get('device')} but {name} is on {case.device}",
                        (f"{target}.wrong_device",))
+    return compare_values(target, name, got, planned)
+
+
+def compare_values(target: str, name: str, got: torch.Tensor, planned) -> Verdict:
+    """Judge the numbers of a `.g` of the right shape: finite, then close to the truth."""
     if not torch.isfinite(got).all():
         return Verdict(False, f"{name}.g has NaN or infinite values", (f"{target}.not_finite",))
-    err = gradient_error(got, truth, planned.accepted.get(name))
+    tol = diagnose.tolerance(got.dtype, planned.case.dtype)
+    err = gradient_error(got, planned.expected[name], planned.accepted.get(name))
     worst = err.max().item() if err.numel() else 0.0
-    if worst <= TOLERANCES[case.dtype]:
+    if worst <= tol:
         return PASSED
     verdict = diagnose.wrong_values(target, name, got, planned)
     if verdict is not None:
@@ -90,7 +101,7 @@ def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | Non
     index = tuple(int(i) for i in torch.unravel_index(err.argmax(), err.shape))
     return Verdict(False, f"{name}.g is not the gradient: worst at index {index}, off by "
                           f"{worst:.3g} relative to the gradient's scale (allowed "
-                          f"{TOLERANCES[case.dtype]:g})", (f"{target}.wrong_values",))
+                          f"{tol:g})", (f"{target}.wrong_values",))
 
 
 def compare_unchanged(target: str, meta: dict, tensors: dict, planned) -> Verdict:
@@ -103,9 +114,19 @@ def compare_unchanged(target: str, meta: dict, tensors: dict, planned) -> Verdic
                 after.to(torch.float64), before):
             changed.append(name)
     if changed:
-        return Verdict(False, f"{target} changed {', '.join(changed)} in place: compute the "
-                              "gradient into a new tensor instead", (f"{target}.mutates_input",))
+        said = f"{target} changed {' and '.join(changed)} in place"
+        shared = [n for n in planned.call.collect if "out.g" in changed and _same(
+            tensors.get(f"{cid}/{n}.g"), tensors.get(f"{cid}/out.g.after"))]
+        if shared:
+            said += (f" ({shared[0]}.g equals the changed out.g: after {shared[0]}.g = out.g both "
+                     "names are one tensor, so start from out.g.clone())")
+        return Verdict(False, f"{said}: compute the gradient into a new tensor instead",
+                       (f"{target}.mutates_input",))
     return PASSED
+
+
+def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    return a is not None and b is not None and a.shape == b.shape and torch.equal(a, b)
 
 
 def compare_probe(target: str, meta: dict, planned) -> Verdict:
@@ -126,15 +147,39 @@ def compare_probe(target: str, meta: dict, planned) -> Verdict:
                           "with self.out and the unpacked self.args", (f"{target}.wrong_arguments",))
 
 
+def judge_static(target: str, source: str | None) -> Verdict:
+    """The gate: no autograd in the target's source (read as a syntax tree, never run)."""
+    if source is None:
+        return Verdict(True, f"not checked here: the source of {target} is not available (the "
+                             "grader checks it)")
+    found = static.find_autograd(source)
+    if not found:
+        return PASSED
+    first = found[0]
+    return Verdict(False, f"{target} uses autograd ({first.what} on line {first.line} of its "
+                          "cell): write the gradient by hand; no points for "
+                          f"{target} while autograd is in it", (f"{target}.uses_autograd",))
+
+
 def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
-                 solution_cell: tuple[int, str] | None) -> list[CheckResult]:
-    """Each check of `target` with its share of the target's points."""
+                 solution_cell: tuple[int, str] | None, source: str | None = None) -> list[CheckResult]:
+    """Each check of `target` with its share of the target's points.
+
+    `source` is the code scanned for autograd, by default the solution cell's. A failed gate
+    (a "static" check) takes the points of every check of the target.
+    """
     checks = spec.CHECKS[target]
     total = sum(c.weight for c in checks)
     outcome = run.targets.get(target, TargetOutcome("crashed", "no result came back"))
-    results = []
+    if source is None and solution_cell is not None:
+        source = solution_cell[1]
+    results, gates = [], []
     for check in checks:
         verdict = PASSED
+        if check.kind == "static":
+            verdict = judge_static(target, source)
+            if not verdict.passed:
+                gates.append(check.id(target))
         for planned in plan.for_check(target, check):
             verdict = judge_call(target, planned, outcome, run, solution_cell)
             if not verdict.passed:
@@ -143,6 +188,13 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
         results.append(CheckResult(check.id(target), target, verdict.passed,
                                    share if verdict.passed else 0.0, share,
                                    verdict.message or check.summary, list(verdict.mistakes)))
+    for result in results:
+        if gates and result.id not in gates:
+            code = f"{target}.uses_autograd"
+            if result.passed:
+                result.message = f"right, but no points: {target} uses autograd (see {gates[0]})"
+            result.passed, result.points = False, 0.0
+            result.mistakes = list(diagnose.specific_first([*result.mistakes, code]))
     return results
 
 
@@ -168,11 +220,13 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
     if kind == "probe":
         return compare_probe(target, meta, planned)
     # Leaving inputs alone earns points only with the right gradient: doing nothing is not it.
+    verdicts = {}
     for name in planned.call.collect:
         got = outcome.tensors.get(f"{planned.call.id}/{name}.g")
-        verdict = compare_gradient(target, name, meta, got, planned)
-        if not verdict.passed:
-            return verdict
+        verdicts[name] = compare_gradient(target, name, meta, got, planned)
+    verdict = diagnose.combine(target, verdicts)
+    if not verdict.passed:
+        return verdict
     if kind == "unchanged":
         return compare_unchanged(target, meta, outcome.tensors, planned)
     return PASSED

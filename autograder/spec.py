@@ -58,7 +58,9 @@ class Check:
 
     name: str
     weight: float
-    kind: str  # "values": gradients right; "unchanged": inputs not mutated; "probe": Module.backward
+    # "values": gradients right; "unchanged": inputs not mutated; "probe": Module.backward;
+    # "static": the source read, not run (a gate: when it fails, the target scores 0)
+    kind: str
     cases: tuple[Case, ...] = field(default_factory=tuple)
     summary: str = ""
 
@@ -66,8 +68,16 @@ class Check:
         return f"{target}/{self.name}"
 
 
+#: The gate: hand-written gradients only. Weight 0, yet failing it takes the target's points.
+NO_AUTOGRAD = Check("no-autograd", 0, "static", (),
+                    "written by hand: no .backward(), .grad, requires_grad or torch.autograd")
+
+
+# Batch sizes: never N = 2, where a gradient not averaged (x N) or a bias averaged (x 1/N) could
+# not be told from a missing factor 2 (x 1/2); N = 1 is its own check (the squeeze() trap).
 def _gradient_checks(zeros: bool = False) -> tuple[Check, ...]:
     return (
+        NO_AUTOGRAD,
         Check("values-float64", 4, "values",
               (Case(n=3, n_in=5, n_out=4, zeros=zeros), Case(n=8, n_in=3, n_out=6, zeros=zeros)),
               "the gradient matches autograd in float64, at two batch sizes, non-square layers"),
@@ -82,6 +92,7 @@ def _gradient_checks(zeros: bool = False) -> tuple[Check, ...]:
 
 def _probe_checks() -> tuple[Check, ...]:
     return (
+        NO_AUTOGRAD,
         Check("one-input", 1, "probe", (Case(n=1),),
               "backward() calls bwd(out, inp) for a layer with one input"),
         Check("two-inputs", 1, "probe", (Case(n=2),),
