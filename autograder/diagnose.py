@@ -90,7 +90,7 @@ _MSE_PARTS = {
 }
 
 
-def _named_ratios(target: str, name: str, n: int) -> list[tuple[float, tuple[str, ...], str]]:
+def named_ratios(target: str, name: str, n: int) -> list[tuple[float, tuple[str, ...], str]]:
     """(ratio, specific codes, the fix) for the ratios the catalogue names, at batch size n.
 
     At N = 1 a factor of N is no mistake, so it is left out; spec's batch sizes avoid N = 2,
@@ -128,7 +128,7 @@ def _generic_fix(c: float, n: int) -> str:
 def ratio_verdict(target: str, name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
     """`got` is a scalar multiple of the true gradient: name the factor."""
     truth, also, n = planned.expected[name], planned.accepted.get(name), planned.case.n
-    for ratio, codes, fix in _named_ratios(target, name, n):
+    for ratio, codes, fix in named_ratios(target, name, n):
         if off_by(got, ratio * truth, None if also is None else ratio * also) <= tol:
             head = (f"{name}.g has the wrong sign" if ratio == -1 else
                     f"{name}.g is {ratio_words(ratio, n)} the true gradient")
