@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from autograder.course import samples
 from autograder.spec import TARGETS
 
 from .conftest import SOURCE, check_json, run_cli, target_mistakes, target_points
@@ -88,6 +89,37 @@ CORRECT_VARIANTS = {
         "mse_grad": "def mse_grad(inp, targ):\n"
                     "    inp.g = (2 * (inp.view(-1) - targ) / targ.numel()).reshape(inp.shape)\n",
     },
+    "squeeze-helper-return": {
+        "mse_grad": "def mse_grad(inp, targ):\n"
+                    "    inp.g = (2. * (inp.squeeze() - targ) / targ.shape[0]).view(-1, 1)\n",
+        "lin_grad": "def times_transpose(a, b):\n    return a @ b.t()\n\n"
+                    "def lin_grad(inp, out, w, b):\n"
+                    "    inp.g = times_transpose(out.g, w)\n"
+                    "    w.g = times_transpose(inp.t(), out.g.t())\n"
+                    "    b.g = out.g.sum(dim=0)\n",
+        "module_backward": samples.CORRECT["module_backward"].replace(
+            "        self.bwd(self.out, *self.args)", "        return self.bwd(self.out, *self.args)"),
+    },
+    "clone-detach-prints-warnings": {
+        "relu_grad": "import warnings\n"
+                     "def relu_grad(inp, out):\n"
+                     "    g = out.g.clone().detach()\n"
+                     "    g[inp <= 0] = 0\n"
+                     "    print('relu_grad:', tuple(g.shape), g.dtype)\n"
+                     "    warnings.warn('is the mask right at exactly 0?')\n"
+                     "    inp.g = g\n",
+        "mse_grad": "def mse_grad(inp, targ):\n"
+                    "    diff = inp.detach().clone().squeeze(-1) - targ\n"
+                    "    inp.g = (2 * diff / len(targ)).unsqueeze(-1)\n",
+    },
+    "lesson-2019": {  # as written in the fast.ai lesson 8 notebook
+        "mse_grad": "def mse_grad(inp, targ):\n"
+                    "    inp.g = 2. * (inp.squeeze() - targ).unsqueeze(-1) / inp.shape[0]\n",
+        "relu_grad": "def relu_grad(inp, out):\n    inp.g = (inp>0).float() * out.g\n",
+        "lin_grad": "def lin_grad(inp, out, w, b):\n    inp.g = out.g @ w.t()\n"
+                    "    w.g = (inp.unsqueeze(-1) * out.g.unsqueeze(1)).sum(0)\n"
+                    "    b.g = out.g.sum(0)\n",
+    },
 }
 
 
@@ -96,6 +128,7 @@ def test_correct_solutions_written_differently_get_full_marks(make_notebook, sty
     code, report = check_json(make_notebook(CORRECT_VARIANTS[style]))
     assert target_points(report) == FULL, [c for c in report["checks"] if not c["passed"]]
     assert code == 0
+    assert not any(c["mistakes"] for c in report["checks"])
 
 
 def test_patching_comparisons_does_not_rescue_a_wrong_mse_grad(make_notebook):
