@@ -150,8 +150,7 @@ def compare_probe(target: str, meta: dict, planned) -> Verdict:
 def judge_static(target: str, source: str | None) -> Verdict:
     """The gate: no autograd in the target's source (read as a syntax tree, never run)."""
     if source is None:
-        return Verdict(True, f"not checked here: the source of {target} is not available (the "
-                             "grader checks it)")
+        return Verdict(True, f"not checked: the source of {target} could not be read")
     found = static.find_autograd(source)
     if not found:
         return PASSED

@@ -27,6 +27,11 @@ def tolerance(got_dtype: torch.dtype, case_dtype: str) -> float:
     return max(TOLERANCES[case_dtype], TOLERANCES.get(name, 1e-2))
 
 
+def _diagnosis_tolerance(got: torch.Tensor, planned) -> float:
+    # Room for rounding in the student's own formula, never so much that a guess fits.
+    return min(10 * tolerance(got.dtype, planned.case.dtype), 1e-2)
+
+
 def off_by(got: torch.Tensor, want: torch.Tensor, also: torch.Tensor | None = None) -> float:
     """max|got - want| relative to max(max|want|, 1); elementwise, `also` may hold instead."""
     if got.shape != want.shape:
@@ -115,11 +120,12 @@ def named_ratios(target: str, name: str, n: int) -> list[tuple[float, tuple[str,
     return table
 
 
-def _generic_fix(c: float, n: int) -> str:
+def _generic_fix(target: str, c: float, n: int) -> str:
     if n > 1 and abs(abs(c) - 1 / n) < 1e-9:
-        return "sum over the batch instead of taking the mean"
+        return ("the mean's 1/N appears once: divide by N only once" if target == "mse_grad"
+                else "out.g already carries the loss's 1/N: do not divide by N again")
     if n > 1 and abs(abs(c) - n) < 1e-9:
-        return "do not multiply or sum by N where the formula has none"
+        return "there is no factor N here: do not multiply by N"
     if c < 0:
         return "check the sign"
     return "check the constant factors"
@@ -133,14 +139,15 @@ def ratio_verdict(target: str, name: str, got: torch.Tensor, planned, tol: float
             head = (f"{name}.g has the wrong sign" if ratio == -1 else
                     f"{name}.g is {ratio_words(ratio, n)} the true gradient")
             return Verdict(False, f"{head}: {fix}", (*codes, f"{target}.wrong_values"))
+    # Any other simple factor (a small fraction, such as -1, 2 or 1/N) is still worth naming.
     c = best_ratio(got, truth)
-    if c is None or abs(c) < 1e-9:
+    limit = max(2 * n, 4)
+    if c is None or not 1 / limit <= abs(c) <= limit:
         return None
-    simple = float(Fraction(c).limit_denominator(64))
-    for ratio in (simple, c):
-        if off_by(got, ratio * truth, None if also is None else ratio * also) <= tol:
-            return Verdict(False, f"{name}.g is {ratio_words(ratio, n)} the true gradient: "
-                                  f"{_generic_fix(ratio, n)}", (f"{target}.wrong_values",))
+    ratio = float(Fraction(c).limit_denominator(limit))
+    if ratio != 1 and off_by(got, ratio * truth, None if also is None else ratio * also) <= tol:
+        return Verdict(False, f"{name}.g is {ratio_words(ratio, n)} the true gradient: "
+                              f"{_generic_fix(target, ratio, n)}", (f"{target}.wrong_values",))
     return None
 
 
@@ -169,10 +176,10 @@ def _relu_verdict(name: str, got: torch.Tensor, planned, tol: float) -> Verdict 
     if not leaks and not stops:
         return None
     n_neg, n_pos = int(negative.sum()), int(positive.sum())
-    if leaks == n_neg and stops == n_pos:
+    if leaks == n_neg > 0 and stops == n_pos > 0:
         what = ("the mask is inverted: inp.g passes out.g where inp < 0 and blocks it where "
                 f"inp > 0 ({leaks + stops} elements)")
-    elif leaks == n_neg and not stops:
+    elif leaks == n_neg > 0 and not stops:
         what = (f"inp.g passes out.g everywhere, also where inp < 0 ({leaks} of {inp.numel()} "
                 "elements): mask it")
     else:
@@ -202,7 +209,7 @@ def _lin_verdict(name: str, got: torch.Tensor, planned, tol: float) -> Verdict |
 
 def wrong_values(target: str, name: str, got: torch.Tensor, planned) -> Verdict | None:
     """`got` has the right shape and is finite but is not the gradient: say how it differs."""
-    tol = 10 * tolerance(got.dtype, planned.case.dtype)
+    tol = _diagnosis_tolerance(got, planned)
     if got.numel() and not got.to(torch.float64).abs().max().item():
         return Verdict(False, f"{name}.g is all zeros: compute the gradient, not a placeholder",
                        (f"{target}.wrong_values",))
@@ -215,7 +222,7 @@ def wrong_shape(target: str, name: str, got: torch.Tensor, planned) -> Verdict |
     """`got` has the wrong shape: say why, and check its values once the shape is undone."""
     truth, n = planned.expected[name], planned.case.n
     have, want = shape_text(got.shape), shape_text(truth.shape)
-    tol = 10 * tolerance(got.dtype, planned.case.dtype)
+    tol = _diagnosis_tolerance(got, planned)
     codes: tuple[str, ...] = ()
     if truth.dim() == 2 and got.dim() == 2 and got.shape == truth.shape[::-1]:
         undone = got.transpose(0, 1)

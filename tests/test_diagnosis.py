@@ -133,7 +133,7 @@ MISTAKES = [
     wrong("lin: inp.g transposed", "lin_grad", lin(inp="w @ out.g.t()"),
           {"input_grad_wrong", "wrong_shape"}, "inp.g has shape (5, 3), the transpose of inp's"),
     wrong("lin: w.g averaged", "lin_grad", lin(w="inp.t() @ out.g / inp.shape[0]"),
-          {"wrong_values"}, "w.g is 1/N = 1/3 of the true gradient: sum over the batch"),
+          {"wrong_values"}, "w.g is 1/N = 1/3 of the true gradient: out.g already carries the loss's 1/N"),
     wrong("lin: uses .float()", "lin_grad", lin(w="(inp.t() @ out.g).float()"),
           {"wrong_dtype"}, "w.g is float32 but w is float64: keep the input's dtype"),
     # module_backward
