@@ -161,7 +161,8 @@ def judge_static(target: str, source: str | None) -> Verdict:
 
 
 def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
-                 solution_cell: tuple[int, str] | None, source: str | None = None) -> list[CheckResult]:
+                 solution_cell: tuple[int, str] | None,
+                 source: str | None = None) -> list[CheckResult]:
     """Each check of `target` with its share of the target's points.
 
     `source` is the code scanned for autograd, by default the solution cell's. A failed gate

@@ -87,7 +87,7 @@ def ratio_words(c: float, n: int) -> str:
     return f"{c:.4g} times"
 
 
-#: The mse's mistakes as factors of the true gradient: sign, the 2 of the square, the 1/N of the mean.
+#: The mse's mistakes as factors of the true gradient: the sign, the square's 2, the mean's 1/N.
 _MSE_PARTS = {
     "mse_grad.sign_flipped": (-1.0, "the derivative of (x - t)^2 is 2(x - t), not 2(t - x)"),
     "mse_grad.missing_factor_2": (0.5, "d/dx of (x - t)^2 is 2(x - t)"),

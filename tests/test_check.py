@@ -98,7 +98,8 @@ CORRECT_VARIANTS = {
                     "    w.g = times_transpose(inp.t(), out.g.t())\n"
                     "    b.g = out.g.sum(dim=0)\n",
         "module_backward": samples.CORRECT["module_backward"].replace(
-            "        self.bwd(self.out, *self.args)", "        return self.bwd(self.out, *self.args)"),
+            "        self.bwd(self.out, *self.args)",
+            "        return self.bwd(self.out, *self.args)"),
     },
     "clone-detach-prints-warnings": {
         "relu_grad": "import warnings\n"

@@ -67,10 +67,12 @@ MISTAKES = [
           {"sign_flipped", "wrong_values"}, "inp.g has the wrong sign"),
     wrong("mse: no mean", "mse_grad",
           mse("    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1)\n"),
-          {"not_averaged", "wrong_values"}, "times the true gradient: mse is a mean, so divide by N"),
+          {"not_averaged", "wrong_values"},
+          "times the true gradient: mse is a mean, so divide by N"),
     wrong("mse: neither 2 nor N", "mse_grad",
           mse("    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1)\n"),
-          {"not_averaged", "missing_factor_2", "wrong_values"}, "N/2 = 1.5 times the true gradient"),
+          {"not_averaged", "missing_factor_2", "wrong_values"},
+          "N/2 = 1.5 times the true gradient"),
     wrong("mse: a constant off", "mse_grad",
           mse("    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0] + 0.1\n"),
           {"wrong_values"}, "inp.g is not the gradient: worst at index"),
@@ -102,7 +104,8 @@ MISTAKES = [
           {"ignores_upstream", "wrong_values", "wrong_dtype"},
           "inp.g is the 0/1 mask alone: multiply it by the upstream gradient out.g (the chain "
           "rule), inp.g = mask * out.g; and inp.g is float32 but inp is float64"),
-    wrong("relu: mask inverted", "relu_grad", relu("    inp.g = (inp <= 0).to(inp.dtype) * out.g\n"),
+    wrong("relu: mask inverted", "relu_grad",
+          relu("    inp.g = (inp <= 0).to(inp.dtype) * out.g\n"),
           {"wrong_mask", "wrong_values"}, "the mask is inverted"),
     wrong("relu: out >= 0 lets everything through", "relu_grad",
           relu("    inp.g = (out >= 0).to(inp.dtype) * out.g\n"),
@@ -121,7 +124,8 @@ MISTAKES = [
           "def lin_grad(inp, out, w, b):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n",
           {"not_implemented"}, "still raises NotImplementedError"),
     wrong("lin: w.g transposed", "lin_grad", lin(w="out.g.t() @ inp"),
-          {"weight_transposed", "wrong_shape"}, "w.g has shape (4, 5), the transpose of w's (5, 4)"),
+          {"weight_transposed", "wrong_shape"},
+          "w.g has shape (4, 5), the transpose of w's (5, 4)"),
     wrong("lin: b.g not summed", "lin_grad", lin(b="out.g"),
           {"bias_not_summed", "wrong_shape"}, "b.g has shape (3, 4) but b has shape (4)"),
     wrong("lin: b.g averaged", "lin_grad", lin(b="out.g.mean(0)"),
@@ -133,7 +137,8 @@ MISTAKES = [
     wrong("lin: inp.g transposed", "lin_grad", lin(inp="w @ out.g.t()"),
           {"input_grad_wrong", "wrong_shape"}, "inp.g has shape (5, 3), the transpose of inp's"),
     wrong("lin: w.g averaged", "lin_grad", lin(w="inp.t() @ out.g / inp.shape[0]"),
-          {"wrong_values"}, "w.g is 1/N = 1/3 of the true gradient: out.g already carries the loss's 1/N"),
+          {"wrong_values"},
+          "w.g is 1/N = 1/3 of the true gradient: out.g already carries the loss's 1/N"),
     wrong("lin: uses .float()", "lin_grad", lin(w="(inp.t() @ out.g).float()"),
           {"wrong_dtype"}, "w.g is float32 but w is float64: keep the input's dtype"),
     # module_backward
@@ -155,7 +160,8 @@ def pack(mistakes: list[Mistake], per_notebook: int = 3) -> list[list[Mistake]]:
     for turn in itertools.count():
         if not any(queues.values()):
             return notebooks
-        order = sorted(spec.TARGETS, key=lambda t: (-len(queues[t]), (spec.TARGETS.index(t) + turn) % 4))
+        order = sorted(spec.TARGETS,
+                       key=lambda t: (-len(queues[t]), (spec.TARGETS.index(t) + turn) % 4))
         notebooks.append([queues[t].pop(0) for t in order[:per_notebook] if queues[t]])
 
 
@@ -208,7 +214,8 @@ def test_autograd_inside_the_stub_loses_the_whole_target_even_with_right_values(
     checks = {c["id"]: c for c in report["checks"]}
     assert checks["mse_grad/no-autograd"]["mistakes"] == ["mse_grad.uses_autograd"]
     assert checks["mse_grad/no-autograd"]["message"].startswith(
-        "mse_grad uses autograd (torch.enable_grad on line 3 of its cell): write the gradient by hand")
+        "mse_grad uses autograd (torch.enable_grad on line 3 of its cell): "
+        "write the gradient by hand")
     # The values are right: the student is told so, and why there are no points anyway.
     assert checks["mse_grad/values-float64"]["message"] == (
         "right, but no points: mse_grad uses autograd (see mse_grad/no-autograd)")
@@ -268,7 +275,8 @@ def test_the_scan_finds_autograd(source, what):
 
 @pytest.mark.parametrize("source", [
     "def f(inp, targ):\n    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n",
-    "def f(x):\n    # x.backward() would be cheating\n    s = 'x.grad'\n    x.g = x.detach().clone()\n",
+    "def f(x):\n    # x.backward() would be cheating\n    s = 'x.grad'\n"
+    "    x.g = x.detach().clone()\n",
     "def f(x):\n    with torch.no_grad():\n        x.g = x * 2\n",
     "def f(x):\n    x.grad = x * 2  # a mix-up with .g, not autograd\n",
     "class Module():\n    def backward(self):\n        self.bwd(self.out, *self.args)\n",
@@ -319,8 +327,8 @@ def test_a_scalar_factor_of_the_mse_gradient_names_each_part(n, seed, sign, half
 def test_a_gradient_that_is_no_multiple_gets_no_specific_code(n, seed, noise):
     planned = planned_call("mse_grad", Case(n=n), seed)
     truth = planned.expected["inp"]
-    got = 0.5 * truth + noise * torch.randn(truth.shape, generator=torch.Generator().manual_seed(seed),
-                                            dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    got = 0.5 * truth + noise * torch.randn(truth.shape, generator=gen, dtype=torch.float64)
     verdict = judged("mse_grad", "inp", got, planned)
     if not verdict.passed:
         assert verdict.mistakes == ("mse_grad.wrong_values",)
@@ -345,6 +353,14 @@ def test_the_spec_batch_sizes_keep_the_named_ratios_apart():
                     ratios = [r for r, _, _ in diagnose.named_ratios(target, name, case.n)]
                     assert 1.0 not in ratios
                     assert len(set(ratios)) == len(ratios), (target, check.name, name, ratios)
+
+
+def test_a_square_weight_gradient_transposed_is_named_from_its_values():
+    planned = planned_call("lin_grad", Case(n=3, n_in=4, n_out=4), 3)
+    truth = planned.expected["w"]
+    verdict = judged("lin_grad", "w", truth.t().contiguous(), planned)
+    assert verdict.mistakes == ("lin_grad.weight_transposed", "lin_grad.wrong_values")
+    assert verdict.message.startswith("w.g is the transpose of the true gradient")
 
 
 def test_the_zero_subgradient_is_accepted_and_an_inverted_mask_is_not():
