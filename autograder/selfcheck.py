@@ -34,8 +34,9 @@ def self_check(target: str, obj: object) -> Report:
         meta, tensors = run_call(namespace, planned.call.to_json(), wire)
         outcome.calls[planned.call.id] = meta
         outcome.tensors.update(tensors)
-    try:  # read for the no-autograd gate, as the grader reads the solution cell
-        source = inspect.getsource(obj)
+    try:  # read for the no-autograd gate; blank lines first, so that line numbers are the cell's
+        lines, start = inspect.getsourcelines(obj)
+        source = "\n" * max(start - 1, 0) + "".join(lines)
     except (OSError, TypeError):
         source = None
     checks = judge_target(target, plan, UntrustedRun(targets={target: outcome}),

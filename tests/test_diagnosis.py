@@ -205,7 +205,8 @@ def test_a_mistake_is_named_and_costs_its_own_target_only(make_notebook, mistake
                 assert c["mistakes"] and c["points"] == 0.0
 
 
-def test_autograd_inside_the_stub_loses_the_whole_target_even_with_right_values(make_notebook):
+def test_autograd_inside_the_stub_loses_the_whole_target_even_with_right_values(
+        make_notebook, tmp_path, capsys):
     (autograd,) = [m for m in MISTAKES if m.label == "mse: autograd"]
     code, report = check_json(make_notebook({"mse_grad": autograd.source}))
     assert code == 1
@@ -219,13 +220,20 @@ def test_autograd_inside_the_stub_loses_the_whole_target_even_with_right_values(
     # The values are right: the student is told so, and why there are no points anyway.
     assert checks["mse_grad/values-float64"]["message"] == (
         "right, but no points: mse_grad uses autograd (see mse_grad/no-autograd)")
+    # The self-check on the same code says the same words.
+    with pytest.raises(SelfCheckFailed):
+        self_check("mse_grad", load_function(tmp_path, autograd.source, "mse_grad", prelude=""))
+    out = capsys.readouterr().out
+    for check_id in ("mse_grad/no-autograd", "mse_grad/values-float64"):
+        assert f"FAIL {check_id}: {checks[check_id]['message']}  [" in out
 
 
 # --- the self-check says the same as the grader -----------------------------------------------
 
-def load_function(tmp_path, source: str, name: str):
+def load_function(tmp_path, source: str, name: str, prelude: str = "import torch\n"):
+    """The student's function from a file of its own, so that its source can be read."""
     path = tmp_path / "student.py"
-    path.write_text("import torch\n" + source)
+    path.write_text(prelude + source)
     module_spec = importlib.util.spec_from_file_location("student", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
@@ -251,7 +259,8 @@ def test_the_self_check_gate_reads_the_source_of_the_function(tmp_path, capsys):
     with pytest.raises(SelfCheckFailed, match="mse_grad: 5 of 5 checks fail"):
         self_check("mse_grad", load_function(tmp_path, source, "mse_grad"))
     out = capsys.readouterr().out
-    assert "FAIL mse_grad/no-autograd: mse_grad uses autograd (requires_grad_() on line 2" in out
+    # student.py starts with `import torch`: line numbers count from the top, as in a cell.
+    assert "FAIL mse_grad/no-autograd: mse_grad uses autograd (requires_grad_() on line 3" in out
 
 
 # --- the no-autograd scan, on source text ---------------------------------------------------
