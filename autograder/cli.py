@@ -121,14 +121,16 @@ def grade(
 def demo(
     course: Annotated[Path, typer.Argument(help="Where to make the demo course.")] = Path("demo-course"),
 ) -> None:
-    """Release the lesson into a demo course and check a sample submission."""
+    """Release the lesson into a course, grade a sample class, print the table."""
     from .course.demo import demo as run_demo
+    from .course.grade import GradeError
     from .course.release import ReleaseError
 
     try:
-        raise typer.Exit(run_demo(course, Console()))
-    except ReleaseError as exc:
+        code = run_demo(course, Console())
+    except (ReleaseError, GradeError) as exc:
         fail(str(exc))
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from nbformat.warnings import MissingIDFieldWarning
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
@@ -99,6 +100,8 @@ def quiet_log() -> logging.Logger:
     log = logging.getLogger("autograder.nbgrader")
     log.propagate = False
     log.setLevel(logging.WARNING)
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
     return log
 
 
@@ -219,6 +222,8 @@ def grade_course(course: str | Path, workers: int | None = None,
     with warnings.catch_warnings():
         # nbgrader's own update_or_create_submission makes SQLAlchemy warn; nothing is lost
         warnings.simplefilter("ignore", SAWarning)
+        # nbformat asks for cell ids that older notebooks lack; nbgrader reads them all the same
+        warnings.simplefilter("ignore", MissingIDFieldWarning)
         return _grade_course(course, workers, on_progress)
 
 

@@ -31,7 +31,7 @@ class IsolatedCheck(NbGraderPreprocessor):
                            "and the student id, so a regrade repeats them.").tag(config=True)
     reports = Dict({}, help="Reports already computed, by student id (as `Report.to_dict()`): "
                             "`autograder grade` runs the checks in parallel, then records "
-                            "through nbgrader with these.")
+                            "through nbgrader with these.").tag(config=True)
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
