@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbformat.warnings import MissingIDFieldWarning
+from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
@@ -124,9 +124,15 @@ def read_and_sanitize(path: Path, student: str, cfg: Config) -> dict:
         raise Unusable(f"no {path.name} in submitted/{student}/{spec.ASSIGNMENT_ID}"
                        + (f" (found: {', '.join(found[:5])})" if found else " (the folder is empty)"))
     try:
-        notebook.read_notebook(path)  # one-line reasons for what nbformat would only complain about
+        raw = notebook.read_notebook(path)  # one-line reasons for what nbformat only complains about
     except notebook.NotebookError as exc:
         raise Unusable(str(exc).replace(str(path), spec.NOTEBOOK_NAME)) from None
+    ids = [notebook.nbgrader_meta(c).get("grade_id") for c in raw["cells"]]
+    twice = sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1})
+    if twice:
+        # nbgrader's DeduplicateIds then OverwriteCells(add_missing_cells) fail on these (0.9.6)
+        raise Unusable(f"{spec.NOTEBOOK_NAME} has {len(twice)} nbgrader cell(s) twice "
+                       f"({', '.join(twice)}), e.g. a copied cell: delete the copies and submit again")
     try:
         nb = nbformat.read(str(path), as_version=4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds; the reason is one line
@@ -224,6 +230,7 @@ def grade_course(course: str | Path, workers: int | None = None,
         warnings.simplefilter("ignore", SAWarning)
         # nbformat asks for cell ids that older notebooks lack; nbgrader reads them all the same
         warnings.simplefilter("ignore", MissingIDFieldWarning)
+        warnings.simplefilter("ignore", DuplicateCellId)  # nbformat gives a copied cell a new id
         return _grade_course(course, workers, on_progress)
 
 
