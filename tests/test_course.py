@@ -36,7 +36,9 @@ BROKEN = {"notjson": (b"hello", "not valid JSON"), "empty": (b"", "not valid JSO
           "old": (NBFORMAT_3, "nbformat 3"), "list": (b"[1, 2]", "not an object"),
           "cellsnotlist": (b'{"nbformat": 4, "cells": 3}', "no list of cells")}
 GRADED = ["alice", "bob", "carl", "twin"]
-STUDENTS = sorted([*GRADED, *BROKEN, "missing", "dup"])
+#: Made by `hand_in`, each not gradable, with a word its reason must hold.
+ODD = {"missing": "no backward.ipynb", "dup": "mse_grad", "badstamp": "timestamp.txt is not a date"}
+STUDENTS = sorted([*GRADED, *BROKEN, *ODD])
 DUE = "2026-01-10 12:00:00"
 
 
@@ -45,6 +47,8 @@ def hand_in(course: Path, released: dict) -> None:
                                            "carl": ({}, [])})
     # Late: nbgrader reads timestamp.txt and the due date in the gradebook.
     (course / "submitted" / "carl" / "backward" / "timestamp.txt").write_text("2026-01-11 12:00:00 UTC")
+    samples.write_class(released, course, {"badstamp": ({}, [])})
+    (course / "submitted" / "badstamp" / "backward" / "timestamp.txt").write_text("yesterday-ish")
     # A Jupyter copy of the mse_grad cell (same grade_id), the answer in the copy, as students do.
     nb = samples.fill(released, samples.CORRECT)
     index = next(i for i, c in enumerate(nb["cells"])
@@ -158,11 +162,10 @@ def test_a_feedback_page_per_student_has_the_diagnosis(graded):
     assert "BEGIN SOLUTION" not in page
 
 
-@pytest.mark.parametrize("student", sorted([*BROKEN, "missing", "dup"]))
+@pytest.mark.parametrize("student", sorted([*BROKEN, *ODD]))
 def test_a_broken_submission_is_zero_with_its_reason(graded, student):
     course, stdout = graded
-    word = BROKEN[student][1] if student in BROKEN else {"missing": "no backward.ipynb",
-                                                         "dup": "mse_grad"}[student]
+    word = BROKEN[student][1] if student in BROKEN else ODD[student]
     row = csv_rows(course / "grades.csv")[student]
     assert float(row["score"]) == 0.0 and word in row["note"]
     assert all(auto == 0.0 for auto, _ in grades(course, student).values())

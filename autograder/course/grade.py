@@ -29,6 +29,7 @@ from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
+from nbgrader.utils import parse_utc
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 from traitlets.utils.importstring import import_item
@@ -123,6 +124,14 @@ def read_and_sanitize(path: Path, student: str, cfg: Config) -> dict:
         found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
         raise Unusable(f"no {path.name} in submitted/{student}/{spec.ASSIGNMENT_ID}"
                        + (f" (found: {', '.join(found[:5])})" if found else " (the folder is empty)"))
+    stamp = path.parent / "timestamp.txt"
+    if stamp.is_file() and stamp.read_text().strip():
+        try:
+            parse_utc(stamp.read_text().strip())
+        except Exception:  # noqa: BLE001 - nbgrader 0.9.6 itself crashes on one (CourseDirectory.fail)
+            raise Unusable(f"submitted/{student}/{spec.ASSIGNMENT_ID}/timestamp.txt is not a date "
+                           f"({one_line(Exception(stamp.read_text()))!r}): fix or delete it, "
+                           "then grade again") from None
     try:
         raw = notebook.read_notebook(path)  # one-line reasons for what nbformat only complains about
     except notebook.NotebookError as exc:
@@ -171,8 +180,9 @@ def record(cfg: Config, student: str, report: Report) -> str | None:
         app.force, app.create_student = True, True
         app.start()
     except Exception as exc:  # noqa: BLE001 - nbgrader logs the cause, raises a summary
-        errors = [line for line in remember.lines if "Traceback" not in line] or [one_line(exc)]
-        return f"nbgrader could not record it: {one_line(Exception(errors[0]))}"
+        # nbgrader logs the traceback, then raises a summary: the traceback's last line says why
+        causes = [m.strip().splitlines()[-1] for m in remember.lines if "Traceback" in m]
+        return f"nbgrader could not record it: {one_line(Exception(causes[0])) if causes else one_line(exc)}"
     finally:
         log.removeHandler(remember)
         cfg.IsolatedCheck.reports = {}
