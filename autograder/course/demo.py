@@ -33,5 +33,5 @@ def demo(course: str | Path, console: Console, workers: int | None = None) -> in
         outcomes = grade_course(course, workers=workers, on_progress=on_progress)
     print_class(outcomes, course, console)
     console.print(f"\ntry: cd {course} && nbgrader formgrader   (or: nbgrader export)",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     return 0
