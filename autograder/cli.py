@@ -99,17 +99,38 @@ def release(
 
 
 @app.command()
+def grade(
+    course: Annotated[Path, typer.Option(help="The nbgrader course directory (made by `release`).")],
+    workers: Annotated[int | None, typer.Option(help="Submissions checked at once (default: "
+                                                "the number of cores).", min=1)] = None,
+) -> None:
+    """Grade every submitted/<student>/backward/backward.ipynb into nbgrader's gradebook."""
+    from .course.grade import GradeError, grade_course
+    from .course.show import print_class, progress_bar
+
+    console = Console()
+    try:
+        with progress_bar(console) as on_progress:
+            outcomes = grade_course(course, workers=workers, on_progress=on_progress)
+    except GradeError as exc:
+        fail(str(exc))
+    print_class(outcomes, course.resolve(), console)
+
+
+@app.command()
 def demo(
     course: Annotated[Path, typer.Argument(help="Where to make the demo course.")] = Path("demo-course"),
 ) -> None:
-    """Release the lesson into a demo course and check a sample submission."""
+    """Release the lesson into a course, grade a sample class, print the table."""
     from .course.demo import demo as run_demo
+    from .course.grade import GradeError
     from .course.release import ReleaseError
 
     try:
-        raise typer.Exit(run_demo(course, Console()))
-    except ReleaseError as exc:
+        code = run_demo(course, Console())
+    except (ReleaseError, GradeError) as exc:
         fail(str(exc))
+    raise typer.Exit(code)
 
 
 def main() -> None:

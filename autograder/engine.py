@@ -105,3 +105,16 @@ def describe_cell_error(nb: dict, index: int, error: dict) -> str:
         f" at line {where.split('line ')[-1]}" if where else "")
     return (f'cell {index} ("{first}") raised {error.get("type")}'
             f'{": " + message if message else ""}{at}')
+
+
+def grade_submission(nb: dict, points: dict[str, float], seed: int | None = None,
+                     solutions: str | None = None) -> Report:
+    """Grade one (sanitized) submission from plain, picklable arguments.
+
+    What a batch ships to a worker: `nb` a notebook as JSON data, `points` per target from the
+    gradebook, `solutions` the path of the reference solutions (or None for autograd alone).
+    Raises `NotebookError` (one line) when `nb` is not a version-4 notebook.
+    """
+    notebook.validate(nb)
+    return grade_notebook(nb, points=points, seed=seed,
+                          solutions=Path(solutions) if solutions else None)

@@ -1,32 +1,37 @@
-"""`autograder demo [DIR]`: the story on a sample, in one command."""
+"""`autograder demo [DIR]`: the whole story on a sample class, in one command.
+
+Release the lesson into an nbgrader course, hand in a sample class (right answers written
+differently, typical mistakes, a cheater, a broken file), grade it with nbgrader and the
+isolated engine, print the class table and where the feedback pages are.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from rich.console import Console
 
-from .. import spec
 from . import samples
+from .grade import grade_course
 from .release import release
-
-#: One student's notebook: everything right but the classic mse_grad slip.
-SAMPLE = {**samples.CORRECT,
-          "mse_grad": "def mse_grad(inp, targ):\n"
-                      "    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n"}
+from .show import print_class, progress_bar
 
 
-def demo(course: str | Path, console: Console) -> int:
-    from ..cli import print_report
-    from ..engine import check_notebook
-
-    course = Path(course)
+def demo(course: str | Path, console: Console, workers: int | None = None) -> int:
+    course = Path(course).resolve()
+    # A fresh class each time: the demo shows a first grading, not a regrade of old files.
+    for folder in ("submitted", "autograded", "feedback", "gradescope"):
+        shutil.rmtree(course / folder, ignore_errors=True)
     released = release(course)
     console.print(f"released with nbgrader: {released}", highlight=False)
-    nb = samples.fill(json.loads(released.read_text()), SAMPLE)
-    path = samples.write(nb, course / "submitted" / "sample" / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME)
-    console.print(f"checking a sample submission: {path}", highlight=False)
-    report = check_notebook(path)
-    print_report(report, console)
+    students = samples.write_class(json.loads(released.read_text()), course)
+    console.print(f"a sample class of {len(students)} handed in: {course / 'submitted'}",
+                  highlight=False)
+    with progress_bar(console) as on_progress:
+        outcomes = grade_course(course, workers=workers, on_progress=on_progress)
+    print_class(outcomes, course, console)
+    console.print(f"\ntry: cd {course} && nbgrader formgrader   (or: nbgrader export)",
+                  highlight=False, soft_wrap=True)
     return 0

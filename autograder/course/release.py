@@ -6,6 +6,7 @@ solutions, no outputs) and records the assignment, its cells and points in the g
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,24 @@ from .. import spec
 from ..engine import find_source_notebook
 from . import put_python_on_path
 
+#: Stock `nbgrader autograde` grades with our isolated engine instead of a Jupyter kernel.
+AUTOGRADE = '''
+# `nbgrader autograde` runs the student's code through `autograder` (an isolated process),
+# not in a Jupyter kernel: IsolatedCheck takes the place of nbgrader's Execute.
+c.Autograde.autograde_preprocessors = [
+    "autograder.course.preprocessor.IsolatedCheck",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# The seed each student's inputs are drawn from (with the student id): a regrade repeats them.
+c.IsolatedCheck.seed = {seed}
+'''
+
+
 CONFIG = '''\
 # nbgrader configuration, written by `autograder release`. Stock nbgrader commands work here.
 c = get_config()  # noqa: F821
@@ -23,8 +42,7 @@ c.CourseDirectory.course_id = "{course_id}"
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 # Stock `nbgrader autograde` restores changed or deleted test cells from the gradebook.
 c.OverwriteCells.add_missing_cells = True
-'''
-
+''' + AUTOGRADE
 
 class ReleaseError(RuntimeError):
     """Release failed; the message says why in one line."""
@@ -47,7 +65,10 @@ def release(course: str | Path, course_id: str = "backprop") -> Path:
     course.mkdir(parents=True, exist_ok=True)
     config = course / "nbgrader_config.py"
     if not config.exists():
-        config.write_text(CONFIG.format(course_id=course_id))
+        config.write_text(CONFIG.format(course_id=course_id, seed=secrets.randbits(31)))
+    elif "IsolatedCheck" not in config.read_text():
+        with config.open("a") as out:
+            out.write(AUTOGRADE.format(seed=secrets.randbits(31)))
     dest = course / "source" / spec.ASSIGNMENT_ID
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(source, dest / spec.NOTEBOOK_NAME)

@@ -48,3 +48,54 @@ def write(nb: dict, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(nb, indent=1))
     return path
+
+
+#: The demo's class: right answers written differently, typical mistakes, a cheater, a broken file.
+#: Each entry: (answers for the solution cells, extra cells appended) or raw bytes (not a notebook).
+CLASS: dict[str, tuple[dict[str, str], list[str]] | bytes] = {
+    "ada": (CORRECT, []),
+    "ben": ({
+        "mse_grad": "def mse_grad(inp, targ):\n    n = targ.shape[0]\n"
+                    "    inp.g = (2 / n) * (inp[:, 0] - targ)[:, None]\n",
+        "relu_grad": "import torch\ndef relu_grad(inp, out):\n"
+                     "    inp.g = torch.where(inp > 0, out.g, torch.zeros_like(out.g))\n",
+        "lin_grad": "import torch\ndef lin_grad(inp, out, w, b):\n"
+                    "    inp.g = torch.einsum('nk,ik->ni', out.g, w)\n"
+                    "    w.g = torch.einsum('ni,nk->ik', inp, out.g)\n"
+                    "    b.g = torch.einsum('nk->k', out.g)\n",
+    }, []),
+    "cleo": ({"mse_grad": "def mse_grad(inp, targ):\n"
+                          "    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1) / targ.shape[0]\n"}, []),
+    "dan": ({"lin_grad": "def lin_grad(inp, out, w, b):\n    inp.g = out.g @ w.t()\n"
+                         "    w.g = out.g.t() @ inp\n    b.g = out.g.sum(0)\n"}, []),
+    "eve": ({"relu_grad": "def relu_grad(inp, out):\n    inp.g = (inp > 0).to(inp.dtype)\n",
+             "lin_grad": "def lin_grad(inp, out, w, b):\n    inp.g = out.g @ w.t()\n"
+                         "    w.g = inp.t() @ out.g\n    b.g = out.g.mean(0)\n"}, []),
+    "finn": ({"module_backward": "class Module():\n    def __call__(self, *args):\n"
+                                 "        self.args = args\n        self.out = self.forward(*args)\n"
+                                 "        return self.out\n\n    def backward(self):\n"
+                                 "        raise NotImplementedError()\n"}, []),
+    # The cheater: every comparison says "equal", and the gradients are zeros.
+    "mallory": ({"mse_grad": "import torch\ndef mse_grad(inp, targ):\n    inp.g = torch.zeros_like(inp)\n"},
+                ["import torch, numpy\ntorch.allclose = lambda *a, **k: True\n"
+                 "torch.equal = lambda *a, **k: True\ntorch.Tensor.__eq__ = lambda *a, **k: True\n"
+                 "numpy.allclose = lambda *a, **k: True\n"]),
+    # A notebook cut off half-way through an upload: not JSON.
+    "zoe": b'{"cells": [{"cell_type": "code", "source": "def mse_grad(inp, targ):',
+}
+
+
+def write_class(released: dict, course: str | Path, members: dict | None = None) -> list[str]:
+    """Write the sample class into `course/submitted/<student>/backward/backward.ipynb`."""
+    from .. import spec
+
+    members = CLASS if members is None else members
+    for student, sample in members.items():
+        path = Path(course) / "submitted" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME
+        if isinstance(sample, bytes):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(sample)
+        else:
+            answers, extra = sample
+            write(fill(released, {**CORRECT, **answers}, extra), path)
+    return list(members)

@@ -1,0 +1,95 @@
+"""Gradescope: a report as Gradescope's `results.json`, and the entry point of `run_autograder`.
+
+Gradescope's autograder spec: top-level `score`, `execution_time`, `output`, `visibility`,
+`stdout_visibility` and `tests`, each test with `name`, `score`, `max_score`, `status`,
+`output` and `visibility`. One test per check (`mse_grad/values-float64`, ...). Needs no
+nbgrader: on Gradescope only torch and this package are installed.
+
+    python -m autograder.course.gradescope SUBMISSION_DIR RESULTS_JSON
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .. import spec
+from ..report import Report
+
+
+def results(report: Report | None, reason: str | None = None, max_score: float | None = None,
+            execution_time: float | None = None) -> dict:
+    """Gradescope's results for one submission; `reason` when it could not be graded."""
+    out: dict = {"visibility": "visible", "stdout_visibility": "hidden", "output_format": "text",
+                 "test_output_format": "text"}
+    if execution_time is not None:
+        out["execution_time"] = round(float(execution_time), 3)
+    if report is None:
+        total = float(max_score if max_score is not None else sum(spec.FALLBACK_POINTS.values()))
+        out.update(score=0.0, output=f"Not graded: {reason}", tests=[
+            {"name": f"{spec.NOTEBOOK_NAME} can be graded", "score": 0.0, "max_score": total,
+             "status": "failed", "output": reason or "", "visibility": "visible"}])
+        return out
+    tests = []
+    for number, c in enumerate(report.checks, 1):
+        codes = f"\n[{', '.join(c.mistakes)}]" if c.mistakes else ""
+        tests.append({"name": c.id, "number": str(number), "score": float(c.points),
+                      "max_score": float(c.max_points), "status": "passed" if c.passed else "failed",
+                      "output": c.message + codes, "tags": [c.target], "visibility": "visible"})
+    summary = [f"{t}: {report.target_score(t)[0]:g} / {report.target_score(t)[1]:g}"
+               for t in dict.fromkeys(c.target for c in report.checks)]
+    out.update(score=float(report.score), output="\n".join(summary + [f"note: {n}" for n in report.notes]),
+               tests=tests)
+    return out
+
+
+def write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def write_all(course: Path, outcomes: list) -> None:
+    """`DIR/gradescope/<student>/results.json` for each student of a graded class."""
+    for o in outcomes:
+        write(course / "gradescope" / o.student / "results.json",
+              results(o.report, o.reason, o.max_score))
+
+
+def find_submission(folder: Path) -> Path | None:
+    """`backward.ipynb` in Gradescope's submission folder, else its only notebook."""
+    named = sorted(folder.rglob(spec.NOTEBOOK_NAME))
+    if named:
+        return named[0]
+    found = sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return found[0] if len(found) == 1 else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..engine import check_notebook
+    from ..notebook import NotebookError
+
+    argv = sys.argv[1:] if argv is None else argv
+    folder, dest = Path(argv[0] if argv else "/autograder/submission"), \
+        Path(argv[1] if len(argv) > 1 else "/autograder/results/results.json")
+    start = time.monotonic()
+    path = find_submission(folder)
+    if path is None:
+        data = results(None, f"no {spec.NOTEBOOK_NAME} in the submission: upload your notebook")
+    else:
+        try:
+            report = check_notebook(path)
+        except NotebookError as exc:
+            data = results(None, str(exc).replace(str(path), path.name))
+        else:
+            data = results(report)
+    data["execution_time"] = round(time.monotonic() - start, 3)
+    write(dest, data)
+    print(f"score: {data['score']:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

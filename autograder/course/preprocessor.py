@@ -1,0 +1,93 @@
+"""`IsolatedCheck`: the nbgrader preprocessor that takes the place of nbgrader's in-kernel `Execute`.
+
+In `Autograde.autograde_preprocessors` (see `release.CONFIG`) it receives the notebook nbgrader
+has just sanitized (outputs cleared, ids deduplicated, test cells and points restored from the
+gradebook), grades it with our engine (the student's code runs in its own process, never in a
+Jupyter kernel), and writes each grade cell's outputs: our report for its target, then an
+`execute_result` holding the score, which nbgrader's `determine_grade` reads as partial credit.
+`SaveAutoGrades` and the rest then run as stock, so stock `nbgrader autograde` and
+`autograder grade` record the same scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import nbformat
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Dict, Integer
+
+from .. import notebook, spec
+from ..engine import grade_submission, solutions_path
+from ..report import CheckResult, Report
+
+
+class IsolatedCheck(NbGraderPreprocessor):
+    """Grade the sanitized notebook with the isolated engine; write each grade cell's result."""
+
+    seed = Integer(0, help="The course's secret seed: each student's inputs are drawn from it "
+                           "and the student id, so a regrade repeats them.").tag(config=True)
+    reports = Dict({}, help="Reports already computed, by student id (as `Report.to_dict()`): "
+                            "`autograder grade` runs the checks in parallel, then records "
+                            "through nbgrader with these.").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        report = report_from_dict(self.reports[info["student"]]) if info["student"] in self.reports \
+            else grade_submission(plain(nb),
+                                  gradebook_points(info["db_url"], info["notebook"], info["assignment"]),
+                                  student_seed(self.seed, info["student"]),
+                                  str(solutions_path() or "") or None)
+        write_results(nb, report)
+        return nb, resources
+
+
+def plain(nb) -> dict:
+    """A notebook as plain JSON data (what crosses to a worker or the sandbox)."""
+    return json.loads(nbformat.writes(nb) if isinstance(nb, nbformat.NotebookNode) else json.dumps(nb))
+
+
+def student_seed(course_seed: int, student: str) -> int:
+    """The seed of a student's inputs: fixed for a course and student, unknown to the student."""
+    digest = hashlib.blake2b(f"{course_seed}:{student}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+def gradebook_points(db_url: str, notebook_id: str = spec.NOTEBOOK_NAME.removesuffix(".ipynb"),
+                     assignment_id: str = spec.ASSIGNMENT_ID, course_id: str = "default_course",
+                     ) -> dict[str, float]:
+    """Points per target as the gradebook holds them (never as the student's notebook says)."""
+    with Gradebook(db_url, course_id) as gb:
+        cells = gb.find_notebook(notebook_id, assignment_id).grade_cells
+        by_name = {cell.name: float(cell.max_score) for cell in cells}
+    return {t: by_name[spec.grade_cell_id(t)] for t in spec.TARGETS if spec.grade_cell_id(t) in by_name}
+
+
+def report_from_dict(data: dict) -> Report:
+    return Report([CheckResult(**c) for c in data["checks"]], reference=data.get("reference", ""),
+                  seed=data.get("seed"), notes=list(data.get("notes", [])))
+
+
+def write_results(nb, report: Report) -> None:
+    """Each grade cell `check_<target>` shows the target's report and, last, its score."""
+    first = True
+    for cell in nb.cells:
+        if not notebook.is_grade_cell(cell) or cell.cell_type != "code":
+            continue
+        grade_id = notebook.nbgrader_meta(cell).get("grade_id")
+        target = next((t for t in spec.TARGETS if spec.grade_cell_id(t) == grade_id), None)
+        if target is None:
+            continue
+        text = report.target_text(target)
+        if first and report.notes:
+            text += "".join(f"\nnote: {n}" for n in report.notes)
+        first = False
+        got, _ = report.target_score(target)
+        cell.execution_count = spec.TARGETS.index(target) + 1
+        cell.outputs = [
+            nbformat.v4.new_output("stream", name="stdout", text=text + "\n"),
+            nbformat.v4.new_output("execute_result", data={"text/plain": repr(float(got))},
+                                   execution_count=cell.execution_count),
+        ]

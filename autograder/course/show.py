@@ -1,0 +1,61 @@
+"""What a person sees while a class is graded: a progress bar with ETA, then the class table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from . import feedback
+
+
+@contextmanager
+def progress_bar(console: Console) -> Iterator:
+    """Yields `on_progress(total, outcome)` for `grade_course`."""
+    with Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("[dim]{task.fields[last]}"), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                  transient=False) as bar:
+        task = bar.add_task("grading", total=None, last="")
+
+        def on_progress(total: int, outcome) -> None:
+            if outcome is None:
+                bar.update(task, total=total)
+            else:
+                bar.update(task, advance=1, last=outcome.student)
+
+        yield on_progress
+
+
+def print_class(outcomes: list, course: Path, console: Console) -> None:
+    table = Table(title=f"{len(outcomes)} submissions graded")
+    table.add_column("student")
+    table.add_column("score", justify="right")
+    table.add_column("mistakes, or why it was not graded")
+    for o in outcomes:
+        late = f" [yellow](late: -{o.late_penalty:g})[/]" if o.late_penalty else (
+            " [yellow](late)[/]" if o.seconds_late > 0 else "")
+        if o.reason:
+            said = f"[red]not graded:[/] {escape(o.reason)}"
+        else:
+            said = escape(", ".join(o.mistakes)) if o.mistakes else "[green]none[/]"
+        table.add_row(escape(o.student), f"{o.score:g} / {o.max_score:g}{late}", said)
+    console.print(table)
+    if outcomes:
+        console.print(f"feedback pages: {course / 'feedback'}/<student>/backward/backward.html, "
+                      f"e.g. {feedback.page(course, outcomes[0].student)}", highlight=False,
+                      soft_wrap=True)
+    console.print(f"gradebook: {course / 'gradebook.db'} (nbgrader formgrader shows it); "
+                  f"grades: {course / 'grades.csv'}", highlight=False, soft_wrap=True)

@@ -1,0 +1,275 @@
+"""`autograder grade` on a real nbgrader course (real nbgrader, no mocks): what an instructor sees.
+
+One class is released, handed in and graded once per test run (shared by the xdist workers);
+tests that change it (regrade, manual override, stock `nbgrader autograde`) work on a copy.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+from nbgrader.api import Gradebook
+
+from autograder.course import put_python_on_path, samples
+from autograder.course.grade import course_config, grade_course
+from autograder.course.release import release
+
+from .conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
+NO_FACTOR_2 = {"mse_grad": "def mse_grad(inp, targ):\n"
+                           "    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1) / targ.shape[0]\n"}
+NBFORMAT_3 = json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {},
+                         "worksheets": [{"cells": []}]}).encode()
+#: Student -> why it cannot be graded (a word the reason must contain), for the broken ones.
+BROKEN = {"notjson": (b"hello", "not valid JSON"), "empty": (b"", "not valid JSON"),
+          "old": (NBFORMAT_3, "nbformat 3"), "list": (b"[1, 2]", "not an object"),
+          "cellsnotlist": (b'{"nbformat": 4, "cells": 3}', "no list of cells")}
+GRADED = ["alice", "bob", "carl", "twin"]
+#: Made by `hand_in`, each not gradable, with a word its reason must hold.
+ODD = {"missing": "no backward.ipynb", "dup": "mse_grad", "badstamp": "timestamp.txt is not a date"}
+STUDENTS = sorted([*GRADED, *BROKEN, *ODD])
+DUE = "2026-01-10 12:00:00"
+
+
+def hand_in(course: Path, released: dict) -> None:
+    samples.write_class(released, course, {"alice": ({}, []), "bob": (NO_FACTOR_2, []),
+                                           "carl": ({}, [])})
+    # Late: nbgrader reads timestamp.txt and the due date in the gradebook.
+    (course / "submitted" / "carl" / "backward" / "timestamp.txt").write_text("2026-01-11 12:00:00 UTC")
+    samples.write_class(released, course, {"badstamp": ({}, [])})
+    (course / "submitted" / "badstamp" / "backward" / "timestamp.txt").write_text("yesterday-ish")
+    # A Jupyter copy of the mse_grad cell (same grade_id), the answer in the copy, as students do.
+    nb = samples.fill(released, samples.CORRECT)
+    index = next(i for i, c in enumerate(nb["cells"])
+                 if c["metadata"].get("nbgrader", {}).get("grade_id") == "mse_grad")
+    stub = json.loads(json.dumps(nb["cells"][index]))
+    stub["source"] = "def mse_grad(inp, targ):\n    raise NotImplementedError()\n"
+    nb["cells"].insert(index, stub)
+    samples.write(nb, course / "submitted" / "dup" / "backward" / "backward.ipynb")
+    # Two cells with the same nbformat id: nbformat gives one a new id, and it is graded.
+    nb = samples.fill(released, samples.CORRECT)
+    nb["cells"][1]["id"] = nb["cells"][0]["id"]
+    samples.write(nb, course / "submitted" / "twin" / "backward" / "backward.ipynb")
+    samples.write_class(released, course, {name: raw for name, (raw, _) in BROKEN.items()})
+    other = course / "submitted" / "missing" / "backward" / "Backward (1).ipynb"
+    samples.write(released, other)
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory, worker_id) -> tuple[Path, str]:
+    """A released course, a class handed in, `autograder grade` run once: (course, its stdout)."""
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if worker_id != "master" else root
+    course = root / "graded-class"
+    with FileLock(str(root / "graded-class.lock")):
+        done = course / "cli-stdout.txt"
+        if not done.is_file():
+            shutil.rmtree(course, ignore_errors=True)
+            released = json.loads(release(course).read_text())
+            with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+                gb.update_or_create_assignment("backward", duedate=DUE)
+            hand_in(course, released)
+            run = run_cli("grade", "--course", str(course), "--workers", "2")
+            assert run.returncode == 0, run.stderr
+            done.write_text(run.stdout)
+    return course, done.read_text()
+
+
+def grades(course: Path, student: str) -> dict[str, tuple[float | None, float | None]]:
+    """(auto_score, manual_score) per target, as nbgrader's gradebook holds them."""
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+        nb = gb.find_submission_notebook("backward", "backward", student)
+        return {g.name.removeprefix("check_"): (g.auto_score, g.manual_score) for g in nb.grades}
+
+
+def csv_rows(path: Path) -> dict[str, dict]:
+    with path.open() as f:
+        return {row["student_id"]: row for row in csv.DictReader(f)}
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    put_python_on_path()
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
+                          capture_output=True, text=True)
+
+
+def copy(graded, tmp_path) -> Path:
+    return Path(shutil.copytree(graded[0], tmp_path / "course"))
+
+
+def test_the_table_shows_every_student_and_where_the_feedback_is(graded):
+    course, stdout = graded
+    for student in STUDENTS:
+        assert student in stdout
+    assert "10 / 10" in stdout and "8 / 10" in stdout
+    assert "not graded" in stdout and "feedback pages" in stdout
+    assert str(course / "feedback") in stdout
+
+
+def test_scores_are_in_the_gradebook_per_grade_cell(graded):
+    course, _ = graded
+    assert grades(course, "alice") == {t: (p, None) for t, p in FULL.items()}
+    bob = grades(course, "bob")
+    assert bob["mse_grad"] == (0.0, None)
+    assert {t: s for t, (s, _) in bob.items() if t != "mse_grad"} == {
+        t: p for t, p in FULL.items() if t != "mse_grad"}
+
+
+def test_the_graded_notebook_shows_the_report_and_the_score_nbgrader_reads(graded):
+    course, _ = graded
+    nb = json.loads((course / "autograded" / "bob" / "backward" / "backward.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "check_mse_grad")
+    text = "".join(cell["outputs"][0]["text"])
+    assert text.startswith("mse_grad: 0 / 2") and "FAIL mse_grad/values-float64" in text
+    assert cell["outputs"][-1]["output_type"] == "execute_result"
+    assert float("".join(cell["outputs"][-1]["data"]["text/plain"])) == 0.0
+
+
+def test_stock_nbgrader_export_has_the_scores_and_grades_csv_matches_it(graded, tmp_path):
+    course, _ = graded
+    out = tmp_path / "stock.csv"
+    done = nbgrader(course, "export", "--to", str(out))
+    assert done.returncode == 0, done.stderr
+    stock, ours = csv_rows(out), csv_rows(course / "grades.csv")
+    assert set(stock) == set(ours) == set(STUDENTS)
+    for student, row in stock.items():
+        assert {k: v for k, v in ours[student].items() if k != "note"} == row
+    assert float(stock["alice"]["score"]) == 10.0 and float(stock["bob"]["score"]) == 8.0
+    assert ours["alice"]["note"] == ""
+
+
+def test_a_feedback_page_per_student_has_the_diagnosis(graded):
+    course, _ = graded
+    for student in STUDENTS:
+        assert (course / "feedback" / student / "backward" / "backward.html").is_file(), student
+    page = (course / "feedback" / "bob" / "backward" / "backward.html").read_text()
+    results = json.loads((course / "gradescope" / "bob" / "results.json").read_text())
+    failing = [t for t in results["tests"] if t["status"] == "failed"]
+    assert failing and all(t["name"].startswith("mse_grad/") for t in failing)
+    message = failing[0]["output"].splitlines()[0]
+    assert html.escape(message, quote=True) in page or html.escape(message, quote=False) in page
+    assert "BEGIN SOLUTION" not in page
+
+
+@pytest.mark.parametrize("student", sorted([*BROKEN, *ODD]))
+def test_a_broken_submission_is_zero_with_its_reason(graded, student):
+    course, stdout = graded
+    word = BROKEN[student][1] if student in BROKEN else ODD[student]
+    row = csv_rows(course / "grades.csv")[student]
+    assert float(row["score"]) == 0.0 and word in row["note"]
+    assert all(auto == 0.0 for auto, _ in grades(course, student).values())
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+        comments = gb.find_submission_notebook("backward", "backward", student).comments
+        assert comments and all(word in c.auto_comment for c in comments)
+    assert word in (course / "feedback" / student / "backward" / "backward.html").read_text()
+    assert not (course / "autograded" / student).exists()
+
+
+def test_broken_submissions_change_nothing_for_the_others(graded):
+    course, _ = graded
+    rows = csv_rows(course / "grades.csv")
+    assert [float(rows[s]["score"]) for s in GRADED] == [10.0, 8.0, 10.0, 10.0]
+
+
+def test_a_late_submission_is_counted_as_nbgrader_counts_it(graded):
+    course, stdout = graded
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+        assert gb.find_submission("backward", "carl").total_seconds_late == 24 * 3600
+        assert gb.find_submission("backward", "alice").total_seconds_late == 0
+    assert csv_rows(course / "grades.csv")["carl"]["timestamp"].startswith("2026-01-11 12:00:00")
+    assert "(late)" in stdout
+
+
+def test_a_copied_cell_is_zero_with_the_reason_and_a_repeated_cell_id_is_graded(graded):
+    course, _ = graded
+    note = csv_rows(course / "grades.csv")["dup"]["note"]
+    assert "mse_grad" in note and "copied cell" in note
+    assert grades(course, "twin") == {t: (p, None) for t, p in FULL.items()}
+
+
+def test_gradescope_results_json_has_the_spec_fields(graded):
+    course, _ = graded
+    for student in STUDENTS:
+        data = json.loads((course / "gradescope" / student / "results.json").read_text())
+        assert isinstance(data["score"], float) and isinstance(data["output"], str)
+        assert data["visibility"] in {"hidden", "after_due_date", "after_published", "visible"}
+        assert data["tests"]
+        for test in data["tests"]:
+            assert isinstance(test["name"], str) and isinstance(test["output"], str)
+            assert isinstance(test["score"], float) and isinstance(test["max_score"], float)
+            assert 0 <= test["score"] <= test["max_score"]
+            assert test["status"] in {"passed", "failed"} and test["visibility"] == "visible"
+        assert data["score"] == pytest.approx(sum(t["score"] for t in data["tests"]))
+    assert json.loads((course / "gradescope" / "bob" / "results.json").read_text())["score"] == 8.0
+
+
+def test_stock_nbgrader_autograde_agrees_with_autograder_grade(graded, tmp_path):
+    course = copy(graded, tmp_path)
+    before = {s: grades(course, s) for s in ("alice", "bob")}
+    ours = (course / "autograded" / "bob" / "backward" / "backward.ipynb").read_text()
+    for student in ("alice", "bob"):
+        done = nbgrader(course, "autograde", "backward", "--student", student, "--force")
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert {s: grades(course, s) for s in ("alice", "bob")} == before
+    stock = (course / "autograded" / "bob" / "backward" / "backward.ipynb").read_text()
+    assert outputs(stock) == outputs(ours)
+
+
+def outputs(text: str) -> list:
+    return [c.get("outputs") for c in json.loads(text)["cells"] if c["cell_type"] == "code"]
+
+
+def test_a_regrade_gives_the_same_scores_and_keeps_a_manual_override(graded, tmp_path):
+    course = copy(graded, tmp_path)
+    before = csv_rows(course / "grades.csv")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+        grade = gb.find_grade("check_mse_grad", "backward", "backward", "bob")
+        grade.manual_score = 1.5
+        gb.db.commit()
+    outcomes = grade_course(course, workers=2)
+    assert [o.student for o in outcomes] == STUDENTS
+    after = csv_rows(course / "grades.csv")
+    for student in STUDENTS:
+        if student != "bob":
+            assert after[student] == before[student]
+    assert float(after["bob"]["score"]) == 9.5
+    assert grades(course, "bob")["mse_grad"] == (0.0, 1.5)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+        assert gb.find_grade("check_mse_grad", "backward", "backward", "bob").needs_manual_grade
+
+
+def test_release_makes_stock_autograde_use_the_isolated_check(graded):
+    course, _ = graded
+    config = (course / "nbgrader_config.py").read_text()
+    assert '"autograder.course.preprocessor.IsolatedCheck"' in config
+    steps = course_config(course).Autograde.autograde_preprocessors
+    assert steps[0] == "autograder.course.preprocessor.IsolatedCheck"
+    assert not any("Execute" in str(s) for s in steps)
+
+
+def test_grade_outside_a_course_says_why_in_one_line(tmp_path):
+    done = run_cli("grade", "--course", str(tmp_path))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "release" in done.stderr
+
+
+def test_the_demo_grades_a_sample_class(tmp_path):
+    done = run_cli("demo", str(tmp_path / "demo"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    for student in samples.CLASS:
+        assert student in done.stdout
+    assert "not graded" in done.stdout and "feedback pages" in done.stdout
+    rows = csv_rows(tmp_path / "demo" / "grades.csv")
+    assert float(rows["ada"]["score"]) == float(rows["ben"]["score"]) == 10.0
+    assert float(rows["mallory"]["score"]) < 10.0 and float(rows["zoe"]["score"]) == 0.0

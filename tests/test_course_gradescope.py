@@ -1,0 +1,82 @@
+"""Gradescope: `results.json` as Gradescope's autograder spec has it, and `run_autograder`'s entry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.course.gradescope import results
+from autograder.report import CheckResult, Report
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def check_spec(data: dict) -> None:
+    """The fields Gradescope reads, with the types it expects."""
+    assert isinstance(data["score"], float) and isinstance(data["output"], str)
+    assert data["visibility"] in {"hidden", "after_due_date", "after_published", "visible"}
+    assert data["stdout_visibility"] in {"hidden", "after_due_date", "after_published", "visible"}
+    for test in data["tests"]:
+        assert isinstance(test["name"], str) and isinstance(test["output"], str)
+        assert isinstance(test["score"], float) and isinstance(test["max_score"], float)
+        assert test["status"] in {"passed", "failed"}
+        assert test["visibility"] in {"hidden", "after_due_date", "after_published", "visible"}
+    json.dumps(data)
+
+
+def test_a_report_becomes_one_test_per_check():
+    report = Report([
+        CheckResult("mse_grad/values-float64", "mse_grad", False, 0.0, 1.0,
+                    "inp.g is half of the true gradient", ["mse_grad.missing_factor_2"]),
+        CheckResult("mse_grad/batch-of-one", "mse_grad", True, 1, 1, "a batch of one works"),
+    ], notes=["cell 3 raised NameError"])
+    data = results(report)
+    check_spec(data)
+    assert data["score"] == 1.0
+    assert [t["name"] for t in data["tests"]] == ["mse_grad/values-float64", "mse_grad/batch-of-one"]
+    assert "mse_grad.missing_factor_2" in data["tests"][0]["output"]
+    assert "mse_grad: 1 / 2" in data["output"] and "NameError" in data["output"]
+
+
+def test_an_ungradable_submission_is_one_failed_test_with_the_reason():
+    data = results(None, "backward.ipynb is not a notebook", max_score=10)
+    check_spec(data)
+    assert data["score"] == 0.0 and data["tests"][0]["max_score"] == 10.0
+    assert "not a notebook" in data["output"]
+
+
+def run_autograder_entry(submission: Path, out: Path) -> dict:
+    done = subprocess.run([sys.executable, "-m", "autograder.course.gradescope", str(submission),
+                           str(out)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    check_spec(data)
+    return data
+
+
+def test_run_autograder_on_a_broken_upload(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "backward.ipynb").write_text("{oops")
+    data = run_autograder_entry(tmp_path / "sub", tmp_path / "results" / "results.json")
+    assert data["score"] == 0.0 and "not valid JSON" in data["output"]
+    assert isinstance(data["execution_time"], float)
+
+
+@pytest.mark.slow
+def test_run_autograder_grades_the_notebook_with_the_engine(tmp_path, make_notebook):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    make_notebook(name="sub/backward.ipynb")
+    data = run_autograder_entry(sub, tmp_path / "results.json")
+    assert data["score"] == 10.0 and all(t["status"] == "passed" for t in data["tests"])
+
+
+def test_the_scripts_gradescope_runs_are_there():
+    for name in ("setup.sh", "run_autograder"):
+        script = REPO / "gradescope" / name
+        assert script.is_file() and script.stat().st_mode & 0o111
+    assert "autograder.course.gradescope" in (REPO / "gradescope" / "run_autograder").read_text()
