@@ -28,14 +28,21 @@ def check(
     seed: Annotated[int | None, typer.Option(help="Repeat a run's inputs (default: fresh).")] = None,
     show_output: Annotated[bool, typer.Option("--show-output",
                                               help="Also print what the notebook's code printed.")] = False,
+    device: Annotated[str, typer.Option(
+        "--device", metavar="all|cpu|cuda",
+        help="cpu: never use a GPU; cuda: also on the GPU (exit 2 without one); all: on the GPU "
+             "where there is one. GPU-readiness (fake CUDA tensors) runs in each.")] = "all",
 ) -> None:
     """Check one notebook: exit 0 if every check passes, 1 if any fails, 2 if it is unusable."""
+    from .devices import DeviceUnavailable
     from .engine import check_notebook
     from .notebook import NotebookError
 
+    if device not in ("all", "cpu", "cuda"):
+        fail(f"--device {device}: choose all, cpu or cuda")
     try:
-        report = check_notebook(notebook, seed=seed)
-    except NotebookError as exc:
+        report = check_notebook(notebook, seed=seed, device=device)
+    except (NotebookError, DeviceUnavailable) as exc:
         fail(str(exc))
     if json:
         sys.stdout.write(report.to_json() + "\n")
