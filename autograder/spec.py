@@ -92,12 +92,14 @@ def _gradient_checks(zeros: bool = False) -> tuple[Check, ...]:
               "the right gradient, leaving the inputs and the upstream gradient unchanged"),
         # The same points on every machine: the fake-CUDA cases always run; on a GPU the real
         # CUDA cases are extra cases of this check (a .g must also match the float64 truth).
+        # The CPU case first: a GPU-ready wrong gradient earns nothing, as for inputs-unchanged.
         Check("gpu-ready", 1, "values",
-              (Case(n=4, n_in=6, n_out=3, device="cuda", fake=True, zeros=zeros),
+              (Case(n=4, n_in=6, n_out=3, zeros=zeros),
+               Case(n=4, n_in=6, n_out=3, device="cuda", fake=True, zeros=zeros),
                Case(n=5, n_in=3, n_out=4, dtype="float32", device="cuda", fake=True),
                Case(n=3, n_in=5, n_out=4, device="cuda", zeros=zeros),
                Case(n=6, n_in=7, n_out=5, dtype="float32", device="cuda")),
-              "the code runs on a GPU: each .g on its tensor's device, no CPU-only tensors"),
+              "the right gradient, and the code runs on a GPU: each .g on its tensor's device"),
     )
 
 
