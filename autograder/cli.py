@@ -37,9 +37,10 @@ def check(
     from .devices import DeviceUnavailable
     from .engine import check_notebook
     from .notebook import NotebookError
+    from .spec import DEVICE_CHOICES
 
-    if device not in ("all", "cpu", "cuda"):
-        fail(f"--device {device}: choose all, cpu or cuda")
+    if device not in DEVICE_CHOICES:
+        fail(f"--device {device}: choose one of {', '.join(DEVICE_CHOICES)}")
     try:
         report = check_notebook(notebook, seed=seed, device=device)
     except (NotebookError, DeviceUnavailable) as exc:

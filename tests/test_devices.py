@@ -26,9 +26,17 @@ from autograder.selfcheck import SelfCheckFailed, self_check
 
 from .conftest import REPO, SOURCE
 
+
+def installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # e.g. blocked in sys.modules
+        return False
+
+
 HAS_CUDA = torch.cuda.is_available()
-HAS_CLI = all(importlib.util.find_spec(m) is not None for m in ("typer", "rich"))
-HAS_NBGRADER = importlib.util.find_spec("nbgrader") is not None
+HAS_CLI = installed("typer") and installed("rich")
+HAS_NBGRADER = installed("nbgrader")
 
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 needs_cli = pytest.mark.skipif(not HAS_CLI, reason="the CLI needs typer and rich")
