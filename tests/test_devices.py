@@ -201,6 +201,17 @@ def test_the_solution_notebook_passes_gpu_readiness_and_says_which_devices_ran()
     assert line and f"GPU-readiness: passed ({report.devices['gpu-ready backend']})" in line[0]
 
 
+def test_the_trusted_side_never_touches_cuda(monkeypatch):
+    # A later design forks the grader from a warm parent: CUDA there would poison every child.
+    def refuse(*args, **kwargs):
+        raise AssertionError("the trusted side asked CUDA")
+
+    for name in ("is_available", "init", "_lazy_init", "device_count"):
+        monkeypatch.setattr(torch.cuda, name, refuse)
+    report = check_notebook(SOURCE, seed=12)  # the runner, its own process, may ask
+    assert report.score == 10.0 and report.devices["gpu-ready"] == "passed"
+
+
 @needs_nbgrader
 def test_a_cpu_only_lin_grad_loses_its_device_points_only(make_notebook):
     from .conftest import check_json, target_mistakes, target_points
