@@ -52,13 +52,13 @@ def summarize(plan: Plan, run: UntrustedRun, device: str = "all") -> dict:
     summary = {lane: state(lane) for lane in found}
     # The weakest backend that ran is the one to report: meta catches less than FakeTensorMode.
     order = list(FAKE_DEVICES)
-    summary["gpu-ready backend"] = max(backends, key=order.index) if backends else None
+    summary["gpu-ready-backend"] = max(backends, key=order.index) if backends else None
     return summary
 
 
 def describe(summary: dict) -> str:
     """'CUDA: not available here; GPU-readiness: passed (FakeTensorMode)'."""
-    backend = summary.get("gpu-ready backend")
+    backend = summary.get("gpu-ready-backend")
     ready = summary["gpu-ready"] + (f" ({backend})" if backend else "")
     cuda = summary["cuda"] + (" (TF32 off)" if summary["cuda"] in ("passed", "failed") else "")
     return f"CPU: {summary['cpu']}; CUDA: {cuda}; GPU-readiness: {ready}"

@@ -198,7 +198,7 @@ def test_the_solution_notebook_passes_gpu_readiness_and_says_which_devices_ran()
     assert report.devices["cpu"] == report.devices["gpu-ready"] == "passed"
     assert report.devices["cuda"] == ("passed" if HAS_CUDA else "not available here")
     line = [n for n in report.notes if "GPU-readiness" in n]
-    assert line and f"GPU-readiness: passed ({report.devices['gpu-ready backend']})" in line[0]
+    assert line and f"GPU-readiness: passed ({report.devices['gpu-ready-backend']})" in line[0]
 
 
 def test_the_trusted_side_never_touches_cuda(monkeypatch):
