@@ -34,9 +34,11 @@ def summarize(plan: Plan, run: UntrustedRun, device: str = "all") -> dict:
         if skipped(planned, outcome):
             unavailable = True
             continue
+        meta = outcome.calls.get(planned.call.id)
+        if planned.case.lane == "cuda" and not isinstance(meta, dict):
+            continue  # never reached (an earlier call crashed): says nothing about the GPU
         verdict = judge_call(planned.target, planned, outcome, run, None)
         found[planned.case.lane].append(verdict.passed)
-        meta = outcome.calls.get(planned.call.id)
         if planned.case.fake and isinstance(meta, dict) and meta.get("backend") in FAKE_DEVICES:
             backends.append(meta["backend"])
 

@@ -190,6 +190,19 @@ def test_the_self_check_reports_devices(capsys):
     assert "GPU-readiness: passed" in capsys.readouterr().out
 
 
+def test_a_crashed_target_does_not_read_as_a_failure_on_a_gpu_that_is_not_there():
+    from autograder.devices import describe, summarize
+
+    plan = build_plan(1, ("mse_grad", "lin_grad"))
+    lin = TargetOutcome("ok", calls={p.call.id: {"status": "unavailable"} for p in plan.calls
+                                     if p.target == "lin_grad" and p.case.lane == "cuda"})
+    run = UntrustedRun(targets={"mse_grad": TargetOutcome("timeout", "still running"),
+                                "lin_grad": lin})
+    assert describe(summarize(plan, run)) == (
+        "CPU: failed; CUDA: not available here; GPU-readiness: failed")
+    assert summarize(plan, run, "cpu")["cuda"] == "not requested"
+
+
 # --- whole notebooks, as the grader sees them -------------------------------------------------
 
 def test_the_solution_notebook_passes_gpu_readiness_and_says_which_devices_ran():
