@@ -28,14 +28,22 @@ def check(
     seed: Annotated[int | None, typer.Option(help="Repeat a run's inputs (default: fresh).")] = None,
     show_output: Annotated[bool, typer.Option("--show-output",
                                               help="Also print what the notebook's code printed.")] = False,
+    device: Annotated[str, typer.Option(
+        "--device", metavar="all|cpu|cuda",
+        help="cpu: never use a GPU; cuda: also on the GPU (exit 2 without one); all: on the GPU "
+             "where there is one. GPU-readiness (fake CUDA tensors) runs in each.")] = "all",
 ) -> None:
     """Check one notebook: exit 0 if every check passes, 1 if any fails, 2 if it is unusable."""
+    from .devices import DeviceUnavailable
     from .engine import check_notebook
     from .notebook import NotebookError
+    from .spec import DEVICE_CHOICES
 
+    if device not in DEVICE_CHOICES:
+        fail(f"--device {device}: choose one of {', '.join(DEVICE_CHOICES)}")
     try:
-        report = check_notebook(notebook, seed=seed)
-    except NotebookError as exc:
+        report = check_notebook(notebook, seed=seed, device=device)
+    except (NotebookError, DeviceUnavailable) as exc:
         fail(str(exc))
     if json:
         sys.stdout.write(report.to_json() + "\n")

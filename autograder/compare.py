@@ -46,9 +46,52 @@ def call_failure(target: str, meta: dict | None) -> Verdict | None:
     if kind == "NotImplementedError":
         return Verdict(False, f"{target} still raises NotImplementedError: replace the stub's "
                               "`raise` with your code", (f"{target}.not_implemented",))
+    if any(sign in text for sign in _MIXED_DEVICES):
+        return Verdict(False, f"{target} mixes devices{where}: {text[:200]} — make new tensors "
+                              "on the input's device (torch.zeros_like(w), device=w.device)",
+                       (f"{target}.wrong_device",))
+    if kind == "DataDependentOutputException" or "cannot be called on meta tensors" in text:
+        return Verdict(False, f"{target} reads a tensor's value into Python (.item(), float(), "
+                              f"an if on a tensor){where}: the GPU-readiness check runs without "
+                              "values; keep the computation on tensors", (f"{target}.error",))
     if kind == "MemoryError" or "allocate memory" in text or "out of memory" in text.lower():
         return Verdict(False, f"{target} ran out of memory{where}", (f"{target}.memory",))
     return Verdict(False, f"{target} raised {kind}: {text}{where}", (f"{target}.error",))
+
+
+#: How PyTorch (real or fake tensors) says that one operation got tensors on two devices.
+_MIXED_DEVICES = ("Expected all tensors to be on the same device", "is not on the expected device",
+                  "found at least two devices")
+
+#: Where a GPU-readiness backend (named by the runner) puts the tensors that stand for CUDA.
+FAKE_DEVICES = {"FakeTensorMode": "cuda", "FakeTensorMode on meta": "meta", "meta": "meta"}
+
+
+def compare_structure(target: str, name: str, meta: dict, planned) -> Verdict:
+    """Judge one `.g` of a fake-CUDA call: a tensor on the input's device, shape, dtype."""
+    info = meta.get("g", {}).get(name) if isinstance(meta.get("g"), dict) else None
+    info = info if isinstance(info, dict) else {"kind": "missing"}
+    truth = planned.expected[name]
+    if info.get("kind") == "missing":
+        return Verdict(False, f"{target} did not set {name}.g", (f"{target}.missing_g",))
+    if info.get("kind") != "tensor":
+        kind = str(info.get("type", "something else"))[:60]
+        return Verdict(False, f"{name}.g is a {kind}, not a tensor", (f"{target}.not_tensor",))
+    want = FAKE_DEVICES.get(str(meta.get("backend")))
+    got_device = str(info.get("device", "?"))[:40]
+    if want is None or got_device.split(":")[0] != want:
+        return Verdict(False, f"{name}.g is on {got_device} when {name} is on the GPU: make it "
+                              "on the input's device (torch.zeros_like(w), device=w.device)",
+                       (f"{target}.wrong_device",))
+    shape = info.get("shape")
+    if not isinstance(shape, list) or tuple(shape) != tuple(truth.shape):
+        return Verdict(False, f"{name}.g has shape {str(shape)[:40]} on the GPU but {name} has "
+                              f"shape {_shape(truth.shape)}", (f"{target}.wrong_shape",))
+    if info.get("dtype") != planned.case.dtype:
+        return Verdict(False, f"{name}.g is {str(info.get('dtype'))[:20]} on the GPU but {name} is "
+                              f"{planned.case.dtype}: keep the input's dtype",
+                       (f"{target}.wrong_dtype",))
+    return PASSED
 
 
 def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | None,
@@ -181,6 +224,8 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
             if not verdict.passed:
                 gates.append(check.id(target))
         for planned in plan.for_check(target, check):
+            if skipped(planned, outcome):
+                continue
             verdict = judge_call(target, planned, outcome, run, solution_cell)
             if not verdict.passed:
                 break
@@ -196,6 +241,13 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
             result.passed, result.points = False, 0.0
             result.mistakes = list(diagnose.specific_first([*result.mistakes, code]))
     return results
+
+
+def skipped(planned: PlannedCall, outcome: TargetOutcome) -> bool:
+    """A real-CUDA case where the student's process found no GPU: it counts for nothing."""
+    meta = outcome.calls.get(planned.call.id)
+    return (planned.case.lane == "cuda" and isinstance(meta, dict)
+            and meta.get("status") == "unavailable")
 
 
 def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: UntrustedRun,
@@ -219,6 +271,12 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
     kind = planned.check.kind
     if kind == "probe":
         return compare_probe(target, meta, planned)
+    if planned.case.fake:
+        for name in planned.call.collect:
+            verdict = compare_structure(target, name, meta, planned)
+            if not verdict.passed:
+                return verdict
+        return PASSED
     # Leaving inputs alone earns points only with the right gradient: doing nothing is not it.
     verdicts = {}
     for name in planned.call.collect:

@@ -53,33 +53,44 @@ def trusted_points(nb: dict | None = None) -> dict[str, float]:
     return found
 
 
-def check_notebook(path: str | Path, *, seed: int | None = None) -> Report:
-    """Grade one notebook file. Raises `NotebookError` (one line) when it cannot be graded."""
+def check_notebook(path: str | Path, *, seed: int | None = None, device: str = "all") -> Report:
+    """Grade one notebook file. Raises `NotebookError` (one line) when it cannot be graded,
+    `DeviceUnavailable` when `device="cuda"` and the student's process finds no GPU."""
     nb = notebook.read_notebook(path)
-    return grade_notebook(nb, points=trusted_points(nb), seed=seed, solutions=solutions_path())
+    return grade_notebook(nb, points=trusted_points(nb), seed=seed, solutions=solutions_path(),
+                          device=device)
 
 
 def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = None,
                    solutions: Path | None = None,
-                   targets: tuple[str, ...] = spec.TARGETS) -> Report:
+                   targets: tuple[str, ...] = spec.TARGETS, device: str = "all") -> Report:
     """Grade a parsed (and, for a course, sanitized) notebook.
 
     `solutions` is the reference solutions' file, or None to compare with autograd alone.
+    `device` is one of `spec.DEVICE_CHOICES`: the points are the same whichever ran.
     """
+    from .devices import lanes_for
+
     plans = []
+    lanes = lanes_for(device)
 
     def draw_inputs():
         # Runs once the student's process has started: torch loads while the cells run.
         from .plan import build_plan
 
-        plans.append(build_plan(seed, targets, load_solutions(solutions)))
+        plans.append(build_plan(seed, targets, load_solutions(solutions), lanes))
         return plans[0].wire_targets(targets), plans[0].wire_inputs()
 
     run = run_untrusted(notebook.cells_to_run(nb), draw_inputs,
                         cells_timeout=spec.CELLS_TIMEOUT, target_timeout=spec.TARGET_TIMEOUT)
     from .compare import judge_target
+    from .devices import DeviceUnavailable, describe, summarize
 
     plan = plans[0]
+    devices = summarize(plan, run, device)
+    if device == "cuda" and devices["cuda"] == "not available here":
+        raise DeviceUnavailable("--device cuda: the grading process finds no CUDA GPU here "
+                                "(torch.cuda.is_available() is False); use --device all or cpu")
     solution_cells = notebook.solution_sources(nb)
     checks: list[CheckResult] = []
     for target in targets:
@@ -88,10 +99,11 @@ def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = Non
     if solutions is None:
         notes.append("compared with torch.autograd alone: the reference solutions are not "
                      "installed here")
+    notes.append(describe(devices))
     for index, error in sorted(run.cell_errors.items())[:5]:
         notes.append(describe_cell_error(nb, index, error))
     return Report(checks, reference=plan.reference, seed=plan.seed, notes=notes,
-                  output=run.stdout + run.stderr)
+                  output=run.stdout + run.stderr, devices=devices)
 
 
 def describe_cell_error(nb: dict, index: int, error: dict) -> str:

@@ -68,8 +68,13 @@ def reference_gradients(solutions: ModuleType, call: problems.Call,
 
 
 def build_plan(seed: int | None = None, targets: tuple[str, ...] = spec.TARGETS,
-               solutions: ModuleType | None = None) -> Plan:
-    """Draw inputs for every check of `targets` and compute what each call must give."""
+               solutions: ModuleType | None = None,
+               lanes: tuple[str, ...] = ("cpu", "gpu-ready", "cuda")) -> Plan:
+    """Draw inputs for every check of `targets` and compute what each call must give.
+
+    `lanes` picks the cases by where they run (`Case.lane`); the true gradients are always
+    computed here, in float64 on the CPU, whatever device the call itself runs on.
+    """
     seed = fresh_seed() if seed is None else seed
     gen = torch.Generator().manual_seed(seed)
     calls = []
@@ -80,11 +85,13 @@ def build_plan(seed: int | None = None, targets: tuple[str, ...] = spec.TARGETS,
                 dtype = problems.DTYPES[case.dtype]
                 inputs = {k: v.to(dtype).to(torch.float64)
                           for k, v in problems.make_inputs(target, case, gen).items()}
+                if case.lane not in lanes:  # drawn all the same: a seed gives the same inputs
+                    continue
                 planned = PlannedCall(target, check, case, call, inputs)
                 if call.kind == "function":
                     planned.expected = problems.true_gradients(target, inputs)
                     planned.accepted = problems.also_accepted(target, inputs)
-                    if solutions is not None:
+                    if solutions is not None and case.lane == "cpu":  # no GPU on this side
                         _cross_check(target, planned, reference_gradients(solutions, call, inputs))
                 calls.append(planned)
     return Plan(seed, "reference solutions and autograd" if solutions else "autograd", calls)

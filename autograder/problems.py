@@ -6,7 +6,7 @@ student's process receives only the tensors of `make_inputs` and the `Call` that
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -21,7 +21,8 @@ class Call:
 
     `kind` is "function" (call `function(*args)` after setting `.g` on the tensors in `grads`,
     then report the `.g` of each name in `collect`) or "probe" (subclass the student's `Module`
-    with layers that record how `bwd` is called; `args` gives the number of inputs).
+    with layers that record how `bwd` is called; `args` gives the number of inputs). `device` is
+    where the inputs go; with `fake`, they are fake tensors there and only structure comes back.
     """
 
     id: str
@@ -31,6 +32,8 @@ class Call:
     grads: dict[str, str] = field(default_factory=dict)
     collect: tuple[str, ...] = ()
     repeat: int = 1
+    device: str = "cpu"
+    fake: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -77,6 +80,11 @@ def make_inputs(target: str, case: Case, gen: torch.Generator) -> dict[str, torc
 
 
 def make_call(target: str, call_id: str, case: Case) -> Call:
+    call = _make_call(target, call_id, case)
+    return replace(call, device=case.device, fake=case.fake)
+
+
+def _make_call(target: str, call_id: str, case: Case) -> Call:
     if target == "mse_grad":
         return Call(call_id, "function", "mse_grad", ("inp", "targ"), collect=("inp",))
     if target == "relu_grad":

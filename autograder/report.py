@@ -33,6 +33,7 @@ class Report:
     seed: int | None = None
     notes: list[str] = field(default_factory=list)
     output: str = ""  # what the student's code printed (never part of the JSON)
+    devices: dict = field(default_factory=dict)  # per device lane: what ran, what it found
 
     @property
     def score(self) -> float:
@@ -60,7 +61,8 @@ class Report:
     def to_dict(self) -> dict:
         return {"score": self.score, "max_score": self.max_score,
                 "checks": [asdict(c) for c in self.checks],
-                "reference": self.reference, "seed": self.seed, "notes": self.notes}
+                "reference": self.reference, "seed": self.seed, "notes": self.notes,
+                "devices": self.devices}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -12,6 +12,7 @@ import inspect
 
 from . import spec
 from .compare import judge_target
+from .devices import describe, lanes_for, summarize
 from .plan import build_plan
 from .report import Report
 from .sandbox.launch import TargetOutcome, UntrustedRun
@@ -22,11 +23,15 @@ class SelfCheckFailed(AssertionError):
     """Some check failed; the printed report says which and why."""
 
 
-def self_check(target: str, obj: object) -> Report:
-    """Check `obj` (the student's function, or their `Module` class) as `target`."""
+def self_check(target: str, obj: object, device: str = "all") -> Report:
+    """Check `obj` (the student's function, or their `Module` class) as `target`.
+
+    `device` as for `autograder check`: by default on the CPU, on fake CUDA tensors
+    (GPU-readiness) and, where this kernel has a GPU, on CUDA; the report says which ran.
+    """
     if target not in spec.TARGETS:
         raise ValueError(f"unknown target {target!r}: one of {', '.join(spec.TARGETS)}")
-    plan = build_plan(spec.SELF_CHECK_SEED, (target,))
+    plan = build_plan(spec.SELF_CHECK_SEED, (target,), lanes=lanes_for(device))
     wire = plan.wire_inputs()
     outcome = TargetOutcome("ok")
     for planned in plan.calls:
@@ -35,14 +40,16 @@ def self_check(target: str, obj: object) -> Report:
         outcome.calls[planned.call.id] = meta
         outcome.tensors.update(tensors)
     try:  # read for the no-autograd gate; blank lines first, so that line numbers are the cell's
-        lines, start = inspect.getsourcelines(obj)
-        source = "\n" * max(start - 1, 0) + "".join(lines)
+        lines, first = inspect.getsourcelines(obj)
+        source = "\n" * max(first - 1, 0) + "".join(lines)
     except (OSError, TypeError):
         source = None
-    checks = judge_target(target, plan, UntrustedRun(targets={target: outcome}),
-                          spec.FALLBACK_POINTS[target], None, source=source)
-    report = Report(checks, seed=plan.seed)
+    run = UntrustedRun(targets={target: outcome})
+    checks = judge_target(target, plan, run, spec.FALLBACK_POINTS[target], None, source=source)
+    devices = summarize(plan, run, device)
+    report = Report(checks, seed=plan.seed, notes=[describe(devices)], devices=devices)
     print(report.target_text(target, points=False))
+    print(f"  devices: {describe(devices)}")
     failed = [c for c in checks if not c.passed]
     if failed:
         raise SelfCheckFailed(f"{target}: {len(failed)} of {len(checks)} checks fail (see above)")

@@ -24,8 +24,13 @@ def grade_cell_id(target: str) -> str:
     return f"check_{target}"
 
 
-#: Largest relative error allowed, measured as max|got - true| / max(max|true|, 1).
+#: Largest relative error allowed, measured as max|got - true| / max(max|true|, 1). The same on
+#: CUDA: the runner turns TF32 off before each call, so float32 matmuls keep float32 precision.
 TOLERANCES: dict[str, float] = {"float64": 1e-9, "float32": 1e-4}
+
+#: What `--device` asks for: "cpu" never touches a GPU; "cuda" needs one (unusable without);
+#: "all" uses one where the student's process finds it. Each runs the GPU-readiness cases.
+DEVICE_CHOICES: tuple[str, ...] = ("all", "cpu", "cuda")
 
 #: Seed of the in-notebook self-check. `check` and `grade` draw a fresh seed each run, so that
 #: an answer hard-coded for known inputs fails; `--seed` repeats a run.
@@ -42,6 +47,8 @@ class Case:
 
     `n` is the batch size, `n_in`/`n_out` a linear layer's sizes (`n_out` is also the width of a
     ReLU's input), and `zeros` puts exact zeros where a ReLU's subgradient is ambiguous.
+    `device="cuda"` runs on a real GPU, only where the student's process has one; with `fake`,
+    it runs anywhere on fake CUDA tensors (FakeTensorMode, or `meta`), checking structure only.
     """
 
     n: int
@@ -50,6 +57,12 @@ class Case:
     dtype: str = "float64"
     device: str = "cpu"
     zeros: bool = False
+    fake: bool = False
+
+    @property
+    def lane(self) -> str:
+        """Where the case runs: "cpu", "gpu-ready" (fake CUDA, any machine) or "cuda" (a GPU)."""
+        return "gpu-ready" if self.fake else self.device.split(":")[0]
 
 
 @dataclass(frozen=True)
@@ -86,8 +99,18 @@ def _gradient_checks(zeros: bool = False) -> tuple[Check, ...]:
               "a batch of one sample (N = 1) works"),
         Check("values-float32", 2, "values", (Case(n=6, n_in=7, n_out=5, dtype="float32"),),
               "float32 inputs give a float32 gradient that matches"),
-        Check("inputs-unchanged", 2, "unchanged", (Case(n=4, n_in=6, n_out=3),),
+        Check("inputs-unchanged", 1, "unchanged", (Case(n=4, n_in=6, n_out=3),),
               "the right gradient, leaving the inputs and the upstream gradient unchanged"),
+        # The same points on every machine: the fake-CUDA cases always run; on a GPU the real
+        # CUDA cases are extra cases of this check (a .g must also match the float64 truth).
+        # The CPU case first: a GPU-ready wrong gradient earns nothing, as for inputs-unchanged.
+        Check("gpu-ready", 1, "values",
+              (Case(n=4, n_in=6, n_out=3, zeros=zeros),
+               Case(n=4, n_in=6, n_out=3, device="cuda", fake=True, zeros=zeros),
+               Case(n=5, n_in=3, n_out=4, dtype="float32", device="cuda", fake=True),
+               Case(n=3, n_in=5, n_out=4, device="cuda", zeros=zeros),
+               Case(n=6, n_in=7, n_out=5, dtype="float32", device="cuda")),
+              "the right gradient, and the code runs on a GPU: each .g on its tensor's device"),
     )
 
 
@@ -96,7 +119,7 @@ def _probe_checks() -> tuple[Check, ...]:
         NO_AUTOGRAD,
         Check("one-input", 1, "probe", (Case(n=1),),
               "backward() calls bwd(out, inp) for a layer with one input"),
-        Check("two-inputs", 1, "probe", (Case(n=2),),
+        Check("two-inputs", 1, "probe", (Case(n=2), Case(n=2, device="cuda")),
               "backward() calls bwd(out, inp, targ) for a layer with two inputs"),
         Check("latest-call", 1, "probe", (Case(n=3),),
               "after two calls, backward() uses the latest out and args"),

@@ -14,6 +14,7 @@ the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -109,7 +110,16 @@ def run_cells(cells: list[dict], namespace: dict, transform, progress) -> dict[i
 
 def run_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
              device: str = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
-    """Make one call that `call` describes; return what happened and the tensors to send back."""
+    """Make one call that `call` describes; return what happened and the tensors to send back.
+
+    The call's own `device` wins over `device`; a CUDA call where there is no GPU comes back as
+    `{"status": "unavailable"}`, and a `fake` call sends back structure only (see `run_fake_call`).
+    """
+    device = call.get("device", device)
+    if call.get("fake"):
+        return run_fake_call(namespace, call, tensors)
+    if device.startswith("cuda") and not cuda_ready():
+        return {"status": "unavailable", "device": device}, {}
     if call["kind"] == "probe":
         return run_probe(namespace, call, tensors, device)
     cid = call["id"]
@@ -189,6 +199,91 @@ def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
     return {"status": "ok", "bwd_calls": bwd_calls}, {}
 
 
+# --- devices: a real GPU where there is one, fake CUDA tensors anywhere -----------------------
+
+def cuda_ready() -> bool:
+    """Whether this process can use CUDA; initialises it here, at call time, with TF32 off."""
+    if not torch.cuda.is_available():
+        return False
+    # TF32 would round float32 matmuls to 10 bits: off, so that the float32 tolerance holds.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return True
+
+
+#: A CPU-only build cannot index fake CUDA tensors ("not linked with support for cuda"): such a
+#: call is run again with `meta` standing for the GPU, still under FakeTensorMode.
+_NO_CUDA_BUILD = "not linked with support for cuda"
+_FAKE_MODES: dict = {}
+
+
+def _fake_mode():
+    """A FakeTensorMode (private API: None when missing or broken); built once, it is slow."""
+    if "mode" not in _FAKE_MODES:
+        try:
+            from torch._subclasses.fake_tensor import FakeTensorMode
+
+            _FAKE_MODES["mode"] = FakeTensorMode(allow_non_fake_inputs=True)
+        except Exception:  # noqa: BLE001 - private API: any failure means "use meta"
+            _FAKE_MODES["mode"] = None
+    return _FAKE_MODES["mode"]
+
+
+def run_fake_call(namespace: dict, call: dict,
+                  tensors: dict[str, torch.Tensor]) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Call a student's function on fake CUDA tensors: values are meaningless, structure is not.
+
+    Tries FakeTensorMode with `cuda`, then FakeTensorMode with `meta` for the GPU, then plain
+    `meta` tensors; `meta["backend"]` says which ran, and each `.g` is described by its shape,
+    dtype and device (no tensor crosses back: a fake tensor has no bytes).
+    """
+    mode = _fake_mode()
+    tries = [("FakeTensorMode", "cuda"), ("FakeTensorMode on meta", "meta")] if mode is not None \
+        else [("meta", "meta")]
+    for backend, device in tries:
+        meta = _fake_call(namespace, call, tensors, mode, device)
+        meta["backend"] = backend
+        if _NO_CUDA_BUILD not in str((meta.get("error") or {}).get("message", "")):
+            break
+    return meta, {}
+
+
+def _fake_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor], mode,
+               device: str) -> dict:
+    fn = namespace.get(call["function"], _MISSING)
+    if fn is _MISSING:
+        return {"status": "undefined"}
+    if call["kind"] != "function":
+        return {"status": "error", "error": {"type": "ValueError", "where": None,
+                                             "message": "fake calls are for functions"}}
+    cid = call["id"]
+
+    def fake_like(t: torch.Tensor) -> torch.Tensor:
+        return torch.empty(t.shape, dtype=t.dtype, device=device)
+
+    meta: dict = {"status": "ok"}
+    objs: dict = {}
+    with contextlib.ExitStack() as stack:
+        if mode is not None:
+            stack.enter_context(mode)
+        stack.enter_context(torch.no_grad())
+        try:
+            objs = {name: fake_like(tensors[f"{cid}/{name}"]) for name in call["args"]}
+            for name, grad in call["grads"].items():
+                objs[name].g = fake_like(tensors[f"{cid}/{grad}"])
+            fn(*(objs[name] for name in call["args"]))
+        except BaseException as exc:  # noqa: BLE001 - a stub's error fails this call only
+            meta = {"status": "error", "error": describe_exception(exc)}
+    meta["g"] = {}
+    for name in call["collect"]:
+        g = getattr(objs.get(name), "g", _MISSING) if name in objs else _MISSING
+        info = describe_value(g)
+        if isinstance(g, torch.Tensor):
+            info.update(shape=[int(d) for d in g.shape], dtype=str(g.dtype).removeprefix("torch."))
+        meta["g"][name] = info
+    return meta
+
+
 # --- the process -----------------------------------------------------------------------------
 
 def main(workdir: str) -> None:
@@ -212,6 +307,7 @@ def main(workdir: str) -> None:
     progress({"step": "cells-done"})
 
     # The trusted side draws the inputs while the cells run, and says when they are there.
+    _fake_mode()  # slow to build (it imports torch._dynamo): while the trusted side draws inputs
     while not (work / "ready").exists():
         time.sleep(0.005)
     targets = json.loads((work / "targets.json").read_text())

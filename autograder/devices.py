@@ -1,0 +1,66 @@
+"""Which devices a run checks, and what it found there, in a line a student can read (trusted side).
+
+Three lanes (`Case.lane`): "cpu", real tensors; "gpu-ready", fake CUDA tensors that need no GPU
+(structure only: device, shape, dtype); "cuda", real CUDA tensors, only where the student's
+process finds a GPU. The trusted side never touches CUDA itself: the runner says whether it
+could (a CUDA call comes back "unavailable" without a GPU).
+"""
+
+from __future__ import annotations
+
+from . import spec
+from .compare import FAKE_DEVICES, judge_call, skipped
+from .plan import Plan
+from .sandbox.launch import TargetOutcome, UntrustedRun
+
+
+class DeviceUnavailable(RuntimeError):
+    """`--device cuda` where the student's process finds no GPU."""
+
+
+def lanes_for(device: str) -> tuple[str, ...]:
+    """The lanes a `--device` choice runs (see `spec.DEVICE_CHOICES`)."""
+    if device not in spec.DEVICE_CHOICES:
+        raise ValueError(f"unknown device {device!r}: one of {', '.join(spec.DEVICE_CHOICES)}")
+    return ("cpu", "gpu-ready") if device == "cpu" else ("cpu", "gpu-ready", "cuda")
+
+
+def summarize(plan: Plan, run: UntrustedRun, device: str = "all") -> dict:
+    """Per lane: "passed", "failed", "not available here" or "not requested"; and the backend."""
+    found: dict[str, list[bool]] = {"cpu": [], "gpu-ready": [], "cuda": []}
+    unavailable, backends = False, []
+    for planned in plan.calls:
+        outcome = run.targets.get(planned.target, TargetOutcome("crashed"))
+        if skipped(planned, outcome):
+            unavailable = True
+            continue
+        meta = outcome.calls.get(planned.call.id)
+        if planned.case.lane == "cuda" and not isinstance(meta, dict):
+            continue  # never reached (an earlier call crashed): says nothing about the GPU
+        verdict = judge_call(planned.target, planned, outcome, run, None)
+        found[planned.case.lane].append(verdict.passed)
+        if planned.case.fake and isinstance(meta, dict) and meta.get("backend") in FAKE_DEVICES:
+            backends.append(meta["backend"])
+
+    def state(lane: str) -> str:
+        if lane == "cuda" and device == "cpu":
+            return "not requested"
+        if lane == "cuda" and unavailable and not found["cuda"]:
+            return "not available here"
+        if not found[lane]:
+            return "not run"
+        return "passed" if all(found[lane]) else "failed"
+
+    summary = {lane: state(lane) for lane in found}
+    # The weakest backend that ran is the one to report: meta catches less than FakeTensorMode.
+    order = list(FAKE_DEVICES)
+    summary["gpu-ready-backend"] = max(backends, key=order.index) if backends else None
+    return summary
+
+
+def describe(summary: dict) -> str:
+    """'CUDA: not available here; GPU-readiness: passed (FakeTensorMode)'."""
+    backend = summary.get("gpu-ready-backend")
+    ready = summary["gpu-ready"] + (f" ({backend})" if backend else "")
+    cuda = summary["cuda"] + (" (TF32 off)" if summary["cuda"] in ("passed", "failed") else "")
+    return f"CPU: {summary['cpu']}; CUDA: {cuda}; GPU-readiness: {ready}"
