@@ -111,6 +111,9 @@ def grade(
     course: Annotated[Path, typer.Option(help="The nbgrader course directory (made by `release`).")],
     workers: Annotated[int | None, typer.Option(help="Submissions checked at once (default: "
                                                 "the number of cores).", min=1)] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="A dask.distributed scheduler (tcp://HOST:PORT) whose workers grade; the gradebook "
+             "is written here.")] = None,
 ) -> None:
     """Grade every submitted/<student>/backward/backward.ipynb into nbgrader's gradebook."""
     from .course.grade import GradeError, grade_course
@@ -119,7 +122,8 @@ def grade(
     console = Console()
     try:
         with progress_bar(console) as on_progress:
-            outcomes = grade_course(course, workers=workers, on_progress=on_progress)
+            outcomes = grade_course(course, workers=workers, on_progress=on_progress,
+                                    scheduler=scheduler)
     except GradeError as exc:
         fail(str(exc))
     print_class(outcomes, course.resolve(), console)

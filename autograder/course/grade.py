@@ -19,8 +19,9 @@ import logging
 import os
 import shutil
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,10 +231,13 @@ def submissions(course: Path) -> list[str]:
 
 
 def grade_course(course: str | Path, workers: int | None = None,
-                 on_progress: Callable[[int, Outcome | None], None] | None = None) -> list[Outcome]:
+                 on_progress: Callable[[int, Outcome | None], None] | None = None,
+                 scheduler: str | None = None) -> list[Outcome]:
     """Grade every submission of `course`; write gradebook, autograded/, feedback/, grades.csv.
 
     `on_progress(total, outcome)` is called once with `(total, None)`, then after each student.
+    `scheduler` (a dask.distributed address) grades on that cluster's workers instead of local
+    ones; the gradebook is still written here, one submission at a time.
     """
     with warnings.catch_warnings():
         # nbgrader's own update_or_create_submission makes SQLAlchemy warn; nothing is lost
@@ -241,10 +245,30 @@ def grade_course(course: str | Path, workers: int | None = None,
         # nbformat asks for cell ids that older notebooks lack; nbgrader reads them all the same
         warnings.simplefilter("ignore", MissingIDFieldWarning)
         warnings.simplefilter("ignore", DuplicateCellId)  # nbformat gives a copied cell a new id
-        return _grade_course(course, workers, on_progress)
+        return _grade_course(course, workers, on_progress, scheduler)
 
 
-def _grade_course(course, workers, on_progress) -> list[Outcome]:
+@contextmanager
+def executor_for(workers: int | None, scheduler: str | None) -> Iterator[Executor]:
+    """Where `grade_submission` runs: local threads (each starts its own student process), or
+    the workers of a dask.distributed cluster (which need this package and its solutions/)."""
+    if scheduler is None:
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            yield pool
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise GradeError("--scheduler needs dask.distributed: pip install distributed") from None
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise GradeError(f"cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from None
+    with client:
+        yield client.get_executor(pure=False)  # a regrade must run again, not reuse a result
+
+
+def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
     from . import export, feedback, gradescope
 
     put_python_on_path()
@@ -270,7 +294,7 @@ def _grade_course(course, workers, on_progress) -> list[Outcome]:
         outcomes[student] = outcome(cfg, student, None, reason)
         progress(len(students), outcomes[student])
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with executor_for(workers, scheduler) as pool:
         futures = {}
         for student in students:
             path = course / "submitted" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME

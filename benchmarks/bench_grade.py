@@ -1,0 +1,141 @@
+"""Benchmark: stock `nbgrader autograde` against `autograder grade`, on the same submissions.
+
+    python benchmarks/bench_grade.py [--students N] [--workers W] [--skip-stock] [--skip-dask]
+
+Builds two copies of one course with N submissions (a mix of correct and typical wrong
+notebooks). The stock copy keeps nbgrader's stock configuration: each notebook runs in a Jupyter
+kernel with its own test cells (our in-notebook self-check). The other is graded by
+`autograder grade`, with local workers, then again on a Dask LocalCluster of 2 workers.
+Prints seconds per notebook, the ratios, and the peak memory of any one process. A benchmark,
+not a test: numbers depend on the machine; the README quotes them with machine and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autograder import spec
+from autograder.course import put_python_on_path, samples
+from autograder.course.release import release
+
+WRONG = {
+    "mse_grad": "def mse_grad(inp, targ):\n    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n",
+    "relu_grad": "def relu_grad(inp, out):\n    inp.g = (inp > 0).to(inp.dtype)\n",
+    "lin_grad": "def lin_grad(inp, out, w, b):\n    inp.g = out.g @ w.t()\n    w.g = inp.t() @ out.g\n"
+                "    b.g = out.g.mean(0)\n",
+}
+
+
+def submissions(n: int) -> dict[str, dict[str, str]]:
+    """N students: every other one correct, the rest with one typical mistake each."""
+    wrong = list(WRONG.items())
+    out = {}
+    for i in range(n):
+        answers = dict(samples.CORRECT)
+        if i % 2:
+            target, code = wrong[(i // 2) % len(wrong)]
+            answers[target] = code
+        out[f"student{i:04d}"] = answers
+    return out
+
+
+def make_course(root: Path, students: dict[str, dict[str, str]], stock: bool) -> Path:
+    course = root / ("stock" if stock else "ours")
+    released = release(course)
+    if stock:  # nbgrader's stock configuration: no preprocessor of ours
+        config = course / "nbgrader_config.py"
+        lines = [ln for ln in config.read_text().splitlines() if "autograder" not in ln.lower()
+                 or ln.lstrip().startswith("#")]
+        config.write_text("\n".join(lines) + "\n")
+    nb = json.loads(released.read_text())
+    for student, answers in students.items():
+        samples.write(samples.fill(nb, answers),
+                      course / "submitted" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME)
+    return course
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, int]:
+    """Wall seconds, and the peak RSS (MiB) of any one process the command ran."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) // 1024
+
+
+def scores_of(course: Path) -> dict[str, float]:
+    import csv
+
+    subprocess.run([sys.executable, "-m", "nbgrader", "export"], cwd=course, capture_output=True)
+    with open(course / "grades.csv") as f:
+        return {row["student_id"]: float(row["raw_score"] or 0) for row in csv.DictReader(f)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--students", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--skip-stock", action="store_true")
+    parser.add_argument("--skip-dask", action="store_true")
+    args = parser.parse_args()
+    put_python_on_path()
+    autograder = [sys.executable, "-m", "autograder"]
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    print(f"submissions: {args.students} (half correct, half with one typical mistake)")
+    with tempfile.TemporaryDirectory(prefix="autograder-bench-") as tmp:
+        root = Path(tmp)
+        students = submissions(args.students)
+        results = {}
+        if not args.skip_stock:
+            stock = make_course(root, students, stock=True)
+            seconds, peak = timed([sys.executable, "-m", "nbgrader", "autograde", spec.ASSIGNMENT_ID],
+                                  stock)
+            results["stock nbgrader autograde"] = (seconds, peak, scores_of(stock))
+        ours = make_course(root, students, stock=False)
+        seconds, peak = timed([*autograder, "grade", "--course", str(ours),
+                               "--workers", str(args.workers)], ours)
+        results[f"autograder grade --workers {args.workers}"] = (seconds, peak, scores_of(ours))
+        if not args.skip_dask:
+            from dask.distributed import Client, LocalCluster
+
+            shutil.rmtree(ours / "autograded", ignore_errors=True)
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster, Client(cluster) as client:
+                seconds, _ = timed([*autograder, "grade", "--course", str(ours), "--scheduler",
+                                    cluster.scheduler_address], ours)
+                peaks = client.run(lambda: max(
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+            peak = max(peaks.values()) // 1024
+            results["autograder grade on Dask (LocalCluster, 2 workers)"] = (seconds, peak,
+                                                                             scores_of(ours))
+
+        n = args.students
+        base = results.get("stock nbgrader autograde")
+        print(f"\n{'how':<52} {'s/notebook':>10} {'speed-up':>9} {'peak MiB':>9}")
+        for how, (seconds, peak, _) in results.items():
+            ratio = f"{base[0] / seconds:8.1f}x" if base else "       -"
+            print(f"{how:<52} {seconds / n:10.3f} {ratio:>9} {peak:9d}")
+        if base:
+            same = {k: v for k, v in results.items() if v[2] != base[2]}
+            print("\nscores: " + ("stock and ours differ where the stock self-check is all-or-"
+                                  "nothing per target" if same else "identical across runs"))
+
+
+if __name__ == "__main__":
+    main()
