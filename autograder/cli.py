@@ -56,7 +56,11 @@ def check(
 
 
 def print_report(report, console: Console) -> None:
-    """A row per target: its points, and what to fix (each distinct message once)."""
+    """A row per target: its points, and what to fix (each distinct mistake once).
+
+    Checks that fail for the same mistakes share one line, with the first one's message: the
+    JSON keeps every check's own message (their shapes and numbers differ).
+    """
     table = Table(title="autograder check")
     table.add_column("target")
     table.add_column("points", justify="right")
@@ -67,15 +71,16 @@ def print_report(report, console: Console) -> None:
         failing: dict[str, list] = {}
         for c in mine:
             if not c.passed:
-                failing.setdefault(c.message, []).append(c)
+                failing.setdefault(tuple(c.mistakes) or c.message, []).append(c)
         if not failing:
             said = f"[green]all {len(mine)} checks pass[/]"
         else:
             lines = []
-            for message, checks in failing.items():
+            for checks in failing.values():
                 names = ", ".join(c.id.split("/", 1)[1] for c in checks)
-                codes = ", ".join(dict.fromkeys(m for c in checks for m in c.mistakes))
-                lines.append(f"[red]FAIL[/] {escape(names)}: {escape(message)} [dim]({codes})[/]")
+                codes = ", ".join(checks[0].mistakes)
+                lines.append(f"[red]FAIL[/] {escape(names)}: {escape(checks[0].message)} "
+                             f"[dim]({codes})[/]")
             said = "\n".join(lines)
         table.add_row(target, f"{got:g} / {out_of:g}", said)
     console.print(table)

@@ -23,8 +23,23 @@ class SelfCheckFailed(AssertionError):
     """Some check failed; the printed report says which and why."""
 
 
-def self_check(target: str, obj: object, device: str = "all") -> Report:
-    """Check `obj` (the student's function, or their `Module` class) as `target`.
+def self_check(target: str, obj: object, device: str = "all") -> None:
+    """What a grade cell calls: print the report of `run_self_check`; raise if a check fails.
+
+    Returns nothing, so that a notebook shows the report alone (and stock nbgrader reads no
+    partial credit from a displayed value).
+    """
+    report = run_self_check(target, obj, device)
+    print(report.target_text(target, points=False))
+    print(f"  devices: {describe(report.devices)}")
+    failed = [c for c in report.checks if not c.passed]
+    if failed:
+        raise SelfCheckFailed(f"{target}: {len(failed)} of {len(report.checks)} checks fail "
+                              "(see above)")
+
+
+def run_self_check(target: str, obj: object, device: str = "all") -> Report:
+    """Check `obj` (the student's function, or their `Module` class) as `target`, in this process.
 
     `device` as for `autograder check`: by default on the CPU, on fake CUDA tensors
     (GPU-readiness) and, where this kernel has a GPU, on CUDA; the report says which ran.
@@ -47,10 +62,4 @@ def self_check(target: str, obj: object, device: str = "all") -> Report:
     run = UntrustedRun(targets={target: outcome})
     checks = judge_target(target, plan, run, spec.FALLBACK_POINTS[target], None, source=source)
     devices = summarize(plan, run, device)
-    report = Report(checks, seed=plan.seed, notes=[describe(devices)], devices=devices)
-    print(report.target_text(target, points=False))
-    print(f"  devices: {describe(devices)}")
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        raise SelfCheckFailed(f"{target}: {len(failed)} of {len(checks)} checks fail (see above)")
-    return report
+    return Report(checks, seed=plan.seed, notes=[describe(devices)], devices=devices)
