@@ -235,11 +235,14 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
                                    verdict.message or check.summary, list(verdict.mistakes)))
     for result in results:
         if gates and result.id not in gates:
-            code = f"{target}.uses_autograd"
+            # The gate names the mistake; what else failed follows from it (the grader runs
+            # GPU-readiness with autograd off), so the gate's code stands alone.
             if result.passed:
                 result.message = f"right, but no points: {target} uses autograd (see {gates[0]})"
+            else:
+                result.message += f" (and no points: {target} uses autograd, see {gates[0]})"
             result.passed, result.points = False, 0.0
-            result.mistakes = list(diagnose.specific_first([*result.mistakes, code]))
+            result.mistakes = [f"{target}.uses_autograd"]
     return results
 
 

@@ -266,7 +266,10 @@ def _fake_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor], mo
     with contextlib.ExitStack() as stack:
         if mode is not None:
             stack.enter_context(mode)
-        stack.enter_context(torch.no_grad())
+        # Not just no_grad: autograd on fake CUDA tensors in a CPU-only build aborts the whole
+        # process in C++ (a student's kernel, for the self-check); in inference mode `.backward()`
+        # raises a plain RuntimeError instead, and device mixing is still caught.
+        stack.enter_context(torch.inference_mode())
         try:
             objs = {name: fake_like(tensors[f"{cid}/{name}"]) for name in call["args"]}
             for name, grad in call["grads"].items():
