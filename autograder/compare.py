@@ -48,7 +48,8 @@ def call_failure(target: str, meta: dict | None) -> Verdict | None:
         return Verdict(False, f"{target} still raises NotImplementedError: replace the stub's "
                               "`raise` with your code", (f"{target}.not_implemented",))
     if kind == "MemoryError" or "allocate memory" in text or "out of memory" in text.lower():
-        return Verdict(False, f"{target} ran out of memory{where}", (f"{target}.memory",))
+        limit = f": {error['limit']}" if error.get("limit") else ""
+        return Verdict(False, f"{target} ran out of memory{where}{limit}", (f"{target}.memory",))
     return Verdict(False, f"{target} raised {kind}: {text}{where}", (f"{target}.error",))
 
 
@@ -160,9 +161,15 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
             error = run.cell_errors.get(solution_cell[0])
             if error:
                 where = f" ({error['where']})" if error.get("where") else ""
-                failure = Verdict(False, f"{target} is not defined: its cell raised "
-                                         f"{error.get('type')}: {str(error.get('message'))[:200]}"
-                                         f"{where}", failure.mistakes)
+                limit = f" ({error['limit']})" if error.get("limit") else ""
+                # A cell stopped by a limit, or whose process died, costs its target that code.
+                code = {"timeout": "timeout", "memory": "memory", "MemoryError": "memory",
+                        "crashed": "crashed"}.get(str(error.get("type")), "error")
+                said = "raised " + str(error.get("type")) if code == "error" or \
+                    error.get("type") == "MemoryError" else "was stopped"
+                failure = Verdict(False, f"{target} is not defined: its cell {said}: "
+                                         f"{str(error.get('message'))[:200]}{where}{limit}",
+                                  (f"{target}.{code}",))
         return failure
     kind = planned.check.kind
     if kind == "probe":

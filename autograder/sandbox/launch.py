@@ -18,10 +18,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .limits import Limits, choose_layers, prepare
 
 if TYPE_CHECKING:
     import torch
@@ -49,6 +51,7 @@ class UntrustedRun:
     stdout: str = ""
     stderr: str = ""
     restarts: int = 0
+    sandbox: list[str] = field(default_factory=list)  # the isolation layers that applied
 
 
 class _Capture(threading.Thread):
@@ -56,24 +59,25 @@ class _Capture(threading.Thread):
 
     def __init__(self, stream) -> None:
         super().__init__(daemon=True)
-        self.stream, self.kept, self.dropped = stream, bytearray(), 0
+        self.stream, self.kept, self.dropped, self.tail = stream, bytearray(), 0, b""
 
     def run(self) -> None:
         while chunk := self.stream.read1(65536):
             room = MAX_OUTPUT - len(self.kept)
             self.kept += chunk[:room]
             self.dropped += max(0, len(chunk) - room)
+            self.tail = (self.tail + chunk)[-4096:]  # how it ended, even after a flood
 
     def text(self) -> str:
         note = f"\n[... {self.dropped} more bytes not kept]" if self.dropped else ""
         return self.kept.decode("utf-8", "replace") + note
 
 
-def _runner_env() -> dict[str, str]:
-    keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "CUDA_VISIBLE_DEVICES", "SYSTEMROOT")
+def _runner_env(folder: Path) -> dict[str, str]:
+    keep = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "SYSTEMROOT")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HOME=str(folder), TMPDIR=str(folder))
     return env
 
 
@@ -108,7 +112,26 @@ def _read_events(fd: int, buffer: bytearray, timeout: float) -> list[dict] | Non
     return events
 
 
-def _load_results(results: Path, name: str, call_ids: set[str]) -> TargetOutcome:
+_MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "can't allocate memory",
+                 "out of memory")
+
+
+def _ran_out_of_memory(error: object) -> bool:
+    if not isinstance(error, dict):
+        return False
+    text = f"{error.get('type')}: {error.get('message')}"
+    return any(sign in text for sign in _MEMORY_SIGNS)
+
+
+def _name_the_limit(error: object, limits: Limits) -> None:
+    """An error that is the memory limit says so, with the limit (the runner cannot know it)."""
+    if _ran_out_of_memory(error):
+        error["type"] = "MemoryError"
+        error["limit"] = f"the memory limit is {limits.memory_text()}"
+
+
+def _load_results(results: Path, name: str, call_ids: set[str],
+                  limits: Limits | None = None) -> TargetOutcome:
     """Read one target's results back as plain, validated data."""
     import torch  # here, not at the top: the student's process starts before torch loads
 
@@ -123,6 +146,8 @@ def _load_results(results: Path, name: str, call_ids: set[str]) -> TargetOutcome
     if not isinstance(calls, dict) or not isinstance(tensors, dict):
         return TargetOutcome("invalid", "the results were not in the expected form")
     clean_calls = {cid: calls[cid] for cid in call_ids if isinstance(calls.get(cid), dict)}
+    for meta in clean_calls.values():
+        _name_the_limit(meta.get("error"), limits or Limits())
     clean_tensors = {}
     for key, value in tensors.items():
         if (isinstance(key, str) and type(value) is torch.Tensor
@@ -131,12 +156,22 @@ def _load_results(results: Path, name: str, call_ids: set[str]) -> TargetOutcome
     return TargetOutcome("ok", calls=clean_calls, tensors=clean_tensors)
 
 
-def _why_it_ended(returncode: int | None, timed_out: bool, limit: float) -> tuple[str, str]:
+def _why_it_ended(returncode: int | None, timed_out: bool, limit: float, limits: Limits,
+                  stderr_tail: str = "") -> tuple[str, str]:
+    """Timeout, memory or crashed, with the limit that was hit where one was."""
     if timed_out:
-        return "timeout", f"still running after {limit:g} s"
+        return "timeout", f"still running after {limit:g} s (the time limit)"
+    if any(sign in stderr_tail for sign in _MEMORY_SIGNS):
+        return "memory", f"the process ran out of memory (the memory limit is {limits.memory_text()})"
     if returncode is not None and returncode < 0:
-        sig = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else -returncode
+        number = -returncode
+        sig = signal.Signals(number).name if number in signal.valid_signals() else number
+        if number == getattr(signal, "SIGXCPU", None):
+            return "crashed", (f"the process was killed by {sig}: it used more than "
+                               f"{limits.cpu_seconds} s of CPU (the CPU time limit)")
         return "crashed", f"the process was killed by {sig}"
+    if returncode is not None and returncode >= 128 and returncode - 128 in signal.valid_signals():
+        return _why_it_ended(128 - returncode, False, limit, limits)  # a signal, told by a wrapper
     return "crashed", f"the process exited with code {returncode}"
 
 
@@ -144,15 +179,23 @@ Work = tuple[list[dict], dict]  # the targets' calls (JSON-able) and the tensors
 
 
 def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device: str = "cpu",
-                  cells_timeout: float = 60.0, target_timeout: float = 10.0) -> UntrustedRun:
+                  cells_timeout: float = 60.0, target_timeout: float = 10.0,
+                  limits: Limits | None = None, hide: Iterable[str | Path] = ()) -> UntrustedRun:
     """Run `cells` (dicts with `index` and `source`), then each target's calls, untrusted.
 
     `work` gives `(targets, inputs)`: targets as `{"name": ..., "calls": [Call.to_json(), ...]}`,
     inputs as the tensors the calls name. It may be a function: it is then called once the
     student's process has started, so that drawing inputs overlaps running the cells. Always
     returns: every target gets an outcome, whatever the student's code does.
+
+    The process runs under `limits` (default: `spec`'s) in the strongest layers this platform
+    offers (`limits.choose_layers`); `run.sandbox` names them. Where a mount namespace applies,
+    everything but the system, Python, torch and the working directory is hidden; `hide` names
+    more paths to hide there, even inside those.
     """
-    run = UntrustedRun()
+    limits = limits or Limits()
+    layers = choose_layers()
+    run = UntrustedRun(sandbox=layers.names(limits))
     skip: set[int] = set()
     targets: list[dict] | None = None
     inputs: dict = {}
@@ -163,8 +206,10 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
             read_fd, write_fd = os.pipe()
             (folder / "job.json").write_text(json.dumps({
                 "cells": cells, "skip": sorted(skip), "device": device, "progress_fd": write_fd}))
+            spawn = prepare([sys.executable, "-I", str(RUNNER), str(folder)], folder, limits,
+                            layers, [str(p) for p in hide])
             proc = subprocess.Popen(
-                [sys.executable, "-I", str(RUNNER), str(folder)], cwd=folder, env=_runner_env(),
+                spawn.argv, cwd=folder, env=_runner_env(folder), preexec_fn=spawn.preexec_fn,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 pass_fds=(write_fd,), start_new_session=True)
             os.close(write_fd)
@@ -197,6 +242,7 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
                             deadline, limit = time.monotonic() + target_timeout, target_timeout
             _kill_group(proc)  # whether it finished or not: nothing of the student's outlives it
             proc.wait()
+            spawn.kill_all()
             for c in captures:
                 c.join(timeout=5)
             stdout.append(captures[0].text())
@@ -206,6 +252,8 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
             if (results / "cells.json").exists():
                 try:
                     errors = json.loads((results / "cells.json").read_text())
+                    for v in errors.values():
+                        _name_the_limit(v, limits)
                     run.cell_errors.update({int(k): v for k, v in errors.items()
                                             if isinstance(v, dict)})
                 except (ValueError, TypeError, AttributeError):
@@ -213,12 +261,14 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
             for target in remaining:  # a target's .json is written last: it marks one finished
                 name = target["name"]
                 if (results / f"{name}.json").exists():
-                    run.targets[name] = _load_results(results, name, {c["id"] for c in target["calls"]})
+                    run.targets[name] = _load_results(results, name,
+                                                      {c["id"] for c in target["calls"]}, limits)
             remaining = [t for t in remaining if t["name"] not in run.targets]
             if not remaining:
                 break
 
-            status, detail = _why_it_ended(proc.returncode, timed_out, limit)
+            status, detail = _why_it_ended(proc.returncode, timed_out, limit, limits,
+                                           captures[1].tail.decode("utf-8", "replace"))
             if step.get("step") == "cell" and step.get("index") in {c["index"] for c in cells} - skip:
                 skip.add(step["index"])
                 run.cell_errors[step["index"]] = {"type": status, "message": detail, "where": None}
