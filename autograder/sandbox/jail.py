@@ -95,6 +95,11 @@ def main(config: dict) -> None:
     for path, fd in sorted(keep.items()):
         put_back(path, fd)
         os.close(fd)
+    for path in config["keep"]:  # Python, torch, the runner: read-only, whoever owns them
+        if path != config["workdir"] and os.path.exists(path):
+            if path not in keep:
+                mount(path, path, None, MS_BIND | MS_REC)
+            mount("none", path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
     for path in config.get("fresh", []):  # an empty, writable tmpfs (e.g. /dev/shm)
         if os.path.isdir(path):
             mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
