@@ -50,7 +50,8 @@ def call_failure(target: str, meta: dict | None) -> Verdict | None:
     if kind == "MemoryError" or "allocate memory" in text or "out of memory" in text.lower():
         limit = f": {error['limit']}" if error.get("limit") else ""
         return Verdict(False, f"{target} ran out of memory{where}{limit}", (f"{target}.memory",))
-    return Verdict(False, f"{target} raised {kind}: {text}{where}", (f"{target}.error",))
+    limit = f" ({error['limit']})" if error.get("limit") else ""
+    return Verdict(False, f"{target} raised {kind}: {text}{where}{limit}", (f"{target}.error",))
 
 
 def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | None,

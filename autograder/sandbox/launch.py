@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,6 +128,8 @@ def _name_the_limit(error: object, limits: Limits) -> None:
     if _ran_out_of_memory(error):
         error["type"] = "MemoryError"
         error["limit"] = f"the memory limit is {limits.memory_text()}"
+    elif isinstance(error, dict) and "File too large" in str(error.get("message")):
+        error["limit"] = f"the file size limit is {limits.file_size >> 20} MiB"
 
 
 def _load_results(results: Path, name: str, call_ids: set[str],
@@ -194,6 +196,8 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
     more paths to hide there, even inside those.
     """
     limits = limits or Limits()
+    if not device.startswith("cpu"):
+        limits = replace(limits, address_space=False)
     layers = choose_layers()
     run = UntrustedRun(sandbox=layers.names(limits))
     skip: set[int] = set()

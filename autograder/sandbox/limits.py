@@ -47,14 +47,15 @@ class Limits:
     cpu_seconds: int = spec.CPU_TIME_LIMIT
     file_size: int = spec.FILE_SIZE_LIMIT  # bytes, per file written
     processes: int = spec.PROCESS_LIMIT  # processes and threads, where a uid of its own counts them
+    address_space: bool = True  # False on a GPU: CUDA maps far more address space than it uses
 
     def memory_text(self) -> str:
         return f"{self.memory / (1 << 30):.3g} GiB" if self.memory >= 1 << 30 else \
             f"{self.memory / (1 << 20):.3g} MiB"
 
     def describe(self, processes: bool) -> str:
-        text = (f"limits: {self.memory_text()} of memory, {self.cpu_seconds} s of CPU, "
-                f"{self.file_size >> 20} MiB per file")
+        memory = f"{self.memory_text()} of memory" if self.address_space else "memory unlimited (CUDA)"
+        text = f"limits: {memory}, {self.cpu_seconds} s of CPU, {self.file_size >> 20} MiB per file"
         return text + (f", {self.processes} processes" if processes else "")
 
 
@@ -68,9 +69,10 @@ def apply_limits(limits: Limits, *, processes: bool = False) -> None:
         except (ValueError, OSError):  # e.g. macOS refuses RLIMIT_AS: the other layers remain
             pass
 
-    cap(resource.RLIMIT_AS, limits.memory)
-    if hasattr(resource, "RLIMIT_DATA") and sys.platform == "darwin":
-        cap(resource.RLIMIT_DATA, limits.memory)
+    if limits.address_space:
+        cap(resource.RLIMIT_AS, limits.memory)
+        if hasattr(resource, "RLIMIT_DATA") and sys.platform == "darwin":
+            cap(resource.RLIMIT_DATA, limits.memory)
     try:  # SIGXCPU at the soft limit, SIGKILL a little later if it is ignored
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 2))
     except (ValueError, OSError):
