@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -34,7 +35,7 @@ BASE = {
                                 "language": "python"}},
     "nbformat": 4, "nbformat_minor": 5,
 }
-FUZZ = settings(max_examples=12, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -57,8 +58,9 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
                                                                 max_size=3),
     max_leaves=8)
-HUGE = st.sampled_from(["x = 1\n" * 200_000, "#" * 3_000_000, ["a\n"] * 100_000,
-                        "def mse_grad(inp, targ):\n" + "    pass\n" * 100_000])
+HUGE_CELLS = ["x = 1\n" * 200_000, "#" * 3_000_000, ["a\n"] * 100_000,
+              "def mse_grad(inp, targ):\n" + "    pass\n" * 100_000]
+HUGE = st.sampled_from(HUGE_CELLS)
 
 
 def paths(node, here=()):
@@ -100,7 +102,7 @@ def test_mutated_bytes_never_crash_check(tmp_path_factory, data):
     check(path)
 
 
-@settings(FUZZ, max_examples=8)
+@settings(FUZZ, max_examples=15)
 @given(data=st.data())
 def test_notebooks_with_wrong_types_or_huge_cells_never_crash_check(tmp_path_factory, data):
     doc = json.loads(json.dumps(BASE))
@@ -108,6 +110,15 @@ def test_notebooks_with_wrong_types_or_huge_cells_never_crash_check(tmp_path_fac
         where = data.draw(st.sampled_from(list(paths(doc))))
         doc = replace(doc, where, data.draw(JSON | HUGE if where[-1:] == ("source",) else JSON))
     path = tmp_path_factory.mktemp("fuzz") / "backward.ipynb"
+    path.write_text(json.dumps(doc))
+    check(path)
+
+
+@pytest.mark.parametrize("index", range(len(HUGE_CELLS)))
+def test_huge_cells_never_crash_check(tmp_path, index):
+    doc = json.loads(json.dumps(BASE))
+    doc["cells"][1]["source"] = HUGE_CELLS[index]
+    path = tmp_path / "backward.ipynb"
     path.write_text(json.dumps(doc))
     check(path)
 
