@@ -95,6 +95,12 @@ def main(config: dict) -> None:
     for path, fd in sorted(keep.items()):
         put_back(path, fd)
         os.close(fd)
+    for path in hidden:  # now that what was put back is there: read-only, whoever owns it
+        if os.path.isdir(path) and not os.path.islink(path):
+            mount("tmpfs", path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=16k,nr_inodes=64,mode=0755")
+        elif os.path.exists(path):
+            mount("none", path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
     for path in config["keep"]:  # Python, torch, the runner: read-only, whoever owns them
         if path != config["workdir"] and os.path.exists(path):
             if path not in keep:
