@@ -612,3 +612,30 @@ def test_an_attacker_graded_beside_an_honest_student_changes_nothing_for_them(ma
     assert "saw [] wrote []" in said, said
     assert target_points(alice_report) == {**FULL, "mse_grad": 0.0}
     assert_none_left(token)
+
+
+# --- links and FIFOs planted where the grader reads and writes ------------------------------
+
+def test_the_grader_follows_no_link_and_waits_on_no_fifo_in_the_students_folder(tmp_path):
+    from autograder.sandbox.launch import _Folder
+
+    work, outside = tmp_path / "work", tmp_path / "gradebook.db"
+    (work / "results").mkdir(parents=True)
+    outside.write_bytes(b"sentinel")
+    (work / "results" / "mse_grad.json").symlink_to(outside)
+    os.mkfifo(work / "results" / "relu_grad.json")  # a read would wait for a writer forever
+    (work / "inputs.pt").symlink_to(outside)  # a write would follow it
+    folder = _Folder(work)
+    try:
+        for name in ("mse_grad.json", "relu_grad.json"):
+            with pytest.raises(ValueError, match="not a plain file"):
+                folder.read("results", name)
+        assert folder.read("results", "lin_grad.json") is None
+        with pytest.raises(OSError):
+            folder.write_new("inputs.pt", b"inputs")
+        (work / "big.json").write_bytes(b"0" * 100)
+        with pytest.raises(ValueError, match="larger"):
+            folder.read("big.json", cap=10)
+    finally:
+        folder.close()
+    assert outside.read_bytes() == b"sentinel"

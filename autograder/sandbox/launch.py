@@ -13,6 +13,7 @@ import json
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -132,17 +133,74 @@ def _name_the_limit(error: object, limits: Limits) -> None:
         error["limit"] = f"the file size limit is {limits.file_size >> 20} MiB"
 
 
-def _load_results(results: Path, name: str, call_ids: set[str],
+class _Folder:
+    """The student's working folder, as the trusted side touches it: through a descriptor held
+    from before the student ran, never following a link, never blocking on a FIFO, never
+    overwriting what is there (the student's process owns the folder and may plant anything)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+
+    def read(self, *parts: str, cap: int = MAX_RESULT_BYTES) -> bytes | None:
+        """A plain file's bytes; None if it is not there; ValueError if not plain or too large."""
+        nofollow = getattr(os, "O_NOFOLLOW", 0)
+        fds = []
+        try:
+            where = self.fd
+            for part in parts[:-1]:
+                where = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=where)
+                fds.append(where)
+            fd = os.open(parts[-1], os.O_RDONLY | nofollow | os.O_NONBLOCK, dir_fd=where)
+            fds.append(fd)
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError("not a plain file")
+            if info.st_size > cap:
+                raise ValueError("larger than the limit")
+            data = bytearray()
+            while len(data) <= cap and (chunk := os.read(fd, 1 << 20)):
+                data += chunk
+            if len(data) > cap:
+                raise ValueError("larger than the limit")
+            return bytes(data)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # a link (ELOOP), a folder, ...
+            raise ValueError(f"not a plain file ({exc.strerror})") from None
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def write_new(self, name: str, data: bytes) -> None:
+        """Create `name`; fails (OSError) if anything is there already."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(name, flags, 0o644, dir_fd=self.fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _load_results(folder: _Folder, name: str, call_ids: set[str],
                   limits: Limits | None = None) -> TargetOutcome:
     """Read one target's results back as plain, validated data."""
+    import io
+
     import torch  # here, not at the top: the student's process starts before torch loads
 
-    meta_path, tensor_path = results / f"{name}.json", results / f"{name}.pt"
     try:
-        if meta_path.stat().st_size > MAX_RESULT_BYTES or tensor_path.stat().st_size > MAX_RESULT_BYTES:
-            return TargetOutcome("invalid", "the results were larger than the limit")
-        calls = json.loads(meta_path.read_text())
-        tensors = torch.load(tensor_path, weights_only=True, map_location="cpu")
+        meta, packed = folder.read("results", f"{name}.json"), folder.read("results", f"{name}.pt")
+        if meta is None or packed is None:
+            return TargetOutcome("invalid", "the results were incomplete")
+        calls = json.loads(meta)
+        tensors = torch.load(io.BytesIO(packed), weights_only=True, map_location="cpu")
+    except ValueError as exc:
+        return TargetOutcome("invalid", f"the results could not be read back: {exc}")
     except Exception as exc:  # noqa: BLE001 - anything unreadable is the student's process's doing
         return TargetOutcome("invalid", f"the results could not be read back ({type(exc).__name__})")
     if not isinstance(calls, dict) or not isinstance(tensors, dict):
@@ -210,6 +268,7 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
             read_fd, write_fd = os.pipe()
             (folder / "job.json").write_text(json.dumps({
                 "cells": cells, "skip": sorted(skip), "device": device, "progress_fd": write_fd}))
+            held = _Folder(folder)  # before the student's process can move or plant anything
             spawn = prepare([sys.executable, "-I", str(RUNNER), str(folder)], folder, limits,
                             layers, [str(p) for p in hide])
             proc = subprocess.Popen(
@@ -224,7 +283,10 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
             if targets is None:
                 targets, inputs = work() if callable(work) else work
                 remaining = list(targets)
-            _hand_over(folder, remaining, inputs)
+            try:
+                _hand_over(held, remaining, inputs)
+            except OSError:  # something planted where the inputs go: the runner waits, times out
+                pass
 
             hard_deadline = started + cells_timeout + target_timeout * (len(remaining) + 1)
             step: dict = {"step": "start"}
@@ -252,21 +314,24 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
             stdout.append(captures[0].text())
             stderr.append(captures[1].text())
 
-            results = folder / "results"
-            if (results / "cells.json").exists():
-                try:
-                    errors = json.loads((results / "cells.json").read_text())
-                    for v in errors.values():
-                        _name_the_limit(v, limits)
-                    run.cell_errors.update({int(k): v for k, v in errors.items()
-                                            if isinstance(v, dict)})
-                except (ValueError, TypeError, AttributeError):
-                    pass
+            try:
+                errors = json.loads(held.read("results", "cells.json") or b"{}")
+                for v in errors.values():
+                    _name_the_limit(v, limits)
+                run.cell_errors.update({int(k): v for k, v in errors.items()
+                                        if isinstance(v, dict)})
+            except (ValueError, TypeError, AttributeError):
+                pass
             for target in remaining:  # a target's .json is written last: it marks one finished
                 name = target["name"]
-                if (results / f"{name}.json").exists():
-                    run.targets[name] = _load_results(results, name,
+                try:
+                    finished = held.read("results", f"{name}.json") is not None
+                except ValueError:
+                    finished = True  # there, but not plain or too large: judged as it is
+                if finished:
+                    run.targets[name] = _load_results(held, name,
                                                       {c["id"] for c in target["calls"]}, limits)
+            held.close()
             remaining = [t for t in remaining if t["name"] not in run.targets]
             if not remaining:
                 break
@@ -290,12 +355,16 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
     return run
 
 
-def _hand_over(folder: Path, targets: list[dict], inputs: dict) -> None:
+def _hand_over(folder: _Folder, targets: list[dict], inputs: dict) -> None:
     """Give the runner its calls and inputs; `ready` appears last, atomically."""
+    import io
+
     import torch
 
     ids = {c["id"] for t in targets for c in t["calls"]}
-    torch.save({k: v for k, v in inputs.items() if k.split("/", 1)[0] in ids}, folder / "inputs.pt")
-    (folder / "targets.json").write_text(json.dumps(targets))
-    (folder / "ready.tmp").touch()
-    os.replace(folder / "ready.tmp", folder / "ready")
+    packed = io.BytesIO()
+    torch.save({k: v for k, v in inputs.items() if k.split("/", 1)[0] in ids}, packed)
+    folder.write_new("inputs.pt", packed.getvalue())
+    folder.write_new("targets.json", json.dumps(targets).encode())
+    folder.write_new("ready.tmp", b"")
+    os.replace("ready.tmp", "ready", src_dir_fd=folder.fd, dst_dir_fd=folder.fd)
