@@ -32,6 +32,11 @@ from pathlib import Path
 
 from .. import spec
 
+try:  # imported here, not in the child: an import after fork() can wait on a lock forever
+    import resource
+except ImportError:  # Windows
+    resource = None
+
 JAIL = Path(__file__).with_name("jail.py")
 SANDBOX_DIR = Path(__file__).resolve().parent
 _SYSTEM = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev", "/proc",
@@ -61,7 +66,8 @@ class Limits:
 
 def apply_limits(limits: Limits, *, processes: bool = False) -> None:
     """Set the resource limits of the calling process (a child about to run student code)."""
-    import resource
+    if resource is None:
+        return
 
     def cap(which: int, value: int) -> None:
         try:
