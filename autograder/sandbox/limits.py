@@ -59,8 +59,8 @@ class Limits:
             f"{self.memory / (1 << 20):.3g} MiB"
 
     def describe(self, processes: bool) -> str:
-        memory = f"{self.memory_text()} of memory" if self.address_space else "memory unlimited (CUDA)"
-        text = f"limits: {memory}, {self.cpu_seconds} s of CPU, {self.file_size >> 20} MiB per file"
+        memory = f"{self.memory_text()} memory" if self.address_space else "memory unlimited (CUDA)"
+        text = f"limits: {memory}, {self.cpu_seconds} s CPU, {self.file_size >> 20} MiB files"
         return text + (f", {self.processes} processes" if processes else "")
 
 
@@ -162,18 +162,15 @@ class Layers:
     needed: set[str] = field(default_factory=set)
 
     def names(self, limits: Limits) -> list[str]:
-        """One line per layer that applies, for the report."""
+        """One short line per layer that applies, for the report."""
         lines = []
         if self.namespaces:
-            kind = "user, pid, network and mount" if self.user_namespace else \
-                "pid, network and mount"
-            lines.append(f"{kind} namespaces: no network, every descendant killed with it, "
-                         f"{len(self.hidden)} paths hidden (only Python, torch and its working "
-                         "directory visible)")
+            kind = "user, pid, network, mount" if self.user_namespace else "pid, network, mount"
+            lines.append(f"namespaces ({kind}: no network, only Python and its folder visible)")
         if self.own_uid:
-            lines.append("an unprivileged uid of its own")
+            lines.append("own uid")
         lines.append(limits.describe(processes=self.own_uid))
-        lines.append("its own session, a scrubbed environment, a fresh temp working directory")
+        lines.append("own session, scrubbed environment, temp folder")
         return lines
 
 
