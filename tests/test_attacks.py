@@ -456,6 +456,7 @@ def test_rewriting_the_serialisers_fakes_nothing(make_notebook):
     assert rest_of(report) == REST
 
 
+@needs_namespaces
 def test_writing_to_files_it_can_reach_changes_none_of_them(make_notebook, course):
     token = new_token()
     paths = [str(course / rel) for rel in COURSE_FILES] + [

@@ -209,6 +209,8 @@ def prepare(argv: list[str], workdir: Path, limits: Limits, layers: Layers,
     hidden = [p for p in hidden if not any(p.startswith(h + "/") for h in hidden)]
     keep = sorted(set(layers.needed) | {str(workdir)})
     keep = [p for p in keep if not any(p.startswith(k + "/") for k in keep)]
+    hidden = [p for p in hidden if p not in keep]  # e.g. the working directory, when the
+    # grader itself lies under /tmp and so /tmp is listed entry by entry
     config = {"workdir": str(workdir), "hide": hidden, "keep": keep, "fresh": _FRESH,
               "uid": uid, "command": list(argv)}
     flags = ["--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--mount",
