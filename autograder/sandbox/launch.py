@@ -82,6 +82,12 @@ def _runner_env(folder: Path) -> dict[str, str]:
     return env
 
 
+def _gpu_here() -> bool:
+    """An NVIDIA GPU the student's process may use: CUDA reserves far more address space than
+    any memory limit, so the address-space limit is left off (without importing torch here)."""
+    return os.path.isdir("/proc/driver/nvidia/gpus") or os.path.exists("/dev/nvidiactl")
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -254,7 +260,7 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
     more paths to hide there, even inside those.
     """
     limits = limits or Limits()
-    if not device.startswith("cpu"):
+    if not device.startswith("cpu") or _gpu_here():
         limits = replace(limits, address_space=False)
     layers = choose_layers()
     run = UntrustedRun(sandbox=layers.names(limits))
