@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.sandbox.launch import _gpu_here
 from autograder.sandbox.limits import choose_layers
 
 from .conftest import REPO, check_json, run_cli, target_mistakes, target_points
@@ -35,6 +36,8 @@ needs_namespaces = pytest.mark.skipif(not LAYERS.namespaces,
 needs_process_control = pytest.mark.skipif(
     not (LAYERS.namespaces or LAYERS.own_uid),
     reason="neither a pid namespace nor an own uid here: setsid() children can escape")
+needs_memory_limit = pytest.mark.skipif(
+    _gpu_here(), reason="a GPU is here: CUDA needs more address space than the memory limit")
 linux_only = pytest.mark.skipif(not Path("/proc/self/comm").exists(), reason="needs /proc")
 
 
@@ -252,6 +255,7 @@ HOG = ("    chunks = []\n"
        "        chunks.append(bytearray(128 << 20))\n")
 
 
+@needs_memory_limit
 def test_a_memory_hog_inside_mse_grad_is_stopped_and_named(make_notebook, monkeypatch):
     monkeypatch.setenv("AUTOGRADER_MEMORY_LIMIT", str(1 << 30))
     cell = "def mse_grad(inp, targ):\n" + HOG + \
@@ -264,6 +268,7 @@ def test_a_memory_hog_inside_mse_grad_is_stopped_and_named(make_notebook, monkey
     assert rest_of(report) == REST
 
 
+@needs_memory_limit
 def test_a_torch_allocation_over_the_limit_is_a_memory_failure(make_notebook):
     cell = ("import torch\ndef mse_grad(inp, targ):\n"
             "    inp.g = torch.ones(1 << 32, dtype=torch.float64)[:1]  # 32 GiB\n")
@@ -274,6 +279,7 @@ def test_a_torch_allocation_over_the_limit_is_a_memory_failure(make_notebook):
     assert rest_of(report) == REST
 
 
+@needs_memory_limit
 def test_a_memory_hog_at_the_top_of_a_cell_loses_that_cell_only(make_notebook, monkeypatch):
     monkeypatch.setenv("AUTOGRADER_MEMORY_LIMIT", str(1 << 30))
     cell = "if True:\n" + HOG + WRONG_MSE
