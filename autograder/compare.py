@@ -55,8 +55,10 @@ def call_failure(target: str, meta: dict | None) -> Verdict | None:
                               f"an if on a tensor){where}: the GPU-readiness check runs without "
                               "values; keep the computation on tensors", (f"{target}.error",))
     if kind == "MemoryError" or "allocate memory" in text or "out of memory" in text.lower():
-        return Verdict(False, f"{target} ran out of memory{where}", (f"{target}.memory",))
-    return Verdict(False, f"{target} raised {kind}: {text}{where}", (f"{target}.error",))
+        limit = f": {error['limit']}" if error.get("limit") else ""
+        return Verdict(False, f"{target} ran out of memory{where}{limit}", (f"{target}.memory",))
+    limit = f" ({error['limit']})" if error.get("limit") else ""
+    return Verdict(False, f"{target} raised {kind}: {text}{where}{limit}", (f"{target}.error",))
 
 
 #: How PyTorch (real or fake tensors) says that one operation got tensors on two devices.
@@ -267,9 +269,15 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
             error = run.cell_errors.get(solution_cell[0])
             if error:
                 where = f" ({error['where']})" if error.get("where") else ""
-                failure = Verdict(False, f"{target} is not defined: its cell raised "
-                                         f"{error.get('type')}: {str(error.get('message'))[:200]}"
-                                         f"{where}", failure.mistakes)
+                limit = f" ({error['limit']})" if error.get("limit") else ""
+                # A cell stopped by a limit, or whose process died, costs its target that code.
+                code = {"timeout": "timeout", "memory": "memory", "MemoryError": "memory",
+                        "crashed": "crashed"}.get(str(error.get("type")), "error")
+                said = "raised " + str(error.get("type")) if code == "error" or \
+                    error.get("type") == "MemoryError" else "was stopped"
+                failure = Verdict(False, f"{target} is not defined: its cell {said}: "
+                                         f"{str(error.get('message'))[:200]}{where}{limit}",
+                                  (f"{target}.{code}",))
         return failure
     kind = planned.check.kind
     if kind == "probe":

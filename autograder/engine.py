@@ -16,6 +16,7 @@ from types import ModuleType
 from . import notebook, spec
 from .report import CheckResult, Report
 from .sandbox.launch import run_untrusted
+from .sandbox.limits import Limits
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,7 +83,8 @@ def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = Non
         return plans[0].wire_targets(targets), plans[0].wire_inputs()
 
     run = run_untrusted(notebook.cells_to_run(nb), draw_inputs,
-                        cells_timeout=spec.CELLS_TIMEOUT, target_timeout=spec.TARGET_TIMEOUT)
+                        cells_timeout=spec.CELLS_TIMEOUT, target_timeout=spec.TARGET_TIMEOUT,
+                        limits=Limits())
     from .compare import judge_target
     from .devices import DeviceUnavailable, describe, summarize
 
@@ -102,6 +104,7 @@ def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = Non
     notes.append(describe(devices))
     for index, error in sorted(run.cell_errors.items())[:5]:
         notes.append(describe_cell_error(nb, index, error))
+    notes.append("sandbox: " + "; ".join(run.sandbox))
     return Report(checks, reference=plan.reference, seed=plan.seed, notes=notes,
                   output=run.stdout + run.stderr, devices=devices)
 
@@ -112,6 +115,8 @@ def describe_cell_error(nb: dict, index: int, error: dict) -> str:
                   if line.strip()), "")
     first = first if len(first) <= 40 else first[:37] + "..."
     message = str(error.get("message") or "")[:200]
+    if error.get("limit"):
+        message += f" ({error['limit']})"
     where = error.get("where")
     at = f" at {where}" if where and not where.startswith(f"cell {index}, ") else (
         f" at line {where.split('line ')[-1]}" if where else "")

@@ -8,6 +8,7 @@ self-check, `autograder check` and `autograder grade`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 ASSIGNMENT_ID = "backward"
@@ -36,9 +37,26 @@ DEVICE_CHOICES: tuple[str, ...] = ("all", "cpu", "cuda")
 #: an answer hard-coded for known inputs fails; `--seed` repeats a run.
 SELF_CHECK_SEED = 2019
 
-#: Seconds: the whole notebook's cells, then each target's calls.
-CELLS_TIMEOUT = 60.0
-TARGET_TIMEOUT = 10.0
+def _from_env(name: str, default: float) -> float:
+    """A limit an operator (or a test) may set in the environment, e.g. AUTOGRADER_CELLS_TIMEOUT."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+#: Seconds of wall-clock time: the whole notebook's cells, then each target's calls. A student's
+#: process still running then is killed (SIGKILL), with everything it started.
+CELLS_TIMEOUT = _from_env("AUTOGRADER_CELLS_TIMEOUT", 60.0)
+TARGET_TIMEOUT = _from_env("AUTOGRADER_TARGET_TIMEOUT", 10.0)
+
+#: Limits of a student's process (see `autograder/sandbox/limits.py`). Memory is address space
+#: where no cgroup applies: CPU-only torch maps about 0.7 GiB just by being imported.
+MEMORY_LIMIT = int(_from_env("AUTOGRADER_MEMORY_LIMIT", 2 << 30))  # bytes
+CPU_TIME_LIMIT = int(_from_env("AUTOGRADER_CPU_TIME_LIMIT", 120))  # seconds of CPU, per process
+FILE_SIZE_LIMIT = int(_from_env("AUTOGRADER_FILE_SIZE_LIMIT", 64 << 20))  # bytes, per file
+PROCESS_LIMIT = int(_from_env("AUTOGRADER_PROCESS_LIMIT", 128))  # processes and threads
 
 
 @dataclass(frozen=True)
