@@ -8,21 +8,14 @@ could (a CUDA call comes back "unavailable" without a GPU).
 
 from __future__ import annotations
 
-from . import spec
 from .compare import FAKE_DEVICES, judge_call, skipped
 from .plan import Plan
 from .sandbox.launch import TargetOutcome, UntrustedRun
+from .spec import lanes_for  # noqa: F401 - part of this module's API
 
 
 class DeviceUnavailable(RuntimeError):
     """`--device cuda` where the student's process finds no GPU."""
-
-
-def lanes_for(device: str) -> tuple[str, ...]:
-    """The lanes a `--device` choice runs (see `spec.DEVICE_CHOICES`)."""
-    if device not in spec.DEVICE_CHOICES:
-        raise ValueError(f"unknown device {device!r}: one of {', '.join(spec.DEVICE_CHOICES)}")
-    return ("cpu", "gpu-ready") if device == "cpu" else ("cpu", "gpu-ready", "cuda")
 
 
 def summarize(plan: Plan, run: UntrustedRun, device: str = "all") -> dict:

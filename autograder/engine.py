@@ -64,16 +64,16 @@ def check_notebook(path: str | Path, *, seed: int | None = None, device: str = "
 
 def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = None,
                    solutions: Path | None = None,
-                   targets: tuple[str, ...] = spec.TARGETS, device: str = "all") -> Report:
+                   targets: tuple[str, ...] = spec.TARGETS, device: str = "all",
+                   warm: bool = False) -> Report:
     """Grade a parsed (and, for a course, sanitized) notebook.
 
     `solutions` is the reference solutions' file, or None to compare with autograd alone.
     `device` is one of `spec.DEVICE_CHOICES`: the points are the same whichever ran.
+    `warm` starts the student's process from a warm parent (for batches: same isolation).
     """
-    from .devices import lanes_for
-
     plans = []
-    lanes = lanes_for(device)
+    lanes = spec.lanes_for(device)  # torch is not imported yet: the student's process starts first
 
     def draw_inputs():
         # Runs once the student's process has started: torch loads while the cells run.
@@ -84,7 +84,7 @@ def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = Non
 
     run = run_untrusted(notebook.cells_to_run(nb), draw_inputs,
                         cells_timeout=spec.CELLS_TIMEOUT, target_timeout=spec.TARGET_TIMEOUT,
-                        limits=Limits())
+                        limits=Limits(), warm=warm)
     from .compare import judge_target
     from .devices import DeviceUnavailable, describe, summarize
 
@@ -125,13 +125,14 @@ def describe_cell_error(nb: dict, index: int, error: dict) -> str:
 
 
 def grade_submission(nb: dict, points: dict[str, float], seed: int | None = None,
-                     solutions: str | None = None) -> Report:
+                     solutions: str | None = None, warm: bool = True) -> Report:
     """Grade one (sanitized) submission from plain, picklable arguments.
 
     What a batch ships to a worker: `nb` a notebook as JSON data, `points` per target from the
     gradebook, `solutions` the path of the reference solutions (or None for autograd alone).
+    A batch's students' processes fork from warm parents (`warm`), each worker keeping its own.
     Raises `NotebookError` (one line) when `nb` is not a version-4 notebook.
     """
     notebook.validate(nb)
     return grade_notebook(nb, points=points, seed=seed,
-                          solutions=Path(solutions) if solutions else None)
+                          solutions=Path(solutions) if solutions else None, warm=warm)

@@ -48,6 +48,11 @@ def _from_env(name: str, default: float) -> float:
 
 #: Seconds of wall-clock time: the whole notebook's cells, then each target's calls. A student's
 #: process still running then is killed (SIGKILL), with everything it started.
+#: What a warm parent imports once for all the students' processes it forks (batch grading):
+#: what the lesson's notebook imports, and IPython, with which the cells run.
+PRELOAD: tuple[str, ...] = ("torch", "numpy", "sklearn.datasets", "matplotlib.pyplot",
+                            "IPython.core.interactiveshell")
+
 CELLS_TIMEOUT = _from_env("AUTOGRADER_CELLS_TIMEOUT", 60.0)
 TARGET_TIMEOUT = _from_env("AUTOGRADER_TARGET_TIMEOUT", 10.0)
 
@@ -150,3 +155,10 @@ CHECKS: dict[str, tuple[Check, ...]] = {
     "lin_grad": _gradient_checks(),
     "module_backward": _probe_checks(),
 }
+
+
+def lanes_for(device: str) -> tuple[str, ...]:
+    """The lanes a `--device` choice runs (see `spec.DEVICE_CHOICES`)."""
+    if device not in DEVICE_CHOICES:
+        raise ValueError(f"unknown device {device!r}: one of {', '.join(DEVICE_CHOICES)}")
+    return ("cpu", "gpu-ready") if device == "cpu" else ("cpu", "gpu-ready", "cuda")

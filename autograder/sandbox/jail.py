@@ -17,6 +17,11 @@ import os
 import signal
 import sys
 
+try:  # imported before any fork(): an import in a forked child can wait on a lock forever
+    import resource
+except ImportError:  # Windows
+    resource = None
+
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
@@ -61,6 +66,18 @@ def put_back(path: str, fd: int) -> None:
     mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
 
 
+def set_rlimits(limits: dict) -> None:
+    """Set resource limits, `{"RLIMIT_AS": (soft, hard), ...}`, where this platform has them."""
+    if resource is None:
+        return
+    for name, (soft, hard) in limits.items():
+        if hasattr(resource, name):
+            try:
+                resource.setrlimit(getattr(resource, name), (soft, hard))
+            except (ValueError, OSError):  # e.g. macOS refuses RLIMIT_AS: the other layers remain
+                pass
+
+
 def drop_privileges(uid: int | None) -> None:
     """Become `uid` (root) or a nobody of a nested user namespace (as a user): no capabilities."""
     if uid is not None:
@@ -81,6 +98,17 @@ def drop_privileges(uid: int | None) -> None:
 
 
 def main(config: dict) -> None:
+    enter(config)
+    command = config["command"]
+    os.execv(command[0], command)
+
+
+def enter(config: dict) -> None:
+    """Hide, put back, lock, give up privileges, move to the working directory: all but exec.
+
+    Called in a process that is already in its namespaces: here, after `unshare`; in a process
+    forked from a warm parent (`zygote.py`), after it made them itself.
+    """
     hidden = config["hide"]
     # What must stay visible but lies under a hidden path (the working directory in /tmp, a
     # Python under a private home) is opened first, then put back once the rest is hidden.
@@ -114,8 +142,6 @@ def main(config: dict) -> None:
     # Changing credentials clears the parent-death signal: set it again, last.
     _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
     os.chdir(config["workdir"])
-    command = config["command"]
-    os.execv(command[0], command)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .limits import Limits, choose_layers, prepare
+from .limits import Limits, Spawn, choose_layers, prepare
+from .warm import start as warm_start
+from .warm import supported
 
 if TYPE_CHECKING:
     import torch
@@ -86,6 +88,23 @@ def _gpu_here() -> bool:
     """An NVIDIA GPU the student's process may use: CUDA reserves far more address space than
     any memory limit, so the address-space limit is left off (without importing torch here)."""
     return os.path.isdir("/proc/driver/nvidia/gpus") or os.path.exists("/dev/nvidiactl")
+
+
+def _start(spawn: Spawn, folder: Path, progress_fd: int, warm: bool):
+    """Start the student's process: forked from a warm parent, else a fresh `python -I`."""
+    if warm:
+        try:
+            return warm_start(spawn, folder, _runner_env(folder), progress_fd)
+        except OSError:  # no warm parent could start it: this one starts cold
+            pass
+    return _start_cold(spawn, folder, progress_fd)
+
+
+def _start_cold(spawn: Spawn, folder: Path, progress_fd: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        spawn.argv, cwd=folder, env=_runner_env(folder), preexec_fn=spawn.preexec_fn,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        pass_fds=(progress_fd,), start_new_session=True)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -246,7 +265,8 @@ Work = tuple[list[dict], dict]  # the targets' calls (JSON-able) and the tensors
 
 def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device: str = "cpu",
                   cells_timeout: float = 60.0, target_timeout: float = 10.0,
-                  limits: Limits | None = None, hide: Iterable[str | Path] = ()) -> UntrustedRun:
+                  limits: Limits | None = None, hide: Iterable[str | Path] = (),
+                  warm: bool = False) -> UntrustedRun:
     """Run `cells` (dicts with `index` and `source`), then each target's calls, untrusted.
 
     `work` gives `(targets, inputs)`: targets as `{"name": ..., "calls": [Call.to_json(), ...]}`,
@@ -257,7 +277,8 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
     The process runs under `limits` (default: `spec`'s) in the strongest layers this platform
     offers (`limits.choose_layers`); `run.sandbox` names them. Where a mount namespace applies,
     everything but the system, Python, torch and the working directory is hidden; `hide` names
-    more paths to hide there, even inside those.
+    more paths to hide there, even inside those. `warm` forks the process from a warm parent
+    (`warm.py`: same isolation, torch already imported) where this platform allows.
     """
     limits = limits or Limits()
     if not device.startswith("cpu") or _gpu_here():
@@ -277,10 +298,7 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
             held = _Folder(folder)  # before the student's process can move or plant anything
             spawn = prepare([sys.executable, "-I", str(RUNNER), str(folder)], folder, limits,
                             layers, [str(p) for p in hide])
-            proc = subprocess.Popen(
-                spawn.argv, cwd=folder, env=_runner_env(folder), preexec_fn=spawn.preexec_fn,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(write_fd,), start_new_session=True)
+            proc = _start(spawn, folder, write_fd, warm and supported(layers))
             os.close(write_fd)
             captures = [_Capture(proc.stdout), _Capture(proc.stderr)]
             for c in captures:

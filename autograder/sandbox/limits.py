@@ -31,11 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import spec
-
-try:  # imported here, not in the child: an import after fork() can wait on a lock forever
-    import resource
-except ImportError:  # Windows
-    resource = None
+from . import jail  # sets rlimits; imports `resource` before any fork()
 
 JAIL = Path(__file__).with_name("jail.py")
 SANDBOX_DIR = Path(__file__).resolve().parent
@@ -64,29 +60,23 @@ class Limits:
         return text + (f", {self.processes} processes" if processes else "")
 
 
+def rlimits(limits: Limits, *, processes: bool = False) -> dict[str, tuple[int, int]]:
+    """The resource limits of a student's process, by `resource` name: (soft, hard)."""
+    found = {"RLIMIT_FSIZE": (limits.file_size, limits.file_size), "RLIMIT_CORE": (0, 0),
+             # SIGXCPU at the soft limit, SIGKILL a little later if it is ignored
+             "RLIMIT_CPU": (limits.cpu_seconds, limits.cpu_seconds + 2)}
+    if limits.address_space:
+        found["RLIMIT_AS"] = (limits.memory, limits.memory)
+        if sys.platform == "darwin":
+            found["RLIMIT_DATA"] = (limits.memory, limits.memory)
+    if processes:
+        found["RLIMIT_NPROC"] = (limits.processes, limits.processes)
+    return found
+
+
 def apply_limits(limits: Limits, *, processes: bool = False) -> None:
     """Set the resource limits of the calling process (a child about to run student code)."""
-    if resource is None:
-        return
-
-    def cap(which: int, value: int) -> None:
-        try:
-            resource.setrlimit(which, (value, value))
-        except (ValueError, OSError):  # e.g. macOS refuses RLIMIT_AS: the other layers remain
-            pass
-
-    if limits.address_space:
-        cap(resource.RLIMIT_AS, limits.memory)
-        if hasattr(resource, "RLIMIT_DATA") and sys.platform == "darwin":
-            cap(resource.RLIMIT_DATA, limits.memory)
-    try:  # SIGXCPU at the soft limit, SIGKILL a little later if it is ignored
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 2))
-    except (ValueError, OSError):
-        pass
-    cap(resource.RLIMIT_FSIZE, limits.file_size)
-    cap(resource.RLIMIT_CORE, 0)
-    if processes and hasattr(resource, "RLIMIT_NPROC"):
-        cap(resource.RLIMIT_NPROC, limits.processes)
+    jail.set_rlimits(rlimits(limits, processes=processes))
 
 
 def drop_privileges(uid: int) -> None:
@@ -181,6 +171,8 @@ class Spawn:
     argv: list[str]
     preexec_fn: Callable[[], None]
     uid: int | None
+    jail: dict | None = None  # what jail.enter does, where namespaces apply
+    rlimits: dict = field(default_factory=dict)
 
     def kill_all(self) -> None:
         """After the process ended or was killed: whatever it left behind goes too."""
@@ -201,8 +193,22 @@ def prepare(argv: list[str], workdir: Path, limits: Limits, layers: Layers,
         if uid is not None and not layers.namespaces:
             drop_privileges(uid)
 
+    limited = rlimits(limits, processes=uid is not None)
     if not layers.namespaces:
-        return Spawn(list(argv), preexec, uid)
+        return Spawn(list(argv), preexec, uid, None, limited)
+    config = jail_config(argv, workdir, layers, uid, extra_hidden)
+    flags = ["--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--mount",
+             "--propagation", "private"]
+    if layers.user_namespace:
+        flags = ["--user", "--map-root-user", *flags]
+    wrapped = [shutil.which("unshare") or "unshare", *flags, "--", sys.executable, "-I", str(JAIL),
+               json.dumps(config)]
+    return Spawn(wrapped, preexec, uid, config, limited)
+
+
+def jail_config(argv: list[str], workdir: Path, layers: Layers, uid: int | None,
+                extra_hidden: Iterable[str] = ()) -> dict:
+    """What `jail.enter` does in a student's mount namespace: hide, keep, make fresh, become uid."""
     # Listed again for each process: a course directory made since then is hidden too.
     hidden = sorted(set(hidden_paths(layers.needed)) | {os.path.realpath(p) for p in extra_hidden
                                                         if os.path.lexists(p)})
@@ -211,15 +217,8 @@ def prepare(argv: list[str], workdir: Path, limits: Limits, layers: Layers,
     keep = [p for p in keep if not any(p.startswith(k + "/") for k in keep)]
     hidden = [p for p in hidden if p not in keep]  # e.g. the working directory, when the
     # grader itself lies under /tmp and so /tmp is listed entry by entry
-    config = {"workdir": str(workdir), "hide": hidden, "keep": keep, "fresh": _FRESH,
-              "uid": uid, "command": list(argv)}
-    flags = ["--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--mount",
-             "--propagation", "private"]
-    if layers.user_namespace:
-        flags = ["--user", "--map-root-user", *flags]
-    wrapped = [shutil.which("unshare") or "unshare", *flags, "--", sys.executable, "-I", str(JAIL),
-               json.dumps(config)]
-    return Spawn(wrapped, preexec, uid)
+    return {"workdir": str(workdir), "hide": hidden, "keep": keep, "fresh": _FRESH,
+            "uid": uid, "command": list(argv)}
 
 
 _chosen: Layers | None = None

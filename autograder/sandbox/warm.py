@@ -1,0 +1,133 @@
+"""Warm workers (trusted side): students' processes forked from a parent that imported torch once.
+
+A cold start pays for a fresh Python, torch and the lesson's libraries (about 2.5 s of CPU); a
+child of a warm parent (`zygote.py`) pays for none of it. Isolation is the same: each child enters
+the namespaces, uid and limits that `limits.prepare` chose for it, as a cold start would, before
+any student code. The parent never runs student code, and never initialises CUDA.
+
+`start` returns a process handle with what `launch.run_untrusted` uses of a `subprocess.Popen`:
+`pid` (its own process group), `stdout`, `stderr`, `wait()` and `returncode`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import BinaryIO
+
+from .. import spec
+from .limits import Layers, Spawn
+
+ZYGOTE = Path(__file__).with_name("zygote.py")
+
+
+def supported(layers: Layers) -> bool:
+    """Linux with fork and descriptor passing; namespaces only where the grader is root (a child
+    cannot make a user namespace of its own from a warm parent: those fall back to cold starts)."""
+    return (sys.platform.startswith("linux") and hasattr(socket, "send_fds")
+            and not layers.user_namespace)
+
+
+class WarmProcess:
+    """A student's process, forked by a warm parent (not this process's child)."""
+
+    def __init__(self, parent: Zygote, pid: int, stdout: BinaryIO, stderr: BinaryIO) -> None:
+        self.parent, self.pid, self.stdout, self.stderr = parent, pid, stdout, stderr
+        self.returncode: int | None = None
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            reply = self.parent.receive()
+            status = reply.get("status") if isinstance(reply, dict) else None
+            # A parent that died or lied: the process is gone with it (it dies with its parent).
+            self.returncode = os.waitstatus_to_exitcode(status) if isinstance(status, int) else -9
+            release(self.parent)
+        return self.returncode
+
+
+class Zygote:
+    """One warm parent, serving one student's process at a time."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock = ours
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", str(ZYGOTE), str(theirs.fileno()), json.dumps(spec.PRELOAD)],
+            pass_fds=(theirs.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=None, start_new_session=True)
+        theirs.close()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def receive(self) -> dict | None:
+        try:
+            data = self.sock.recv(1 << 16)
+            return json.loads(data) if data else None
+        except (OSError, ValueError):
+            return None
+
+    def start(self, spawn: Spawn, workdir: Path, env: dict[str, str], progress_fd: int) -> WarmProcess:
+        """Fork a child that enters `spawn`'s sandbox in `workdir`, then runs the runner there."""
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        request = {"workdir": str(workdir), "env": env, "rlimits": spawn.rlimits,
+                   "jail": spawn.jail, "uid": spawn.uid}
+        try:
+            socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w, progress_fd])
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        reply = self.receive()
+        if not isinstance(reply, dict) or not isinstance(reply.get("pid"), int):
+            os.close(out_r)
+            os.close(err_r)
+            self.close()
+            raise OSError("the warm parent did not start a process")
+        return WarmProcess(self, reply["pid"], os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
+
+    def close(self) -> None:
+        self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_idle: list[Zygote] = []
+_lock = threading.Lock()
+
+
+def start(spawn: Spawn, workdir: Path, env: dict[str, str], progress_fd: int) -> WarmProcess:
+    """Start a student's process from an idle warm parent (a new one if none is idle); the
+    parent is busy until the process's `wait()` returns. Raises OSError if none can start it."""
+    zygote = None
+    with _lock:
+        while _idle and zygote is None:
+            zygote = _idle.pop()
+            if not zygote.alive():  # it ends with the thread that started it
+                zygote.close()
+                zygote = None
+    if zygote is None:
+        zygote = Zygote({k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")})
+    return zygote.start(spawn, workdir, env, progress_fd)
+
+
+def release(zygote: Zygote) -> None:
+    if zygote.alive():
+        with _lock:
+            _idle.append(zygote)
+    else:
+        zygote.close()
+
+
+def close_all() -> None:
+    """End every idle warm parent (they also end with the thread that started them)."""
+    with _lock:
+        zygotes, _idle[:] = list(_idle), []
+    for zygote in zygotes:
+        zygote.close()

@@ -1,0 +1,140 @@
+"""A warm parent for students' processes: torch and the lesson's libraries imported once, a fork each.
+
+Started by the trusted side (`warm.py`) as `python -I zygote.py FD MODULES`: FD is a Unix socket,
+MODULES (JSON) what to import before any request. Then, for each request on the socket, it forks a
+child that does what `unshare` and `jail.py` do for a cold start (its own session, limits, pid,
+network and mount namespaces, hidden paths, its own uid), then runs `runner.main`. It never runs
+student code itself, and a child closes the socket before it does. Imports only the standard
+library, torch and its siblings `jail.py` and `runner.py`.
+
+One request at a time: the trusted side sends a JSON request with three descriptors (the child's
+stdout, stderr and progress pipes); the parent answers {"pid": P} once the child has started and
+{"status": S} (as os.waitpid gives it) once it has ended.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+
+# `python -I` leaves the script's own folder off sys.path: the siblings are found here.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jail  # noqa: E402
+import runner  # noqa: E402
+
+CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
+MS_PRIVATE = 1 << 18
+PR_SET_PDEATHSIG = 1
+
+
+def preload(modules: list[str]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - not installed here: the child imports it, or fails
+            pass
+    runner._fake_mode()  # GPU-readiness: it imports torch._dynamo, the slowest of all
+
+
+def die_with_parent() -> None:
+    jail._check(jail._libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+
+
+def mirror(status: int) -> None:
+    """End as the child ended: its exit code, or the signal that killed it."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 70)
+
+
+def enter_namespaces(config: dict) -> None:
+    """As `unshare --pid --fork --kill-child --mount-proc --net --mount` then `jail.py`.
+
+    Returns in the namespace's first process; the process that called it stays outside, waits
+    for it and ends as it ends (killing this one kills that one, and with it the namespace).
+    """
+    jail._check(jail._libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET), "unshare")
+    pid = os.fork()
+    if pid:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        mirror(status)
+    die_with_parent()
+    jail.mount("none", "/", None, jail.MS_REC | MS_PRIVATE)
+    jail.mount("proc", "/proc", "proc", jail.MS_NOSUID | jail.MS_NODEV | jail.MS_NOEXEC)
+    jail.enter(config)
+
+
+def child(request: dict, fds: list[int]) -> None:
+    """The student's process, before its code: never returns."""
+    try:
+        die_with_parent()  # the parent dies with the grader's thread: none of this outlives it
+        out, err, progress = fds
+        try:
+            os.setsid()
+        except OSError:  # the parent made it a group leader first: killable as a group already
+            pass
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        for fd in (null, out, err):
+            os.close(fd)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        jail.set_rlimits(request["rlimits"])
+        if request.get("jail") is not None:
+            enter_namespaces(request["jail"])
+        else:
+            if request.get("uid") is not None:
+                jail.drop_privileges(request["uid"])
+            os.chdir(request["workdir"])
+        runner.main(request["workdir"], progress_fd=progress)
+    except BaseException as exc:  # noqa: BLE001 - nothing of the parent's may run on in a child
+        try:
+            os.write(2, f"autograder: the sandbox could not start: {exc}\n".encode())
+        except OSError:
+            pass
+    os._exit(70)
+
+
+def main(fd: int, modules: list[str]) -> None:
+    die_with_parent()
+    preload(modules)
+    sock = socket.socket(fileno=fd)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+        except OSError:
+            return
+        if not message:
+            return
+        request = json.loads(message)
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            child(request, fds)
+        try:
+            os.setpgid(pid, pid)  # the trusted side kills the group: make it one before it asks
+        except OSError:
+            pass
+        for received in fds:
+            os.close(received)
+        sock.sendall(json.dumps({"pid": pid}).encode())
+        _, status = os.waitpid(pid, 0)
+        sock.sendall(json.dumps({"status": status}).encode())
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), json.loads(sys.argv[2]))

@@ -1,0 +1,110 @@
+"""Warm workers: a student's process forked from a warm parent is graded exactly as a cold one.
+
+The warm child makes its own namespaces, uid and limits (sandbox/zygote.py) where a cold start
+uses `unshare` and `jail.py`: so the attacks that test those layers run both ways here, and the
+reports must be the same, check by check, with nothing left running.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autograder import engine, notebook, spec
+from autograder.course import samples
+from autograder.sandbox import warm
+from autograder.sandbox.limits import choose_layers
+
+from .test_attacks import LOOP, SOLUTIONS, SPAWNS, assert_none_left, new_token
+
+LAYERS = choose_layers()
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not warm.supported(LAYERS), reason="no warm workers on this platform"),
+]
+
+ENDLESS = ("def mse_grad(inp, targ):\n"
+           "    import signal\n"
+           "    for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, signal.SIG_IGN)\n"
+           "    while True:\n"
+           "        pass\n")
+READS_SOLUTIONS = ("def mse_grad(inp, targ):\n"
+                   "    found = {}\n"
+                   f"    exec(open({str(SOLUTIONS)!r}).read(), found)\n"
+                   "    found['mse_grad'](inp, targ)\n")
+NETWORK = ("import socket\n"
+           "try:\n"
+           "    socket.create_connection(('127.0.0.1', 22), timeout=2)\n"
+           "    print('network: reached')\n"
+           "except OSError as exc:\n"
+           "    raise RuntimeError('network: ' + type(exc).__name__)\n")
+
+ATTACKS = {
+    "os._exit in mse_grad": ({"mse_grad": "def mse_grad(inp, targ):\n    import os; os._exit(3)\n"}, []),
+    "endless loop in mse_grad": ({"mse_grad": ENDLESS}, []),
+    "memory hog in mse_grad": ({"mse_grad": "def mse_grad(inp, targ):\n"
+                                            "    hog = bytearray(3 << 30)\n"}, []),
+    "reads the solutions": ({"mse_grad": READS_SOLUTIONS}, []),
+    "network": ({}, [NETWORK]),
+    "a flood of output": ({}, ["import sys\nfor _ in range(3000): print('x' * 2000)\n"
+                               "sys.stderr.write('y' * 3_000_000)\n"]),
+    "a wrong answer, for reference": ({"lin_grad": "def lin_grad(inp, out, w, b):\n"
+                                                   "    inp.g = out.g @ w.t()\n    w.g = inp.t() @ out.g\n"
+                                                   "    b.g = out.g.mean(0)\n"}, []),
+}
+
+
+@pytest.fixture(scope="module")
+def released_nb(released) -> dict:
+    return released
+
+
+@pytest.fixture(autouse=True)
+def short_deadlines(monkeypatch):
+    # The lesson's own cells call mse_grad too: each hang lasts until the cells' deadline.
+    monkeypatch.setattr(spec, "TARGET_TIMEOUT", 3.0)
+    monkeypatch.setattr(spec, "CELLS_TIMEOUT", 20.0)
+
+
+def grade_both_ways(nb: dict) -> tuple[list, list]:
+    nb = notebook.parse_notebook(json.dumps(nb))
+    points = engine.trusted_points(nb)
+    solutions = engine.solutions_path()
+    reports = [engine.grade_notebook(nb, points=points, seed=7, solutions=solutions, warm=w)
+               for w in (False, True)]
+    return tuple([(c.id, c.passed, c.points, c.mistakes, c.message) for c in r.checks]
+                 for r in reports)
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_an_attack_gets_the_same_report_warm_as_cold(released_nb, attack):
+    answers, extra = ATTACKS[attack]
+    cold, hot = grade_both_ways(samples.fill(released_nb, {**samples.CORRECT, **answers}, extra))
+    assert hot == cold
+    if attack != "a wrong answer, for reference":
+        assert any(not passed for _, passed, *_ in cold) or extra, "the attack should cost points"
+
+
+@pytest.mark.parametrize("how", sorted(SPAWNS))
+def test_children_of_a_warm_child_do_not_outlive_it(released_nb, how):
+    token = new_token()
+    cell = (f"TOKEN = {token!r}\nLOOP = {LOOP!r}\n" + SPAWNS[how] +
+            "import time; time.sleep(0.5)\nraise RuntimeError('spawned ' + TOKEN)\n")
+    nb = notebook.parse_notebook(json.dumps(samples.fill(released_nb, samples.CORRECT, [cell])))
+    report = engine.grade_notebook(nb, points=engine.trusted_points(nb), seed=3, warm=True)
+    assert any(f"spawned {token}" in n for n in report.notes)  # the attack ran
+    assert report.score == report.max_score
+    assert_none_left(token)
+
+
+def test_the_warm_parent_is_reused_and_survives_a_crashing_child(released_nb):
+    crash = samples.fill(released_nb, {**samples.CORRECT, "mse_grad": "def mse_grad(inp, targ):\n"
+                                                                      "    import os; os._exit(9)\n"})
+    right = samples.fill(released_nb, samples.CORRECT)
+    parents = set()
+    for nb in (crash, right, crash, right):
+        nb = notebook.parse_notebook(json.dumps(nb))
+        engine.grade_notebook(nb, points=engine.trusted_points(nb), seed=1, warm=True)
+        parents.update(z.proc.pid for z in warm._idle)
+    assert len(parents) == 1  # one parent served all four, crashes included
