@@ -19,7 +19,10 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check autograder tests solutions
+	$(VENV)/bin/ruff check autograder tests solutions benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_grade.py --students $(or $(STUDENTS),24)
 
 clean:
 	rm -rf $(VENV) demo-course .pytest_cache

@@ -323,7 +323,7 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
             progress(len(students), outcomes[student])
 
     ordered = [outcomes[s] for s in students]
-    feedback.generate(course, cfg, ordered)
+    feedback.generate(course, cfg, ordered, workers or os.cpu_count() or 1)
     export.grades_csv(course, cfg, {o.student: o.reason for o in ordered if o.reason})
     gradescope.write_all(course, ordered)
     return ordered
