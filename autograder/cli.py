@@ -34,10 +34,9 @@ def check(
              "where there is one. GPU-readiness (fake CUDA tensors) runs in each.")] = "all",
 ) -> None:
     """Check one notebook: exit 0 if every check passes, 1 if any fails, 2 if it is unusable."""
-    from .devices import DeviceUnavailable
-    from .engine import check_notebook
+    from .engine import check_notebook  # no torch yet: the student's process starts first
     from .notebook import NotebookError
-    from .spec import DEVICE_CHOICES
+    from .spec import DEVICE_CHOICES, DeviceUnavailable
 
     if device not in DEVICE_CHOICES:
         fail(f"--device {device}: choose one of {', '.join(DEVICE_CHOICES)}")

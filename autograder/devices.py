@@ -11,11 +11,7 @@ from __future__ import annotations
 from .compare import FAKE_DEVICES, judge_call, skipped
 from .plan import Plan
 from .sandbox.launch import TargetOutcome, UntrustedRun
-from .spec import lanes_for  # noqa: F401 - part of this module's API
-
-
-class DeviceUnavailable(RuntimeError):
-    """`--device cuda` where the student's process finds no GPU."""
+from .spec import DeviceUnavailable, lanes_for  # noqa: F401 - part of this module's API
 
 
 def summarize(plan: Plan, run: UntrustedRun, device: str = "all") -> dict:

@@ -86,12 +86,12 @@ def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = Non
                         cells_timeout=spec.CELLS_TIMEOUT, target_timeout=spec.TARGET_TIMEOUT,
                         limits=Limits(), warm=warm)
     from .compare import judge_target
-    from .devices import DeviceUnavailable, describe, summarize
+    from .devices import describe, summarize
 
     plan = plans[0]
     devices = summarize(plan, run, device)
     if device == "cuda" and devices["cuda"] == "not available here":
-        raise DeviceUnavailable("--device cuda: the grading process finds no CUDA GPU here "
+        raise spec.DeviceUnavailable("--device cuda: the grading process finds no CUDA GPU here "
                                 "(torch.cuda.is_available() is False); use --device all or cpu")
     solution_cells = notebook.solution_sources(nb)
     checks: list[CheckResult] = []

@@ -162,3 +162,7 @@ def lanes_for(device: str) -> tuple[str, ...]:
     if device not in DEVICE_CHOICES:
         raise ValueError(f"unknown device {device!r}: one of {', '.join(DEVICE_CHOICES)}")
     return ("cpu", "gpu-ready") if device == "cpu" else ("cpu", "gpu-ready", "cuda")
+
+
+class DeviceUnavailable(RuntimeError):
+    """`--device cuda` where the student's process finds no GPU."""

@@ -172,3 +172,17 @@ def test_the_table_names_the_failure(make_notebook):
     assert done.returncode == 1
     assert "mse_grad did not set inp.g" in " ".join(done.stdout.split())
     assert "score: 8 / 10" in done.stdout
+
+
+def test_torch_is_not_imported_before_the_students_process_starts():
+    # `check` starts the student's process first and imports torch while its cells run (about
+    # 1.5 s of overlap); importing torch earlier, even for an exception class, undoes that.
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import autograder.cli, autograder.engine, autograder.notebook, autograder.spec\n"
+            "import autograder.sandbox.launch\n"
+            "print('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
