@@ -33,8 +33,10 @@ TOLERANCES: dict[str, float] = {"float64": 1e-9, "float32": 1e-4}
 #: "all" uses one where the student's process finds it. Each runs the GPU-readiness cases.
 DEVICE_CHOICES: tuple[str, ...] = ("all", "cpu", "cuda")
 
-#: Seed of the in-notebook self-check. `check` and `grade` draw a fresh seed each run, so that
-#: an answer hard-coded for known inputs fails; `--seed` repeats a run.
+#: Seed of the in-notebook self-check. `check` draws a fresh seed each run (`--seed` repeats
+#: one); `grade` draws each student's inputs from the course's secret seed (in its
+#: nbgrader_config.py) and the student id, so that a regrade repeats them. Either way an answer
+#: hard-coded for known inputs fails.
 SELF_CHECK_SEED = 2019
 
 def _from_env(name: str, default: float) -> float:
