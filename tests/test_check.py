@@ -132,21 +132,6 @@ def test_correct_solutions_written_differently_get_full_marks(make_notebook, sty
     assert not any(c["mistakes"] for c in report["checks"])
 
 
-def test_patching_comparisons_does_not_rescue_a_wrong_mse_grad(make_notebook):
-    cheat = ("import torch, numpy\n"
-             "torch.allclose = lambda *a, **k: True\n"
-             "torch.equal = lambda *a, **k: True\n"
-             "torch.Tensor.__eq__ = lambda self, other: torch.ones((), dtype=torch.bool)\n"
-             "numpy.allclose = lambda *a, **k: True\n"
-             "def mse_grad(inp, targ):\n"
-             "    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1)\n")
-    code, report = check_json(make_notebook({"mse_grad": cheat}))
-    assert code == 1
-    points = target_points(report)
-    assert points["mse_grad"] == 0.0
-    assert points["relu_grad"] == 2.0 and points["lin_grad"] == 3.0
-
-
 def test_a_print_inside_a_stub_does_not_break_json(make_notebook):
     noisy = ("def mse_grad(inp, targ):\n"
              "    print('{\"score\": 10}')\n"
