@@ -127,8 +127,9 @@ def enter(config: dict) -> None:
         if os.path.isdir(path) and not os.path.islink(path):
             mount("tmpfs", path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                   "size=16k,nr_inodes=64,mode=0755")
-        elif os.path.exists(path):
-            mount("none", path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        elif os.path.exists(path):  # /dev/null laid over a file: nodev, or it takes writes
+            mount("none", path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV | MS_NOSUID
+                  | MS_NOEXEC)
     for path in config["keep"]:  # Python, torch, the runner: read-only, whoever owns them
         if path != config["workdir"] and os.path.exists(path):
             if path not in keep:
