@@ -63,16 +63,24 @@ def make_course(root: Path, students: dict[str, dict[str, str]], stock: bool) ->
     return course
 
 
+#: Runs a command, then prints the peak resident set (KiB) of any one process of its tree: a
+#: fresh process, so that its children's maximum is this command's alone.
+PEAK = ("import resource, subprocess, sys\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "sys.stdout.write(done.stdout[-2000:] + done.stderr[-2000:])\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(done.returncode)\n")
+
+
 def timed(cmd: list[str], cwd: Path) -> tuple[float, int]:
     """Wall seconds, and the peak RSS (MiB) of any one process the command ran."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", PEAK, *cmd], cwd=cwd, capture_output=True,
+                          text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) // 1024
+        sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout}")
+    return seconds, int(done.stderr.strip().splitlines()[-1]) // 1024
 
 
 def scores_of(course: Path) -> dict[str, float]:
