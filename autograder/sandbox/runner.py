@@ -108,6 +108,27 @@ def run_cells(cells: list[dict], namespace: dict, transform, progress) -> dict[i
 
 # --- calling a student's function ------------------------------------------------------------
 
+def _call_student(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
+                  make, guard) -> tuple[dict, dict]:
+    """Call the student's `call["function"]` on inputs made by `make`, inside `guard()`, after
+    setting `.g` on the upstream tensors. Returns what happened and the objects it was given
+    (those made before an error, if one came first)."""
+    fn = namespace.get(call["function"], _MISSING)
+    if fn is _MISSING:
+        return {"status": "undefined"}, {}
+    cid, objs, meta = call["id"], {}, {"status": "ok"}
+    try:
+        with guard():
+            for name in call["args"]:
+                objs[name] = make(tensors[f"{cid}/{name}"])
+            for name, grad in call["grads"].items():
+                objs[name].g = make(tensors[f"{cid}/{grad}"])
+            fn(*(objs[name] for name in call["args"]))
+    except BaseException as exc:  # noqa: BLE001 - SystemExit inside a stub fails this call only
+        meta = {"status": "error", "error": describe_exception(exc)}
+    return meta, objs
+
+
 def run_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
              device: str = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
     """Make one call that `call` describes; return what happened and the tensors to send back.
@@ -122,23 +143,15 @@ def run_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
         return {"status": "unavailable", "device": device}, {}
     if call["kind"] == "probe":
         return run_probe(namespace, call, tensors, device)
+    meta, objs = _call_student(namespace, call, tensors,
+                               lambda t: t.to(device, copy=True), torch.no_grad)
+    if meta["status"] == "undefined":
+        return meta, {}
     cid = call["id"]
-    fn = namespace.get(call["function"], _MISSING)
-    if fn is _MISSING:
-        return {"status": "undefined"}, {}
-    objs = {name: tensors[f"{cid}/{name}"].to(device, copy=True) for name in call["args"]}
-    for name, grad in call["grads"].items():
-        objs[name].g = tensors[f"{cid}/{grad}"].to(device, copy=True)
-    meta: dict = {"status": "ok"}
-    try:
-        with torch.no_grad():
-            fn(*(objs[name] for name in call["args"]))
-    except BaseException as exc:  # noqa: BLE001 - SystemExit inside a stub fails this call only
-        meta = {"status": "error", "error": describe_exception(exc)}
     out: dict[str, torch.Tensor] = {}
     meta["g"] = {}
     for name in call["collect"]:
-        g = getattr(objs[name], "g", _MISSING)
+        g = getattr(objs[name], "g", _MISSING) if name in objs else _MISSING
         meta["g"][name] = describe_value(g)
         if (t := plain_tensor(g)) is not None:
             out[f"{cid}/{name}.g"] = t
@@ -146,7 +159,7 @@ def run_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
         if (t := plain_tensor(obj)) is not None:
             out[f"{cid}/{name}.after"] = t
     for name in call["grads"]:
-        if (t := plain_tensor(getattr(objs[name], "g", None))) is not None:
+        if (t := plain_tensor(getattr(objs.get(name), "g", None))) is not None:
             out[f"{cid}/{name}.g.after"] = t
     return meta, out
 
@@ -250,36 +263,28 @@ def run_fake_call(namespace: dict, call: dict,
 
 def _fake_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor], mode,
                device: str) -> dict:
-    fn = namespace.get(call["function"], _MISSING)
-    if fn is _MISSING:
-        return {"status": "undefined"}
     if call["kind"] != "function":
         return {"status": "error", "error": {"type": "ValueError", "where": None,
                                              "message": "fake calls are for functions"}}
-    cid = call["id"]
 
-    def fake_like(t: torch.Tensor) -> torch.Tensor:
-        return torch.empty(t.shape, dtype=t.dtype, device=device)
+    @contextlib.contextmanager
+    def fake():
+        with contextlib.ExitStack() as stack:
+            if mode is not None:
+                stack.enter_context(mode)
+            # Not just no_grad: autograd on fake CUDA tensors in a CPU-only build aborts the
+            # whole process in C++ (a student's kernel, for the self-check); in inference mode
+            # `.backward()` raises a plain RuntimeError instead, and device mixing is still caught.
+            stack.enter_context(torch.inference_mode())
+            yield
 
-    meta: dict = {"status": "ok"}
-    objs: dict = {}
-    with contextlib.ExitStack() as stack:
-        if mode is not None:
-            stack.enter_context(mode)
-        # Not just no_grad: autograd on fake CUDA tensors in a CPU-only build aborts the whole
-        # process in C++ (a student's kernel, for the self-check); in inference mode `.backward()`
-        # raises a plain RuntimeError instead, and device mixing is still caught.
-        stack.enter_context(torch.inference_mode())
-        try:
-            objs = {name: fake_like(tensors[f"{cid}/{name}"]) for name in call["args"]}
-            for name, grad in call["grads"].items():
-                objs[name].g = fake_like(tensors[f"{cid}/{grad}"])
-            fn(*(objs[name] for name in call["args"]))
-        except BaseException as exc:  # noqa: BLE001 - a stub's error fails this call only
-            meta = {"status": "error", "error": describe_exception(exc)}
+    meta, objs = _call_student(namespace, call, tensors,
+                               lambda t: torch.empty(t.shape, dtype=t.dtype, device=device), fake)
+    if meta["status"] == "undefined":
+        return meta
     meta["g"] = {}
     for name in call["collect"]:
-        g = getattr(objs.get(name), "g", _MISSING) if name in objs else _MISSING
+        g = getattr(objs[name], "g", _MISSING) if name in objs else _MISSING
         info = describe_value(g)
         if isinstance(g, torch.Tensor):
             info.update(shape=[int(d) for d in g.shape], dtype=str(g.dtype).removeprefix("torch."))

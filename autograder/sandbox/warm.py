@@ -123,11 +123,3 @@ def release(zygote: Zygote) -> None:
             _idle.append(zygote)
     else:
         zygote.close()
-
-
-def close_all() -> None:
-    """End every idle warm parent (they also end with the thread that started them)."""
-    with _lock:
-        zygotes, _idle[:] = list(_idle), []
-    for zygote in zygotes:
-        zygote.close()
