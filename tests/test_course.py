@@ -214,20 +214,35 @@ def test_gradescope_results_json_has_the_spec_fields(graded):
     assert json.loads((course / "gradescope" / "bob" / "results.json").read_text())["score"] == 8.0
 
 
-def test_stock_nbgrader_autograde_agrees_with_autograder_grade(graded, tmp_path):
-    course = copy(graded, tmp_path)
-    before = {s: grades(course, s) for s in ("alice", "bob")}
-    ours = (course / "autograded" / "bob" / "backward" / "backward.ipynb").read_text()
-    for student in ("alice", "bob"):
-        done = nbgrader(course, "autograde", "backward", "--student", student, "--force")
-        assert done.returncode == 0, done.stderr[-2000:]
-    assert {s: grades(course, s) for s in ("alice", "bob")} == before
-    stock = (course / "autograded" / "bob" / "backward" / "backward.ipynb").read_text()
-    assert outputs(stock) == outputs(ours)
+def recorded(course: Path, student: str) -> tuple:
+    """Everything nbgrader's autograde records for a student: the gradebook's rows and the files
+    in autograded/ (bytes and permissions)."""
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+        sub = gb.find_submission("backward", student)
+        nb = gb.find_submission_notebook("backward", "backward", student)
+        rows = (str(sub.timestamp), sub.total_seconds_late, nb.late_submission_penalty,
+                sorted((g.name, g.auto_score, g.manual_score, g.needs_manual_grade) for g in nb.grades),
+                sorted((c.name, c.auto_comment) for c in nb.comments))
+    folder = course / "autograded" / student / "backward"
+    files = {p.name: (p.read_bytes(), oct(p.stat().st_mode)) for p in sorted(folder.iterdir())}
+    return rows, files
 
 
 def outputs(text: str) -> list:
     return [c.get("outputs") for c in json.loads(text)["cells"] if c["cell_type"] == "code"]
+
+
+def test_stock_nbgrader_autograde_records_exactly_what_autograder_grade_recorded(graded, tmp_path):
+    course = copy(graded, tmp_path)
+    students = ("alice", "bob", "carl")  # full marks, a mistake, late
+    ours = {s: recorded(course, s) for s in students}
+    for student in students:
+        done = nbgrader(course, "autograde", "backward", "--student", student, "--force")
+        assert done.returncode == 0, done.stderr[-2000:]
+    stock = {s: recorded(course, s) for s in students}
+    assert stock == ours
+    assert ours["carl"][0][1] == 24 * 3600 and "timestamp.txt" in ours["carl"][1]
+    assert "inp.g is half" in json.dumps(outputs(ours["bob"][1]["backward.ipynb"][0].decode()))
 
 
 def test_a_regrade_gives_the_same_scores_and_keeps_a_manual_override(graded, tmp_path):

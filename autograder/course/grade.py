@@ -4,8 +4,8 @@ For each `DIR/submitted/<student>/backward/backward.ipynb`, one short pipeline:
 
     read (one-line reasons) -> sanitize (nbgrader's own preprocessors, gradebook's cells and points)
         -> grade_submission (the isolated engine; in a pool of N at once)
-        -> record (nbgrader's Autograde converter, IsolatedCheck in place of Execute:
-                   gradebook, late penalty, autograded/ notebook)
+        -> record (record.py: nbgrader's Autograde converter, one for the class, IsolatedCheck in
+                   place of Execute: gradebook, late penalty, autograded/ notebook)
     then, for the class: feedback (nbgrader generate_feedback), grades.csv (nbgrader's CSV
     export), Gradescope results.json.
 
@@ -15,19 +15,17 @@ be graded is recorded as 0 with its reason, and the others are graded as usual.
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import parse_utc
@@ -40,6 +38,7 @@ from ..engine import grade_submission, solutions_path
 from ..report import Report
 from . import put_python_on_path
 from .preprocessor import gradebook_points, plain, student_seed
+from .record import Recorder, one_line, quiet_log
 
 NOTEBOOK_ID = spec.NOTEBOOK_NAME.removesuffix(".ipynb")
 ISOLATED_CHECK = "autograder.course.preprocessor.IsolatedCheck"
@@ -97,29 +96,11 @@ def name_of(step) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def quiet_log() -> logging.Logger:
-    """nbgrader's log, kept off the terminal (a progress bar is there); errors give reasons."""
-    log = logging.getLogger("autograder.nbgrader")
-    log.propagate = False
-    log.setLevel(logging.WARNING)
-    if not log.handlers:
-        log.addHandler(logging.NullHandler())
-    return log
-
-
-class Remember(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 # --- one submission ------------------------------------------------------------------------------
 
-def read_and_sanitize(path: Path, student: str, cfg: Config) -> dict:
-    """The notebook after nbgrader's sanitize steps, as plain JSON data. Raises `Unusable`."""
+def read_and_sanitize(path: Path, student: str, cfg: Config) -> nbformat.NotebookNode:
+    """The notebook after nbgrader's sanitize steps (what its Autograde converter would grade and
+    record). Raises `Unusable`."""
     if not path.is_file():
         folder = path.parent
         found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
@@ -157,68 +138,7 @@ def read_and_sanitize(path: Path, student: str, cfg: Config) -> dict:
         except Exception as exc:  # noqa: BLE001 - e.g. CheckCellMetadata's ValidationError
             raise Unusable(f"nbgrader cannot sanitize {spec.NOTEBOOK_NAME} ({cls.__name__}): "
                            f"{one_line(exc)}") from None
-    return plain(nb)
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def record(cfg: Config, student: str, report: Report) -> str | None:
-    """Run nbgrader's Autograde converter for one student, with the report already computed.
-
-    Returns None when nbgrader recorded it, else the one-line reason it could not.
-    """
-    cfg.IsolatedCheck.reports = {student: report.to_dict()}
-    coursedir = CourseDirectory(config=cfg)
-    coursedir.assignment_id, coursedir.student_id = spec.ASSIGNMENT_ID, student
-    log = quiet_log()
-    remember = Remember()
-    log.addHandler(remember)
-    try:
-        app = Autograde(coursedir=coursedir, config=cfg, log=log)
-        app.force, app.create_student = True, True
-        app.start()
-    except Exception as exc:  # noqa: BLE001 - nbgrader logs the cause, raises a summary
-        # nbgrader logs the traceback, then raises a summary: the traceback's last line says why
-        causes = [m.strip().splitlines()[-1] for m in remember.lines if "Traceback" in m]
-        return f"nbgrader could not record it: {one_line(Exception(causes[0])) if causes else one_line(exc)}"
-    finally:
-        log.removeHandler(remember)
-        cfg.IsolatedCheck.reports = {}
-    return None
-
-
-def record_unusable(course: Path, cfg: Config, student: str, reason: str) -> None:
-    """0 for every grade cell (a manual score still wins), the reason as each cell's comment."""
-    coursedir = CourseDirectory(config=cfg)
-    try:
-        timestamp = coursedir.get_existing_timestamp(str(course / "submitted" / student / spec.ASSIGNMENT_ID))
-    except BaseException:  # noqa: BLE001 - a bad timestamp.txt fails there; the grade is 0 anyway
-        timestamp = None
-    with Gradebook(cfg.CourseDirectory.db_url, coursedir.course_id) as gb:
-        gb.update_or_create_student(student)
-        gb.update_or_create_submission(spec.ASSIGNMENT_ID, student,
-                                       **({"timestamp": timestamp} if timestamp else {}))
-        submitted = gb.find_submission_notebook(NOTEBOOK_ID, spec.ASSIGNMENT_ID, student)
-        for grade in submitted.grades:
-            grade.auto_score = 0.0
-            grade.needs_manual_grade = grade.manual_score is not None
-        for comment in submitted.comments:
-            comment.auto_comment = f"Not graded: {reason}"
-        gb.db.commit()
-    # An earlier graded notebook must not stand for this submission in formgrader or feedback.
-    for folder in ("autograded", "feedback"):
-        shutil.rmtree(course / folder / student / spec.ASSIGNMENT_ID, ignore_errors=True)
-
-
-def outcome(cfg: Config, student: str, report: Report | None, reason: str | None) -> Outcome:
-    with Gradebook(cfg.CourseDirectory.db_url, CourseDirectory(config=cfg).course_id) as gb:
-        sub = gb.find_submission(spec.ASSIGNMENT_ID, student)
-        penalty = float(sub.late_submission_penalty or 0.0)
-        return Outcome(student, max(0.0, float(sub.score) - penalty), float(sub.max_score),
-                       report, reason, penalty, float(sub.total_seconds_late or 0.0))
+    return nb
 
 
 # --- the class -----------------------------------------------------------------------------------
@@ -249,12 +169,14 @@ def grade_course(course: str | Path, workers: int | None = None,
 
 
 @contextmanager
-def executor_for(workers: int | None, scheduler: str | None) -> Iterator[Executor]:
-    """Where `grade_submission` runs: local threads (each starts its own student process), or
-    the workers of a dask.distributed cluster (which need this package and its solutions/)."""
+def executor_for(workers: int | None, scheduler: str | None) -> Iterator[tuple[Executor, int]]:
+    """Where `grade_submission` runs, and how many at once: local threads (each starts its own
+    student process), or the workers of a dask.distributed cluster (which need this package and
+    its solutions/)."""
     if scheduler is None:
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            yield pool
+        workers = workers or os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            yield pool, workers
         return
     try:
         from distributed import Client
@@ -265,7 +187,8 @@ def executor_for(workers: int | None, scheduler: str | None) -> Iterator[Executo
     except (OSError, TimeoutError) as exc:
         raise GradeError(f"cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from None
     with client:
-        yield client.get_executor(pure=False)  # a regrade must run again, not reuse a result
+        # a regrade must run again, not reuse a result
+        yield client.get_executor(pure=False), max(1, sum(client.nthreads().values()))
 
 
 def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
@@ -289,38 +212,44 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
     solutions = str(solutions_path() or "") or None
     outcomes: dict[str, Outcome] = {}
 
-    def unusable(student: str, reason: str) -> None:
-        record_unusable(course, cfg, student, reason)
-        outcomes[student] = outcome(cfg, student, None, reason)
-        progress(len(students), outcomes[student])
+    with Recorder(course, cfg) as recorder, executor_for(workers, scheduler) as (pool, slots):
+        recorder.enroll(students)
 
-    with executor_for(workers, scheduler) as pool:
-        futures = {}
-        for student in students:
-            path = course / "submitted" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME
-            try:
-                nb = read_and_sanitize(path, student, cfg)
-            except Unusable as exc:
-                unusable(student, str(exc))
-                continue
-            futures[pool.submit(grade_submission, nb, points, student_seed(seed, student),
-                                solutions)] = student
-        for future in as_completed(futures):
-            student = futures[future]
-            try:
-                report = future.result()
-            except notebook.NotebookError as exc:
-                unusable(student, str(exc))
-                continue
-            except Exception as exc:  # noqa: BLE001 - the grader's own failure, for this one only
-                unusable(student, f"the grader failed: {type(exc).__name__}: {one_line(exc)}")
-                continue
-            reason = record(cfg, student, report)
-            if reason:
-                unusable(student, reason)
-                continue
-            outcomes[student] = outcome(cfg, student, report, None)
+        def done(student: str, report: Report | None, reason: str | None = None) -> None:
+            if reason is not None:
+                recorder.record_unusable(student, reason)
+            score, max_score, penalty, late = recorder.scores(student)
+            outcomes[student] = Outcome(student, max(0.0, score - penalty), max_score, report,
+                                        reason, penalty, late)
             progress(len(students), outcomes[student])
+
+        # Read and sanitize as workers free up: a class of thousands is never all in memory.
+        waiting, running = iter(students), {}
+        while True:
+            while len(running) < 2 * slots and (student := next(waiting, None)) is not None:
+                path = course / "submitted" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME
+                try:
+                    nb = read_and_sanitize(path, student, cfg)
+                except Unusable as exc:
+                    done(student, None, str(exc))
+                    continue
+                future = pool.submit(grade_submission, plain(nb), points, student_seed(seed, student),
+                                     solutions)
+                running[future] = (student, nb)
+            if not running:
+                break
+            for future in wait(running, return_when=FIRST_COMPLETED).done:
+                student, nb = running.pop(future)
+                try:
+                    report = future.result()
+                except notebook.NotebookError as exc:
+                    done(student, None, str(exc))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the grader's own failure, for this one only
+                    done(student, None, f"the grader failed: {type(exc).__name__}: {one_line(exc)}")
+                    continue
+                reason = recorder.record(student, nb, report)
+                done(student, None if reason else report, reason)
 
     ordered = [outcomes[s] for s in students]
     feedback.generate(course, cfg, ordered, workers or os.cpu_count() or 1)

@@ -17,11 +17,11 @@ import json
 import nbformat
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Dict, Integer
+from traitlets import Integer
 
 from .. import notebook, spec
 from ..engine import grade_submission, solutions_path
-from ..report import CheckResult, Report
+from ..report import Report
 
 
 class IsolatedCheck(NbGraderPreprocessor):
@@ -29,17 +29,18 @@ class IsolatedCheck(NbGraderPreprocessor):
 
     seed = Integer(0, help="The course's secret seed: each student's inputs are drawn from it "
                            "and the student id, so a regrade repeats them.").tag(config=True)
-    reports = Dict({}, help="Reports already computed, by student id (as `Report.to_dict()`): "
-                            "`autograder grade` runs the checks in parallel, then records "
-                            "through nbgrader with these.").tag(config=True)
+
+    #: The report, where `autograder grade` has graded the notebook already, in parallel (see
+    #: record.py); stock `nbgrader autograde` grades it here.
+    report: Report | None = None
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
-        report = report_from_dict(self.reports[info["student"]]) if info["student"] in self.reports \
-            else grade_submission(plain(nb),
-                                  gradebook_points(info["db_url"], info["notebook"], info["assignment"]),
-                                  student_seed(self.seed, info["student"]),
-                                  str(solutions_path() or "") or None)
+        report = self.report
+        if report is None:
+            points = gradebook_points(info["db_url"], info["notebook"], info["assignment"])
+            report = grade_submission(plain(nb), points, student_seed(self.seed, info["student"]),
+                                      str(solutions_path() or "") or None)
         write_results(nb, report)
         return nb, resources
 
@@ -63,11 +64,6 @@ def gradebook_points(db_url: str, notebook_id: str = spec.NOTEBOOK_NAME.removesu
         cells = gb.find_notebook(notebook_id, assignment_id).grade_cells
         by_name = {cell.name: float(cell.max_score) for cell in cells}
     return {t: by_name[spec.grade_cell_id(t)] for t in spec.TARGETS if spec.grade_cell_id(t) in by_name}
-
-
-def report_from_dict(data: dict) -> Report:
-    return Report([CheckResult(**c) for c in data["checks"]], reference=data.get("reference", ""),
-                  seed=data.get("seed"), notes=list(data.get("notes", [])))
 
 
 def write_results(nb, report: Report) -> None:

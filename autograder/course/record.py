@@ -1,0 +1,267 @@
+"""Recording: each graded submission goes into nbgrader's gradebook and `autograded/`.
+
+The recorder is nbgrader's own `Autograde` converter, one instance for the whole class, doing what
+stock `nbgrader autograde` does for each student, with two differences that change no result:
+
+- The notebook it records was sanitized before it was graded (`grade.read_and_sanitize` runs
+  nbgrader's sanitize steps, so that the engine grades what nbgrader restored): the converter's
+  own sanitize pass, a second read and run of the same steps, is skipped.
+- The gradebook is opened once for the class, and each submission is committed once. Stock
+  nbgrader opens it ten times per student (each time a new SQLAlchemy engine: every query is
+  compiled again) and commits about thirty times.
+
+Everything else is nbgrader's: the student and submission rows, the timestamp and late penalty,
+the source folder's files, `IsolatedCheck` writing each grade cell's result, `SaveAutoGrades`
+and the course's other configured steps and hooks, file permissions, the clean-up on failure.
+tests/test_course.py checks that stock `nbgrader autograde` records the same, file for file.
+
+All of it runs in the grading process, one submission at a time (the gradebook is SQLite).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbgrader import utils
+from nbgrader.api import Gradebook
+from nbgrader.converters import Autograde
+from nbgrader.converters.base import BaseConverter
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import AssignLatePenalties, NbGraderPreprocessor, SaveAutoGrades
+from traitlets.config import Config
+from traitlets.utils.importstring import import_item
+
+from .. import spec
+from ..report import Report
+from .preprocessor import IsolatedCheck
+
+NOTEBOOK_ID = spec.NOTEBOOK_NAME.removesuffix(".ipynb")
+
+
+def quiet_log() -> logging.Logger:
+    """nbgrader's log, kept off the terminal (a progress bar is there); errors give reasons."""
+    log = logging.getLogger("autograder.nbgrader")
+    log.propagate = False
+    log.setLevel(logging.WARNING)
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+    return log
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+class _Remember(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+# --- nbgrader's steps, on the class's open gradebook ---------------------------------------------
+
+class _OneCommit:
+    """A gradebook session whose commits wait for the recorder's: nbgrader commits after every
+    row it touches; the recorder commits once per submission, with `commit_now`."""
+
+    def __init__(self, session) -> None:
+        self.commit_now = session.commit
+        self._session = session
+
+    def commit(self) -> None:
+        self._session.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
+
+
+class SaveAutoGradesInto(SaveAutoGrades):
+    """nbgrader's SaveAutoGrades (its per-cell logic unchanged) into the recorder's gradebook."""
+
+    open_gradebook: Gradebook | None = None  # the recorder's, set before each notebook
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        self.notebook_id, self.assignment_id = info["notebook"], info["assignment"]
+        self.student_id, self.db_url = info["student"], info["db_url"]
+        self.gradebook = self.open_gradebook
+        return NbGraderPreprocessor.preprocess(self, nb, resources)
+
+
+class AssignLatePenaltiesInto(AssignLatePenalties):
+    """nbgrader's AssignLatePenalties, as its `preprocess` does it, into the recorder's gradebook."""
+
+    open_gradebook: Gradebook | None = None  # the recorder's, set before each notebook
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        self.notebook_id, self.assignment_id = info["notebook"], info["assignment"]
+        self.student_id, self.db_url = info["student"], info["db_url"]
+        self.init_plugin()
+        self.gradebook = self.open_gradebook
+        self.gradebook.db.flush()
+        self.gradebook.db.expire_all()  # the scores just saved, as a fresh gradebook would read them
+        assignment = self.gradebook.find_submission(self.assignment_id, self.student_id)
+        notebook = self.gradebook.find_submission_notebook(self.notebook_id, self.assignment_id,
+                                                           self.student_id)
+        notebook.late_submission_penalty = None
+        if assignment.total_seconds_late > 0:
+            penalty = self.plugin_inst.late_submission_penalty(self.student_id, notebook.score,
+                                                               assignment.total_seconds_late)
+            if penalty is not None:
+                notebook.late_submission_penalty = self._check_late_penalty(notebook, penalty)
+        return nb, resources
+
+
+_INTO = {SaveAutoGrades: SaveAutoGradesInto, AssignLatePenalties: AssignLatePenaltiesInto}
+
+
+class SanitizedAutograde(Autograde):
+    """nbgrader's Autograde for notebooks already sanitized and graded (see the module's doc)."""
+
+    def __init__(self, gradebook: Gradebook, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.gradebook = gradebook
+        self.ready: dict[str, tuple[nbformat.NotebookNode, Report]] = {}  # student -> (nb, report)
+
+    def init_assignment(self, assignment_id: str, student_id: str) -> None:
+        """What `Autograde.init_assignment` does, on the open gradebook. The assignment's
+        existence was checked once for the class; a missing notebook is never graded."""
+        BaseConverter.init_assignment(self, assignment_id, student_id)  # the student's other files
+        self.gradebook.update_or_create_student(student_id)
+        timestamp = self.coursedir.get_existing_timestamp(self._format_source(assignment_id, student_id))
+        self.gradebook.update_or_create_submission(
+            assignment_id, student_id, **({"timestamp": timestamp} if timestamp else {}))
+        dest = self._format_dest(assignment_id, student_id)
+        source = self.coursedir.format_path(self.coursedir.source_directory, ".", assignment_id)
+        files = set(utils.find_all_files(source, self.coursedir.ignore + ["*.ipynb"]))
+        files -= {os.path.join(source, x) for x in self.exclude_overwriting.get(assignment_id, [])}
+        for filename in files:  # the instructor's versions of the assignment's other files
+            target = os.path.join(dest, os.path.relpath(filename, source))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if os.path.exists(target):
+                os.remove(target)
+            shutil.copy(filename, target)
+        # The gradebook knows one notebook; nbgrader skips the others a student hands in.
+        self.notebooks = [n for n in self.notebooks if os.path.basename(n) == spec.NOTEBOOK_NAME]
+
+    def _autograde_steps(self, report: Report) -> None:
+        """The configured autograde steps; the gradebook's on the open gradebook, the check with
+        the report already made."""
+        self.exporter._preprocessors = []
+        for step in self.autograde_preprocessors:
+            step = import_item(step) if isinstance(step, str) else step
+            step = _INTO.get(step, step)
+            step = step(parent=self.exporter) if isinstance(step, type) else step
+            if isinstance(step, (SaveAutoGradesInto, AssignLatePenaltiesInto)):
+                step.open_gradebook = self.gradebook
+            if isinstance(step, IsolatedCheck):
+                step.report = report
+            self.exporter.register_preprocessor(step)
+
+    def convert_single_notebook(self, notebook_filename: str) -> None:
+        resources = self.init_single_notebook_resources(notebook_filename)
+        nb, report = self.ready[resources["nbgrader"]["student"]]
+        # What nbconvert's from_filename would have put there, for the steps that read it.
+        resources["metadata"] = {"name": resources["unique_key"],
+                                 "path": self._format_dest(resources["nbgrader"]["assignment"],
+                                                           resources["nbgrader"]["student"])}
+        self._sanitizing = False
+        self._autograde_steps(report)
+        try:
+            with utils.setenv(NBGRADER_EXECUTION="autograde"):
+                output, resources = self.exporter.from_notebook_node(nb, resources)
+        finally:
+            self._sanitizing = True
+        self.write_single_notebook(output, resources)
+
+
+# --- the recorder ---------------------------------------------------------------------------------
+
+class Recorder:
+    """The class's gradebook, open while it is graded; `record` each graded submission into it."""
+
+    def __init__(self, course: Path, cfg: Config) -> None:
+        self.course = course
+        coursedir = CourseDirectory(config=cfg)
+        coursedir.assignment_id = spec.ASSIGNMENT_ID
+        self.gradebook = Gradebook(cfg.CourseDirectory.db_url, coursedir.course_id)
+        self.gradebook.db = _OneCommit(self.gradebook.db)
+        self.app = SanitizedAutograde(self.gradebook, coursedir=coursedir, config=cfg, log=quiet_log())
+        self.app.force, self.app.create_student = True, True
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.gradebook.close()
+
+    def enroll(self, students: list[str]) -> None:
+        """A row for each student, in this order, before any is graded: nbgrader's export lists
+        students as the gradebook holds them, so `grades.csv` keeps one order, whoever finishes
+        first."""
+        known = {s.id for s in self.gradebook.students}
+        for student in students:
+            if student not in known:
+                self.gradebook.add_student(student)
+        self.gradebook.db.commit_now()
+
+    def record(self, student: str, nb: nbformat.NotebookNode, report: Report) -> str | None:
+        """Record `nb` (as `grade.read_and_sanitize` left it) graded as `report`.
+
+        Returns None when nbgrader recorded it, else the one-line reason it could not (then
+        nothing of it is left in `autograded/` or in the gradebook's scores).
+        """
+        self.app.coursedir.student_id = student
+        self.app.ready = {student: (nb, report)}
+        remember = _Remember()
+        self.app.log.addHandler(remember)
+        try:
+            self.app.start()
+            self.gradebook.db.commit_now()
+        except Exception as exc:  # noqa: BLE001 - nbgrader logs the cause, raises a summary
+            self.gradebook.db.rollback()
+            # nbgrader logs the traceback, then raises a summary: the traceback's last line says why
+            causes = [m.strip().splitlines()[-1] for m in remember.lines if "Traceback" in m]
+            return ("nbgrader could not record it: "
+                    + (one_line(Exception(causes[0])) if causes else one_line(exc)))
+        finally:
+            self.app.log.removeHandler(remember)
+            self.app.ready = {}
+        return None
+
+    def record_unusable(self, student: str, reason: str) -> None:
+        """0 for every grade cell (a manual score still wins), the reason as each cell's comment."""
+        gb = self.gradebook
+        try:
+            timestamp = self.app.coursedir.get_existing_timestamp(
+                str(self.course / "submitted" / student / spec.ASSIGNMENT_ID))
+        except BaseException:  # noqa: BLE001 - a bad timestamp.txt fails there; the grade is 0 anyway
+            timestamp = None
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(spec.ASSIGNMENT_ID, student,
+                                       **({"timestamp": timestamp} if timestamp else {}))
+        submitted = gb.find_submission_notebook(NOTEBOOK_ID, spec.ASSIGNMENT_ID, student)
+        for grade in submitted.grades:
+            grade.auto_score = 0.0
+            grade.needs_manual_grade = grade.manual_score is not None
+        for comment in submitted.comments:
+            comment.auto_comment = f"Not graded: {reason}"
+        gb.db.commit_now()
+        # An earlier graded notebook must not stand for this submission in formgrader or feedback.
+        for folder in ("autograded", "feedback"):
+            shutil.rmtree(self.course / folder / student / spec.ASSIGNMENT_ID, ignore_errors=True)
+
+    def scores(self, student: str) -> tuple[float, float, float, float]:
+        """(score, max score, late penalty, seconds late) as the gradebook holds them."""
+        sub = self.gradebook.find_submission(spec.ASSIGNMENT_ID, student)
+        return (float(sub.score), float(sub.max_score), float(sub.late_submission_penalty or 0.0),
+                float(sub.total_seconds_late or 0.0))
