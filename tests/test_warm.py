@@ -8,6 +8,8 @@ reports must be the same, check by check, with nothing left running.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -106,5 +108,19 @@ def test_the_warm_parent_is_reused_and_survives_a_crashing_child(released_nb):
     for nb in (crash, right, crash, right):
         nb = notebook.parse_notebook(json.dumps(nb))
         engine.grade_notebook(nb, points=engine.trusted_points(nb), seed=1, warm=True)
-        parents.update(z.proc.pid for z in warm._idle)
+        parents.update(z.pid for z in warm._idle)
     assert len(parents) == 1  # one parent served all four, crashes included
+
+
+def test_warm_parents_are_forks_of_one_process_that_imported_torch(released_nb):
+    nb = notebook.parse_notebook(json.dumps(samples.fill(released_nb, samples.CORRECT)))
+    with ThreadPoolExecutor(2) as pool:  # two at once: two warm parents
+        reports = list(pool.map(lambda seed: engine.grade_notebook(
+            nb, points=engine.trusted_points(nb), seed=seed, warm=True), [1, 2]))
+        parents = [z.pid for z in warm._idle]
+        assert len(parents) == 2 and all(z.alive() for z in warm._idle)
+        mother = warm._mother.proc.pid
+        for pid in parents:
+            status = Path(f"/proc/{pid}/status").read_text()
+            assert f"PPid:\t{mother}\n" in status
+    assert all(r.score == r.max_score for r in reports)

@@ -175,8 +175,10 @@ class Spawn:
     rlimits: dict = field(default_factory=dict)
 
     def kill_all(self) -> None:
-        """After the process ended or was killed: whatever it left behind goes too."""
-        if self.uid is not None:
+        """After the process ended or was killed: whatever it left behind goes too. In a pid
+        namespace the kernel has done it already (its first process ends only once every other
+        has), so only a uid without one needs killing."""
+        if self.uid is not None and self.jail is None:
             kill_uid(self.uid)
 
 

@@ -87,6 +87,9 @@ def make_namespace() -> tuple[dict, object]:
                 return None
 
         shell = _Shell.instance()
+        # Without a frontend only text/plain is shown: rendering a figure to PNG for nobody took
+        # most of the lesson's plotting cell.
+        shell.display_formatter.active_types = ["text/plain"]
         return shell.user_ns, shell.transform_cell
     except Exception:
         return {"__name__": "__main__", "__builtins__": __builtins__}, _strip_magics

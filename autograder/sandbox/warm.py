@@ -1,7 +1,8 @@
 """Warm workers (trusted side): students' processes forked from a parent that imported torch once.
 
 A cold start pays for a fresh Python, torch and the lesson's libraries (about 2.5 s of CPU); a
-child of a warm parent (`zygote.py`) pays for none of it. Isolation is the same: each child enters
+child of a warm parent (`zygote.py`) pays for none of it. One process (the mother) imports them,
+once per grader; each worker's warm parent is a fork of it, sharing its memory. Isolation is the same: each child enters
 the namespaces, uid and limits that `limits.prepare` chose for it, as a cold start would, before
 any student code. The parent never runs student code, and never initialises CUDA.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -50,8 +52,8 @@ class WarmProcess:
         return self.returncode
 
 
-class Zygote:
-    """One warm parent, serving one student's process at a time."""
+class Mother:
+    """The process that imports torch and the lesson's libraries once, then forks warm parents."""
 
     def __init__(self, env: dict[str, str]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -62,8 +64,56 @@ class Zygote:
             stdout=subprocess.DEVNULL, stderr=None, start_new_session=True)
         theirs.close()
 
+    def fork_parent(self) -> tuple[socket.socket, int]:
+        """A new warm parent: the socket it serves, and its pid. Raises OSError."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            socket.send_fds(self.sock, [b"fork"], [theirs.fileno()])
+            reply = json.loads(self.sock.recv(1 << 16) or b"null")
+        except (OSError, ValueError):
+            reply = None
+        finally:
+            theirs.close()
+        if not isinstance(reply, dict) or not isinstance(reply.get("pid"), int):
+            ours.close()
+            raise OSError("the warm workers' first process did not start a parent")
+        return ours, reply["pid"]
+
+    def close(self) -> None:
+        self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_mother: Mother | None = None
+_mother_lock = threading.Lock()
+
+
+def _fork_parent(env: dict[str, str]) -> tuple[socket.socket, int]:
+    """A warm parent from the mother; a new mother first if there is none, or it has ended (it
+    ends with the thread that started it, and its warm parents with it)."""
+    global _mother
+    with _mother_lock:
+        if _mother is None or _mother.proc.poll() is not None:
+            if _mother is not None:
+                _mother.close()
+            _mother = Mother(env)
+        return _mother.fork_parent()
+
+
+class Zygote:
+    """One warm parent, serving one student's process at a time."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.sock, self.pid = _fork_parent(env)
+
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        """Idle, a warm parent sends nothing: a readable socket means it has ended."""
+        try:
+            return not select.select([self.sock], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
 
     def receive(self) -> dict | None:
         try:
@@ -92,10 +142,7 @@ class Zygote:
         return WarmProcess(self, reply["pid"], os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
 
     def close(self) -> None:
-        self.sock.close()
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        self.sock.close()  # the parent ends when its socket closes; the mother reaps it
 
 
 _idle: list[Zygote] = []

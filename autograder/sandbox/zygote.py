@@ -1,15 +1,19 @@
-"""A warm parent for students' processes: torch and the lesson's libraries imported once, a fork each.
+"""Warm parents for students' processes: torch and the lesson's libraries imported once, a fork each.
 
 Started by the trusted side (`warm.py`) as `python -I zygote.py FD MODULES`: FD is a Unix socket,
-MODULES (JSON) what to import before any request. Then, for each request on the socket, it forks a
-child that does what `unshare` and `jail.py` do for a cold start (its own session, limits, pid,
-network and mount namespaces, hidden paths, its own uid), then runs `runner.main`. It never runs
-student code itself, and a child closes the socket before it does. Imports only the standard
-library, torch and its siblings `jail.py` and `runner.py`.
+MODULES (JSON) what to import. This first process, the mother, imports them, then only forks
+warm parents: one per socket it is sent, each sharing the mother's memory until it writes. A warm
+parent serves its socket: for each request, it forks a child that does what `unshare` and
+`jail.py` do for a cold start (its own session, limits, pid, network and mount namespaces, hidden
+paths, its own uid), then runs `runner.main`. Neither ever runs student code itself, and a child
+closes the sockets before it does. Imports only the standard library, torch and its siblings
+`jail.py` and `runner.py`.
 
-One request at a time: the trusted side sends a JSON request with three descriptors (the child's
-stdout, stderr and progress pipes); the parent answers {"pid": P} once the child has started and
-{"status": S} (as os.waitpid gives it) once it has ended.
+The mother answers each socket with {"pid": P}. A warm parent serves one request at a time: the
+trusted side sends a JSON request with three descriptors (the child's stdout, stderr and
+progress pipes); the parent answers {"pid": P} once the child has started and {"status": S} (as
+os.waitpid gives it) once it has ended. Each ends when its socket closes, or when its own parent
+dies.
 """
 
 from __future__ import annotations
@@ -109,10 +113,8 @@ def child(request: dict, fds: list[int]) -> None:
     os._exit(70)
 
 
-def main(fd: int, modules: list[str]) -> None:
-    die_with_parent()
-    preload(modules)
-    sock = socket.socket(fileno=fd)
+def serve(sock: socket.socket) -> None:
+    """A warm parent: one student's process at a time, until the socket closes."""
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
@@ -134,6 +136,35 @@ def main(fd: int, modules: list[str]) -> None:
         sock.sendall(json.dumps({"pid": pid}).encode())
         _, status = os.waitpid(pid, 0)
         sock.sendall(json.dumps({"status": status}).encode())
+
+
+def main(fd: int, modules: list[str]) -> None:
+    die_with_parent()
+    preload(modules)
+    mother = socket.socket(fileno=fd)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(mother, 1024, 1)
+        except OSError:
+            return
+        if not message or len(fds) != 1:
+            return
+        while True:  # warm parents that have ended
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        pid = os.fork()
+        if pid == 0:
+            try:
+                mother.close()
+                die_with_parent()
+                serve(socket.socket(fileno=fds[0]))
+            finally:
+                os._exit(0)
+        os.close(fds[0])
+        mother.sendall(json.dumps({"pid": pid}).encode())
 
 
 if __name__ == "__main__":
