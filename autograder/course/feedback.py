@@ -27,29 +27,63 @@ def page(course: Path, student: str) -> Path:
     return course / "feedback" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME.replace(".ipynb", ".html")
 
 
-#: Fewer students than this per process, and the feedback is written here: a process costs a
-#: fresh Python and nbgrader (about 1.5 s), a page about 0.17 s.
-PER_PROCESS = 10
+#: Students per batch handed to a feedback process: each batch compiles nbgrader's templates
+#: once (about 0.1 s), then writes a page in about 0.17 s.
+BATCH = 10
 
 
-def generate(course: Path, cfg: Config, outcomes: list, workers: int = 1) -> dict[str, Path]:
-    """Write each student's page, in up to `workers` processes; return the pages by student.
+class Pages:
+    """Feedback pages, written while the class is graded: each student is handed over once the
+    gradebook holds their scores (`add`), in batches to up to `workers` processes, which only
+    read the gradebook. A class too small to pay for a process (a fresh Python and nbgrader,
+    about 1.5 s) gets its pages here, at `finish`."""
 
-    nbgrader's feedback only reads the gradebook, so several processes may write pages at once
-    (the gradebook's writes stay in the grading process).
-    """
-    graded = [o.student for o in outcomes if o.reason is None]
-    processes = max(1, min(workers, len(graded) // PER_PROCESS))
-    if processes > 1:
-        chunks = [graded[i::processes] for i in range(processes)]
-        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-            list(pool.map(generate_for, [course] * processes, [cfg] * processes, chunks))
-    elif graded:
-        generate_for(course, cfg, graded)
-    for o in outcomes:
-        if o.reason is not None:
-            write_unusable_page(page(course, o.student), o.reason, o.max_score)
-    return {o.student: page(course, o.student) for o in outcomes if page(course, o.student).is_file()}
+    def __init__(self, course: Path, cfg: Config, class_size: int, workers: int = 1) -> None:
+        self.course, self.cfg = course, cfg
+        self.waiting: list[str] = []
+        self.written: list = []
+        self.processes = max(0, min(workers, class_size // (2 * BATCH)))
+        self.pool = None
+        if self.processes > 1:
+            self.pool = ProcessPoolExecutor(self.processes, mp_context=get_context("spawn"))
+            # Each process imports nbgrader now, while the first submissions are graded.
+            self.written = [self.pool.submit(ready) for _ in range(self.processes)]
+
+    def __enter__(self) -> Pages:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:  # stopped early (an error, ^C): what was handed over, no more
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, student: str) -> None:
+        self.waiting.append(student)
+        if self.pool is not None and len(self.waiting) >= BATCH:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self.waiting:
+            self.written.append(self.pool.submit(generate_for, self.course, self.cfg, self.waiting))
+            self.waiting = []
+
+    def finish(self, outcomes: list) -> dict[str, Path]:
+        """Every page written, the short one for each submission that could not be graded;
+        returns the pages by student."""
+        if self.pool is None:
+            if self.waiting:
+                generate_for(self.course, self.cfg, self.waiting)
+        else:
+            rest, self.waiting = self.waiting, []
+            for i in range(self.processes):  # the last ones shared out: no long tail
+                self.waiting = rest[i::self.processes]
+                self._hand_over()
+            for future in self.written:
+                future.result()
+        for o in outcomes:
+            if o.reason is not None:
+                write_unusable_page(page(self.course, o.student), o.reason, o.max_score)
+        return {o.student: page(self.course, o.student) for o in outcomes
+                if page(self.course, o.student).is_file()}
 
 
 class FeedbackFor(GenerateFeedback):
@@ -65,6 +99,10 @@ class FeedbackFor(GenerateFeedback):
             found = glob.glob(os.path.join(glob.escape(folder), f"{self.coursedir.notebook_id}.ipynb"))
             if found:
                 self.assignments[folder] = found
+
+
+def ready() -> None:
+    """Nothing: a feedback process has imported nbgrader by the time it runs this."""
 
 
 def generate_for(course: Path, cfg: Config, students: list[str]) -> None:

@@ -6,8 +6,9 @@ For each `DIR/submitted/<student>/backward/backward.ipynb`, one short pipeline:
         -> grade_submission (the isolated engine; in a pool of N at once)
         -> record (record.py: nbgrader's Autograde converter, one for the class, IsolatedCheck in
                    place of Execute: gradebook, late penalty, autograded/ notebook)
-    then, for the class: feedback (nbgrader generate_feedback), grades.csv (nbgrader's CSV
-    export), Gradescope results.json.
+        -> feedback (feedback.py: nbgrader's generate_feedback, in batches, in up to N
+                     processes, while the others are graded)
+    then, for the class: grades.csv (nbgrader's CSV export), Gradescope results.json.
 
 Every gradebook write happens in this process, one at a time (SQLite). A submission that cannot
 be graded is recorded as 0 with its reason, and the others are graded as usual.
@@ -36,6 +37,7 @@ from traitlets.utils.importstring import import_item
 from .. import notebook, spec
 from ..engine import grade_submission, solutions_path
 from ..report import Report
+from ..sandbox.launch import start_warm_workers
 from . import put_python_on_path
 from .preprocessor import gradebook_points, plain, student_seed
 from .record import Recorder, one_line, quiet_log
@@ -212,7 +214,10 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
     solutions = str(solutions_path() or "") or None
     outcomes: dict[str, Outcome] = {}
 
-    with Recorder(course, cfg) as recorder, executor_for(workers, scheduler) as (pool, slots):
+    if scheduler is None:
+        start_warm_workers()  # torch loads in the warm workers' first process while we read
+    pages = feedback.Pages(course, cfg, len(students), workers or os.cpu_count() or 1)
+    with pages, Recorder(course, cfg) as recorder, executor_for(workers, scheduler) as (pool, slots):
         recorder.enroll(students)
 
         def done(student: str, report: Report | None, reason: str | None = None) -> None:
@@ -226,7 +231,7 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
         # Read and sanitize as workers free up: a class of thousands is never all in memory.
         waiting, running = iter(students), {}
         while True:
-            while len(running) < 2 * slots and (student := next(waiting, None)) is not None:
+            while len(running) < 4 * slots and (student := next(waiting, None)) is not None:
                 path = course / "submitted" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME
                 try:
                     nb = read_and_sanitize(path, student, cfg)
@@ -250,9 +255,11 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
                     continue
                 reason = recorder.record(student, nb, report)
                 done(student, None if reason else report, reason)
+                if reason is None:
+                    pages.add(student)
 
-    ordered = [outcomes[s] for s in students]
-    feedback.generate(course, cfg, ordered, workers or os.cpu_count() or 1)
+        ordered = [outcomes[s] for s in students]
+        pages.finish(ordered)
     export.grades_csv(course, cfg, {o.student: o.reason for o in ordered if o.reason})
     gradescope.write_all(course, ordered)
     return ordered

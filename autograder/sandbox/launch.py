@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .limits import Limits, Spawn, choose_layers, prepare
+from .warm import prestart as warm_prestart
 from .warm import start as warm_start
 from .warm import supported
 
@@ -82,6 +83,13 @@ def _runner_env(folder: Path) -> dict[str, str]:
     env.update(MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0",
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HOME=str(folder), TMPDIR=str(folder))
     return env
+
+
+def start_warm_workers() -> None:
+    """Where warm workers apply, start their first process now, from the calling thread (it
+    lives as long as that thread): it imports torch while the caller prepares the batch."""
+    if supported(choose_layers()):
+        warm_prestart(_runner_env(Path(tempfile.gettempdir())))
 
 
 def _gpu_here() -> bool:

@@ -90,16 +90,27 @@ _mother: Mother | None = None
 _mother_lock = threading.Lock()
 
 
-def _fork_parent(env: dict[str, str]) -> tuple[socket.socket, int]:
-    """A warm parent from the mother; a new mother first if there is none, or it has ended (it
-    ends with the thread that started it, and its warm parents with it)."""
+def _mother_for(env: dict[str, str]) -> Mother:
+    """The mother; a new one if there is none, or it has ended (it ends with the thread that
+    started it, and its warm parents with it). Call with `_mother_lock` held."""
     global _mother
+    if _mother is None or _mother.proc.poll() is not None:
+        if _mother is not None:
+            _mother.close()
+        _mother = Mother({k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")})
+    return _mother
+
+
+def prestart(env: dict[str, str]) -> None:
+    """Start the mother now, from the calling thread, which it lives as long as: while it
+    imports, that thread can go on (a batch reads its first submissions)."""
     with _mother_lock:
-        if _mother is None or _mother.proc.poll() is not None:
-            if _mother is not None:
-                _mother.close()
-            _mother = Mother(env)
-        return _mother.fork_parent()
+        _mother_for(env)
+
+
+def _fork_parent(env: dict[str, str]) -> tuple[socket.socket, int]:
+    with _mother_lock:
+        return _mother_for(env).fork_parent()
 
 
 class Zygote:
@@ -160,7 +171,7 @@ def start(spawn: Spawn, workdir: Path, env: dict[str, str], progress_fd: int) ->
                 zygote.close()
                 zygote = None
     if zygote is None:
-        zygote = Zygote({k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")})
+        zygote = Zygote(env)
     return zygote.start(spawn, workdir, env, progress_fd)
 
 
