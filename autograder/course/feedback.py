@@ -36,18 +36,19 @@ class Pages:
     """Feedback pages, written while the class is graded: each student is handed over once the
     gradebook holds their scores (`add`), in batches to up to `workers` processes, which only
     read the gradebook. A class too small to pay for a process (a fresh Python and nbgrader,
-    about 1.5 s) gets its pages here, at `finish`."""
+    about 1.5 s) gets its pages here, at `finish`; so does a batch whose process died."""
 
     def __init__(self, course: Path, cfg: Config, class_size: int, workers: int = 1) -> None:
         self.course, self.cfg = course, cfg
         self.waiting: list[str] = []
-        self.written: list = []
+        self.here: list[str] = []  # written in this process, at `finish`
+        self.written: list = []  # (future, the batch's students)
         self.processes = max(0, min(workers, class_size // (2 * BATCH)))
         self.pool = None
         if self.processes > 1:
             self.pool = ProcessPoolExecutor(self.processes, mp_context=get_context("spawn"))
             # Each process imports nbgrader now, while the first submissions are graded.
-            self.written = [self.pool.submit(ready) for _ in range(self.processes)]
+            self.written = [(self.pool.submit(ready), []) for _ in range(self.processes)]
 
     def __enter__(self) -> Pages:
         return self
@@ -62,23 +63,31 @@ class Pages:
             self._hand_over()
 
     def _hand_over(self) -> None:
-        if self.waiting:
-            self.written.append(self.pool.submit(generate_for, self.course, self.cfg, self.waiting))
-            self.waiting = []
+        batch, self.waiting = self.waiting, []
+        if not batch:
+            return
+        try:
+            self.written.append((self.pool.submit(generate_for, self.course, self.cfg, batch), batch))
+        except RuntimeError:  # the pool broke (a process died): these are written here
+            self.here += batch
 
     def finish(self, outcomes: list) -> dict[str, Path]:
         """Every page written, the short one for each submission that could not be graded;
         returns the pages by student."""
         if self.pool is None:
-            if self.waiting:
-                generate_for(self.course, self.cfg, self.waiting)
+            self.here += self.waiting
         else:
-            rest, self.waiting = self.waiting, []
+            rest = self.waiting
             for i in range(self.processes):  # the last ones shared out: no long tail
                 self.waiting = rest[i::self.processes]
                 self._hand_over()
-            for future in self.written:
-                future.result()
+            for future, batch in self.written:
+                try:
+                    future.result()
+                except Exception:  # noqa: BLE001 - its process died: the batch is written here
+                    self.here += batch
+        if self.here:
+            generate_for(self.course, self.cfg, self.here)
         for o in outcomes:
             if o.reason is not None:
                 write_unusable_page(page(self.course, o.student), o.reason, o.max_score)
