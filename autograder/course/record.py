@@ -83,30 +83,33 @@ class _OneCommit:
         return getattr(self._session, name)
 
 
-class SaveAutoGradesInto(SaveAutoGrades):
-    """nbgrader's SaveAutoGrades (its per-cell logic unchanged) into the recorder's gradebook."""
+class _OnOpenGradebook:
+    """For nbgrader's steps that open a gradebook of their own: the recorder's instead."""
 
     open_gradebook: Gradebook | None = None  # the recorder's, set before each notebook
 
-    def preprocess(self, nb, resources):
+    def _take(self, resources) -> None:
+        """What the step's own `preprocess` sets first, the gradebook included."""
         info = resources["nbgrader"]
         self.notebook_id, self.assignment_id = info["notebook"], info["assignment"]
         self.student_id, self.db_url = info["student"], info["db_url"]
         self.gradebook = self.open_gradebook
+
+
+class SaveAutoGradesInto(_OnOpenGradebook, SaveAutoGrades):
+    """nbgrader's SaveAutoGrades (its per-cell logic unchanged) into the recorder's gradebook."""
+
+    def preprocess(self, nb, resources):
+        self._take(resources)
         return NbGraderPreprocessor.preprocess(self, nb, resources)
 
 
-class AssignLatePenaltiesInto(AssignLatePenalties):
+class AssignLatePenaltiesInto(_OnOpenGradebook, AssignLatePenalties):
     """nbgrader's AssignLatePenalties, as its `preprocess` does it, into the recorder's gradebook."""
 
-    open_gradebook: Gradebook | None = None  # the recorder's, set before each notebook
-
     def preprocess(self, nb, resources):
-        info = resources["nbgrader"]
-        self.notebook_id, self.assignment_id = info["notebook"], info["assignment"]
-        self.student_id, self.db_url = info["student"], info["db_url"]
+        self._take(resources)
         self.init_plugin()
-        self.gradebook = self.open_gradebook
         self.gradebook.db.flush()
         self.gradebook.db.expire_all()  # the scores just saved, as a fresh gradebook would read them
         assignment = self.gradebook.find_submission(self.assignment_id, self.student_id)
@@ -161,7 +164,7 @@ class SanitizedAutograde(Autograde):
             step = import_item(step) if isinstance(step, str) else step
             step = _INTO.get(step, step)
             step = step(parent=self.exporter) if isinstance(step, type) else step
-            if isinstance(step, (SaveAutoGradesInto, AssignLatePenaltiesInto)):
+            if isinstance(step, _OnOpenGradebook):
                 step.open_gradebook = self.gradebook
             if isinstance(step, IsolatedCheck):
                 step.report = report
