@@ -171,12 +171,11 @@ def grade_course(course: str | Path, workers: int | None = None,
 
 
 @contextmanager
-def executor_for(workers: int | None, scheduler: str | None) -> Iterator[tuple[Executor, int]]:
-    """Where `grade_submission` runs, and how many at once: local threads (each starts its own
-    student process), or the workers of a dask.distributed cluster (which need this package and
-    its solutions/)."""
+def executor_for(workers: int, scheduler: str | None) -> Iterator[tuple[Executor, int]]:
+    """Where `grade_submission` runs, and how many at once: `workers` local threads (each starts
+    its own student process), or the workers of a dask.distributed cluster (which need this
+    package and its solutions/)."""
     if scheduler is None:
-        workers = workers or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=workers) as pool:
             yield pool, workers
         return
@@ -214,9 +213,10 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
     solutions = str(solutions_path() or "") or None
     outcomes: dict[str, Outcome] = {}
 
+    workers = workers or os.cpu_count() or 1
     if scheduler is None:
         start_warm_workers()  # torch loads in the warm workers' first process while we read
-    pages = feedback.Pages(course, cfg, len(students), workers or os.cpu_count() or 1)
+    pages = feedback.Pages(course, cfg, len(students), workers)
     with pages, Recorder(course, cfg) as recorder, executor_for(workers, scheduler) as (pool, slots):
         recorder.enroll(students)
 

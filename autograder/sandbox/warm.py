@@ -2,9 +2,9 @@
 
 A cold start pays for a fresh Python, torch and the lesson's libraries (about 2.5 s of CPU); a
 child of a warm parent (`zygote.py`) pays for none of it. One process (the mother) imports them,
-once per grader; each worker's warm parent is a fork of it, sharing its memory. Isolation is the same: each child enters
-the namespaces, uid and limits that `limits.prepare` chose for it, as a cold start would, before
-any student code. The parent never runs student code, and never initialises CUDA.
+once per grader; each worker's warm parent is a fork of it, sharing its memory. Isolation is the
+same: each child enters the namespaces, uid and limits that `limits.prepare` chose for it, as a
+cold start would, before any student code. No parent runs student code or initialises CUDA.
 
 `start` returns a process handle with what `launch.run_untrusted` uses of a `subprocess.Popen`:
 `pid` (its own process group), `stdout`, `stderr`, `wait()` and `returncode`.
@@ -52,6 +52,15 @@ class WarmProcess:
         return self.returncode
 
 
+def _receive(sock: socket.socket) -> dict | None:
+    """One JSON message from a warm process; None if it has ended or sent something else."""
+    try:
+        data = sock.recv(1 << 16)
+        return json.loads(data) if data else None
+    except (OSError, ValueError):
+        return None
+
+
 class Mother:
     """The process that imports torch and the lesson's libraries once, then forks warm parents."""
 
@@ -69,8 +78,8 @@ class Mother:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             socket.send_fds(self.sock, [b"fork"], [theirs.fileno()])
-            reply = json.loads(self.sock.recv(1 << 16) or b"null")
-        except (OSError, ValueError):
+            reply = _receive(self.sock)
+        except OSError:
             reply = None
         finally:
             theirs.close()
@@ -127,11 +136,7 @@ class Zygote:
             return False
 
     def receive(self) -> dict | None:
-        try:
-            data = self.sock.recv(1 << 16)
-            return json.loads(data) if data else None
-        except (OSError, ValueError):
-            return None
+        return _receive(self.sock)
 
     def start(self, spawn: Spawn, workdir: Path, env: dict[str, str], progress_fd: int) -> WarmProcess:
         """Fork a child that enters `spawn`'s sandbox in `workdir`, then runs the runner there."""
