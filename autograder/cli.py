@@ -120,6 +120,10 @@ def grade(
              "is written here.")] = None,
 ) -> None:
     """Grade every submitted/<student>/backward/backward.ipynb into nbgrader's gradebook."""
+    if scheduler is None:  # the warm workers import torch while this process imports nbgrader
+        from .sandbox.launch import start_warm_workers
+
+        start_warm_workers()
     from .course.grade import GradeError, grade_course
     from .course.show import print_class, progress_bar
 

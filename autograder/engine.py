@@ -124,6 +124,16 @@ def describe_cell_error(nb: dict, index: int, error: dict) -> str:
             f'{": " + message if message else ""}{at}')
 
 
+def prepare(solutions: str | None = None) -> None:
+    """Import what judging needs and compute one reference (torch's first autograd pass is the
+    slow one): a batch calls this while its warm workers start, so that its first students do not
+    wait for it."""
+    from . import compare, devices  # noqa: F401
+    from .plan import build_plan
+
+    build_plan(0, solutions=load_solutions(Path(solutions) if solutions else None))
+
+
 def grade_submission(nb: dict, points: dict[str, float], seed: int | None = None,
                      solutions: str | None = None, warm: bool = True) -> Report:
     """Grade one (sanitized) submission from plain, picklable arguments.
