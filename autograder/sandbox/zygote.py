@@ -18,6 +18,7 @@ dies.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -43,6 +44,19 @@ def preload(modules: list[str]) -> None:
         except Exception:  # noqa: BLE001 - not installed here: the child imports it, or fails
             pass
     runner._fake_mode()  # GPU-readiness: it imports torch._dynamo, the slowest of all
+
+
+#: glibc's mallopt parameters: memory freed below 64 MiB is kept for the next allocation instead
+#: of going back to the kernel (a training loop frees and allocates the same tensors each step,
+#: and every page the kernel hands out again is a page fault).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> None:
+    mallopt = getattr(jail._libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, 64 << 20)
+        mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
 def die_with_parent() -> None:
@@ -98,6 +112,7 @@ def child(request: dict, fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         jail.set_rlimits(request["rlimits"])
+        keep_freed_memory()
         if request.get("jail") is not None:
             enter_namespaces(request["jail"])
         else:
@@ -141,6 +156,9 @@ def serve(sock: socket.socket) -> None:
 def main(fd: int, modules: list[str]) -> None:
     die_with_parent()
     preload(modules)
+    # What was imported stays out of the collector's sight: a collection in a child would touch,
+    # and so copy, every page of it.
+    gc.freeze()
     mother = socket.socket(fileno=fd)
     while True:
         try:
