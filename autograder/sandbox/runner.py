@@ -245,6 +245,23 @@ def _fake_mode():
     return _FAKE_MODES["mode"]
 
 
+def warm_fake_mode() -> None:
+    """Run a few of the lesson's tensor operations once under FakeTensorMode, so that what it
+    sets up on first use (about 10 ms) is done once in the warm workers' mother, not in every
+    student's process. On `meta` tensors: the mother never initialises CUDA."""
+    mode = _fake_mode()
+    if mode is None:
+        return
+    try:
+        with mode, torch.inference_mode():
+            inp, w = torch.empty(4, 3, device="meta"), torch.empty(3, 2, device="meta")
+            out = inp @ w + w.sum(0)
+            ((inp.unsqueeze(-1) * out.unsqueeze(1)).sum(0) - inp.t() @ out).mean()
+            ((out > 0).float() * out.clamp_min(0.0) / out.shape[0]).squeeze(-1).to(torch.float64)
+    except Exception:  # noqa: BLE001 - a warm-up only: each call still runs as it would have
+        pass
+
+
 def run_fake_call(namespace: dict, call: dict,
                   tensors: dict[str, torch.Tensor]) -> tuple[dict, dict[str, torch.Tensor]]:
     """Call a student's function on fake CUDA tensors: values are meaningless, structure is not.

@@ -44,6 +44,7 @@ def preload(modules: list[str]) -> None:
         except Exception:  # noqa: BLE001 - not installed here: the child imports it, or fails
             pass
     runner._fake_mode()  # GPU-readiness: it imports torch._dynamo, the slowest of all
+    runner.warm_fake_mode()
 
 
 #: glibc's mallopt parameters: memory freed below 64 MiB is kept for the next allocation instead
