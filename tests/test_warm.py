@@ -42,7 +42,12 @@ NETWORK = ("import socket\n"
            "except OSError as exc:\n"
            "    raise RuntimeError('network: ' + type(exc).__name__)\n")
 
+LOOKS_AROUND = ("def mse_grad(inp, targ):\n    import os\n"
+                "    seen = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+                "    raise RuntimeError(f'pid {os.getpid()} sees {seen}')\n")
+
 ATTACKS = {
+    "looks for other processes": ({"mse_grad": LOOKS_AROUND}, []),
     "os._exit in mse_grad": ({"mse_grad": "def mse_grad(inp, targ):\n    import os; os._exit(3)\n"}, []),
     "endless loop in mse_grad": ({"mse_grad": ENDLESS}, []),
     "memory hog in mse_grad": ({"mse_grad": "def mse_grad(inp, targ):\n"
@@ -98,6 +103,14 @@ def test_children_of_a_warm_child_do_not_outlive_it(released_nb, how):
     assert any(f"spawned {token}" in n for n in report.notes)  # the attack ran
     assert report.score == report.max_score
     assert_none_left(token)
+
+
+@pytest.mark.skipif(not LAYERS.namespaces, reason="no pid namespace on this platform")
+def test_a_warm_child_is_the_first_and_only_process_of_its_pid_namespace(released_nb):
+    nb = samples.fill(released_nb, {**samples.CORRECT, "mse_grad": LOOKS_AROUND})
+    nb = notebook.parse_notebook(json.dumps(nb))
+    report = engine.grade_notebook(nb, points=engine.trusted_points(nb), seed=1, warm=True)
+    assert "pid 1 sees [1]" in json.dumps([c.message for c in report.checks])
 
 
 def test_the_warm_parent_is_reused_and_survives_a_crashing_child(released_nb):

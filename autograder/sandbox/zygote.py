@@ -3,9 +3,9 @@
 Started by the trusted side (`warm.py`) as `python -I zygote.py FD MODULES`: FD is a Unix socket,
 MODULES (JSON) what to import. This first process, the mother, imports them, then only forks
 warm parents: one per socket it is sent, each sharing the mother's memory until it writes. A warm
-parent serves its socket: for each request, it forks a child that does what `unshare` and
-`jail.py` do for a cold start (its own session, limits, pid, network and mount namespaces, hidden
-paths, its own uid), then runs `runner.main`. Neither ever runs student code itself, and a child
+parent serves its socket: for each request, it forks a child, the first process of a new pid
+namespace, that does what `unshare` and `jail.py` do for a cold start (its own session, limits,
+network and mount namespaces, hidden paths, its own uid), then runs `runner.main`. Neither ever runs student code itself, and a child
 closes the sockets before it does. Imports only the standard library, torch and its siblings
 `jail.py` and `runner.py`.
 
@@ -64,41 +64,29 @@ def die_with_parent() -> None:
     jail._check(jail._libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
 
 
-def mirror(status: int) -> None:
-    """End as the child ended: its exit code, or the signal that killed it."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 70)
+def new_pid_namespace_for_children(own: int) -> None:
+    """Make this process's next child the first process (pid 1) of a new pid namespace: back to
+    its own namespace for children (`own`: its /proc/self/ns/pid, open), then a new one."""
+    jail._check(jail._libc.setns(own, CLONE_NEWPID), "setns")
+    jail._check(jail._libc.unshare(CLONE_NEWPID), "unshare")
 
 
 def enter_namespaces(config: dict) -> None:
-    """As `unshare --pid --fork --kill-child --mount-proc --net --mount` then `jail.py`.
-
-    Returns in the namespace's first process; the process that called it stays outside, waits
-    for it and ends as it ends (killing this one kills that one, and with it the namespace).
-    """
-    jail._check(jail._libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET), "unshare")
-    pid = os.fork()
-    if pid:
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-        mirror(status)
-    die_with_parent()
+    """As `unshare --pid --fork --kill-child --mount-proc --net --mount` then `jail.py`, in the
+    first process of a new pid namespace (its parent made it one): when it ends, the kernel kills
+    every other process in that namespace."""
+    jail._check(jail._libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
     jail.mount("none", "/", None, jail.MS_REC | MS_PRIVATE)
     jail.mount("proc", "/proc", "proc", jail.MS_NOSUID | jail.MS_NODEV | jail.MS_NOEXEC)
     jail.enter(config)
 
 
-def child(request: dict, fds: list[int]) -> None:
+def child(request: dict, fds: list[int], failed: OSError | None = None) -> None:
     """The student's process, before its code: never returns."""
     try:
         die_with_parent()  # the parent dies with the grader's thread: none of this outlives it
+        if failed is not None:  # the parent could not make its pid namespace
+            raise failed
         out, err, progress = fds
         try:
             os.setsid()
@@ -131,6 +119,7 @@ def child(request: dict, fds: list[int]) -> None:
 
 def serve(sock: socket.socket) -> None:
     """A warm parent: one student's process at a time, until the socket closes."""
+    own_pid_namespace = None
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
@@ -139,10 +128,20 @@ def serve(sock: socket.socket) -> None:
         if not message:
             return
         request = json.loads(message)
+        failed = None
+        if request.get("jail") is not None:  # its child starts in a pid namespace of its own
+            try:
+                if own_pid_namespace is None:
+                    own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY)
+                new_pid_namespace_for_children(own_pid_namespace)
+            except OSError as exc:
+                failed = exc
         pid = os.fork()
         if pid == 0:
             sock.close()
-            child(request, fds)
+            if own_pid_namespace is not None:
+                os.close(own_pid_namespace)
+            child(request, fds, failed)
         try:
             os.setpgid(pid, pid)  # the trusted side kills the group: make it one before it asks
         except OSError:
