@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
-from nbgrader.api import MissingEntry
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import parse_utc
@@ -41,6 +41,7 @@ from ..sandbox.launch import start_warm_workers
 from . import put_python_on_path
 from .preprocessor import gradebook_points, plain, student_seed
 from .record import Recorder, one_line, quiet_log
+from .steps import OnOpenGradebook, on_open_gradebook
 
 NOTEBOOK_ID = spec.NOTEBOOK_NAME.removesuffix(".ipynb")
 ISOLATED_CHECK = "autograder.course.preprocessor.IsolatedCheck"
@@ -100,9 +101,10 @@ def name_of(step) -> str:
 
 # --- one submission ------------------------------------------------------------------------------
 
-def read_and_sanitize(path: Path, student: str, cfg: Config) -> nbformat.NotebookNode:
+def read_and_sanitize(path: Path, student: str, cfg: Config,
+                      gradebook: Gradebook | None = None) -> nbformat.NotebookNode:
     """The notebook after nbgrader's sanitize steps (what its Autograde converter would grade and
-    record). Raises `Unusable`."""
+    record), those that read the gradebook on `gradebook` when given. Raises `Unusable`."""
     if not path.is_file():
         folder = path.parent
         found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
@@ -135,8 +137,13 @@ def read_and_sanitize(path: Path, student: str, cfg: Config) -> nbformat.Noteboo
     steps = cfg.Autograde.get("sanitize_preprocessors", Autograde.sanitize_preprocessors.default())
     for step in steps:
         cls = import_item(step) if isinstance(step, str) else step
+        run = on_open_gradebook(cls) if gradebook is not None else cls
+        if isinstance(run, type):
+            run = run(config=cfg, log=quiet_log())
+        if isinstance(run, OnOpenGradebook):
+            run.open_gradebook = gradebook
         try:
-            nb, resources = cls(config=cfg, log=quiet_log())(nb, resources)
+            nb, resources = run(nb, resources)
         except Exception as exc:  # noqa: BLE001 - e.g. CheckCellMetadata's ValidationError
             raise Unusable(f"nbgrader cannot sanitize {spec.NOTEBOOK_NAME} ({cls.__name__}): "
                            f"{one_line(exc)}") from None
@@ -235,7 +242,7 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
             while len(running) < 4 * slots and (student := next(waiting, None)) is not None:
                 path = course / "submitted" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME
                 try:
-                    nb = read_and_sanitize(path, student, cfg)
+                    nb = read_and_sanitize(path, student, cfg, recorder.gradebook)
                 except Unusable as exc:
                     done(student, None, str(exc))
                     continue

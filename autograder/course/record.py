@@ -8,7 +8,8 @@ stock `nbgrader autograde` does for each student, with two differences that chan
   own sanitize pass, a second read and run of the same steps, is skipped.
 - The gradebook is opened once for the class, and each submission is committed once. Stock
   nbgrader opens it ten times per student (each time a new SQLAlchemy engine: every query is
-  compiled again) and commits about thirty times.
+  compiled again) and commits about thirty times. Its steps that open it use this one instead
+  (`steps.py`, which also compiles nbgrader's metadata schema once for the class).
 
 Everything else is nbgrader's: the student and submission rows, the timestamp and late penalty,
 the source folder's files, `IsolatedCheck` writing each grade cell's result, `SaveAutoGrades`
@@ -31,12 +32,12 @@ from nbgrader.api import Gradebook
 from nbgrader.converters import Autograde
 from nbgrader.converters.base import BaseConverter
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import AssignLatePenalties, NbGraderPreprocessor, SaveAutoGrades
 from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
 from .. import spec
 from ..report import Report
+from . import steps
 from .preprocessor import IsolatedCheck
 
 NOTEBOOK_ID = spec.NOTEBOOK_NAME.removesuffix(".ipynb")
@@ -64,67 +65,6 @@ class _Remember(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
-
-
-# --- nbgrader's steps, on the class's open gradebook ---------------------------------------------
-
-class _OneCommit:
-    """A gradebook session whose commits wait for the recorder's: nbgrader commits after every
-    row it touches; the recorder commits once per submission, with `commit_now`."""
-
-    def __init__(self, session) -> None:
-        self.commit_now = session.commit
-        self._session = session
-
-    def commit(self) -> None:
-        self._session.flush()
-
-    def __getattr__(self, name: str):
-        return getattr(self._session, name)
-
-
-class _OnOpenGradebook:
-    """For nbgrader's steps that open a gradebook of their own: the recorder's instead."""
-
-    open_gradebook: Gradebook | None = None  # the recorder's, set before each notebook
-
-    def _take(self, resources) -> None:
-        """What the step's own `preprocess` sets first, the gradebook included."""
-        info = resources["nbgrader"]
-        self.notebook_id, self.assignment_id = info["notebook"], info["assignment"]
-        self.student_id, self.db_url = info["student"], info["db_url"]
-        self.gradebook = self.open_gradebook
-
-
-class SaveAutoGradesInto(_OnOpenGradebook, SaveAutoGrades):
-    """nbgrader's SaveAutoGrades (its per-cell logic unchanged) into the recorder's gradebook."""
-
-    def preprocess(self, nb, resources):
-        self._take(resources)
-        return NbGraderPreprocessor.preprocess(self, nb, resources)
-
-
-class AssignLatePenaltiesInto(_OnOpenGradebook, AssignLatePenalties):
-    """nbgrader's AssignLatePenalties, as its `preprocess` does it, into the recorder's gradebook."""
-
-    def preprocess(self, nb, resources):
-        self._take(resources)
-        self.init_plugin()
-        self.gradebook.db.flush()
-        self.gradebook.db.expire_all()  # the scores just saved, as a fresh gradebook would read them
-        assignment = self.gradebook.find_submission(self.assignment_id, self.student_id)
-        notebook = self.gradebook.find_submission_notebook(self.notebook_id, self.assignment_id,
-                                                           self.student_id)
-        notebook.late_submission_penalty = None
-        if assignment.total_seconds_late > 0:
-            penalty = self.plugin_inst.late_submission_penalty(self.student_id, notebook.score,
-                                                               assignment.total_seconds_late)
-            if penalty is not None:
-                notebook.late_submission_penalty = self._check_late_penalty(notebook, penalty)
-        return nb, resources
-
-
-_INTO = {SaveAutoGrades: SaveAutoGradesInto, AssignLatePenalties: AssignLatePenaltiesInto}
 
 
 class SanitizedAutograde(Autograde):
@@ -162,9 +102,9 @@ class SanitizedAutograde(Autograde):
         self.exporter._preprocessors = []
         for step in self.autograde_preprocessors:
             step = import_item(step) if isinstance(step, str) else step
-            step = _INTO.get(step, step)
+            step = steps.on_open_gradebook(step)
             step = step(parent=self.exporter) if isinstance(step, type) else step
-            if isinstance(step, _OnOpenGradebook):
+            if isinstance(step, steps.OnOpenGradebook):
                 step.open_gradebook = self.gradebook
             if isinstance(step, IsolatedCheck):
                 step.report = report
@@ -197,7 +137,7 @@ class Recorder:
         coursedir = CourseDirectory(config=cfg)
         coursedir.assignment_id = spec.ASSIGNMENT_ID
         self.gradebook = Gradebook(cfg.CourseDirectory.db_url, coursedir.course_id)
-        self.gradebook.db = _OneCommit(self.gradebook.db)
+        self.gradebook.db = steps.OneCommit(self.gradebook.db)
         self.app = SanitizedAutograde(self.gradebook, coursedir=coursedir, config=cfg, log=quiet_log())
         self.app.force, self.app.create_student = True, True
 
