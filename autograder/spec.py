@@ -53,7 +53,8 @@ def _from_env(name: str, default: float) -> float:
 #: What a warm parent imports once for all the students' processes it forks (batch grading):
 #: what the lesson's notebook imports, and IPython, with which the cells run.
 PRELOAD: tuple[str, ...] = ("torch", "numpy", "sklearn.datasets", "matplotlib.pyplot",
-                            "IPython.core.interactiveshell")
+                            "IPython.core.interactiveshell", "IPython.core.pylabtools",
+                            "matplotlib_inline.backend_inline")  # the last two: %matplotlib inline
 
 CELLS_TIMEOUT = _from_env("AUTOGRADER_CELLS_TIMEOUT", 60.0)
 TARGET_TIMEOUT = _from_env("AUTOGRADER_TARGET_TIMEOUT", 10.0)

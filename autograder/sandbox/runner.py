@@ -77,20 +77,33 @@ def _strip_magics(source: str) -> str:
     return "\n".join(_MAGIC.sub(r"\1# \2", line) for line in source.splitlines())
 
 
-def make_namespace() -> tuple[dict, object]:
-    """A `__main__`-like namespace with IPython semantics when IPython is installed."""
+_SHELL: list = []  # the process's one IPython shell, once built
+
+
+def make_namespace(ipython_dir: str | None = None) -> tuple[dict, object]:
+    """A `__main__`-like namespace with IPython semantics when IPython is installed.
+
+    The shell is built once per process: the warm workers' mother builds it (its profile in
+    `ipython_dir`), and each student's process, a fork, starts with it unused."""
     try:
-        from IPython.core.interactiveshell import InteractiveShell
+        if not _SHELL:
+            from IPython.core.interactiveshell import InteractiveShell
+            from traitlets.config import Config
 
-        class _Shell(InteractiveShell):
-            def enable_gui(self, gui=None):  # `%matplotlib inline` without a kernel: Agg
-                return None
+            class _Shell(InteractiveShell):
+                def enable_gui(self, gui=None):  # `%matplotlib inline` without a kernel: Agg
+                    return None
 
-        shell = _Shell.instance()
-        # Without a frontend only text/plain is shown: rendering a figure to PNG for nobody took
-        # most of the lesson's plotting cell.
-        shell.display_formatter.active_types = ["text/plain"]
-        return shell.user_ns, shell.transform_cell
+            config = Config()
+            config.HistoryManager.enabled = False  # no history database, and no thread saving it
+            if ipython_dir is not None:
+                config.InteractiveShell.ipython_dir = ipython_dir
+            shell = _Shell.instance(config=config)
+            # Without a frontend only text/plain is shown: rendering a figure to PNG for nobody
+            # took most of the lesson's plotting cell.
+            shell.display_formatter.active_types = ["text/plain"]
+            _SHELL.append(shell)
+        return _SHELL[0].user_ns, _SHELL[0].transform_cell
     except Exception:
         return {"__name__": "__main__", "__builtins__": __builtins__}, _strip_magics
 

@@ -22,9 +22,11 @@ import gc
 import importlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 
 # `python -I` leaves the script's own folder off sys.path: the siblings are found here.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +47,12 @@ def preload(modules: list[str]) -> None:
             pass
     runner._fake_mode()  # GPU-readiness: it imports torch._dynamo, the slowest of all
     runner.warm_fake_mode()
+    # The students' IPython shell, built here once; its profile folder is not needed once built.
+    profile = tempfile.mkdtemp(prefix="autograder-shell-")
+    try:
+        runner.make_namespace(ipython_dir=profile)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 #: glibc's mallopt parameters: memory freed below 64 MiB is kept for the next allocation instead
