@@ -124,13 +124,15 @@ def describe_cell_error(nb: dict, index: int, error: dict) -> str:
             f'{": " + message if message else ""}{at}')
 
 
-def prepare(solutions: str | None = None) -> None:
-    """Import what judging needs and compute one reference (torch's first autograd pass is the
-    slow one): a batch calls this while its warm workers start, so that its first students do not
-    wait for it."""
+def warm_up(solutions: str | None = None) -> None:
+    """A local batch's first step: start the warm workers, then, while their first process
+    imports torch, import what judging needs and compute one reference (torch's first autograd
+    pass is the slow one), so that the first students wait for neither."""
     from . import compare, devices  # noqa: F401
     from .plan import build_plan
+    from .sandbox.launch import start_warm_workers
 
+    start_warm_workers()
     build_plan(0, solutions=load_solutions(Path(solutions) if solutions else None))
 
 

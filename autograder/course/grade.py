@@ -35,9 +35,8 @@ from traitlets.config import Config, PyFileConfigLoader
 from traitlets.utils.importstring import import_item
 
 from .. import notebook, spec
-from ..engine import grade_submission, prepare, solutions_path
+from ..engine import grade_submission, solutions_path, warm_up
 from ..report import Report
-from ..sandbox.launch import start_warm_workers
 from . import put_python_on_path
 from .preprocessor import gradebook_points, plain, student_seed
 from .record import Recorder, one_line, quiet_log
@@ -222,8 +221,7 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
 
     workers = workers or os.cpu_count() or 1
     if scheduler is None:
-        start_warm_workers()  # torch loads in the warm workers' first process while we read
-        prepare(solutions)  # and while it does, this process loads what judging needs
+        warm_up(solutions)
     pages = feedback.Pages(course, cfg, len(students), workers)
     with pages, Recorder(course, cfg) as recorder, executor_for(workers, scheduler) as (pool, slots):
         recorder.enroll(students)
