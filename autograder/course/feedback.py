@@ -7,6 +7,8 @@ manual ones included. A submission that could not be graded gets a short page wi
 
 from __future__ import annotations
 
+import atexit
+import gc
 import glob
 import html
 import os
@@ -70,7 +72,8 @@ class Pages:
         if not batch:
             return
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(self.processes, mp_context=get_context("spawn"))
+            self.pool = ProcessPoolExecutor(self.processes, mp_context=get_context("spawn"),
+                                            initializer=_freeze_at_exit)
         try:
             self.written.append((self.pool.submit(generate_for, self.course, self.cfg, batch), batch))
         except RuntimeError:  # the pool broke (a process died): these are written here
@@ -98,6 +101,12 @@ class Pages:
                 write_unusable_page(page(self.course, o.student), o.reason, o.max_score)
         return {o.student: page(self.course, o.student) for o in outcomes
                 if page(self.course, o.student).is_file()}
+
+
+def _freeze_at_exit() -> None:
+    """In a feedback process: its last collection at exit would walk every object nbgrader made,
+    while the grader waits for it to end."""
+    atexit.register(gc.freeze)
 
 
 class RememberedHighlight(Highlight2HTML):
