@@ -44,7 +44,7 @@ class Pages:
     """Feedback pages, written while the class is graded: each student is handed over once the
     gradebook holds their scores (`add`), in batches to one process per few workers, which only
     read the gradebook. A class too small to pay for a process (a fresh Python and nbgrader,
-    about 1.5 s) gets its pages here, at `finish`; so does a batch whose process died."""
+    about 1 s) gets its pages here, at `finish`; so does a batch whose process died."""
 
     def __init__(self, course: Path, cfg: Config, class_size: int, workers: int = 1) -> None:
         self.course, self.cfg = course, cfg
@@ -148,6 +148,8 @@ class FeedbackPage(HTMLExporter):
         lexer = info.get("pygments_lexer", info.get("name", None))
         if lexer not in self.highlighters:
             self.highlighters[lexer] = RememberedHighlight(pygments_lexer=lexer, parent=self)
+        # Where the stock pass runs, it takes the highlighter from here. (Set to the same value
+        # for each page, it does not make nbconvert build its templates again.)
         self.filters = {**self.filters, "highlight_code": self.highlighters[lexer]}
         # HTMLExporter.from_notebook_node up to its BeautifulSoup pass.
         res = self._init_resources(resources)

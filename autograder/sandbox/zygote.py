@@ -5,9 +5,9 @@ MODULES (JSON) what to import. This first process, the mother, imports them, the
 warm parents: one per socket it is sent, each sharing the mother's memory until it writes. A warm
 parent serves its socket: for each request, it forks a child, the first process of a new pid
 namespace, that does what `unshare` and `jail.py` do for a cold start (its own session, limits,
-network and mount namespaces, hidden paths, its own uid), then runs `runner.main`. Neither ever runs student code itself, and a child
-closes the sockets before it does. Imports only the standard library, torch and its siblings
-`jail.py` and `runner.py`.
+network and mount namespaces, hidden paths, its own uid), then runs `runner.main`. Neither ever
+runs student code itself, and a child closes the sockets before it does. Imports only the
+standard library, torch and its siblings `jail.py` and `runner.py`.
 
 The mother answers each socket with {"pid": P}. A warm parent serves one request at a time: the
 trusted side sends a JSON request with three descriptors (the child's stdout, stderr and
