@@ -40,7 +40,7 @@ from ..report import Report
 from . import put_python_on_path
 from .preprocessor import gradebook_points, plain, student_seed
 from .record import Recorder, one_line, quiet_log
-from .steps import OnOpenGradebook, on_open_gradebook
+from .steps import step_for
 
 NOTEBOOK_ID = spec.NOTEBOOK_NAME.removesuffix(".ipynb")
 ISOLATED_CHECK = "autograder.course.preprocessor.IsolatedCheck"
@@ -136,13 +136,8 @@ def read_and_sanitize(path: Path, student: str, cfg: Config,
     steps = cfg.Autograde.get("sanitize_preprocessors", Autograde.sanitize_preprocessors.default())
     for step in steps:
         cls = import_item(step) if isinstance(step, str) else step
-        run = on_open_gradebook(cls) if gradebook is not None else cls
-        if isinstance(run, type):
-            run = run(config=cfg, log=quiet_log())
-        if isinstance(run, OnOpenGradebook):
-            run.open_gradebook = gradebook
         try:
-            nb, resources = run(nb, resources)
+            nb, resources = step_for(cls, gradebook, config=cfg, log=quiet_log())(nb, resources)
         except Exception as exc:  # noqa: BLE001 - e.g. CheckCellMetadata's ValidationError
             raise Unusable(f"nbgrader cannot sanitize {spec.NOTEBOOK_NAME} ({cls.__name__}): "
                            f"{one_line(exc)}") from None

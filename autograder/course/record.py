@@ -33,7 +33,6 @@ from nbgrader.converters import Autograde
 from nbgrader.converters.base import BaseConverter
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
-from traitlets.utils.importstring import import_item
 
 from .. import spec
 from ..report import Report
@@ -100,12 +99,8 @@ class SanitizedAutograde(Autograde):
         """The configured autograde steps; the gradebook's on the open gradebook, the check with
         the report already made."""
         self.exporter._preprocessors = []
-        for step in self.autograde_preprocessors:
-            step = import_item(step) if isinstance(step, str) else step
-            step = steps.on_open_gradebook(step)
-            step = step(parent=self.exporter) if isinstance(step, type) else step
-            if isinstance(step, steps.OnOpenGradebook):
-                step.open_gradebook = self.gradebook
+        for configured in self.autograde_preprocessors:
+            step = steps.step_for(configured, self.gradebook, parent=self.exporter)
             if isinstance(step, IsolatedCheck):
                 step.report = report
             self.exporter.register_preprocessor(step)

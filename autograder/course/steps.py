@@ -8,8 +8,8 @@ work that is the same for every student of a class done once for the class:
 - `CheckCellMetadata` checks each cell against nbgrader's schema compiled once, where
   `jsonschema.validate` checks the schema itself, then compiles it, for every cell.
 
-`on_open_gradebook(step)` gives the step to use for a configured one; a step not listed here (a
-course's own, or a later nbgrader's) runs as configured.
+`step_for(configured, gradebook)` gives the step to run for a configured one; a step not listed
+here (a course's own, or a later nbgrader's) runs as configured.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from nbgrader.preprocessors import (
     OverwriteKernelspec,
     SaveAutoGrades,
 )
+from traitlets.utils.importstring import import_item
 
 
 class OneCommit:
@@ -168,6 +169,14 @@ _ONCE = {OverwriteKernelspec: OverwriteKernelspecFrom, OverwriteCells: Overwrite
          CheckCellMetadata: CheckCellMetadataOnce}
 
 
-def on_open_gradebook(step):
-    """The step to run for the configured `step` (a class, or an instance left as it is)."""
-    return _ONCE.get(step, step) if isinstance(step, type) else step
+def step_for(configured, gradebook: Gradebook | None, **kwargs):
+    """The step to run for a configured one (a class, its name, or an instance, used as it is),
+    made with `kwargs`: the class's version of it, on `gradebook`; nbgrader's own without one."""
+    step = import_item(configured) if isinstance(configured, str) else configured
+    if gradebook is not None and isinstance(step, type):
+        step = _ONCE.get(step, step)
+    if isinstance(step, type):
+        step = step(**kwargs)
+    if isinstance(step, OnOpenGradebook):
+        step.open_gradebook = gradebook
+    return step
