@@ -79,9 +79,8 @@ class Pages:
         except RuntimeError:  # the pool broke (a process died): these are written here
             self.here += batch
 
-    def finish(self, outcomes: list) -> dict[str, Path]:
-        """Every page written, the short one for each submission that could not be graded;
-        returns the pages by student."""
+    def finish(self, outcomes: list) -> None:
+        """Every page written, the short one for each submission that could not be graded."""
         if self.processes == 0:
             self.here += self.waiting
         else:
@@ -99,8 +98,6 @@ class Pages:
         for o in outcomes:
             if o.reason is not None:
                 write_unusable_page(page(self.course, o.student), o.reason, o.max_score)
-        return {o.student: page(self.course, o.student) for o in outcomes
-                if page(self.course, o.student).is_file()}
 
 
 def _freeze_at_exit() -> None:

@@ -6,8 +6,8 @@ For each `DIR/submitted/<student>/backward/backward.ipynb`, one short pipeline:
         -> grade_submission (the isolated engine; in a pool of N at once)
         -> record (record.py: nbgrader's Autograde converter, one for the class, IsolatedCheck in
                    place of Execute: gradebook, late penalty, autograded/ notebook)
-        -> feedback (feedback.py: nbgrader's generate_feedback, in batches, in up to N
-                     processes, while the others are graded)
+        -> feedback (feedback.py: nbgrader's generate_feedback, in batches, in one process per
+                     eight workers, while the others are graded)
     then, for the class: grades.csv (nbgrader's CSV export), Gradescope results.json.
 
 Every gradebook write happens in this process, one at a time (SQLite). A submission that cannot
