@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from . import diagnose, spec, static
+from . import diagnose, rules, spec
 from .plan import Plan, PlannedCall
 from .report import CheckResult, Verdict
 from .sandbox.launch import TargetOutcome, UntrustedRun
@@ -30,8 +30,9 @@ def _shape(t: torch.Size | tuple) -> str:
     return str(tuple(t)).replace(",)", ")")
 
 
-def call_failure(target: str, meta: dict | None) -> Verdict | None:
-    """A call that did not run to completion, in the student's words where we have them."""
+def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = None) -> Verdict | None:
+    """A call that did not run to completion, in the student's words where we have them. `own`
+    is what the student's own cells define (which grading does not run), for a NameError's hint."""
     if meta is None:
         return Verdict(False, f"{target} gave no result for this call", (f"{target}.crashed",))
     status = meta.get("status")
@@ -58,15 +59,28 @@ def call_failure(target: str, meta: dict | None) -> Verdict | None:
         limit = f": {error['limit']}" if error.get("limit") else ""
         return Verdict(False, f"{target} ran out of memory{where}{limit}", (f"{target}.memory",))
     limit = f" ({error['limit']})" if error.get("limit") else ""
-    return Verdict(False, f"{target} raised {kind}: {text}{where}{limit}", (f"{target}.error",))
+    return Verdict(False, f"{target} raised {kind}: {text}{where}{limit}"
+                          f"{own_cell(target, text, own)}", (f"{target}.error",))
+
+
+def own_cell(target: str, text: str, own: dict[str, str] | None) -> str:
+    """For "name 'helper' is not defined" where a cell of the student's own defines helper."""
+    if not own or not text.startswith("name '") or "' is not defined" not in text:
+        return ""
+    name = text[len("name '"):text.index("' is not defined")]
+    if name not in own:
+        return ""
+    return (f"; {name} is defined in {own[name]}, a cell of your own, which grading does not "
+            f"run: define it in the {target} cell")
 
 
 #: How PyTorch (real or fake tensors) says that one operation got tensors on two devices.
 _MIXED_DEVICES = ("Expected all tensors to be on the same device", "is not on the expected device",
                   "found at least two devices")
 
-#: Where a GPU-readiness backend (named by the runner) puts the tensors that stand for CUDA.
-FAKE_DEVICES = {"FakeTensorMode": "cuda", "FakeTensorMode on meta": "meta", "meta": "meta"}
+#: Where a GPU-readiness backend puts the tensors that stand for CUDA: `meta` tensors, which
+#: have a device, a shape and a dtype, and refuse to meet a CPU tensor (`untrusted/calls.py`).
+FAKE_DEVICES = {"meta": "meta"}
 
 
 def compare_structure(target: str, name: str, meta: dict, planned) -> Verdict:
@@ -174,77 +188,115 @@ def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     return a is not None and b is not None and a.shape == b.shape and torch.equal(a, b)
 
 
-def compare_probe(target: str, meta: dict, planned) -> Verdict:
-    """`Module.backward` must call `self.bwd(self.out, *self.args)` once, with the latest call's."""
+def compare_probe(target: str, meta: dict, tensors: dict, planned) -> Verdict:
+    """`Module.backward` must call `self.bwd(self.out, *self.args)` once, with the latest call's.
+
+    What `bwd` received came back as tensors; each is named here by its values, against the
+    inputs and forward outputs this side sent (all distinct): nothing the student's process says
+    about them is taken on trust."""
     calls = meta.get("bwd_calls")
-    nargs = len(planned.call.args)
+    nargs, repeat = len(planned.call.args), planned.call.repeat
     want = ["out"] + [f"args[{i}]" for i in range(nargs)]
     shown = f"bwd({', '.join(want)})"
     if not isinstance(calls, list) or not calls:
         return Verdict(False, f"backward() did not call self.bwd: it should call {shown}",
                        (f"{target}.does_nothing",))
-    if calls == [want]:
+    count = meta.get("bwd_count") if isinstance(meta.get("bwd_count"), int) else len(calls)
+    cid = planned.call.id
+
+    def name_of(i: int, j: int, said: object) -> str:
+        said = said if isinstance(said, dict) else {}
+        got = tensors.get(f"{cid}/bwd{i}/{j}") if said.get("kind") == "tensor" else None
+        if got is None:
+            kind = str(said.get("type", "object"))[:60]
+            return "a tuple" if kind == "tuple" else f"a {kind}"
+        for age, k in enumerate(reversed(range(repeat))):
+            suffix = "" if age == 0 else " (from an earlier call)"
+            if _same(got.to(torch.float64), planned.inputs.get(f"out/{k}")):
+                return "out" + suffix
+            for index in range(nargs):
+                if _same(got.to(torch.float64), planned.inputs.get(f"x{index}/{k}")):
+                    return f"args[{index}]" + suffix
+        return "a Tensor"
+
+    named = [[name_of(i, j, d) for j, d in enumerate(c)] if isinstance(c, list) else []
+             for i, c in enumerate(calls)]
+    if count == 1 and named == [want]:
         return PASSED
-    got = calls[-1] if isinstance(calls[-1], list) else []
-    said = f"bwd({', '.join(str(a)[:60] for a in got[:6])})"
-    times = f" ({len(calls)} calls)" if len(calls) > 1 else ""
+    got = named[-1]
+    said = f"bwd({', '.join(a[:60] for a in got[:6])})"
+    times = f" ({count} calls)" if count > 1 else ""
     return Verdict(False, f"backward() called {said}{times}; it should call {shown} once, "
                           "with self.out and the unpacked self.args", (f"{target}.wrong_arguments",))
 
 
-def judge_static(target: str, source: str | None) -> Verdict:
-    """The gate: no autograd in the target's source (read as a syntax tree, never run)."""
-    if source is None:
+def judge_static(target: str, findings: list | None) -> Verdict:
+    """The gate: the rule on the code `target` reaches (`rules.py`, read, never run)."""
+    if findings is None:
         return Verdict(True, f"not checked: the source of {target} could not be read")
-    found = static.find_autograd(source)
-    if not found:
+    if not findings:
         return PASSED
-    first = found[0]
-    return Verdict(False, f"{target} uses autograd ({first.what} on line {first.line} of its "
-                          "cell): write the gradient by hand; no points for "
-                          f"{target} while autograd is in it", (f"{target}.uses_autograd",))
+    first = min(findings, key=lambda f: f.kind != rules.HIDDEN)  # hidden code first
+    if first.kind == rules.HIDDEN:
+        return Verdict(False, f"{target} uses {first.what} ({first.place()}): an answer may not "
+                              "hide what it runs or change what other code runs; write it as "
+                              f"plain code. No points for {target} while it is there",
+                       (f"{target}.not_allowed",))
+    return Verdict(False, f"{target} uses autograd ({first.what} {first.place()}): write the "
+                          f"gradient by hand; no points for {target} while autograd is in it",
+                   (f"{target}.uses_autograd",))
 
 
 def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
-                 solution_cell: tuple[int, str] | None,
-                 source: str | None = None) -> list[CheckResult]:
+                 solution_cell: tuple[int, str] | None, findings: list | None = None,
+                 not_run: object | None = None,
+                 own_names: dict[str, str] | None = None) -> list[CheckResult]:
     """Each check of `target` with its share of the target's points.
 
-    `source` is the code scanned for autograd, by default the solution cell's. A failed gate
-    (a "static" check) takes the points of every check of the target.
+    `findings` are the rule's findings in the code the target reaches (None: it could not be
+    read); `not_run` the finding for which its answer cell was left out of the graded run;
+    `own_names` what the student's own cells (which grading does not run) define, for hints. A
+    failed gate (a "static" check) takes the points of every check of the target.
     """
     checks = spec.CHECKS[target]
     total = sum(c.weight for c in checks)
     outcome = run.targets.get(target, TargetOutcome("crashed", "no result came back"))
-    if source is None and solution_cell is not None:
-        source = solution_cell[1]
     results, gates = [], []
     for check in checks:
         verdict = PASSED
         if check.kind == "static":
-            verdict = judge_static(target, source)
+            verdict = judge_static(target, findings)
             if not verdict.passed:
-                gates.append(check.id(target))
-        for planned in plan.for_check(target, check):
-            if skipped(planned, outcome):
-                continue
-            verdict = judge_call(target, planned, outcome, run, solution_cell)
-            if not verdict.passed:
-                break
+                gates.append((check.id(target), verdict.mistakes[0]))
+        elif not_run is None:
+            for planned in plan.for_check(target, check):
+                if skipped(planned, outcome):
+                    continue
+                verdict = judge_call(target, planned, outcome, run, solution_cell, own_names)
+                if not verdict.passed:
+                    break
         share = round(points * check.weight / total, 6) if total else 0.0
         results.append(CheckResult(check.id(target), target, verdict.passed,
                                    share if verdict.passed else 0.0, share,
                                    verdict.message or check.summary, list(verdict.mistakes)))
     for result in results:
-        if gates and result.id not in gates:
+        if gates and result.id not in (g for g, _ in gates):
+            gate, code = gates[0]
             # The gate names the mistake; what else failed follows from it (the grader runs
             # GPU-readiness with autograd off), so the gate's code stands alone.
-            if result.passed:
-                result.message = f"right, but no points: {target} uses autograd (see {gates[0]})"
+            if not_run is not None:
+                result.message = f"not run: the {target} cell was left out of grading (see {gate})"
+            elif code.endswith(".not_allowed"):
+                result.message = (f"right, but no points: {target} uses code that is not allowed "
+                                  f"(see {gate})" if result.passed else result.message
+                                  + f" (and no points: {target} uses code that is not allowed, "
+                                    f"see {gate})")
+            elif result.passed:
+                result.message = f"right, but no points: {target} uses autograd (see {gate})"
             else:
-                result.message += f" (and no points: {target} uses autograd, see {gates[0]})"
+                result.message += f" (and no points: {target} uses autograd, see {gate})"
             result.passed, result.points = False, 0.0
-            result.mistakes = [f"{target}.uses_autograd"]
+            result.mistakes = [code]
     return results
 
 
@@ -256,14 +308,14 @@ def skipped(planned: PlannedCall, outcome: TargetOutcome) -> bool:
 
 
 def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: UntrustedRun,
-               solution_cell: tuple[int, str] | None) -> Verdict:
+               solution_cell: tuple[int, str] | None, own: dict[str, str] | None = None) -> Verdict:
     if outcome.status != "ok":
         code = {"timeout": "timeout", "memory": "memory"}.get(outcome.status, "crashed")
         what = {"timeout": "did not finish", "memory": "ran out of memory"}.get(
             outcome.status, "stopped the grading process")
         return Verdict(False, f"{target} {what}: {outcome.detail}", (f"{target}.{code}",))
     meta = outcome.calls.get(planned.call.id)
-    failure = call_failure(target, meta)
+    failure = call_failure(target, meta, own)
     if failure is not None:
         if meta and meta.get("status") == "undefined" and solution_cell is not None:
             error = run.cell_errors.get(solution_cell[0])
@@ -275,13 +327,14 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
                         "crashed": "crashed"}.get(str(error.get("type")), "error")
                 said = "raised " + str(error.get("type")) if code == "error" or \
                     error.get("type") == "MemoryError" else "was stopped"
+                message = str(error.get("message"))[:200]
                 failure = Verdict(False, f"{target} is not defined: its cell {said}: "
-                                         f"{str(error.get('message'))[:200]}{where}{limit}",
+                                         f"{message}{where}{limit}{own_cell(target, message, own)}",
                                   (f"{target}.{code}",))
         return failure
     kind = planned.check.kind
     if kind == "probe":
-        return compare_probe(target, meta, planned)
+        return compare_probe(target, meta, outcome.tensors, planned)
     if planned.case.fake:
         for name in planned.call.collect:
             verdict = compare_structure(target, name, meta, planned)

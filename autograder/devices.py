@@ -1,9 +1,9 @@
 """Which devices a run checks, and what it found there, in a line a student can read (trusted side).
 
-Three lanes (`Case.lane`): "cpu", real tensors; "gpu-ready", fake CUDA tensors that need no GPU
-(structure only: device, shape, dtype); "cuda", real CUDA tensors, only where the student's
-process finds a GPU. The trusted side never touches CUDA itself: the runner says whether it
-could (a CUDA call comes back "unavailable" without a GPU).
+Three lanes (`Case.lane`): "cpu", real tensors; "gpu-ready", tensors that stand for the GPU and
+need none (`meta`: structure only, device, shape, dtype); "cuda", real CUDA tensors, only where
+the student's process finds a GPU. The trusted side never touches CUDA itself: the runner says
+whether it could (a CUDA call comes back "unavailable" without a GPU).
 """
 
 from __future__ import annotations
@@ -41,14 +41,12 @@ def summarize(plan: Plan, run: UntrustedRun, device: str = "all") -> dict:
         return "passed" if all(found[lane]) else "failed"
 
     summary = {lane: state(lane) for lane in found}
-    # The weakest backend that ran is the one to report: meta catches less than FakeTensorMode.
-    order = list(FAKE_DEVICES)
-    summary["gpu-ready-backend"] = max(backends, key=order.index) if backends else None
+    summary["gpu-ready-backend"] = backends[0] if backends else None
     return summary
 
 
 def describe(summary: dict) -> str:
-    """'CUDA: not available here; GPU-readiness: passed (FakeTensorMode)'."""
+    """'CPU: passed; CUDA: not available here; GPU-readiness: passed (meta)'."""
     backend = summary.get("gpu-ready-backend")
     ready = summary["gpu-ready"] + (f" ({backend})" if backend else "")
     cuda = summary["cuda"] + (" (TF32 off)" if summary["cuda"] in ("passed", "failed") else "")

@@ -1,9 +1,11 @@
 """The journey of one submission, top to bottom:
 
-    read notebook -> run student code (untrusted process) -> compare (trusted) -> diagnose -> report
+    read notebook -> rules and program (what runs) -> run it (untrusted process)
+                  -> compare (trusted) -> diagnose -> report
 
-Nothing here imports or executes student code: that happens only in `sandbox/runner.py`, in its
-own process. Imports with only torch installed.
+Nothing here imports or executes student code: that happens only in `untrusted/runner.py`, in
+its own process, which runs the program `program.py` built: the answers the rules allow and the
+lesson's own code they need, nothing else of the notebook. Imports with only torch installed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-from . import notebook, spec
+from . import notebook, program, spec
 from .report import CheckResult, Report
 from .sandbox.launch import run_untrusted
 from .sandbox.limits import Limits
@@ -54,26 +56,35 @@ def trusted_points(nb: dict | None = None) -> dict[str, float]:
     return found
 
 
+def source_notebook() -> dict | None:
+    """The lesson's trusted source notebook, parsed, where this install has it."""
+    path = find_source_notebook()
+    return notebook.read_notebook(path) if path is not None else None
+
+
 def check_notebook(path: str | Path, *, seed: int | None = None, device: str = "all") -> Report:
     """Grade one notebook file. Raises `NotebookError` (one line) when it cannot be graded,
     `DeviceUnavailable` when `device="cuda"` and the student's process finds no GPU."""
     nb = notebook.read_notebook(path)
     return grade_notebook(nb, points=trusted_points(nb), seed=seed, solutions=solutions_path(),
-                          device=device)
+                          device=device, source=source_notebook())
 
 
 def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = None,
                    solutions: Path | None = None,
                    targets: tuple[str, ...] = spec.TARGETS, device: str = "all",
-                   warm: bool = False) -> Report:
+                   warm: bool = False, source: dict | None = None) -> Report:
     """Grade a parsed (and, for a course, sanitized) notebook.
 
     `solutions` is the reference solutions' file, or None to compare with autograd alone.
     `device` is one of `spec.DEVICE_CHOICES`: the points are the same whichever ran.
     `warm` starts the student's process from a warm parent (for batches: same isolation).
+    `source` is the lesson's trusted source notebook, whose own cells run in place of the
+    student's copies (None: the student's other cells stand in, and the report says so).
     """
     plans = []
     lanes = spec.lanes_for(device)  # torch is not imported yet: the student's process starts first
+    graded = program.build(nb, source, {t: spec.ENTRIES[t] for t in targets})
 
     def draw_inputs():
         # Runs once the student's process has started: torch loads while the cells run.
@@ -82,7 +93,7 @@ def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = Non
         plans.append(build_plan(seed, targets, load_solutions(solutions), lanes))
         return plans[0].wire_targets(targets), plans[0].wire_inputs()
 
-    run = run_untrusted(notebook.cells_to_run(nb), draw_inputs,
+    run = run_untrusted(graded.cells, draw_inputs,
                         cells_timeout=spec.CELLS_TIMEOUT, target_timeout=spec.TARGET_TIMEOUT,
                         limits=Limits(), warm=warm)
     from .compare import judge_target
@@ -93,26 +104,34 @@ def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = Non
     if device == "cuda" and devices["cuda"] == "not available here":
         raise spec.DeviceUnavailable("--device cuda: the grading process finds no CUDA GPU here "
                                 "(torch.cuda.is_available() is False); use --device all or cpu")
-    solution_cells = notebook.solution_sources(nb)
     checks: list[CheckResult] = []
     for target in targets:
-        checks += judge_target(target, plan, run, points.get(target, 0.0), solution_cells.get(target))
+        checks += judge_target(target, plan, run, points.get(target, 0.0),
+                               graded.answers.get(target), graded.findings.get(target, []),
+                               graded.not_run.get(target), graded.own_names)
     notes = []
     if solutions is None:
         notes.append("compared with torch.autograd alone: the reference solutions are not "
                      "installed here")
+    if not graded.lesson_cells:
+        notes.append("the lesson's own cells are not installed here: your notebook's other "
+                     "cells stood in for them (grading runs the lesson's)")
     notes.append(describe(devices))
+    cells = {c["index"]: c for c in graded.cells}
     for index, error in sorted(run.cell_errors.items())[:5]:
-        notes.append(describe_cell_error(nb, index, error))
+        if index in cells:
+            notes.append(describe_cell_error(cells[index], error))
+    if run.stray:
+        notes.append(f"{run.stray} bytes on the grader's channel were not the grader's: ignored")
     notes.append("sandbox: " + "; ".join(run.sandbox))
     return Report(checks, reference=plan.reference, seed=plan.seed, notes=notes,
                   output=run.stdout + run.stderr, devices=devices)
 
 
-def describe_cell_error(nb: dict, index: int, error: dict) -> str:
+def describe_cell_error(cell: dict, error: dict) -> str:
     """'cell 8 ("def forward_and_backward(...") raised NameError: ...' — findable by a student."""
-    first = next((line.strip() for line in notebook.source(nb["cells"][index]).splitlines()
-                  if line.strip()), "")
+    index = cell["name"].removeprefix("cell ")
+    first = cell["first_line"]
     first = first if len(first) <= 40 else first[:37] + "..."
     message = str(error.get("message") or "")[:200]
     if error.get("limit"):
@@ -137,14 +156,17 @@ def warm_up(solutions: str | None = None) -> None:
 
 
 def grade_submission(nb: dict, points: dict[str, float], seed: int | None = None,
-                     solutions: str | None = None, warm: bool = True) -> Report:
+                     solutions: str | None = None, warm: bool = True,
+                     source: dict | None = None) -> Report:
     """Grade one (sanitized) submission from plain, picklable arguments.
 
     What a batch ships to a worker: `nb` a notebook as JSON data, `points` per target from the
-    gradebook, `solutions` the path of the reference solutions (or None for autograd alone).
+    gradebook, `solutions` the path of the reference solutions (or None for autograd alone),
+    `source` the lesson's source notebook as JSON data (None: this install's, if it has one).
     A batch's students' processes fork from warm parents (`warm`), each worker keeping its own.
     Raises `NotebookError` (one line) when `nb` is not a version-4 notebook.
     """
     notebook.validate(nb)
     return grade_notebook(nb, points=points, seed=seed,
-                          solutions=Path(solutions) if solutions else None, warm=warm)
+                          solutions=Path(solutions) if solutions else None, warm=warm,
+                          source=source if source is not None else source_notebook())

@@ -85,12 +85,12 @@ def cells_to_run(nb: dict) -> list[dict]:
             if c.get("cell_type") == "code" and not is_grade_cell(c)]
 
 
-def solution_sources(nb: dict) -> dict[str, tuple[int, str]]:
+def solution_sources(nb: dict, targets: tuple[str, ...] = spec.TARGETS) -> dict[str, tuple[int, str]]:
     """For each target, the index and source of its solution cell (by grade_id)."""
     found = {}
     for i, c in enumerate(nb["cells"]):
         grade_id = nbgrader_meta(c).get("grade_id")
-        if grade_id in spec.TARGETS and c.get("cell_type") == "code" and grade_id not in found:
+        if grade_id in targets and c.get("cell_type") == "code" and grade_id not in found:
             found[grade_id] = (i, source(c))
     return found
 

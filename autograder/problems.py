@@ -6,37 +6,14 @@ student's process receives only the tensors of `make_inputs` and the `Call` that
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 
 import torch
 
 from .spec import Case
+from .wire import Call
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-@dataclass(frozen=True)
-class Call:
-    """One call the untrusted harness makes; crosses the boundary as JSON.
-
-    `kind` is "function" (call `function(*args)` after setting `.g` on the tensors in `grads`,
-    then report the `.g` of each name in `collect`) or "probe" (subclass the student's `Module`
-    with layers that record how `bwd` is called; `args` gives the number of inputs). `device` is
-    where the inputs go; with `fake`, they are fake tensors there and only structure comes back.
-    """
-
-    id: str
-    kind: str
-    function: str
-    args: tuple[str, ...]
-    grads: dict[str, str] = field(default_factory=dict)
-    collect: tuple[str, ...] = ()
-    repeat: int = 1
-    device: str = "cpu"
-    fake: bool = False
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 # --- the forward pass, as in the lesson -------------------------------------------------------
@@ -75,8 +52,19 @@ def make_inputs(target: str, case: Case, gen: torch.Generator) -> dict[str, torc
         inp, w, b = randn(n, case.n_in), randn(case.n_in, case.n_out), randn(case.n_out)
         return {"inp": inp, "out": lin(inp, w, b), "w": w, "b": b, "out.g": randn(n, case.n_out)}
     if target == "module_backward":
-        return {f"x{i}": randn(n + 1, 2) for i in range(2)}
+        # The probe's inputs and its forward's outputs, per call (see `probe_shape`): each
+        # distinct, so that the grader can tell by value which one backward() passed on.
+        nargs, repeat = probe_shape(case)
+        found = {f"x{i}/{k}": randn(n + 1, 2) for i in range(nargs) for k in range(repeat)}
+        found.update({f"out/{k}": randn(n + 1, 1) for k in range(repeat)})
+        return found
     raise KeyError(target)
+
+
+def probe_shape(case: Case) -> tuple[int, int]:
+    """(inputs per call, calls before backward()) of a Module probe: case.n 1 -> one input,
+    2 -> two inputs, 3 -> two inputs and two calls."""
+    return (1 if case.n == 1 else 2), (2 if case.n == 3 else 1)
 
 
 def make_call(target: str, call_id: str, case: Case) -> Call:
@@ -93,10 +81,9 @@ def _make_call(target: str, call_id: str, case: Case) -> Call:
         return Call(call_id, "function", "lin_grad", ("inp", "out", "w", "b"), {"out": "out.g"},
                     ("inp", "w", "b"))
     if target == "module_backward":
-        # case.n picks the probe: 1 -> one input, 2 -> two inputs, 3 -> two calls then backward.
-        nargs = 1 if case.n == 1 else 2
+        nargs, repeat = probe_shape(case)
         return Call(call_id, "probe", "Module", tuple(f"x{i}" for i in range(nargs)),
-                    repeat=2 if case.n == 3 else 1)
+                    repeat=repeat)
     raise KeyError(target)
 
 

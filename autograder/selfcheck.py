@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import inspect
 
-from . import spec
+from . import rules, spec
 from .compare import judge_target
 from .devices import describe, lanes_for, summarize
 from .plan import build_plan
 from .report import Report
 from .sandbox.launch import TargetOutcome, UntrustedRun
-from .sandbox.runner import run_call
+from .untrusted.calls import run_call
 
 
 class SelfCheckFailed(AssertionError):
@@ -56,10 +56,10 @@ def run_self_check(target: str, obj: object, device: str = "all") -> Report:
         outcome.tensors.update(tensors)
     try:  # read for the no-autograd gate; blank lines first, so that line numbers are the cell's
         lines, first = inspect.getsourcelines(obj)
-        source = "\n" * max(first - 1, 0) + "".join(lines)
+        findings = rules.findings_in("\n" * max(first - 1, 0) + "".join(lines))
     except (OSError, TypeError):
-        source = None
+        findings = None
     run = UntrustedRun(targets={target: outcome})
-    checks = judge_target(target, plan, run, spec.FALLBACK_POINTS[target], None, source=source)
+    checks = judge_target(target, plan, run, spec.FALLBACK_POINTS[target], None, findings)
     devices = summarize(plan, run, device)
     return Report(checks, seed=plan.seed, notes=[describe(devices)], devices=devices)

@@ -17,6 +17,10 @@ NOTEBOOK_NAME = "backward.ipynb"
 #: Targets, in the order the lesson introduces them.
 TARGETS: tuple[str, ...] = ("mse_grad", "relu_grad", "lin_grad", "module_backward")
 
+#: What each target's answer defines: the function, or the class, the grader calls.
+ENTRIES: dict[str, str] = {"mse_grad": "mse_grad", "relu_grad": "relu_grad",
+                           "lin_grad": "lin_grad", "module_backward": "Module"}
+
 #: Points used only when no notebook says otherwise (the source notebook is the real place).
 FALLBACK_POINTS: dict[str, float] = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 
@@ -48,14 +52,12 @@ def _from_env(name: str, default: float) -> float:
     return value if value > 0 else default
 
 
-#: Seconds of wall-clock time: the whole notebook's cells, then each target's calls. A student's
-#: process still running then is killed (SIGKILL), with everything it started.
-#: What a warm parent imports once for all the students' processes it forks (batch grading):
-#: what the lesson's notebook imports, and IPython, with which the cells run.
-PRELOAD: tuple[str, ...] = ("torch", "numpy", "sklearn.datasets", "matplotlib.pyplot",
-                            "IPython.core.interactiveshell", "IPython.core.pylabtools",
-                            "matplotlib_inline.backend_inline")  # the last two: %matplotlib inline
+#: What a warm parent imports once for all the students' processes it forks (batch grading).
+#: The graded process runs the answers and only the lesson code they need (`program.py`).
+PRELOAD: tuple[str, ...] = ("torch",)
 
+#: Seconds of wall-clock time: the program's cells, then each target's calls. A student's
+#: process still running then is killed (SIGKILL), with everything it started.
 CELLS_TIMEOUT = _from_env("AUTOGRADER_CELLS_TIMEOUT", 60.0)
 TARGET_TIMEOUT = _from_env("AUTOGRADER_TARGET_TIMEOUT", 10.0)
 
@@ -107,7 +109,8 @@ class Check:
         return f"{target}/{self.name}"
 
 
-#: The gate: hand-written gradients only. Weight 0, yet failing it takes the target's points.
+#: The gate: hand-written gradients, as plain code (`rules.py`). Weight 0, yet failing it takes
+#: the target's points.
 NO_AUTOGRAD = Check("no-autograd", 0, "static", (),
                     "written by hand: no .backward(), .grad, requires_grad or torch.autograd")
 

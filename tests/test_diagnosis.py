@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import diagnose, problems, spec, static
+from autograder import diagnose, problems, rules, spec
 from autograder.compare import compare_gradient
 from autograder.plan import PlannedCall
 from autograder.selfcheck import SelfCheckFailed, self_check
@@ -279,7 +279,7 @@ def test_the_self_check_gate_reads_the_source_of_the_function(tmp_path, capsys):
     ("%time y = 1\nx.backward()\n", ".backward()"),
 ])
 def test_the_scan_finds_autograd(source, what):
-    assert what in [f.what for f in static.find_autograd(source)]
+    assert what in [f.what for f in rules.find_autograd(source)]
 
 
 @pytest.mark.parametrize("source", [
@@ -293,7 +293,7 @@ def test_the_scan_finds_autograd(source, what):
     "def f(x)\n    x.backward()\n",  # does not parse: its checks fail anyway
 ])
 def test_the_scan_leaves_hand_written_code_alone(source):
-    assert static.find_autograd(source) == []
+    assert rules.find_autograd(source) == []
 
 
 # --- the diagnosis, on tensors ---------------------------------------------------------------

@@ -35,7 +35,7 @@ from traitlets.config import Config, PyFileConfigLoader
 from traitlets.utils.importstring import import_item
 
 from .. import notebook, spec
-from ..engine import grade_submission, solutions_path, warm_up
+from ..engine import grade_submission, solutions_path, source_notebook, warm_up
 from ..report import Report
 from . import put_python_on_path
 from .preprocessor import gradebook_points, plain, student_seed
@@ -212,6 +212,7 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
     progress(len(students), None)
     seed = int(cfg.IsolatedCheck.get("seed", 0))
     solutions = str(solutions_path() or "") or None
+    source = source_notebook()  # the lesson's own cells run in place of the students' copies
     outcomes: dict[str, Outcome] = {}
 
     workers = workers or os.cpu_count() or 1
@@ -240,7 +241,7 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
                     done(student, None, str(exc))
                     continue
                 future = pool.submit(grade_submission, plain(nb), points, student_seed(seed, student),
-                                     solutions)
+                                     solutions, True, source)
                 running[future] = (student, nb)
             if not running:
                 break

@@ -20,7 +20,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Integer
 
 from .. import notebook, spec
-from ..engine import grade_submission, solutions_path
+from ..engine import grade_submission, solutions_path, source_notebook
 from ..report import Report
 
 
@@ -40,7 +40,7 @@ class IsolatedCheck(NbGraderPreprocessor):
         if report is None:
             points = gradebook_points(info["db_url"], info["notebook"], info["assignment"])
             report = grade_submission(plain(nb), points, student_seed(self.seed, info["student"]),
-                                      str(solutions_path() or "") or None)
+                                      str(solutions_path() or "") or None, True, source_notebook())
         write_results(nb, report)
         return nb, resources
 

@@ -75,11 +75,13 @@ CLASS: dict[str, tuple[dict[str, str], list[str]] | bytes] = {
                                  "        self.args = args\n        self.out = self.forward(*args)\n"
                                  "        return self.out\n\n    def backward(self):\n"
                                  "        raise NotImplementedError()\n"}, []),
-    # The cheater: every comparison says "equal", and the gradients are zeros.
-    "mallory": ({"mse_grad": "import torch\ndef mse_grad(inp, targ):\n    inp.g = torch.zeros_like(inp)\n"},
-                ["import torch, numpy\ntorch.allclose = lambda *a, **k: True\n"
-                 "torch.equal = lambda *a, **k: True\ntorch.Tensor.__eq__ = lambda *a, **k: True\n"
-                 "numpy.allclose = lambda *a, **k: True\n"]),
+    # The cheater: every comparison says "equal", and the gradients are zeros. The rules leave
+    # the cell out of grading (it changes torch for every caller): mse_grad scores 0.
+    "mallory": ({"mse_grad": "import torch, numpy\ntorch.allclose = lambda *a, **k: True\n"
+                             "torch.equal = lambda *a, **k: True\n"
+                             "torch.Tensor.__eq__ = lambda *a, **k: True\n"
+                             "numpy.allclose = lambda *a, **k: True\n"
+                             "def mse_grad(inp, targ):\n    inp.g = torch.zeros_like(inp)\n"}, []),
     # A notebook cut off half-way through an upload: not JSON.
     "zoe": b'{"cells": [{"cell_type": "code", "source": "def mse_grad(inp, targ):',
 }

@@ -1,19 +1,19 @@
-"""The trusted side of the boundary: start the untrusted runner, watch it, read back plain data.
+"""The trusted side of the boundary: start the graded process, watch it, read back plain data.
 
-`run_untrusted` never imports or executes student code. It writes a job and the inputs, starts
-`runner.py` in a fresh process (its own session, so that every descendant can be killed), follows
-its progress, and enforces deadlines. If the process dies or hangs inside a cell, that cell is
-skipped and the notebook runs again; inside a target, that target fails and the rest run again.
-Results are loaded with `torch.load(weights_only=True)` and validated before anyone compares them.
+`run_untrusted` never imports or executes student code. It starts `untrusted/runner.py` in a
+fresh process (its own session, so that every descendant can be killed), sends it the job and
+the work on its standard input, follows its progress on a channel of its own, and enforces
+deadlines. If the process dies or hangs inside a cell, that cell is skipped and the program runs
+again; inside a target, that target fails and the rest run again. What comes back is read by
+`wire.FrameReader` (frames with this run's token only, every length checked against its caps)
+and validated before anyone compares it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import wire
 from .limits import Limits, Spawn, choose_layers, prepare
 from .warm import prestart as warm_prestart
 from .warm import start as warm_start
@@ -32,10 +33,8 @@ from .warm import supported
 if TYPE_CHECKING:
     import torch
 
-RUNNER = Path(__file__).with_name("runner.py")
+RUNNER = Path(__file__).resolve().parents[1] / "untrusted" / "runner.py"
 MAX_OUTPUT = 1 << 20  # bytes of a student's stdout/stderr kept
-MAX_RESULT_BYTES = 64 << 20  # a results file larger than this is not read
-MAX_TENSOR_ELEMENTS = 1 << 22
 
 
 @dataclass
@@ -56,6 +55,7 @@ class UntrustedRun:
     stderr: str = ""
     restarts: int = 0
     sandbox: list[str] = field(default_factory=list)  # the isolation layers that applied
+    stray: int = 0  # bytes on the channel that were not frames of this run
 
 
 class _Capture(threading.Thread):
@@ -98,21 +98,22 @@ def _gpu_here() -> bool:
     return os.path.isdir("/proc/driver/nvidia/gpus") or os.path.exists("/dev/nvidiactl")
 
 
-def _start(spawn: Spawn, folder: Path, progress_fd: int, warm: bool):
-    """Start the student's process: forked from a warm parent, else a fresh `python -I`."""
+def _start(spawn: Spawn, folder: Path, job_fd: int, channel_fd: int, warm: bool):
+    """Start the student's process: forked from a warm parent, else a fresh `python -I`. Its
+    standard input is `job_fd`; it writes its frames on `channel_fd`."""
     if warm:
         try:
-            return warm_start(spawn, folder, _runner_env(folder), progress_fd)
+            return warm_start(spawn, folder, _runner_env(folder), job_fd, channel_fd)
         except OSError:  # no warm parent could start it: this one starts cold
             pass
-    return _start_cold(spawn, folder, progress_fd)
+    return _start_cold(spawn, folder, job_fd, channel_fd)
 
 
-def _start_cold(spawn: Spawn, folder: Path, progress_fd: int) -> subprocess.Popen:
+def _start_cold(spawn: Spawn, folder: Path, job_fd: int, channel_fd: int) -> subprocess.Popen:
     return subprocess.Popen(
         spawn.argv, cwd=folder, env=_runner_env(folder), preexec_fn=spawn.preexec_fn,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        pass_fds=(progress_fd,), start_new_session=True)
+        stdin=job_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        pass_fds=(channel_fd,), start_new_session=True)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -120,30 +121,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _read_events(fd: int, buffer: bytearray, timeout: float) -> list[dict] | None:
-    """Events that arrived within `timeout` seconds; None once the writer is gone."""
-    ready, _, _ = select.select([fd], [], [], max(timeout, 0))
-    if not ready:
-        return []
-    chunk = os.read(fd, 65536)
-    if not chunk:
-        return None
-    buffer += chunk
-    events = []
-    while (end := buffer.find(b"\n")) >= 0:
-        line = bytes(buffer[:end])
-        del buffer[: end + 1]
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-    if len(buffer) > 65536:  # a line this long is not ours
-        buffer.clear()
-    return events
 
 
 _MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "can't allocate memory",
@@ -166,89 +143,6 @@ def _name_the_limit(error: object, limits: Limits) -> None:
         error["limit"] = f"the file size limit is {limits.file_size >> 20} MiB"
 
 
-class _Folder:
-    """The student's working folder, as the trusted side touches it: through a descriptor held
-    from before the student ran, never following a link, never blocking on a FIFO, never
-    overwriting what is there (the student's process owns the folder and may plant anything)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
-
-    def read(self, *parts: str, cap: int = MAX_RESULT_BYTES) -> bytes | None:
-        """A plain file's bytes; None if it is not there; ValueError if not plain or too large."""
-        nofollow = getattr(os, "O_NOFOLLOW", 0)
-        fds = []
-        try:
-            where = self.fd
-            for part in parts[:-1]:
-                where = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=where)
-                fds.append(where)
-            fd = os.open(parts[-1], os.O_RDONLY | nofollow | os.O_NONBLOCK, dir_fd=where)
-            fds.append(fd)
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise ValueError("not a plain file")
-            if info.st_size > cap:
-                raise ValueError("larger than the limit")
-            data = bytearray()
-            while len(data) <= cap and (chunk := os.read(fd, 1 << 20)):
-                data += chunk
-            if len(data) > cap:
-                raise ValueError("larger than the limit")
-            return bytes(data)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:  # a link (ELOOP), a folder, ...
-            raise ValueError(f"not a plain file ({exc.strerror})") from None
-        finally:
-            for fd in fds:
-                os.close(fd)
-
-    def write_new(self, name: str, data: bytes) -> None:
-        """Create `name`; fails (OSError) if anything is there already."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(name, flags, 0o644, dir_fd=self.fd)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def _load_results(folder: _Folder, name: str, call_ids: set[str],
-                  limits: Limits | None = None) -> TargetOutcome:
-    """Read one target's results back as plain, validated data."""
-    import io
-
-    import torch  # here, not at the top: the student's process starts before torch loads
-
-    try:
-        meta, packed = folder.read("results", f"{name}.json"), folder.read("results", f"{name}.pt")
-        if meta is None or packed is None:
-            return TargetOutcome("invalid", "the results were incomplete")
-        calls = json.loads(meta)
-        tensors = torch.load(io.BytesIO(packed), weights_only=True, map_location="cpu")
-    except ValueError as exc:
-        return TargetOutcome("invalid", f"the results could not be read back: {exc}")
-    except Exception as exc:  # noqa: BLE001 - anything unreadable is the student's process's doing
-        return TargetOutcome("invalid", f"the results could not be read back ({type(exc).__name__})")
-    if not isinstance(calls, dict) or not isinstance(tensors, dict):
-        return TargetOutcome("invalid", "the results were not in the expected form")
-    clean_calls = {cid: calls[cid] for cid in call_ids if isinstance(calls.get(cid), dict)}
-    for meta in clean_calls.values():
-        _name_the_limit(meta.get("error"), limits or Limits())
-    clean_tensors = {}
-    for key, value in tensors.items():
-        if (isinstance(key, str) and type(value) is torch.Tensor
-                and key.split("/", 1)[0] in call_ids and value.numel() <= MAX_TENSOR_ELEMENTS):
-            clean_tensors[key] = value
-    return TargetOutcome("ok", calls=clean_calls, tensors=clean_tensors)
-
-
 def _why_it_ended(returncode: int | None, timed_out: bool, limit: float, limits: Limits,
                   stderr_tail: str = "") -> tuple[str, str]:
     """Timeout, memory or crashed, with the limit that was hit where one was."""
@@ -268,14 +162,60 @@ def _why_it_ended(returncode: int | None, timed_out: bool, limit: float, limits:
     return "crashed", f"the process exited with code {returncode}"
 
 
+
 Work = tuple[list[dict], dict]  # the targets' calls (JSON-able) and the tensors they name
+
+
+class _Sender(threading.Thread):
+    """Writes the job, then (once drawn) the work, on the student's standard input: a frame
+    larger than the pipe holds never blocks the grader."""
+
+    def __init__(self, fd: int, job: bytes) -> None:
+        super().__init__(daemon=True)
+        self.fd, self.frames = fd, [job]
+        self.ready = threading.Event()
+
+    def then(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        self.ready.set()
+
+    def run(self) -> None:
+        try:
+            self._write(self.frames[0])
+            self.ready.wait()
+            self._write(self.frames[1])
+        except OSError:  # the process ended first
+            pass
+        finally:
+            os.close(self.fd)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+
+def _outcome(result: wire.Frame, call_ids: set[str], limits: Limits) -> TargetOutcome:
+    """One target's results as plain, validated data."""
+    calls = result.meta.get("calls") if isinstance(result.meta, dict) else None
+    if not isinstance(calls, dict):
+        return TargetOutcome("invalid", "the results were not in the expected form")
+    try:
+        tensors = wire.load_tensors(result.blob)
+    except wire.WireError as exc:
+        return TargetOutcome("invalid", f"the results could not be read back: {exc}")
+    clean_calls = {cid: calls[cid] for cid in call_ids if isinstance(calls.get(cid), dict)}
+    for meta in clean_calls.values():
+        _name_the_limit(meta.get("error"), limits)
+    clean = {k: v for k, v in tensors.items() if k.split("/", 1)[0] in call_ids}
+    return TargetOutcome("ok", calls=clean_calls, tensors=clean)
 
 
 def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device: str = "cpu",
                   cells_timeout: float = 60.0, target_timeout: float = 10.0,
                   limits: Limits | None = None, hide: Iterable[str | Path] = (),
                   warm: bool = False) -> UntrustedRun:
-    """Run `cells` (dicts with `index` and `source`), then each target's calls, untrusted.
+    """Run `cells` (dicts with `index`, `source` and `name`), then each target's calls, untrusted.
 
     `work` gives `(targets, inputs)`: targets as `{"name": ..., "calls": [Call.to_json(), ...]}`,
     inputs as the tensors the calls name. It may be a function: it is then called once the
@@ -286,13 +226,16 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
     offers (`limits.choose_layers`); `run.sandbox` names them. Where a mount namespace applies,
     everything but the system, Python, torch and the working directory is hidden; `hide` names
     more paths to hide there, even inside those. `warm` forks the process from a warm parent
-    (`warm.py`: same isolation, torch already imported) where this platform allows.
+    (`warm.py`: same isolation, torch already imported) where this platform allows. What comes
+    back is read from the channel by `wire.FrameReader`: only frames with this run's token.
     """
     limits = limits or Limits()
     if not device.startswith("cpu") or _gpu_here():
         limits = replace(limits, address_space=False)
     layers = choose_layers()
     run = UntrustedRun(sandbox=layers.names(limits))
+    token = os.urandom(wire.TOKEN_BYTES)
+    reader = wire.FrameReader(token)
     skip: set[int] = set()
     targets: list[dict] | None = None
     inputs: dict = {}
@@ -300,70 +243,76 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
     for _ in range(len(cells) + 64):
         with tempfile.TemporaryDirectory(prefix="autograder-") as tmp:
             folder = Path(tmp)
-            read_fd, write_fd = os.pipe()
-            (folder / "job.json").write_text(json.dumps({
-                "cells": cells, "skip": sorted(skip), "device": device, "progress_fd": write_fd}))
-            held = _Folder(folder)  # before the student's process can move or plant anything
-            spawn = prepare([sys.executable, "-I", str(RUNNER), str(folder)], folder, limits,
-                            layers, [str(p) for p in hide])
-            proc = _start(spawn, folder, write_fd, warm and supported(layers))
-            os.close(write_fd)
+            job_r, job_w = os.pipe()
+            chan_r, chan_w = os.pipe()
+            spawn = prepare([sys.executable, "-I", str(RUNNER)], folder, limits, layers,
+                            [str(p) for p in hide])
+            try:
+                proc = _start(spawn, folder, job_r, chan_w, warm and supported(layers))
+            finally:
+                os.close(job_r)
+                os.close(chan_w)
             captures = [_Capture(proc.stdout), _Capture(proc.stderr)]
             for c in captures:
                 c.start()
+            sender = _Sender(job_w, wire.frame(token, wire.JOB, {
+                "cells": cells, "skip": sorted(skip), "device": device, "channel_fd": chan_w}))
+            sender.start()
             started = time.monotonic()
             if targets is None:
                 targets, inputs = work() if callable(work) else work
                 remaining = list(targets)
-            try:
-                _hand_over(held, remaining, inputs)
-            except OSError:  # something planted where the inputs go: the runner waits, times out
-                pass
+            ids = {c["id"] for t in remaining for c in t["calls"]}
+            sender.then(wire.frame(token, wire.WORK, {"targets": remaining}, wire.dump_tensors(
+                {k: v for k, v in inputs.items() if k.split("/", 1)[0] in ids})))
 
             hard_deadline = started + cells_timeout + target_timeout * (len(remaining) + 1)
             step: dict = {"step": "start"}
             deadline, limit = started + cells_timeout, cells_timeout
-            timed_out, buffer = False, bytearray()
-            with os.fdopen(read_fd, "rb", buffering=0):
-                while True:
+            timed_out, finished = False, False
+            reader.restart()
+            with os.fdopen(chan_r, "rb", buffering=0) as channel:
+                while not finished:
                     now = time.monotonic()
                     if now >= min(deadline, hard_deadline):
                         timed_out = True
                         break
-                    events = _read_events(read_fd, buffer, min(deadline, hard_deadline) - now)
-                    if events is None:
+                    ready, _, _ = select.select([channel], [], [], min(deadline, hard_deadline) - now)
+                    if not ready:
+                        continue
+                    chunk = channel.read(65536)
+                    if not chunk:
                         break
-                    for event in events:
-                        if event.get("step") in ("cell", "target", "cells-done", "done"):
-                            step = event
-                        if event.get("step") in ("target", "cells-done"):
+                    for got in reader.feed(chunk):
+                        meta = got.meta if isinstance(got.meta, dict) else {}
+                        if got.kind == wire.PROGRESS and meta.get("step") in ("cell", "target"):
+                            step = meta
+                            if meta["step"] == "target":
+                                deadline, limit = time.monotonic() + target_timeout, target_timeout
+                        elif got.kind == wire.CELLS:
+                            step = {"step": "cells-done"}
                             deadline, limit = time.monotonic() + target_timeout, target_timeout
+                            for key, error in meta.items():
+                                if isinstance(error, dict) and str(key).lstrip("-").isdigit():
+                                    _name_the_limit(error, limits)
+                                    run.cell_errors[int(key)] = error
+                        elif got.kind == wire.RESULTS:
+                            name = meta.get("name")
+                            target = next((t for t in remaining if t["name"] == name), None)
+                            if target is not None and name not in run.targets:
+                                run.targets[name] = _outcome(
+                                    got, {c["id"] for c in target["calls"]}, limits)
+                        elif got.kind == wire.DONE:
+                            finished = True
             _kill_group(proc)  # whether it finished or not: nothing of the student's outlives it
             proc.wait()
             spawn.kill_all()
             for c in captures:
                 c.join(timeout=5)
+            sender.then(b"")  # the sender ends, if it still waited for the work
+            sender.join(timeout=5)
             stdout.append(captures[0].text())
             stderr.append(captures[1].text())
-
-            try:
-                errors = json.loads(held.read("results", "cells.json") or b"{}")
-                for v in errors.values():
-                    _name_the_limit(v, limits)
-                run.cell_errors.update({int(k): v for k, v in errors.items()
-                                        if isinstance(v, dict)})
-            except (ValueError, TypeError, AttributeError):
-                pass
-            for target in remaining:  # a target's .json is written last: it marks one finished
-                name = target["name"]
-                try:
-                    finished = held.read("results", f"{name}.json") is not None
-                except ValueError:
-                    finished = True  # there, but not plain or too large: judged as it is
-                if finished:
-                    run.targets[name] = _load_results(held, name,
-                                                      {c["id"] for c in target["calls"]}, limits)
-            held.close()
             remaining = [t for t in remaining if t["name"] not in run.targets]
             if not remaining:
                 break
@@ -376,7 +325,7 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
             elif step.get("step") == "target" and step.get("name") in {t["name"] for t in remaining}:
                 run.targets[step["name"]] = TargetOutcome(status, detail)
                 remaining = [t for t in remaining if t["name"] != step["name"]]
-            else:  # died between steps, or lied about where it was: give up on what is left
+            else:  # died between steps: give up on what is left
                 for target in remaining:
                     run.targets[target["name"]] = TargetOutcome(status, detail)
                 remaining = []
@@ -384,19 +333,5 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
     for target in remaining:
         run.targets.setdefault(target["name"], TargetOutcome("crashed", "gave up after restarts"))
     run.stdout, run.stderr = "".join(stdout), "".join(stderr)
+    run.stray = reader.stray
     return run
-
-
-def _hand_over(folder: _Folder, targets: list[dict], inputs: dict) -> None:
-    """Give the runner its calls and inputs; `ready` appears last, atomically."""
-    import io
-
-    import torch
-
-    ids = {c["id"] for t in targets for c in t["calls"]}
-    packed = io.BytesIO()
-    torch.save({k: v for k, v in inputs.items() if k.split("/", 1)[0] in ids}, packed)
-    folder.write_new("inputs.pt", packed.getvalue())
-    folder.write_new("targets.json", json.dumps(targets).encode())
-    folder.write_new("ready.tmp", b"")
-    os.replace("ready.tmp", "ready", src_dir_fd=folder.fd, dst_dir_fd=folder.fd)

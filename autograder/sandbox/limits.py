@@ -34,7 +34,7 @@ from .. import spec
 from . import jail  # sets rlimits; imports `resource` before any fork()
 
 JAIL = Path(__file__).with_name("jail.py")
-SANDBOX_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the runner, the wire: all it needs of ours
 _SYSTEM = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev", "/proc",
            "/sys"}
 _FRESH = ["/dev/shm"]  # an empty tmpfs in place of the host's
@@ -102,7 +102,7 @@ def kill_uid(uid: int) -> None:
 def needed_paths() -> set[str]:
     """What the student's `python -I runner.py` reads: the interpreter, its packages, the runner."""
     found = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable)), str(SANDBOX_DIR)}
+             os.path.dirname(os.path.realpath(sys.executable)), str(PACKAGE_DIR)}
     found.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
     return {os.path.realpath(p) for p in found if p and os.path.exists(p)}
 

@@ -138,14 +138,17 @@ class Zygote:
     def receive(self) -> dict | None:
         return _receive(self.sock)
 
-    def start(self, spawn: Spawn, workdir: Path, env: dict[str, str], progress_fd: int) -> WarmProcess:
-        """Fork a child that enters `spawn`'s sandbox in `workdir`, then runs the runner there."""
+    def start(self, spawn: Spawn, workdir: Path, env: dict[str, str], job_fd: int,
+              channel_fd: int) -> WarmProcess:
+        """Fork a child that enters `spawn`'s sandbox in `workdir`, then runs the runner there,
+        its standard input `job_fd`, its channel `channel_fd`."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         request = {"workdir": str(workdir), "env": env, "rlimits": spawn.rlimits,
                    "jail": spawn.jail, "uid": spawn.uid}
         try:
-            socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w, progress_fd])
+            socket.send_fds(self.sock, [json.dumps(request).encode()],
+                            [out_w, err_w, job_fd, channel_fd])
         finally:
             os.close(out_w)
             os.close(err_w)
@@ -165,7 +168,8 @@ _idle: list[Zygote] = []
 _lock = threading.Lock()
 
 
-def start(spawn: Spawn, workdir: Path, env: dict[str, str], progress_fd: int) -> WarmProcess:
+def start(spawn: Spawn, workdir: Path, env: dict[str, str], job_fd: int,
+          channel_fd: int) -> WarmProcess:
     """Start a student's process from an idle warm parent (a new one if none is idle); the
     parent is busy until the process's `wait()` returns. Raises OSError if none can start it."""
     zygote = None
@@ -177,7 +181,7 @@ def start(spawn: Spawn, workdir: Path, env: dict[str, str], progress_fd: int) ->
                 zygote = None
     if zygote is None:
         zygote = Zygote(env)
-    return zygote.start(spawn, workdir, env, progress_fd)
+    return zygote.start(spawn, workdir, env, job_fd, channel_fd)
 
 
 def release(zygote: Zygote) -> None:

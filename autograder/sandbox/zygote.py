@@ -7,32 +7,34 @@ parent serves its socket: for each request, it forks a child, the first process 
 namespace, that does what `unshare` and `jail.py` do for a cold start (its own session, limits,
 network and mount namespaces, hidden paths, its own uid), then runs `runner.main`. Neither ever
 runs student code itself, and a child closes the sockets before it does. Imports only the
-standard library, torch and its siblings `jail.py` and `runner.py`.
+standard library, torch, its sibling `jail.py` and the untrusted runner.
 
 The mother answers each socket with {"pid": P}. A warm parent serves one request at a time: the
-trusted side sends a JSON request with three descriptors (the child's stdout, stderr and
-progress pipes); the parent answers {"pid": P} once the child has started and {"status": S} (as
-os.waitpid gives it) once it has ended. Each ends when its socket closes, or when its own parent
-dies.
+trusted side sends a JSON request with four descriptors (the child's stdout and stderr, its
+standard input, on which the job comes, and its channel); the parent answers {"pid": P} once
+the child has started and {"status": S} (as os.waitpid gives it) once it has ended. Each ends
+when its socket closes, or when its own parent dies.
 """
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import importlib
 import json
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 
-# `python -I` leaves the script's own folder off sys.path: the siblings are found here.
+# `python -I` leaves the script's own folder off sys.path: the siblings are found here, the
+# runner in the package (the folder above `autograder/`).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import jail  # noqa: E402
-import runner  # noqa: E402
+
+from autograder.untrusted import runner  # noqa: E402
 
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 MS_PRIVATE = 1 << 18
@@ -45,14 +47,6 @@ def preload(modules: list[str]) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - not installed here: the child imports it, or fails
             pass
-    runner._fake_mode()  # GPU-readiness: it imports torch._dynamo, the slowest of all
-    runner.warm_fake_mode()
-    # The students' IPython shell, built here once; its profile folder is not needed once built.
-    profile = tempfile.mkdtemp(prefix="autograder-shell-")
-    try:
-        runner.make_namespace(ipython_dir=profile)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 #: glibc's mallopt parameters: memory freed below 64 MiB is kept for the next allocation instead
@@ -95,16 +89,16 @@ def child(request: dict, fds: list[int], failed: OSError | None = None) -> None:
         die_with_parent()  # the parent dies with the grader's thread: none of this outlives it
         if failed is not None:  # the parent could not make its pid namespace
             raise failed
-        out, err, progress = fds
         try:
             os.setsid()
         except OSError:  # the parent made it a group leader first: killable as a group already
             pass
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out, 1)
-        os.dup2(err, 2)
-        for fd in (null, out, err):
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # out of the way of 0 to 3
+        for fd in fds:
+            os.close(fd)
+        out, err, job, channel = high
+        for fd, to in ((job, 0), (out, 1), (err, 2), (channel, 3)):
+            os.dup2(fd, to)
             os.close(fd)
         os.environ.clear()
         os.environ.update(request["env"])
@@ -116,7 +110,7 @@ def child(request: dict, fds: list[int], failed: OSError | None = None) -> None:
             if request.get("uid") is not None:
                 jail.drop_privileges(request["uid"])
             os.chdir(request["workdir"])
-        runner.main(request["workdir"], progress_fd=progress)
+        runner.main(0, 3)
     except BaseException as exc:  # noqa: BLE001 - nothing of the parent's may run on in a child
         try:
             os.write(2, f"autograder: the sandbox could not start: {exc}\n".encode())
@@ -130,7 +124,7 @@ def serve(sock: socket.socket) -> None:
     own_pid_namespace = None
     while True:
         try:
-            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
         except OSError:
             return
         if not message:

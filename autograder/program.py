@@ -1,0 +1,101 @@
+"""What the graded process runs: the lesson's own code that the answers need, then the answers.
+
+The student's notebook as a whole never runs in grading. The graded process (`untrusted/`)
+runs, in the lesson's order, each answer cell the rules allow (`rules.py`: a cell with code
+that hides what it runs is left out, and its target scores 0) and, from the lesson's other
+cells, only the statements that define what those answers read (`code.reachable`): imports,
+helpers, data they refer to. The lesson's cells come from the trusted source notebook where
+this install has it, so that a changed or added cell of the student's never runs; where it does
+not (a student's install), the student's own other cells stand in for them, and the report
+says so. So what the rules read is exactly what runs, and nothing else of the student's does:
+not their experiments, not a cell that rewrites the harness. The lesson's training loop and
+plots do not run either: grading needs none of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import code as reading
+from . import notebook, rules
+
+
+@dataclass
+class Program:
+    """The graded run's code, and what the rules found on the way."""
+
+    cells: list[dict]  # in run order: {"index", "source", "name", "first_line"}
+    answers: dict[str, tuple[int, str]]  # target -> (its cell's index in `cells`' order, source)
+    findings: dict[str, list[rules.Finding]] = field(default_factory=dict)
+    not_run: dict[str, rules.Finding] = field(default_factory=dict)  # target -> why it did not
+    lesson_cells: bool = True  # the lesson's cells came from its source, not the notebook
+    own_names: dict[str, str] = field(default_factory=dict)  # defined in the student's own cells
+
+
+def _first_line(source: str) -> str:
+    return next((line.strip() for line in source.splitlines() if line.strip()), "")
+
+
+def given_cells(nb: dict, answer_ids: set[int]) -> list[tuple[int, str]]:
+    """The code cells of `nb` that are neither answers nor tests, as (index, source)."""
+    return [(i, notebook.source(c)) for i, c in enumerate(nb["cells"])
+            if c.get("cell_type") == "code" and i not in answer_ids
+            and not notebook.is_grade_cell(c) and not notebook.nbgrader_meta(c).get("solution")]
+
+
+def build(nb: dict, source: dict | None, entries: dict[str, str]) -> Program:
+    """The program for the student's notebook `nb`; `source` is the lesson's trusted source
+    notebook (None where this install lacks it); `entries` a target's function or class name."""
+    mine = notebook.solution_sources(nb, tuple(entries))
+    if source is not None:
+        positions = {t: i for t, (i, _) in notebook.solution_sources(source, tuple(entries)).items()}
+        given = given_cells(source, set(positions.values()))
+        label = "cell {} of the lesson"
+    else:
+        positions = {t: i for t, (i, _) in mine.items()}
+        given = given_cells(nb, set(positions.values()))
+        label = "cell {}"
+    last = max([i for i, _ in given] + list(positions.values()) + [0])
+    answers: dict[str, reading.Cell] = {}
+    for target, (index, text) in mine.items():
+        at = positions.get(target, last + 1 + index)
+        answers[target] = reading.read_cell(at, text, magics=False, name=f"the {target} cell")
+    lesson = [reading.read_cell(i, text, name=label.format(i)) for i, text in given]
+    findings = rules.judge(answers, lesson, {t: entries[t] for t in answers},
+                           trusted_given=source is not None)
+    not_run = {t: next(f for f in found if f.kind == rules.HIDDEN and not f.where)
+               for t, found in findings.items()
+               if any(f.kind == rules.HIDDEN and not f.where for f in found)}
+    running = [c for t, c in answers.items() if t not in not_run]
+    statements = [s for c in sorted([*running, *lesson], key=lambda c: c.index)
+                  for s in c.statements]
+    wanted = set().union(*(s.uses for c in running for s in c.statements))
+    needed = [s for s in reading.reachable(wanted, statements)
+              if s.cell not in {c.index for c in running}]
+    cells = []
+    for cell in sorted([*running, *lesson], key=lambda c: c.index):
+        target = next((t for t, c in answers.items() if c is cell), None)
+        if target is not None:
+            student_index = mine[target][0]
+            cells.append({"index": cell.index, "source": cell.source,
+                          "name": f"cell {student_index}", "first_line": _first_line(cell.source)})
+            continue
+        kept = [s for s in needed if s.cell == cell.index]
+        if kept:
+            cells.append({"index": cell.index, "source": reading.keep_lines(cell.source, kept),
+                          "name": cell.name.replace(" of the lesson", ""),
+                          "first_line": _first_line(cell.source)})
+    return Program(cells, {t: (c.index, c.source) for t, c in answers.items()}, findings,
+                   not_run, source is not None, _own_names(nb, mine, given) if source else {})
+
+
+def _own_names(nb: dict, mine: dict[str, tuple[int, str]], lesson: list[tuple[int, str]]) -> dict:
+    """What the student's own cells (not answers, not the lesson's) define: name -> 'cell N'."""
+    theirs = {text for _, text in lesson}
+    found = {}
+    for index, text in given_cells(nb, {i for i, _ in mine.values()}):
+        if text not in theirs:
+            for s in reading.read_cell(index, text).statements:
+                for name in s.defines:
+                    found.setdefault(name, f"cell {index}")
+    return found

@@ -1,0 +1,236 @@
+"""Calling a student's function as the grader asks (a `wire.Call`), and saying what came of it.
+
+Runs where the student's code runs: in the graded process (`runner.py`) and, for the in-notebook
+self-check, in the student's own kernel. Standard library and torch only. It returns plain data
+only: a JSON-able account of each call and plain CPU tensors, which the trusted side judges.
+It names nothing by itself: a probe's record is the tensors `bwd` received, which the grader
+names by comparing them with what it sent.
+
+Every torch and Python function used on the student's objects is bound when this module is
+imported, before any student code runs, and `.g` is read from an object's own `__dict__`, so
+that a class-level property or a patched method changes nothing of what is read.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+import torch
+
+from .. import wire
+from .stand_in import stand_in as _stand_in
+
+MISSING = object()
+_MAX_MESSAGE = 400
+
+# Bound now: what a later patch of torch.Tensor's Python attributes cannot reach.
+_Base = torch._C.TensorBase
+_detach, _to, _contiguous, _as_subclass = _Base.detach, _Base.to, _Base.contiguous, _Base.as_subclass
+_to_dense, _layout, _numel = _Base.to_dense, _Base.layout.__get__, _Base.numel
+_device_of, _shape_of, _dtype_of = _Base.device.__get__, _Base.shape.__get__, _Base.dtype.__get__
+_NoSubclass, _NoDispatch = torch._C.DisableTorchFunctionSubclass, torch._C._DisableTorchDispatch
+_isinstance, _vars, _type, _str, _int, _len = isinstance, vars, type, str, int, len
+_Tensor, _strided, _no_grad = torch.Tensor, torch.strided, torch.no_grad
+_extract_tb = traceback.extract_tb
+_modes_active = getattr(torch._C, "_len_torch_dispatch_mode", lambda: 0)
+
+
+# --- saying what happened, in one line --------------------------------------------------------
+
+def describe_exception(exc: BaseException) -> dict:
+    """Type, message and where in the student's cells it was raised."""
+    where = None
+    for frame in _extract_tb(exc.__traceback__):
+        if frame.filename.startswith("<cell "):
+            where = f"{frame.filename[1:-1]}, line {frame.lineno}"
+    if _isinstance(exc, SyntaxError) and exc.filename and exc.filename.startswith("<cell "):
+        where = f"{exc.filename[1:-1]}, line {exc.lineno}"
+    try:
+        message = _str(exc.msg or exc) if _isinstance(exc, SyntaxError) else _str(exc)
+    except Exception:  # noqa: BLE001 - a student's exception whose __str__ raises
+        message = ""
+    if _len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "..."
+    return {"type": _type(exc).__name__[:80], "message": message, "where": where}
+
+
+def g_of(obj: object) -> object:
+    """What the student left in `obj.g`, from the object's own attributes."""
+    try:
+        return _vars(obj).get("g", MISSING)
+    except TypeError:  # no __dict__: not something a .g can be set on
+        return MISSING
+
+
+def describe_value(value: object) -> dict:
+    """What a student left in a `.g`: a tensor (its device), or something else (its type)."""
+    if value is MISSING:
+        return {"kind": "missing"}
+    if not _isinstance(value, _Tensor):
+        return {"kind": "other", "type": _type(value).__name__[:60]}
+    return {"kind": "tensor", "type": _type(value).__name__[:60], "device": _str(_device_of(value))}
+
+
+def plain_tensor(value: object) -> torch.Tensor | None:
+    """A detached, contiguous, plain CPU tensor, whatever subclass it was; None for anything else
+    or a tensor too large to send back."""
+    if not _isinstance(value, _Tensor):
+        return None
+    with _NoSubclass(), _NoDispatch():
+        value = _detach(_as_subclass(value, _Tensor))
+        if _numel(value) > wire.MAX_TENSOR_ELEMENTS:
+            raise TooLarge(f"a tensor of {_numel(value)} elements, more than the grader reads "
+                           f"back ({wire.MAX_TENSOR_ELEMENTS})")
+        if _layout(value) != _strided:
+            value = _to_dense(value)
+        return _contiguous(_to(value, "cpu", copy=True))
+
+
+class TooLarge(ValueError):
+    """A tensor larger than what crosses back."""
+
+
+# --- calling a student's function ------------------------------------------------------------
+
+def _call_student(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
+                  make, guard) -> tuple[dict, dict]:
+    """Call the student's `call["function"]` on inputs made by `make`, inside `guard()`, after
+    setting `.g` on the upstream tensors. Returns what happened and the objects it was given
+    (those made before an error, if one came first)."""
+    fn = namespace.get(call["function"], MISSING)
+    if fn is MISSING:
+        return {"status": "undefined"}, {}
+    cid, objs, meta = call["id"], {}, {"status": "ok"}
+    try:
+        with guard():
+            for name in call["args"]:
+                objs[name] = make(tensors[f"{cid}/{name}"])
+            for name, grad in call["grads"].items():
+                objs[name].g = make(tensors[f"{cid}/{grad}"])
+            fn(*(objs[name] for name in call["args"]))
+    except BaseException as exc:  # noqa: BLE001 - SystemExit inside a stub fails this call only
+        meta = {"status": "error", "error": describe_exception(exc)}
+    if _modes_active():
+        meta = {"status": "error", "error": {"type": "RuntimeError", "where": None, "message":
+                "a torch mode was left active: what torch runs was changed"}}
+    return meta, objs
+
+
+def run_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
+             device: str = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
+    """Make one call that `call` describes; return what happened and the tensors to send back.
+
+    The call's own `device` wins over `device`; a CUDA call where there is no GPU comes back as
+    `{"status": "unavailable"}`, and a `fake` call sends back structure only (`run_fake_call`).
+    """
+    device = call.get("device", device)
+    if call.get("fake"):
+        return run_fake_call(namespace, call, tensors), {}
+    if device.startswith("cuda") and not cuda_ready():
+        return {"status": "unavailable", "device": device}, {}
+    if call["kind"] == "probe":
+        return run_probe(namespace, call, tensors, device)
+    meta, objs = _call_student(namespace, call, tensors,
+                               lambda t: _to(t, device, copy=True), _no_grad)
+    if meta["status"] == "undefined":
+        return meta, {}
+    cid = call["id"]
+    out: dict[str, torch.Tensor] = {}
+    try:
+        meta["g"] = {}
+        for name in call["collect"]:
+            g = g_of(objs[name]) if name in objs else MISSING
+            meta["g"][name] = describe_value(g)
+            if (t := plain_tensor(g)) is not None:
+                out[f"{cid}/{name}.g"] = t
+        for name, obj in objs.items():
+            if (t := plain_tensor(obj)) is not None:
+                out[f"{cid}/{name}.after"] = t
+        for name in call["grads"]:
+            if (t := plain_tensor(g_of(objs[name]) if name in objs else None)) is not None:
+                out[f"{cid}/{name}.g.after"] = t
+    except TooLarge as exc:
+        return {"status": "error", "error": {"type": "TooLarge", "where": None,
+                                             "message": f"{name}.g is {exc}"}}, {}
+    return meta, out
+
+
+def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
+              device: str = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
+    """Check `Module.backward` with a layer whose `forward` returns what the grader sent and whose
+    `bwd` records what it receives: the grader names each of those by its values."""
+    module = namespace.get(call["function"], MISSING)
+    if module is MISSING:
+        return {"status": "undefined"}, {}
+    if not _isinstance(module, type):
+        return {"status": "error", "error": {"type": "TypeError", "where": None,
+                                             "message": f"{call['function']} is not a class"}}, {}
+    cid, recorded, outs = call["id"], [], []
+
+    try:
+        class Probe(module):
+            def forward(self, *args):
+                outs.append(_to(tensors[f"{cid}/out/{_len(outs)}"], device, copy=True))
+                return outs[-1]
+
+            def bwd(self, out, *args):
+                recorded.append((out, *args))
+
+        layer = Probe()
+        for k in range(call["repeat"]):
+            layer(*(_to(tensors[f"{cid}/{name}/{k}"], device, copy=True) for name in call["args"]))
+        recorded.clear()  # only what backward() does counts
+        layer.backward()
+    except BaseException as exc:  # noqa: BLE001
+        return {"status": "error", "error": describe_exception(exc)}, {}
+    sent, calls = {}, []
+    for i, received in enumerate(recorded[:8]):
+        described = []
+        for j, obj in enumerate(received[:8]):
+            tensor = plain_tensor(obj) if _isinstance(obj, _Tensor) and \
+                _numel(obj) <= 64 else None
+            if tensor is not None:
+                sent[f"{cid}/bwd{i}/{j}"] = tensor
+                described.append({"kind": "tensor"})
+            else:
+                described.append({"kind": "other", "type": _type(obj).__name__[:60]})
+        calls.append(described)
+    return {"status": "ok", "bwd_calls": calls, "bwd_count": _len(recorded)}, sent
+
+
+# --- devices: a real GPU where there is one, a stand-in for it anywhere -----------------------
+
+def cuda_ready() -> bool:
+    """Whether this process can use CUDA; initialises it here, at call time, with TF32 off."""
+    if not torch.cuda.is_available():
+        return False
+    # TF32 would round float32 matmuls to 10 bits: off, so that the float32 tolerance holds.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return True
+
+
+#: What stands for the GPU in GPU-readiness (`stand_in.py`), as the report names it.
+STAND_IN = "meta"
+
+
+def run_fake_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    """Call a student's function on tensors that stand for the GPU's (`stand_in.StandIn`): only
+    structure comes back, each `.g` described by its device, shape and dtype."""
+    if call["kind"] != "function":
+        return {"status": "error", "error": {"type": "ValueError", "where": None,
+                                             "message": "fake calls are for functions"},
+                "backend": STAND_IN}
+    meta, objs = _call_student(namespace, call, tensors, _stand_in, _no_grad)
+    meta["backend"] = STAND_IN
+    if meta["status"] == "undefined":
+        return meta
+    meta["g"] = {}
+    for name in call["collect"]:
+        g = g_of(objs[name]) if name in objs else MISSING
+        info = describe_value(g)
+        if _isinstance(g, _Tensor):
+            info.update(shape=[_int(d) for d in _shape_of(g)],
+                        dtype=_str(_dtype_of(g)).removeprefix("torch."))
+        meta["g"][name] = info
+    return meta

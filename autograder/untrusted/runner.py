@@ -1,0 +1,130 @@
+"""The graded process: runs the program the grader built (`program.py`), then the calls it asks for.
+
+Started inside the sandbox with two channels: the grader's frames arrive on `job_fd` (standard
+input), ours go out on `channel_fd`; standard output and error are the student's. It imports
+the standard library, torch and `autograder.wire` / `autograder.untrusted.calls`: nothing of the
+trusted side, no reference solution, no hidden answer.
+
+1. The job (before any student code runs): the run's token, the cells, which to skip, the device.
+2. Each cell, with a progress frame before it (so that the grader knows where a process that
+   died or hung was); then the cells' errors.
+3. The work: the calls and their inputs (the grader draws them while the cells run).
+4. Per target, its results: each call's account and its tensors; then done, and `os._exit(0)`.
+
+Every frame carries the token, which no student code can read: it arrived before that code ran,
+is kept only in closures here, and the process cannot be read from outside or by itself (it is
+not dumpable). Nothing written here is believed beyond that: the trusted side checks every frame
+against its caps and judges the tensors itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a script (`python -I runner.py`): find the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import builtins  # noqa: E402
+import json  # noqa: E402
+
+from autograder import wire  # noqa: E402
+from autograder.untrusted import calls  # noqa: E402
+
+PR_SET_DUMPABLE = 4
+
+
+def _not_dumpable() -> None:
+    """No /proc/self/mem, no ptrace, for this process and its forks: the token stays unread."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the other layers remain
+        pass
+
+
+def _sender(fd: int, token: bytes):
+    """`send(kind, meta, blob)` made of functions bound now, before any student code runs."""
+    write, frame = os.write, wire.frame
+
+    def send(kind: bytes, meta: object, blob: bytes = b"") -> None:
+        data = memoryview(frame(token, kind, meta, blob))
+        try:
+            while data:
+                data = data[write(fd, data):]
+        except OSError:
+            pass
+
+    return send
+
+
+def run_cells(cells: list[dict], namespace: dict, send) -> dict[str, dict]:
+    """Run each cell in order; an error (SystemExit included) stops that cell only."""
+    errors: dict[str, dict] = {}
+    compile_, exec_, describe, PROGRESS = builtins.compile, builtins.exec, \
+        calls.describe_exception, wire.PROGRESS
+    for cell in cells:
+        send(PROGRESS, {"step": "cell", "index": cell["index"]})
+        try:
+            exec_(compile_(cell["source"], f"<{cell['name']}>", "exec"), namespace)
+        except BaseException as exc:  # noqa: BLE001 - a cell must never end the run
+            errors[str(cell["index"])] = describe(exc)
+    return errors
+
+
+def main(job_fd: int = 0, channel_fd: int | None = None) -> None:
+    job = wire.read_frame(job_fd)  # before any student code: it carries the token
+    token, spec = job.token, job.meta
+    fd = spec["channel_fd"] if channel_fd is None else channel_fd
+    send, read_frame, exit_ = _sender(fd, token), wire.read_frame, os._exit
+    load, dump, dumps, run_call = wire.load_tensors, wire.dump_tensors, json.dumps, calls.run_call
+    PROGRESS, CELLS, RESULTS, DONE = wire.PROGRESS, wire.CELLS, wire.RESULTS, wire.DONE
+    describe, TooLarge, max_blob = calls.describe_exception, calls.TooLarge, wire.MAX_BLOB_BYTES
+    flush_out, flush_err = sys.stdout.flush, sys.stderr.flush
+    for own in (job_fd, fd):
+        os.set_inheritable(own, False)  # a program the student starts gets neither channel
+    _not_dumpable()
+    del job
+
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    skip = set(spec["skip"])
+    errors = run_cells([c for c in spec["cells"] if c["index"] not in skip], namespace, send)
+    send(CELLS, errors)
+
+    try:
+        work = read_frame(job_fd, token)
+        tensors = load(work.blob)
+    except (EOFError, ValueError):
+        exit_(3)
+    for target in work.meta["targets"]:
+        send(PROGRESS, {"step": "target", "name": target["name"]})
+        metas, out = {}, {}
+        for call in target["calls"]:
+            try:
+                metas[call["id"]], tensors_out = run_call(namespace, call, tensors, spec["device"])
+            except BaseException as exc:  # noqa: BLE001 - e.g. a `.g` whose __repr__ raises
+                metas[call["id"]], tensors_out = {"status": "error",
+                                                  "error": describe(exc)}, {}
+            out.update(tensors_out)
+        try:
+            blob = dump(out)
+            if len(blob) > max_blob:
+                raise TooLarge("the results are larger than the grader reads back")
+            dumps(metas)
+        except BaseException as exc:  # noqa: BLE001 - e.g. a message that is not text
+            metas = {cid: {"status": "error", "error": describe(exc)}
+                     for cid in metas}
+            blob = dump({})
+        send(RESULTS, {"name": target["name"], "calls": metas}, blob)
+    try:  # before DONE: the grader stops the process as soon as it reads DONE
+        flush_out()
+        flush_err()
+    except BaseException:  # noqa: BLE001 - the student may have closed them
+        pass
+    send(DONE, {})
+    exit_(0)  # no atexit handlers or lingering threads of the student's
+
+
+if __name__ == "__main__":
+    main()
