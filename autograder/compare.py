@@ -230,8 +230,13 @@ def compare_probe(target: str, meta: dict, tensors: dict, planned) -> Verdict:
                           "with self.out and the unpacked self.args", (f"{target}.wrong_arguments",))
 
 
-def judge_static(target: str, findings: list | None) -> Verdict:
-    """The gate: the rule on the code `target` reaches (`rules.py`, read, never run)."""
+def judge_static(target: str, findings: list | None, ran_autograd: bool = False) -> Verdict:
+    """The gate: the rule on the code `target` reaches (`rules.py`, read, never run), and what
+    the graded process found when it ran: autograd's engine called where the rules saw none."""
+    if ran_autograd:
+        return Verdict(False, f"{target} ran autograd while it was graded, though no reading of "
+                              "its code shows where: write the gradient by hand; no points for "
+                              f"{target} while autograd is in it", (f"{target}.uses_autograd",))
     if findings is None:
         return Verdict(True, f"not checked: the source of {target} could not be read")
     if not findings:
@@ -261,11 +266,12 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
     checks = spec.CHECKS[target]
     total = sum(c.weight for c in checks)
     outcome = run.targets.get(target, TargetOutcome("crashed", "no result came back"))
+    ran_autograd = any(isinstance(m, dict) and m.get("autograd") for m in outcome.calls.values())
     results, gates = [], []
     for check in checks:
         verdict = PASSED
         if check.kind == "static":
-            verdict = judge_static(target, findings)
+            verdict = judge_static(target, findings, ran_autograd)
             if not verdict.passed:
                 gates.append((check.id(target), verdict.mistakes[0]))
         elif not_run is None:

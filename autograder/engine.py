@@ -90,7 +90,8 @@ def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = Non
         # Runs once the student's process has started: torch loads while the cells run.
         from .plan import build_plan
 
-        plans.append(build_plan(seed, targets, load_solutions(solutions), lanes))
+        plans.append(build_plan(seed, targets, load_solutions(solutions), lanes,
+                                refuse_autograd=graded.refuse_autograd()))
         return plans[0].wire_targets(targets), plans[0].wire_inputs()
 
     run = run_untrusted(graded.cells, draw_inputs,

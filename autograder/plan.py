@@ -75,11 +75,13 @@ def reference_gradients(solutions: ModuleType, call: problems.Call,
 
 def build_plan(seed: int | None = None, targets: tuple[str, ...] = spec.TARGETS,
                solutions: ModuleType | None = None,
-               lanes: tuple[str, ...] = ("cpu", "gpu-ready", "cuda")) -> Plan:
+               lanes: tuple[str, ...] = ("cpu", "gpu-ready", "cuda"),
+               refuse_autograd: frozenset[str] | set[str] = frozenset()) -> Plan:
     """Draw inputs for every check of `targets` and compute what each call must give.
 
     `lanes` picks the cases by where they run (`Case.lane`); the true gradients are always
-    computed here, in float64 on the CPU, whatever device the call itself runs on.
+    computed here, in float64 on the CPU, whatever device the call itself runs on. The calls of
+    the targets in `refuse_autograd` run with autograd's engine refusing (`wire.Call`).
     """
     seed = fresh_seed() if seed is None else seed
     gen = torch.Generator().manual_seed(seed)
@@ -87,7 +89,8 @@ def build_plan(seed: int | None = None, targets: tuple[str, ...] = spec.TARGETS,
     for target in targets:
         for check in spec.CHECKS[target]:
             for i, case in enumerate(check.cases):
-                call = problems.make_call(target, f"{target}:{check.name}:{i}", case)
+                call = problems.make_call(target, f"{target}:{check.name}:{i}", case,
+                                          target in refuse_autograd)
                 dtype = problems.DTYPES[case.dtype]
                 inputs = {k: v.to(dtype).to(torch.float64)
                           for k, v in problems.make_inputs(target, case, gen).items()}

@@ -67,9 +67,9 @@ def probe_shape(case: Case) -> tuple[int, int]:
     return (1 if case.n == 1 else 2), (2 if case.n == 3 else 1)
 
 
-def make_call(target: str, call_id: str, case: Case) -> Call:
+def make_call(target: str, call_id: str, case: Case, refuse_autograd: bool = False) -> Call:
     call = _make_call(target, call_id, case)
-    return replace(call, device=case.device, fake=case.fake)
+    return replace(call, device=case.device, fake=case.fake, refuse_autograd=refuse_autograd)
 
 
 def _make_call(target: str, call_id: str, case: Case) -> Call:

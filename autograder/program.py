@@ -32,6 +32,12 @@ class Program:
     own_names: dict[str, str] = field(default_factory=dict)  # defined in the student's own cells
 
 
+    def refuse_autograd(self) -> set[str]:
+        """The targets whose code the rules read no autograd in: at run time, any is refused."""
+        return {t for t, found in self.findings.items()
+                if not any(f.kind == rules.AUTOGRAD for f in found)}
+
+
 def _first_line(source: str) -> str:
     return next((line.strip() for line in source.splitlines() if line.strip()), "")
 

@@ -36,20 +36,20 @@ _AUTOGRAD_NAMES = {
     "requires_grad_": "requires_grad_()", "enable_grad": "torch.enable_grad",
     "set_grad_enabled": "torch.set_grad_enabled", "functorch": "functorch",
     "Parameter": "nn.Parameter", "register_hook": "register_hook()",
-    "retain_grad": "retain_grad()", "grad_fn": ".grad_fn",
+    "retain_grad": "retain_grad()", "grad_fn": ".grad_fn", "forward_ad": "forward_ad",
+    "make_dual": "forward_ad", "unpack_dual": "forward_ad", "dual_level": "forward_ad",
 }
 
 #: Modules an answer may not import: they reach the running program itself, run code that no
 #: reader sees, or start other programs.
-_MODULES = {
-    "importlib": "import importlib", "ctypes": "ctypes", "_ctypes": "ctypes", "cffi": "cffi",
-    "gc": "gc (the garbage collector)", "inspect": "inspect", "builtins": "builtins",
-    "code": "code", "codeop": "codeop", "runpy": "runpy", "imp": "imp", "pkgutil": "pkgutil",
-    "zipimport": "zipimport", "pickle": "pickle", "_pickle": "pickle", "marshal": "marshal",
-    "shelve": "shelve", "dill": "dill", "cloudpickle": "cloudpickle", "copyreg": "copyreg",
-    "subprocess": "subprocess", "multiprocessing": "multiprocessing", "pty": "pty",
-    "autograder": "the grader's own code", "_thread": "_thread",
-}
+_MODULES = {"importlib", "ctypes", "_ctypes", "cffi", "gc", "inspect", "builtins", "code",
+            "codeop", "runpy", "imp", "pkgutil", "zipimport", "pickle", "_pickle", "marshal",
+            "shelve", "dill", "cloudpickle", "copyreg", "subprocess", "multiprocessing", "pty",
+            "autograder"}
+
+#: Modules whose code runs at times no reader can tell: beside the graded calls, or when the
+#: process ends or an object is collected.
+_LATER = {"threading", "_thread", "concurrent", "asyncio", "sched", "atexit", "weakref"}
 
 #: Parts of torch that change what torch runs for every caller, or load code.
 _TORCH_PARTS = {"library", "overrides", "jit", "compile", "hub", "package", "load",
@@ -133,6 +133,7 @@ class _Scan(ast.NodeVisitor):
         self.modules = modules
         self.found: dict[tuple[int, str], Finding] = {}
         self.called: set[int] = set()  # ids of Name nodes that are a call's function
+        self.bases: set[int] = set()  # ids of Name nodes that an attribute is read from
 
     def add(self, kind: str, what: str, node: ast.AST) -> None:
         line = getattr(node, "lineno", 0)
@@ -148,6 +149,11 @@ class _Scan(ast.NodeVisitor):
     # --- names and attributes ---
 
     def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load) and id(node) not in self.bases and \
+                node.id in self.modules and "." not in self.modules[node.id].strip(".") and \
+                id(node) not in self.called:
+            # `f(torch)`, `m = np`: a module handed around reaches what no dotted name shows.
+            self.add(HIDDEN, f"the module {node.id} used as a value", node)
         if node.id in ("__torch_function__", "__torch_dispatch__"):
             self.add(HIDDEN, f"{node.id}, which changes what torch runs for every caller", node)
         elif node.id in _BUILTINS:
@@ -158,6 +164,8 @@ class _Scan(ast.NodeVisitor):
             self.add(AUTOGRAD, _AUTOGRAD_NAMES[node.id], node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.value, ast.Name):
+            self.bases.add(id(node.value))
         self.attribute(node.attr, node, node.value, isinstance(node.ctx, ast.Store | ast.Del))
         self.generic_visit(node)
 
@@ -184,7 +192,7 @@ class _Scan(ast.NodeVisitor):
                 self.add(HIDDEN, f"{dotted}, a private part of {module}", node)
             elif attr in _PROGRAMS:
                 self.add(HIDDEN, f"{dotted}, which starts another program", node)
-            elif attr in _MODULES and _MODULES[attr]:
+            elif attr in _MODULES:
                 self.add(HIDDEN, dotted, node)
             elif module.split(".")[0] == "torch" and attr in _TORCH_PARTS and \
                     (parts or [""])[-1] in ("torch", "nn", "utils"):
@@ -196,6 +204,11 @@ class _Scan(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
+        if isinstance(func, ast.Name) and func.id in ("isinstance", "issubclass", "type") and \
+                node.args:
+            for arg in node.args[1:]:  # `isinstance(m, types.ModuleType)` reads, it hands nothing on
+                if isinstance(arg, ast.Name):
+                    self.bases.add(id(arg))
         if isinstance(func, ast.Name):
             self.called.add(id(func))
             if func.id in ("getattr", "setattr", "delattr", "hasattr"):
@@ -217,6 +230,17 @@ class _Scan(ast.NodeVisitor):
         for keyword in node.keywords:
             if keyword.arg == "requires_grad":
                 self.add(AUTOGRAD, "requires_grad=", node)
+            elif keyword.arg is None:  # `**options`: which keywords, a reader cannot tell...
+                keys = keyword.value.keys if isinstance(keyword.value, ast.Dict) else [None]
+                if any(not (isinstance(k, ast.Constant) and isinstance(k.value, str)) for k in keys):
+                    self.add(HIDDEN, "** with keywords a reader cannot see", node)
+                elif any(k.value == "requires_grad" for k in keys):  # ...unless it is spelled out
+                    self.add(AUTOGRAD, "requires_grad=", node)
+        chain = _chain(func)
+        if chain and self.module_of(chain) and chain[-1] == "signal" and len(node.args) > 1:
+            handler = _chain(node.args[1])
+            if not (handler and handler[-1] in ("SIG_IGN", "SIG_DFL")):
+                self.add(HIDDEN, "a signal handler, which runs at times no reader can tell", node)
         self.generic_visit(node)
 
     # --- definitions and imports ---
@@ -224,6 +248,9 @@ class _Scan(ast.NodeVisitor):
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         if node.name in ("__torch_function__", "__torch_dispatch__"):
             self.add(HIDDEN, f"{node.name}, which changes what torch runs for every caller", node)
+        elif node.name == "__del__":
+            self.add(HIDDEN, "__del__, which runs whenever the object happens to be collected",
+                     node)
         self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
@@ -248,7 +275,10 @@ class _Scan(ast.NodeVisitor):
             self.add(AUTOGRAD, _AUTOGRAD_NAMES[next(p for p in parts if p in _AUTOGRAD_NAMES)],
                      node)
         head = parts[0]
-        if head in _MODULES and _MODULES[head] is not None:
+        if head in _LATER:
+            self.add(HIDDEN, f"import {dotted.strip('.')}, which runs code at times no reader "
+                             "can tell", node)
+        elif head in _MODULES:
             self.add(HIDDEN, f"import {dotted.strip('.')}" if head != "autograder"
                      else "an import of the grader's own code", node)
         elif head == "os" and taken in _PROGRAMS:

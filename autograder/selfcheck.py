@@ -46,7 +46,14 @@ def run_self_check(target: str, obj: object, device: str = "all") -> Report:
     """
     if target not in spec.TARGETS:
         raise ValueError(f"unknown target {target!r}: one of {', '.join(spec.TARGETS)}")
-    plan = build_plan(spec.SELF_CHECK_SEED, (target,), lanes=lanes_for(device))
+    try:  # read for the no-autograd gate; blank lines first, so that line numbers are the cell's
+        lines, first = inspect.getsourcelines(obj)
+        findings = rules.findings_in("\n" * max(first - 1, 0) + "".join(lines))
+    except (OSError, TypeError):
+        findings = None
+    clean = findings is not None and not any(f.kind == rules.AUTOGRAD for f in findings)
+    plan = build_plan(spec.SELF_CHECK_SEED, (target,), lanes=lanes_for(device),
+                      refuse_autograd={target} if clean else set())
     wire = plan.wire_inputs()
     outcome = TargetOutcome("ok")
     for planned in plan.calls:
@@ -54,11 +61,6 @@ def run_self_check(target: str, obj: object, device: str = "all") -> Report:
         meta, tensors = run_call(namespace, planned.call.to_json(), wire)
         outcome.calls[planned.call.id] = meta
         outcome.tensors.update(tensors)
-    try:  # read for the no-autograd gate; blank lines first, so that line numbers are the cell's
-        lines, first = inspect.getsourcelines(obj)
-        findings = rules.findings_in("\n" * max(first - 1, 0) + "".join(lines))
-    except (OSError, TypeError):
-        findings = None
     run = UntrustedRun(targets={target: outcome})
     checks = judge_target(target, plan, run, spec.FALLBACK_POINTS[target], None, findings)
     devices = summarize(plan, run, device)

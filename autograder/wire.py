@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 MAGIC = b"AGW1"
 TOKEN_BYTES = 16
 _HEAD = struct.Struct("<4s16scII")  # magic, token, kind, JSON length, binary length
+_pack_head = _HEAD.pack
 
 #: Caps of what the grader reads back from one student's process (all of its restarts).
 MAX_JSON_BYTES = 1 << 20  # the JSON part of one frame
@@ -63,6 +64,24 @@ class WireError(ValueError):
     """Data that does not hold to this module's format or caps; the message says which."""
 
 
+# Bound when this module is imported (in the student's process, before any student code runs):
+# what a later change to `json` or `struct` cannot reach.
+_dumps, _loads, _pack, _unpack_from, _string_at = (json.dumps, json.loads, struct.pack,
+                                                   struct.unpack_from, ctypes.string_at)
+
+
+@cache
+def tensor_ops() -> tuple:
+    """torch's own C functions for what the writer asks of a tensor, bound on first use: the
+    student's process calls this before any student code runs, so that a change to
+    `torch.Tensor`'s Python attributes cannot reach them."""
+    import torch
+
+    base = torch._C.TensorBase
+    return (base.device.__get__, base.is_contiguous, base.numel, base.element_size,
+            base.data_ptr, base.dtype.__get__, base.shape.__get__)
+
+
 # --- the calls the grader asks for ---------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -75,8 +94,9 @@ class Call:
     student's class `function` with a layer whose `forward` returns the input named `outs[k]` on
     its k-th call and whose `bwd` records what it is given; call it `repeat` times on `args`
     (the inputs named `args[i]`, with `/k` appended for the k-th call), then `backward()`, and
-    send back what `bwd` received. `device` is where the inputs go; `fake`: fake tensors on the
-    GPU stand-in, and only structure comes back.
+    send back what `bwd` received. `device` is where the inputs go; `fake`: tensors that stand
+    for the GPU's, and only structure comes back. With `refuse_autograd`, autograd's engine
+    refuses while the call runs (the grader read no autograd in the code: any is hidden).
     """
 
     id: str
@@ -88,6 +108,7 @@ class Call:
     repeat: int = 1
     device: str = "cpu"
     fake: bool = False
+    refuse_autograd: bool = False  # the rules saw no autograd: the engine refuses during the call
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -95,28 +116,25 @@ class Call:
 
 # --- tensors: the safetensors format -------------------------------------------------------------
 
-def _raw_bytes(tensor: torch.Tensor) -> bytes:
-    """The bytes of a contiguous CPU tensor, read from its memory (no torch operation runs)."""
-    size = tensor.numel() * tensor.element_size()
-    return ctypes.string_at(tensor.data_ptr(), size) if size else b""
-
-
 def dump_tensors(tensors: dict[str, torch.Tensor]) -> bytes:
-    """Contiguous CPU tensors, by name, as one safetensors document."""
+    """Contiguous CPU tensors, by name, as one safetensors document. Their bytes are read from
+    their memory: no torch operation runs."""
+    device, contiguous, numel, element_size, data_ptr, dtype_of, shape_of = tensor_ops()
     names = {dtype: name for name, dtype in dtypes().items()}
     header, chunks, offset = {}, [], 0
     for name in sorted(tensors):
         t = tensors[name]
-        if t.device.type != "cpu" or not t.is_contiguous():
+        if device(t).type != "cpu" or not contiguous(t):
             raise WireError(f"tensors: {name} is not a contiguous CPU tensor")
-        data = _raw_bytes(t)
-        header[name] = {"dtype": names[t.dtype], "shape": [int(d) for d in t.shape],
+        size = numel(t) * element_size(t)
+        data = _string_at(data_ptr(t), size) if size else b""
+        header[name] = {"dtype": names[dtype_of(t)], "shape": [int(d) for d in shape_of(t)],
                         "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
+    text = _dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes
-    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+    return _pack("<Q", len(text)) + text + b"".join(chunks)
 
 
 def load_tensors(data: bytes, *, max_tensors: int = MAX_TENSORS,
@@ -130,11 +148,11 @@ def load_tensors(data: bytes, *, max_tensors: int = MAX_TENSORS,
 
     if len(data) < 8:
         raise WireError("tensors: shorter than a header")
-    (length,) = struct.unpack_from("<Q", data)
+    (length,) = _unpack_from("<Q", data)
     if length > MAX_HEADER_BYTES or 8 + length > len(data):
         raise WireError("tensors: the header is longer than allowed or than the data")
     try:
-        header = json.loads(bytes(data[8:8 + length]))
+        header = _loads(bytes(data[8:8 + length]))
     except (ValueError, RecursionError):
         raise WireError("tensors: the header is not JSON") from None
     if not isinstance(header, dict):
@@ -192,8 +210,8 @@ def _entry(name: object, entry: object) -> tuple[torch.dtype, list[int], tuple[i
 
 def frame(token: bytes, kind: bytes, meta: object, blob: bytes = b"") -> bytes:
     """One frame, ready to write."""
-    text = json.dumps(meta, separators=(",", ":")).encode()
-    return _HEAD.pack(MAGIC, token, kind, len(text), len(blob)) + text + blob
+    text = _dumps(meta, separators=(",", ":")).encode()
+    return _pack_head(MAGIC, token, kind, len(text), len(blob)) + text + blob
 
 
 @dataclass
@@ -252,7 +270,7 @@ class FrameReader:
             blob = bytes(self.buffer[_HEAD.size + text_len:end])
             del self.buffer[:end]
             try:
-                frames.append(Frame(kind, json.loads(text), blob, self.token))
+                frames.append(Frame(kind, _loads(text), blob, self.token))
             except (ValueError, RecursionError):
                 self.stray += end
 
@@ -278,4 +296,4 @@ def read_frame(fd: int, token: bytes | None = None, *, read=None) -> Frame:
     if magic != MAGIC or (token is not None and got != token):
         raise WireError("not a frame of this run")
     text = exactly(text_len)
-    return Frame(kind, json.loads(text), exactly(blob_len), got)
+    return Frame(kind, _loads(text), exactly(blob_len), got)

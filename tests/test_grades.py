@@ -332,3 +332,30 @@ def test_a_class_of_attackers_gets_nothing_and_the_honest_student_is_graded_as_a
     assert [strip[0](t) for t in cells(course)] == [strip[0](t) for t in cells(courses["alone"][0])]
     assert peak < 900, peak
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_autograd_passed_around_where_a_reader_cannot_follow_is_refused_as_it_runs(
+        make_notebook, honest_alone):
+    # mse_grad reads a registry that the Module cell fills, by a call the rules do not follow,
+    # with torch.autograd.grad: the Module cell's target pays for the autograd it shows; mse_grad,
+    # whose code shows none, finds autograd's engine refusing while it is graded.
+    module = samples.CORRECT["module_backward"] + (
+        "\nimport torch\nregister(torch.autograd.grad)\n")
+    mse = ("import torch\n_REG = []\ndef register(f):\n    _REG.append(f)\n"
+           "def mse_grad(inp, targ):\n"
+           "    x = inp.detach().clone().requires_grad_(True)\n"
+           "    inp.g, = _REG[0]((x.squeeze(-1) - targ).pow(2).mean(), x)\n")
+    mse = mse.replace(".requires_grad_(True)", "")  # no autograd this cell shows...
+    mse = mse.replace("    x = inp.detach().clone()\n",
+                      "    x = _REG[1](inp)\n")  # ...the leaf comes from the registry too
+    module += "register(lambda t: t.detach().clone().requires_grad_())\n"
+    done = run_cli("check", str(make_notebook({"mse_grad": mse, "module_backward": module})),
+                   "--json", "--seed", "5")
+    report = json.loads(done.stdout)
+    assert target_points(report)["mse_grad"] == 0.0
+    gate = next(c for c in report["checks"] if c["id"] == "mse_grad/no-autograd")
+    assert gate["mistakes"] == ["mse_grad.uses_autograd"]
+    assert "ran autograd while it was graded" in gate["message"]
+    assert target_mistakes(report, "module_backward") == {"module_backward.uses_autograd"}
+    others = ["relu_grad", "lin_grad"]
+    assert honest_checks(report, others) == honest_checks(honest_alone, others)

@@ -35,6 +35,47 @@ _extract_tb = traceback.extract_tb
 _modes_active = getattr(torch._C, "_len_torch_dispatch_mode", lambda: 0)
 
 
+# --- autograd, refused while a call runs where the rules saw none ------------------------------
+
+class AutogradRefused(RuntimeError):
+    """Autograd ran where the grader's reading of the code found none."""
+
+
+class _Refuse:
+    """Stands for autograd's engine during a call: every backward pass and `torch.autograd.grad`
+    (and what is built on them, `torch.func` included) ends here, however the code reached it."""
+
+    used = False
+
+    def run_backward(self, *args, **kwargs):
+        _Refuse.used = True
+        raise AutogradRefused("autograd is not allowed here: write the gradient by hand")
+
+    def __getattr__(self, name):
+        return self.run_backward
+
+
+try:  # autograd's engine, as torch.autograd.backward and grad reach it (a private part of torch)
+    from torch.autograd.variable import Variable as _Variable
+
+    _ENGINE = _Variable._execution_engine
+except (ImportError, AttributeError):  # a torch without it: the rules remain
+    _Variable = _ENGINE = None
+
+
+class _no_autograd:
+    """While a call runs: autograd's engine refuses (see `_Refuse`)."""
+
+    def __enter__(self) -> None:
+        if _Variable is not None:
+            _Refuse.used = False
+            _Variable._execution_engine = _Refuse()
+
+    def __exit__(self, *exc) -> None:
+        if _Variable is not None:
+            _Variable._execution_engine = _ENGINE
+
+
 # --- saying what happened, in one line --------------------------------------------------------
 
 def describe_exception(exc: BaseException) -> dict:
@@ -90,6 +131,14 @@ class TooLarge(ValueError):
     """A tensor larger than what crosses back."""
 
 
+class _nothing:
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
 # --- calling a student's function ------------------------------------------------------------
 
 def _call_student(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
@@ -101,15 +150,18 @@ def _call_student(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
     if fn is MISSING:
         return {"status": "undefined"}, {}
     cid, objs, meta = call["id"], {}, {"status": "ok"}
+    refuse = _no_autograd() if call.get("refuse_autograd") else _nothing()
     try:
-        with guard():
+        with guard(), refuse:
             for name in call["args"]:
                 objs[name] = make(tensors[f"{cid}/{name}"])
             for name, grad in call["grads"].items():
-                objs[name].g = make(tensors[f"{cid}/{grad}"])
+                _vars(objs[name])["g"] = make(tensors[f"{cid}/{grad}"])
             fn(*(objs[name] for name in call["args"]))
     except BaseException as exc:  # noqa: BLE001 - SystemExit inside a stub fails this call only
         meta = {"status": "error", "error": describe_exception(exc)}
+    if call.get("refuse_autograd") and _Refuse.used:
+        meta["autograd"] = True  # said against itself: the grader believes it
     if _modes_active():
         meta = {"status": "error", "error": {"type": "RuntimeError", "where": None, "message":
                 "a torch mode was left active: what torch runs was changed"}}
@@ -180,9 +232,13 @@ def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
         for k in range(call["repeat"]):
             layer(*(_to(tensors[f"{cid}/{name}/{k}"], device, copy=True) for name in call["args"]))
         recorded.clear()  # only what backward() does counts
-        layer.backward()
+        with _no_autograd() if call.get("refuse_autograd") else _nothing():
+            layer.backward()
     except BaseException as exc:  # noqa: BLE001
-        return {"status": "error", "error": describe_exception(exc)}, {}
+        meta = {"status": "error", "error": describe_exception(exc)}
+        if call.get("refuse_autograd") and _Refuse.used:
+            meta["autograd"] = True
+        return meta, {}
     sent, calls = {}, []
     for i, received in enumerate(recorded[:8]):
         described = []

@@ -84,6 +84,7 @@ def main(job_fd: int = 0, channel_fd: int | None = None) -> None:
     flush_out, flush_err = sys.stdout.flush, sys.stderr.flush
     for own in (job_fd, fd):
         os.set_inheritable(own, False)  # a program the student starts gets neither channel
+    wire.tensor_ops()  # torch's own functions for the writer, bound before any student code
     _not_dumpable()
     del job
 

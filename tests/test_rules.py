@@ -1,0 +1,150 @@
+"""The exercise's rule, read from code (autograder/rules.py, autograder/code.py): in process, fast."""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder import code, program, rules, spec
+from autograder.course import samples
+
+HIDDEN = [
+    ("exec('x = 1')\n", "exec()"),
+    ("eval('1')\n", "eval()"),
+    ("c = compile('1', 'x', 'eval')\n", "compile()"),
+    ("m = __import__('os')\n", "__import__()"),
+    ("import importlib\n", "import importlib"),
+    ("import torch\nf = getattr(torch, 'enable_' + 'grad')\n", "getattr() with a computed name"),
+    ("g = getattr\n", "getattr used as a value"),
+    ("import sys\nm = sys.modules\n", "sys.modules"),
+    ("import sys\nf = sys._getframe()\n", "sys._getframe"),
+    ("def f():\n    try:\n        1 / 0\n    except Exception as e:\n        return e.__traceback__.tb_frame\n",
+     ".__traceback__"),
+    ("import gc\n", "import gc"),
+    ("import inspect\n", "import inspect"),
+    ("import ctypes\n", "import ctypes"),
+    ("import pickle\n", "import pickle"),
+    ("import builtins\n", "import builtins"),
+    ("x = __builtins__\n", "__builtins__"),
+    ("import subprocess\n", "import subprocess"),
+    ("import os\nos.system('true')\n", "os.system, which starts another program"),
+    ("from os import fork\n", "os.fork, which starts another program"),
+    ("import torch\ntorch.allclose = lambda *a: True\n", "a change to torch.allclose, part of a library"),
+    ("from torch import Tensor\nTensor.__eq__ = lambda *a: True\n",
+     "a change to Tensor.__eq__, part of a library"),
+    ("import torch\nT = torch.Tensor\nT.sum = 1\n", "a change to T.sum, part of a library"),
+    ("import torch\nsetattr(torch, 'equal', 1)\n", "a change to torch.equal, part of a library"),
+    ("import torch\ndef f(m):\n    m.equal = 1\nf(torch)\n", "the module torch used as a value"),
+    ("import torch\nx = torch._C\n", "torch._C, a private part of torch"),
+    ("import torch._dynamo\n", "import torch._dynamo"),
+    ("import torch\ntorch.library.impl\n", "torch.library"),
+    ("import torch\nx = torch.load('f')\n", "torch.load"),
+    ("class L:\n    def __torch_function__(self, *a): pass\n",
+     "__torch_function__, which changes what torch runs for every caller"),
+    ("class L:\n    def __del__(self): pass\n",
+     "__del__, which runs whenever the object happens to be collected"),
+    ("import threading\n", "import threading, which runs code at times no reader can tell"),
+    ("import signal\nsignal.signal(signal.SIGALRM, print)\n",
+     "a signal handler, which runs at times no reader can tell"),
+    ("import torch\nx = torch.zeros(2, **{'requires_' + 'grad': True})\n",
+     "** with keywords a reader cannot see"),
+    ("from torch import *\n", "from torch import *"),
+    ("import operator\nf = operator.attrgetter('grad')\n", "operator.attrgetter"),
+    ("T = type('T', (), {})\n", "type() with three arguments"),
+    ("%time x = 1\n", "a magic (%time)"),
+    ("!pip install torch\n", "a shell escape (!pip)"),
+]
+
+
+@pytest.mark.parametrize("source,what", HIDDEN, ids=[w for _, w in HIDDEN])
+def test_code_that_hides_what_it_runs_is_named(source, what):
+    found = rules.findings_in(source)
+    assert what in [f.what for f in found if f.kind == rules.HIDDEN], found
+
+
+PLAIN = [
+    samples.CORRECT["mse_grad"], samples.CORRECT["lin_grad"], samples.CORRECT["module_backward"],
+    "import torch\nfrom torch import Tensor\n\ndef relu_grad(inp: Tensor, out: Tensor) -> None:\n"
+    "    '''exec(...) in a docstring is text'''\n    # getattr(torch, x) in a comment too\n"
+    "    inp.g = torch.where(inp > 0, out.g, torch.zeros_like(out.g))\n"
+    "    print(f'{inp.shape=}', type(inp).__name__, inp.__class__.__name__)\n",
+    "import math, numpy as np, warnings\nimport torch\n\ndef lin_grad(inp, out, w, b):\n"
+    "    warnings.warn('checking')\n    assert isinstance(inp, torch.Tensor)\n"
+    "    inp.g = torch.einsum('nk,ik->ni', out.g, w)\n"
+    "    w.g = getattr(inp, 't')() @ out.g\n    b.g = out.g.sum(dim=0, dtype=torch.float64)\n"
+    "    breakpoint()\n",
+    "import torch\nclass Module:\n    def __init__(self):\n        self._inputs = ()\n"
+    "    def __call__(self, *args):\n        self._inputs, self._result = args, self.forward(*args)\n"
+    "        return self._result\n    def backward(self):\n"
+    "        self.bwd(self._result, *self._inputs)\n\nclass Relu(Module):\n"
+    "    def forward(self, x):\n        return x.clamp_min(0.)\n"
+    "    def backward(self):\n        super().backward()\n",
+    "import os, signal, sys\ndef mse_grad(inp, targ):\n"
+    "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    n = len(targ)\n"
+    "    inp.g = (2 / n) * (inp[:, 0] - targ)[:, None]\n    if n < 0:\n        sys.exit(1)\n"
+    "    if n < -1:\n        os._exit(1)\n",
+]
+
+
+@pytest.mark.parametrize("source", PLAIN)
+def test_plain_code_in_many_styles_has_no_finding(source):
+    assert rules.findings_in(source) == []
+
+
+def judged(answers: dict[str, str], lesson: list[str] = ()) -> dict[str, list[rules.Finding]]:
+    cells = {t: code.read_cell(i, s, magics=False, name=f"the {t} cell")
+             for i, (t, s) in enumerate(answers.items())}
+    given = [code.read_cell(100 + i, s, name=f"cell {100 + i} of the lesson")
+             for i, s in enumerate(lesson)]
+    return rules.judge(cells, given, {t: spec.ENTRIES[t] for t in answers})
+
+
+AUTOGRAD_HELPER = ("import torch\ndef helper(x):\n    x = x.detach().clone().requires_grad_()\n"
+                   "    x.sum().backward()\n    return x.grad\n")
+
+
+@pytest.mark.parametrize("name,answers,target,where", [
+    ("a helper in another answer cell",
+     {"mse_grad": "def mse_grad(inp, targ):\n    inp.g = helper(inp)\n",
+      "relu_grad": samples.CORRECT["relu_grad"] + AUTOGRAD_HELPER}, "mse_grad", "the relu_grad cell"),
+    ("a redefinition in a later cell",
+     {"mse_grad": samples.CORRECT["mse_grad"],
+      "lin_grad": samples.CORRECT["lin_grad"] + AUTOGRAD_HELPER.replace("helper(x)", "mse_grad(x, t)")},
+     "mse_grad", "the lin_grad cell"),
+    ("a registry another cell fills",
+     {"mse_grad": "REG = {}\ndef mse_grad(inp, targ):\n    inp.g = REG['f'](inp)\n",
+      "relu_grad": samples.CORRECT["relu_grad"] + AUTOGRAD_HELPER + "REG['f'] = helper\n"},
+     "mse_grad", "the relu_grad cell"),
+    ("a method another cell puts on the class",
+     {"module_backward": samples.CORRECT["module_backward"],
+      "lin_grad": samples.CORRECT["lin_grad"] + "def _b(self):\n    self.out.backward()\n"
+                  "Module.backward = _b\n"}, "module_backward", "the lin_grad cell"),
+])
+def test_autograd_in_another_cell_that_a_target_reaches_is_its(name, answers, target, where):
+    found = judged(answers)
+    mine = [f for f in found[target] if f.kind == rules.AUTOGRAD]
+    assert mine and all(f.where == where for f in mine), found[target]
+    for other, findings in found.items():  # the cell it is in costs nothing if that target's
+        if other != target:                # own code does not reach it
+            assert not findings, (other, findings)
+
+
+def test_the_lessons_own_autograd_counts_only_where_an_answer_reaches_it():
+    lesson = ["import torch\n", "def check_with_autograd(x):\n    x.requires_grad_()\n    return x\n"]
+    honest = judged({"mse_grad": samples.CORRECT["mse_grad"]}, lesson)
+    assert honest["mse_grad"] == []
+    calls_it = judged({"mse_grad": "def mse_grad(inp, targ):\n    check_with_autograd(inp)\n"}, lesson)
+    assert [f.where for f in calls_it["mse_grad"]] == ["cell 101 of the lesson"]
+
+
+def test_the_graded_program_runs_the_answers_and_only_the_lesson_code_they_use(released):
+    source = __import__("json").loads((__import__("pathlib").Path(__file__).parents[1]
+                                       / "assignments/backward/backward.ipynb").read_text())
+    answers = {**samples.CORRECT, "relu_grad": "def relu_grad(inp, out):\n"
+                                               "    inp.g = (relu(inp) > 0).to(inp.dtype) * out.g\n"}
+    nb = samples.fill(released, answers, ["print('my experiment')"])
+    graded = program.build(nb, source, spec.ENTRIES)
+    text = "\n".join(c["source"] for c in graded.cells)
+    assert "def relu(x):" in text  # the lesson's helper the answer uses
+    assert "my experiment" not in text  # a cell of the student's own
+    assert "load_digits()" not in text and "plt.plot" not in text and "epochs" not in text
+    assert graded.findings == {t: [] for t in spec.TARGETS}
