@@ -33,15 +33,25 @@ def check(
     device: Annotated[str, typer.Option(
         "--device", metavar="all|cpu|cuda",
         help="cpu: never use a GPU; cuda: also on the GPU (exit 2 without one); all: on the GPU "
-             "where there is one. GPU-readiness (fake CUDA tensors) runs in each.")] = "all",
+             "where there is one. GPU-readiness (stand-ins for GPU tensors) runs in each.")] = "all",
+    require_isolation: Annotated[bool, typer.Option(
+        "--require-isolation", help="Refuse to check (exit 2) where the sandbox's namespaces "
+                                    "are not available.")] = False,
 ) -> None:
     """Check one notebook: exit 0 if every check passes, 1 if any fails, 2 if it is unusable."""
     from .engine import check_notebook  # no torch yet: the student's process starts first
     from .notebook import NotebookError
+    from .sandbox.limits import IsolationMissing
+    from .sandbox.limits import require_isolation as must_isolate
     from .spec import DEVICE_CHOICES, DeviceUnavailable
 
     if device not in DEVICE_CHOICES:
         fail(f"--device {device}: choose one of {', '.join(DEVICE_CHOICES)}")
+    if require_isolation:
+        try:
+            must_isolate()
+        except IsolationMissing as exc:
+            fail(str(exc))
     try:
         report = check_notebook(notebook, seed=seed, device=device)
     except (NotebookError, DeviceUnavailable) as exc:
@@ -120,6 +130,10 @@ def grade(
     scheduler: Annotated[str | None, typer.Option(
         help="A dask.distributed scheduler (tcp://HOST:PORT) whose workers grade; the gradebook "
              "is written here.")] = None,
+    require_isolation: Annotated[bool, typer.Option(
+        "--require-isolation", help="Refuse to grade (exit 2) where the sandbox's namespaces "
+                                    "are not available (also: c.IsolatedCheck.require_isolation "
+                                    "= True in nbgrader_config.py).")] = False,
 ) -> None:
     """Grade every submitted/<student>/backward/backward.ipynb into nbgrader's gradebook."""
     if scheduler is None:  # the warm workers import torch while this process imports nbgrader
@@ -133,7 +147,7 @@ def grade(
     try:
         with progress_bar(console) as on_progress:
             outcomes = grade_course(course, workers=workers, on_progress=on_progress,
-                                    scheduler=scheduler)
+                                    scheduler=scheduler, require_isolation=require_isolation)
     except GradeError as exc:
         fail(str(exc))
     print_class(outcomes, course.resolve(), console)

@@ -55,9 +55,10 @@ def dtypes() -> dict[str, torch.dtype]:
             "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16,
             "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
 
-# Frame kinds, from the grader: J the job (cells), W the work (calls and inputs); from the
-# student's process: P progress, C the cells' errors, R one target's results, D done.
-JOB, WORK, PROGRESS, CELLS, RESULTS, DONE = b"J", b"W", b"P", b"C", b"R", b"D"
+# Frame kinds, from the grader: S the sandbox's policy (read by a cold jail, before anything
+# else), J the job (cells), W the work (calls and inputs); from the student's process: P
+# progress, C the cells' errors, R one target's results, D done.
+POLICY, JOB, WORK, PROGRESS, CELLS, RESULTS, DONE = b"S", b"J", b"W", b"P", b"C", b"R", b"D"
 
 
 class WireError(ValueError):

@@ -29,17 +29,16 @@ from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.utils import parse_utc
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 from traitlets.utils.importstring import import_item
 
-from .. import notebook, spec
+from .. import files, notebook, spec
 from ..engine import grade_submission, solutions_path, source_notebook, warm_up
 from ..report import Report
 from . import put_python_on_path
 from .preprocessor import gradebook_points, plain, student_seed
-from .record import Recorder, one_line, quiet_log
+from .record import Recorder, one_line, quiet_log, read_timestamp
 from .steps import step_for
 
 NOTEBOOK_ID = spec.NOTEBOOK_NAME.removesuffix(".ipynb")
@@ -100,27 +99,38 @@ def name_of(step) -> str:
 
 # --- one submission ------------------------------------------------------------------------------
 
-def read_and_sanitize(path: Path, student: str, cfg: Config,
+def check_timestamp(course: Path, student: str) -> None:
+    """Raise `Unusable` where the submission's `timestamp.txt` is a link, too large or not a
+    date (the reason never quotes the file)."""
+    try:
+        read_timestamp(course, student)
+    except files.Refused as exc:
+        raise Unusable(f"{exc}: fix or delete it, then grade again") from None
+    except ValueError:
+        raise Unusable(f"submitted/{student}/{spec.ASSIGNMENT_ID}/timestamp.txt is not a date: fix "
+                       "or delete it, then grade again") from None
+
+
+def read_and_sanitize(course: Path, student: str, cfg: Config,
                       gradebook: Gradebook | None = None) -> nbformat.NotebookNode:
     """The notebook after nbgrader's sanitize steps (what its Autograde converter would grade and
-    record), those that read the gradebook on `gradebook` when given. Raises `Unusable`."""
-    if not path.is_file():
-        folder = path.parent
-        found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        raise Unusable(f"no {path.name} in submitted/{student}/{spec.ASSIGNMENT_ID}"
-                       + (f" (found: {', '.join(found[:5])})" if found else " (the folder is empty)"))
-    stamp = path.parent / "timestamp.txt"
-    if stamp.is_file() and stamp.read_text().strip():
-        try:
-            parse_utc(stamp.read_text().strip())
-        except Exception:  # noqa: BLE001 - nbgrader 0.9.6 itself crashes on one (CourseDirectory.fail)
-            raise Unusable(f"submitted/{student}/{spec.ASSIGNMENT_ID}/timestamp.txt is not a date "
-                           f"({one_line(Exception(stamp.read_text()))!r}): fix or delete it, "
-                           "then grade again") from None
+    record), those that read the gradebook on `gradebook` when given. Its file, and every folder
+    on the way to it, is read without following a link. Raises `Unusable`."""
+    where = ("submitted", student, spec.ASSIGNMENT_ID, spec.NOTEBOOK_NAME)
     try:
-        raw = notebook.read_notebook(path)  # one-line reasons for what nbformat only complains about
+        data = files.read_under(course, where, notebook.MAX_NOTEBOOK_BYTES)
+    except files.Refused as exc:
+        raise Unusable(str(exc)) from None
+    if data is None:
+        folder = course.joinpath(*where[:-1])
+        found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        raise Unusable(f"no {spec.NOTEBOOK_NAME} in submitted/{student}/{spec.ASSIGNMENT_ID}"
+                       + (f" (found: {', '.join(found[:5])})" if found else " (the folder is empty)"))
+    check_timestamp(course, student)
+    try:
+        raw = notebook.parse_notebook(data, spec.NOTEBOOK_NAME)  # one-line reasons
     except notebook.NotebookError as exc:
-        raise Unusable(str(exc).replace(str(path), spec.NOTEBOOK_NAME)) from None
+        raise Unusable(str(exc)) from None
     ids = [notebook.nbgrader_meta(c).get("grade_id") for c in raw["cells"]]
     twice = sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1})
     if twice:
@@ -128,7 +138,7 @@ def read_and_sanitize(path: Path, student: str, cfg: Config,
         raise Unusable(f"{spec.NOTEBOOK_NAME} has {len(twice)} nbgrader cell(s) twice "
                        f"({', '.join(twice)}), e.g. a copied cell: delete the copies and submit again")
     try:
-        nb = nbformat.read(str(path), as_version=4)
+        nb = nbformat.reads(data.decode("utf-8", "replace"), as_version=4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds; the reason is one line
         raise Unusable(f"{spec.NOTEBOOK_NAME} cannot be read as a notebook: {one_line(exc)}") from None
     resources = {"nbgrader": {"student": student, "assignment": spec.ASSIGNMENT_ID,
@@ -147,20 +157,25 @@ def read_and_sanitize(path: Path, student: str, cfg: Config,
 # --- the class -----------------------------------------------------------------------------------
 
 def submissions(course: Path) -> list[str]:
+    """The students who handed in: each folder of `submitted/` with the assignment in it, and
+    each link there (graded as 0, with the reason)."""
     folder = course / "submitted"
     if not folder.is_dir():
         return []
-    return sorted(d.name for d in folder.iterdir() if (d / spec.ASSIGNMENT_ID).is_dir())
+    return sorted(d.name for d in folder.iterdir() if d.is_symlink() or (
+        d.is_dir() and os.path.lexists(d / spec.ASSIGNMENT_ID)))
 
 
 def grade_course(course: str | Path, workers: int | None = None,
                  on_progress: Callable[[int, Outcome | None], None] | None = None,
-                 scheduler: str | None = None) -> list[Outcome]:
+                 scheduler: str | None = None, require_isolation: bool = False) -> list[Outcome]:
     """Grade every submission of `course`; write gradebook, autograded/, feedback/, grades.csv.
 
     `on_progress(total, outcome)` is called once with `(total, None)`, then after each student.
     `scheduler` (a dask.distributed address) grades on that cluster's workers instead of local
-    ones; the gradebook is still written here, one submission at a time.
+    ones; the gradebook is still written here, one submission at a time. With
+    `require_isolation` (or the course's `c.IsolatedCheck.require_isolation`), a machine where
+    the sandbox's namespaces do not apply raises `GradeError` before anything is graded.
     """
     with warnings.catch_warnings():
         # nbgrader's own update_or_create_submission makes SQLAlchemy warn; nothing is lost
@@ -168,7 +183,7 @@ def grade_course(course: str | Path, workers: int | None = None,
         # nbformat asks for cell ids that older notebooks lack; nbgrader reads them all the same
         warnings.simplefilter("ignore", MissingIDFieldWarning)
         warnings.simplefilter("ignore", DuplicateCellId)  # nbformat gives a copied cell a new id
-        return _grade_course(course, workers, on_progress, scheduler)
+        return _grade_course(course, workers, on_progress, scheduler, require_isolation)
 
 
 @contextmanager
@@ -193,7 +208,7 @@ def executor_for(workers: int, scheduler: str | None) -> Iterator[tuple[Executor
         yield client.get_executor(pure=False), max(1, sum(client.nthreads().values()))
 
 
-def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
+def _grade_course(course, workers, on_progress, scheduler, require_isolation) -> list[Outcome]:
     from . import export, feedback, gradescope
 
     put_python_on_path()
@@ -201,6 +216,14 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
     if not (course / "nbgrader_config.py").is_file():
         raise GradeError(f"{course} is not a course: run `autograder release --course {course}` first")
     cfg = course_config(course)
+    if require_isolation or cfg.IsolatedCheck.get("require_isolation", False):
+        from ..sandbox.limits import IsolationMissing
+        from ..sandbox.limits import require_isolation as must_isolate
+
+        try:
+            must_isolate()
+        except IsolationMissing as exc:
+            raise GradeError(str(exc)) from None
     course_id = CourseDirectory(config=cfg).course_id
     try:
         points = gradebook_points(cfg.CourseDirectory.db_url, NOTEBOOK_ID, spec.ASSIGNMENT_ID, course_id)
@@ -234,9 +257,8 @@ def _grade_course(course, workers, on_progress, scheduler) -> list[Outcome]:
         waiting, running = iter(students), {}
         while True:
             while len(running) < 4 * slots and (student := next(waiting, None)) is not None:
-                path = course / "submitted" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME
                 try:
-                    nb = read_and_sanitize(path, student, cfg, recorder.gradebook)
+                    nb = read_and_sanitize(course, student, cfg, recorder.gradebook)
                 except Unusable as exc:
                     done(student, None, str(exc))
                     continue

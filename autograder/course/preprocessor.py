@@ -17,7 +17,7 @@ import json
 import nbformat
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Integer
+from traitlets import Bool, Integer
 
 from .. import notebook, spec
 from ..engine import grade_submission, solutions_path, source_notebook
@@ -29,6 +29,8 @@ class IsolatedCheck(NbGraderPreprocessor):
 
     seed = Integer(0, help="The course's secret seed: each student's inputs are drawn from it "
                            "and the student id, so a regrade repeats them.").tag(config=True)
+    require_isolation = Bool(False, help="Refuse to grade where the sandbox's namespaces are not "
+                                         "available (as --require-isolation).").tag(config=True)
 
     #: The report, where `autograder grade` has graded the notebook already, in parallel (see
     #: record.py); stock `nbgrader autograde` grades it here.
@@ -38,6 +40,10 @@ class IsolatedCheck(NbGraderPreprocessor):
         info = resources["nbgrader"]
         report = self.report
         if report is None:
+            if self.require_isolation:
+                from ..sandbox.limits import require_isolation
+
+                require_isolation()  # IsolationMissing: nbgrader records the notebook as failed
             points = gradebook_points(info["db_url"], info["notebook"], info["assignment"])
             report = grade_submission(plain(nb), points, student_seed(self.seed, info["student"]),
                                       str(solutions_path() or "") or None, True, source_notebook())

@@ -30,16 +30,39 @@ import nbformat
 from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.converters import Autograde
-from nbgrader.converters.base import BaseConverter
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
-from .. import spec
+from .. import files, spec
 from ..report import Report
 from . import steps
 from .preprocessor import IsolatedCheck
 
 NOTEBOOK_ID = spec.NOTEBOOK_NAME.removesuffix(".ipynb")
+MAX_OTHER_FILE_BYTES = 64 << 20  # a student's other files larger than this are not copied
+
+
+def read_timestamp(course: Path, student: str):
+    """The submission's `timestamp.txt` as a date, read without following a link; None where
+    there is none. Raises `files.Refused` (a link, too large...) or ValueError (not a date)."""
+    raw = files.read_under(course, ("submitted", student, spec.ASSIGNMENT_ID, "timestamp.txt"),
+                           1024)
+    text = (raw or b"").decode("utf-8", "replace").strip()
+    if not text:
+        return None
+    try:
+        return utils.parse_utc(text)
+    except Exception:  # noqa: BLE001 - nbgrader 0.9.6 itself crashes on one (CourseDirectory.fail)
+        raise ValueError("not a date") from None
+
+
+def submitted_timestamp(course: Path, student: str):
+    """`read_timestamp`, or None where it cannot be read (the submission was then recorded as
+    not graded, with the reason)."""
+    try:
+        return read_timestamp(course, student)
+    except ValueError:  # files.Refused is one
+        return None
 
 
 def quiet_log() -> logging.Logger:
@@ -75,11 +98,12 @@ class SanitizedAutograde(Autograde):
         self.ready: dict[str, tuple[nbformat.NotebookNode, Report]] = {}  # student -> (nb, report)
 
     def init_assignment(self, assignment_id: str, student_id: str) -> None:
-        """What `Autograde.init_assignment` does, on the open gradebook. The assignment's
-        existence was checked once for the class; a missing notebook is never graded."""
-        BaseConverter.init_assignment(self, assignment_id, student_id)  # the student's other files
+        """What `Autograde.init_assignment` does, on the open gradebook, never through a link. The
+        assignment's existence was checked once for the class; a missing notebook is never
+        graded."""
+        self.copy_other_files(assignment_id, student_id)
         self.gradebook.update_or_create_student(student_id)
-        timestamp = self.coursedir.get_existing_timestamp(self._format_source(assignment_id, student_id))
+        timestamp = submitted_timestamp(Path(self.coursedir.root), student_id)
         self.gradebook.update_or_create_submission(
             assignment_id, student_id, **({"timestamp": timestamp} if timestamp else {}))
         dest = self._format_dest(assignment_id, student_id)
@@ -94,6 +118,26 @@ class SanitizedAutograde(Autograde):
             shutil.copy(filename, target)
         # The gradebook knows one notebook; nbgrader skips the others a student hands in.
         self.notebooks = [n for n in self.notebooks if os.path.basename(n) == spec.NOTEBOOK_NAME]
+
+    def copy_other_files(self, assignment_id: str, student_id: str) -> None:
+        """What `BaseConverter.init_assignment` does with a student's other files (copy them to
+        `autograded/`), for plain files only: a link (to another student's work, to the source, to
+        /etc/shadow) or a FIFO in the submission is left where it is."""
+        source = self._format_source(assignment_id, student_id)
+        dest = self._format_dest(assignment_id, student_id)
+        for filename in utils.find_all_files(source, self.coursedir.ignore + ["*.ipynb"]):
+            relative = os.path.relpath(filename, source)
+            if relative not in self._plain(source):
+                continue
+            path = os.path.join(dest, relative)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if os.path.exists(path):
+                utils.remove(path)
+            shutil.copy(filename, path)
+
+    @staticmethod
+    def _plain(source: str) -> set[str]:
+        return set(files.plain_files(Path(source), MAX_OTHER_FILE_BYTES))
 
     def _autograde_steps(self, report: Report) -> None:
         """The configured autograde steps; the gradebook's on the open gradebook, the check with
@@ -179,11 +223,7 @@ class Recorder:
     def record_unusable(self, student: str, reason: str) -> None:
         """0 for every grade cell (a manual score still wins), the reason as each cell's comment."""
         gb = self.gradebook
-        try:
-            timestamp = self.app.coursedir.get_existing_timestamp(
-                str(self.course / "submitted" / student / spec.ASSIGNMENT_ID))
-        except BaseException:  # noqa: BLE001 - a bad timestamp.txt fails there; the grade is 0 anyway
-            timestamp = None
+        timestamp = submitted_timestamp(self.course, student)
         gb.update_or_create_student(student)
         gb.update_or_create_submission(spec.ASSIGNMENT_ID, student,
                                        **({"timestamp": timestamp} if timestamp else {}))

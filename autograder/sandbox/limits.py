@@ -1,27 +1,26 @@
-"""What a student's process may use and see, applied by the trusted side around its start.
+"""Which layers of the sandbox apply on this machine, and how to start a process inside them.
 
-Layers, strongest first, each used where the platform offers it (`choose_layers` tries them
-once per grader process and keeps the first that works):
+Layers, strongest first; `choose_layers` tries them once per grader process, through the real
+jail, and keeps the first that works:
 
-- namespaces (Linux, `unshare`): a pid namespace, so that every descendant dies with the
-  student's process, setsid() or not; no network; a mount namespace where everything but the
-  Python install, torch and the working directory is hidden (`jail.py`);
-- an unprivileged uid, unique to the run, when the grader runs as root (so the working
-  directory is the only place it can write, and every process of that uid is killed after it);
-- resource limits (`apply_limits`): address space, CPU time, file size, processes;
-- always: its own session (killed as a group), a scrubbed environment, a fresh temp working dir.
+- **namespaces** (Linux): the whole `policy.Policy` (`jail.enter`): pid, mount, network, IPC
+  and UTS namespaces, a root of its own with one small writable `/tmp`, a uid of its own (the
+  grader is root) or the nobody of a nested user namespace (an ordinary user, in a user
+  namespace of the grader's), limits, a system call filter where libseccomp's binding is here;
+- **an own uid** (the grader is root, namespaces refused): a uid unique to the run, so that a
+  temp folder is the only place it can write and every process of that uid is killed after it;
+  limits; files readable by anyone stay readable;
+- **limits only**: resource limits, its own session (killed as a group), a scrubbed environment,
+  a temp folder.
 
-`apply_limits` and `drop_privileges` are plain functions that run in the child, so a grader
-that forks students' processes from a warm parent can call them after `fork()` too.
+`--require-isolation` refuses to grade unless namespaces apply (`require_isolation`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
-import site
 import subprocess
 import sys
 import tempfile
@@ -31,13 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import spec
-from . import jail  # sets rlimits; imports `resource` before any fork()
+from . import jail  # imports `resource` before any fork()
+from .policy import Policy, lesson_paths, read_only_paths
 
 JAIL = Path(__file__).with_name("jail.py")
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the runner, the wire: all it needs of ours
-_SYSTEM = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev", "/proc",
-           "/sys"}
-_FRESH = ["/dev/shm"]  # an empty tmpfs in place of the host's
+RUNNER = Path(__file__).resolve().parents[1] / "untrusted" / "runner.py"
 
 
 @dataclass(frozen=True)
@@ -49,6 +46,8 @@ class Limits:
     file_size: int = spec.FILE_SIZE_LIMIT  # bytes, per file written
     processes: int = spec.PROCESS_LIMIT  # processes and threads, where a uid of its own counts them
     address_space: bool = True  # False on a GPU: CUDA maps far more address space than it uses
+    work_bytes: int = spec.WORK_BYTES  # its /tmp, where namespaces apply
+    work_files: int = spec.WORK_FILES
 
     def memory_text(self) -> str:
         return f"{self.memory / (1 << 30):.3g} GiB" if self.memory >= 1 << 30 else \
@@ -74,18 +73,6 @@ def rlimits(limits: Limits, *, processes: bool = False) -> dict[str, tuple[int, 
     return found
 
 
-def apply_limits(limits: Limits, *, processes: bool = False) -> None:
-    """Set the resource limits of the calling process (a child about to run student code)."""
-    jail.set_rlimits(rlimits(limits, processes=processes))
-
-
-def drop_privileges(uid: int) -> None:
-    """Become `uid` (group `uid`, no supplementary groups): for a root parent's child."""
-    os.setgroups([])
-    os.setresgid(uid, uid, uid) if hasattr(os, "setresgid") else os.setgid(uid)
-    os.setresuid(uid, uid, uid) if hasattr(os, "setresuid") else os.setuid(uid)
-
-
 def kill_uid(uid: int) -> None:
     """SIGKILL every process of `uid`: a process of that uid signals all it may, i.e. its own."""
     kill = shutil.which("kill", path="/usr/bin:/bin")
@@ -99,48 +86,6 @@ def kill_uid(uid: int) -> None:
         pass
 
 
-def needed_paths() -> set[str]:
-    """What the student's `python -I runner.py` reads: the interpreter, its packages, the runner."""
-    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable)), str(PACKAGE_DIR)}
-    found.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
-    return {os.path.realpath(p) for p in found if p and os.path.exists(p)}
-
-
-def hidden_paths(needed: Iterable[str]) -> list[str]:
-    """Everything on the file system but the system's directories and the `needed` ones.
-
-    A directory that holds something needed is not hidden itself: its other entries are.
-    """
-    needed = set(needed)
-    hidden: list[str] = []
-
-    def walk(folder: str) -> None:
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            return  # cannot list it: cannot hide its entries one by one either
-        for entry in entries:
-            path = entry.path if folder != "/" else "/" + entry.name
-            if path in _SYSTEM or path in needed or entry.is_symlink():
-                continue
-            if any(n.startswith(path + "/") for n in needed) and _open_to_all(entry):
-                walk(path)
-                continue
-            hidden.append(path)  # a private home with Python inside: the jail puts Python back
-
-    walk("/")
-    return hidden
-
-
-def _open_to_all(entry: os.DirEntry) -> bool:
-    """A directory that anyone may enter (an unprivileged uid must reach what is inside)."""
-    try:
-        return entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mode & 0o001
-    except OSError:
-        return False
-
-
 @dataclass
 class Layers:
     """The layers chosen for this platform, and how to start a process inside them."""
@@ -148,79 +93,76 @@ class Layers:
     namespaces: bool = False
     user_namespace: bool = False  # namespaces made without root, in a user namespace of their own
     own_uid: bool = False  # run as an unprivileged uid of its own (the grader is root)
-    hidden: list[str] = field(default_factory=list)
-    needed: set[str] = field(default_factory=set)
+    seccomp: bool = False  # a libseccomp binding is installed: the filter is loaded
 
     def names(self, limits: Limits) -> list[str]:
         """One short line per layer that applies, for the report."""
         lines = []
         if self.namespaces:
-            kind = "user, pid, network, mount" if self.user_namespace else "pid, network, mount"
-            lines.append(f"namespaces ({kind}: no network, only Python and its folder visible)")
-        if self.own_uid:
-            lines.append("own uid")
+            kind = "user, pid, mount, network, IPC, UTS" if self.user_namespace else \
+                "pid, mount, network, IPC, UTS"
+            lines.append(f"namespaces ({kind}): a root of its own with only Python, its "
+                         f"packages and a {limits.work_bytes >> 20} MiB /tmp; no network")
+            lines.append("own uid" if self.own_uid else "no privileges (a nested user namespace)")
+            lines.append("system calls filtered (seccomp)" if self.seccomp else
+                         "no system call filter (no libseccomp binding installed)")
+        elif self.own_uid:
+            lines.append("own uid (no namespaces: files readable by anyone stay readable)")
+        else:
+            lines.append("no namespaces, no own uid: the process sees what the grader's user sees")
         lines.append(limits.describe(processes=self.own_uid))
-        lines.append("own session, scrubbed environment, temp folder")
+        lines.append("own session, scrubbed environment")
         return lines
 
 
 @dataclass
 class Spawn:
-    """The command to start, the function to run in the child first, and the cleanup after."""
+    """How to start one student's process: the command, the function to run in the child first
+    (where no jail applies), the policy for the jail, and the cleanup after."""
 
     argv: list[str]
-    preexec_fn: Callable[[], None]
+    preexec_fn: Callable[[], None] | None
     uid: int | None
-    jail: dict | None = None  # what jail.enter does, where namespaces apply
+    policy: dict | None = None  # what jail.enter does, where namespaces apply
     rlimits: dict = field(default_factory=dict)
+    folder: Path | None = None  # the host folder it works in, where no jail applies
 
     def kill_all(self) -> None:
         """After the process ended or was killed: whatever it left behind goes too. In a pid
         namespace the kernel has done it already (its first process ends only once every other
         has), so only a uid without one needs killing."""
-        if self.uid is not None and self.jail is None:
+        if self.uid is not None and self.policy is None:
             kill_uid(self.uid)
 
 
-def prepare(argv: list[str], workdir: Path, limits: Limits, layers: Layers,
-            extra_hidden: Iterable[str] = ()) -> Spawn:
-    """Wrap `argv` (to run in `workdir`) in `layers`, under `limits`."""
+def make_policy(limits: Limits, layers: Layers, uid: int | None,
+                hidden: Iterable[str] = ()) -> Policy:
+    return Policy(read_only=read_only_paths(), hidden=tuple(lesson_paths()) + tuple(hidden),
+                  work_bytes=limits.work_bytes, work_files=limits.work_files, uid=uid,
+                  nested_user=layers.user_namespace,
+                  rlimits=rlimits(limits, processes=uid is not None))
+
+
+def prepare(limits: Limits, layers: Layers, hidden: Iterable[str] = (),
+            folder: Path | None = None) -> Spawn:
+    """How to start a graded process under `limits`, in `layers`; `folder` is the host folder
+    it works in where no jail applies (made by the caller)."""
     uid = random.SystemRandom().randrange(1 << 20, 1 << 30) if layers.own_uid else None
-    if uid is not None:
-        os.chown(workdir, uid, uid)
-        os.chmod(workdir, 0o700)
+    if layers.namespaces:
+        policy = make_policy(limits, layers, uid, hidden)
+        return Spawn([sys.executable, "-I", str(JAIL)], None, uid, policy.to_json(),
+                     policy.rlimits)
+    limited = rlimits(limits, processes=uid is not None)
+    if uid is not None and folder is not None:
+        os.chown(folder, uid, uid)
+        os.chmod(folder, 0o700)
 
     def preexec() -> None:
-        apply_limits(limits, processes=uid is not None)
-        if uid is not None and not layers.namespaces:
-            drop_privileges(uid)
+        jail.set_rlimits(limited)
+        if uid is not None:
+            jail.drop_privileges(uid)
 
-    limited = rlimits(limits, processes=uid is not None)
-    if not layers.namespaces:
-        return Spawn(list(argv), preexec, uid, None, limited)
-    config = jail_config(argv, workdir, layers, uid, extra_hidden)
-    flags = ["--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--mount",
-             "--propagation", "private"]
-    if layers.user_namespace:
-        flags = ["--user", "--map-root-user", *flags]
-    wrapped = [shutil.which("unshare") or "unshare", *flags, "--", sys.executable, "-I", str(JAIL),
-               json.dumps(config)]
-    return Spawn(wrapped, preexec, uid, config, limited)
-
-
-def jail_config(argv: list[str], workdir: Path, layers: Layers, uid: int | None,
-                extra_hidden: Iterable[str] = ()) -> dict:
-    """What `jail.enter` does in a student's mount namespace: hide, keep, make fresh, become uid."""
-    # Listed again for each process: a course directory made since then is hidden too.
-    hidden = sorted(set(hidden_paths(layers.needed)) | {os.path.realpath(p) for p in extra_hidden
-                                                        if os.path.lexists(p)})
-    hidden = [p for p in hidden if not any(p.startswith(h + "/") for h in hidden)]
-    keep = sorted(set(layers.needed) | {str(workdir)})
-    keep = [p for p in keep if not any(p.startswith(k + "/") for k in keep)]
-    hidden = [p for p in hidden if p not in keep]  # e.g. the working directory, when the
-    # grader itself lies under /tmp and so /tmp is listed entry by entry
-    return {"workdir": str(workdir), "hide": hidden, "keep": keep, "fresh": _FRESH,
-            "uid": uid, "command": list(argv)}
+    return Spawn([sys.executable, "-I", str(RUNNER)], preexec, uid, None, limited, folder)
 
 
 _chosen: Layers | None = None
@@ -239,34 +181,62 @@ def choose_layers() -> Layers:
 def _candidates() -> list[Layers]:
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     out = []
-    if sys.platform.startswith("linux") and shutil.which("unshare") and \
-            os.environ.get("AUTOGRADER_NO_NAMESPACES") != "1":
-        needed = needed_paths()
-        hidden = hidden_paths(needed)
-        if root:
-            out.append(Layers(namespaces=True, own_uid=True, hidden=hidden, needed=needed))
-        out.append(Layers(namespaces=True, user_namespace=not root, hidden=hidden, needed=needed))
+    if sys.platform.startswith("linux") and os.environ.get("AUTOGRADER_NO_NAMESPACES") != "1":
+        seccomp = jail.syscall_filter(Policy(()).refused_syscalls) is not None
+        out.append(Layers(namespaces=True, user_namespace=not root, own_uid=root, seccomp=seccomp))
+        if seccomp:  # a filter that will not load here is no reason to lose the namespaces
+            out.append(Layers(namespaces=True, user_namespace=not root, own_uid=root))
     if root:
         out.append(Layers(own_uid=True))
     return out
 
 
+def probe(layers: Layers) -> bool:
+    """Start a process in `layers` as a graded one would start (the real jail), and check
+    from inside that Python and torch can be read and only the working folder takes writes."""
+    from .. import wire
+
+    limits = Limits()
+    with tempfile.TemporaryDirectory(prefix="autograder-probe-") as tmp:
+        spawn = prepare(limits, layers, folder=Path(tmp))
+        if spawn.policy is not None:
+            if not layers.seccomp:
+                spawn.policy["refused_syscalls"] = []
+            argv, inside = spawn.argv, wire.frame(b"\0" * wire.TOKEN_BYTES, wire.POLICY, {
+                "policy": spawn.policy, "channel_fd": 1, "probe": True})
+        else:
+            argv, inside = [sys.executable, "-I", "-c", (
+                "import importlib.util as u, os; open(u.find_spec('torch').origin).close(); "
+                "os.listdir('.'); open('probe', 'w').close()")], b""
+        try:
+            done = subprocess.run(argv, preexec_fn=spawn.preexec_fn, cwd=tmp, input=inside,
+                                  env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                                  capture_output=True, timeout=60)
+            ok = done.returncode == 0 and (spawn.policy is not None or (Path(tmp) / "probe").exists())
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        finally:
+            spawn.kill_all()
+    return ok
+
+
 def _try_layers() -> Layers:
-    probe = [sys.executable, "-I", "-c",
-             "import importlib.util as u, os; open(u.find_spec('torch').origin).close(); "
-             "os.listdir('.'); open('probe', 'w').close()"]
     for layers in _candidates():
-        with tempfile.TemporaryDirectory(prefix="autograder-probe-") as tmp:
-            spawn = prepare(probe, Path(tmp), Limits(), layers)
-            try:
-                done = subprocess.run(spawn.argv, preexec_fn=spawn.preexec_fn, cwd=tmp,
-                                      env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                                      stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
-                ok = done.returncode == 0 and (Path(tmp) / "probe").exists()
-            except (OSError, subprocess.SubprocessError):
-                ok = False
-            finally:
-                spawn.kill_all()
-        if ok:
+        if probe(layers):
             return layers
     return Layers()
+
+
+class IsolationMissing(RuntimeError):
+    """--require-isolation where namespaces do not apply; the message says why, in one line."""
+
+
+def require_isolation(layers: Layers | None = None) -> None:
+    """Raise `IsolationMissing` unless the namespaces' layers apply here."""
+    layers = layers or choose_layers()
+    if not layers.namespaces:
+        found = "; ".join(layers.names(Limits()))
+        raise IsolationMissing("--require-isolation: the sandbox's namespaces are not available "
+                               f"here (the layers that would apply: {found}); grade on Linux "
+                               "where unshare is allowed, or drop the option")
+

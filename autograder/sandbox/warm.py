@@ -41,13 +41,16 @@ class WarmProcess:
     def __init__(self, parent: Zygote, pid: int, stdout: BinaryIO, stderr: BinaryIO) -> None:
         self.parent, self.pid, self.stdout, self.stderr = parent, pid, stdout, stderr
         self.returncode: int | None = None
+        self.cpu = 0.0  # seconds of CPU it used, as its parent's wait4 counted them
 
     def wait(self) -> int:
         if self.returncode is None:
             reply = self.parent.receive()
-            status = reply.get("status") if isinstance(reply, dict) else None
+            reply = reply if isinstance(reply, dict) else {}
+            status, cpu = reply.get("status"), reply.get("cpu")
             # A parent that died or lied: the process is gone with it (it dies with its parent).
             self.returncode = os.waitstatus_to_exitcode(status) if isinstance(status, int) else -9
+            self.cpu = float(cpu) if isinstance(cpu, int | float) else 0.0
             release(self.parent)
         return self.returncode
 
@@ -110,7 +113,7 @@ def _mother_for(env: dict[str, str]) -> Mother:
     return _mother
 
 
-def prestart(env: dict[str, str]) -> None:
+def prestart(env: dict[str, str], layers: Layers | None = None) -> None:
     """Start the mother now, from the calling thread, which it lives as long as: while it
     imports, that thread can go on (a batch reads its first submissions)."""
     with _mother_lock:
@@ -138,14 +141,14 @@ class Zygote:
     def receive(self) -> dict | None:
         return _receive(self.sock)
 
-    def start(self, spawn: Spawn, workdir: Path, env: dict[str, str], job_fd: int,
+    def start(self, spawn: Spawn, env: dict[str, str], job_fd: int,
               channel_fd: int) -> WarmProcess:
-        """Fork a child that enters `spawn`'s sandbox in `workdir`, then runs the runner there,
-        its standard input `job_fd`, its channel `channel_fd`."""
+        """Fork a child that enters `spawn`'s sandbox, then runs the runner there, its standard
+        input `job_fd`, its channel `channel_fd`."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        request = {"workdir": str(workdir), "env": env, "rlimits": spawn.rlimits,
-                   "jail": spawn.jail, "uid": spawn.uid}
+        request = {"env": env, "policy": spawn.policy, "rlimits": spawn.rlimits,
+                   "uid": spawn.uid, "folder": str(spawn.folder) if spawn.folder else None}
         try:
             socket.send_fds(self.sock, [json.dumps(request).encode()],
                             [out_w, err_w, job_fd, channel_fd])
@@ -168,8 +171,7 @@ _idle: list[Zygote] = []
 _lock = threading.Lock()
 
 
-def start(spawn: Spawn, workdir: Path, env: dict[str, str], job_fd: int,
-          channel_fd: int) -> WarmProcess:
+def start(spawn: Spawn, env: dict[str, str], job_fd: int, channel_fd: int) -> WarmProcess:
     """Start a student's process from an idle warm parent (a new one if none is idle); the
     parent is busy until the process's `wait()` returns. Raises OSError if none can start it."""
     zygote = None
@@ -181,7 +183,7 @@ def start(spawn: Spawn, workdir: Path, env: dict[str, str], job_fd: int,
                 zygote = None
     if zygote is None:
         zygote = Zygote(env)
-    return zygote.start(spawn, workdir, env, job_fd, channel_fd)
+    return zygote.start(spawn, env, job_fd, channel_fd)
 
 
 def release(zygote: Zygote) -> None:

@@ -4,10 +4,10 @@ Started by the trusted side (`warm.py`) as `python -I zygote.py FD MODULES`: FD 
 MODULES (JSON) what to import. This first process, the mother, imports them, then only forks
 warm parents: one per socket it is sent, each sharing the mother's memory until it writes. A warm
 parent serves its socket: for each request, it forks a child, the first process of a new pid
-namespace, that does what `unshare` and `jail.py` do for a cold start (its own session, limits,
-network and mount namespaces, hidden paths, its own uid), then runs `runner.main`. Neither ever
-runs student code itself, and a child closes the sockets before it does. Imports only the
-standard library, torch, its sibling `jail.py` and the untrusted runner.
+namespace, that enters the jail through the same function as a cold start (`jail.enter`: the
+other namespaces, its own root, its uid, limits, the system call filter), then runs the
+runner. Neither ever runs student code itself, and a child closes the sockets before it does.
+Imports only the standard library, torch, its sibling `jail.py` and the untrusted runner.
 
 The mother answers each socket with {"pid": P}. A warm parent serves one request at a time: the
 trusted side sends a JSON request with four descriptors (the child's stdout and stderr, its
@@ -36,8 +36,7 @@ import jail  # noqa: E402
 
 from autograder.untrusted import runner  # noqa: E402
 
-CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
-MS_PRIVATE = 1 << 18
+CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG = 1
 
 
@@ -47,6 +46,10 @@ def preload(modules: list[str]) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - not installed here: the child imports it, or fails
             pass
+    # The system call filter, built once here (libseccomp compiles it), loaded by each child.
+    from autograder.sandbox.policy import REFUSED_SYSCALLS
+
+    jail.syscall_filter(REFUSED_SYSCALLS)
 
 
 #: glibc's mallopt parameters: memory freed below 64 MiB is kept for the next allocation instead
@@ -73,18 +76,10 @@ def new_pid_namespace_for_children(own: int) -> None:
     jail._check(jail._libc.unshare(CLONE_NEWPID), "unshare")
 
 
-def enter_namespaces(config: dict) -> None:
-    """As `unshare --pid --fork --kill-child --mount-proc --net --mount` then `jail.py`, in the
-    first process of a new pid namespace (its parent made it one): when it ends, the kernel kills
-    every other process in that namespace."""
-    jail._check(jail._libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
-    jail.mount("none", "/", None, jail.MS_REC | MS_PRIVATE)
-    jail.mount("proc", "/proc", "proc", jail.MS_NOSUID | jail.MS_NODEV | jail.MS_NOEXEC)
-    jail.enter(config)
-
-
 def child(request: dict, fds: list[int], failed: OSError | None = None) -> None:
-    """The student's process, before its code: never returns."""
+    """The student's process, before its code: never returns. It enters the jail as a cold start
+    does (`jail.enter`, the same function), then empties the request, which its caller's frame
+    also holds: nothing of the policy is left for the student's code to find."""
     try:
         die_with_parent()  # the parent dies with the grader's thread: none of this outlives it
         if failed is not None:  # the parent could not make its pid namespace
@@ -96,27 +91,29 @@ def child(request: dict, fds: list[int], failed: OSError | None = None) -> None:
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # out of the way of 0 to 3
         for fd in fds:
             os.close(fd)
-        out, err, job, channel = high
-        for fd, to in ((job, 0), (out, 1), (err, 2), (channel, 3)):
+        for fd, to in zip(high, (1, 2, 0, 3), strict=True):  # out, err, job, channel
             os.dup2(fd, to)
             os.close(fd)
         os.environ.clear()
         os.environ.update(request["env"])
-        jail.set_rlimits(request["rlimits"])
         keep_freed_memory()
-        if request.get("jail") is not None:
-            enter_namespaces(request["jail"])
-        else:
+        if request.get("policy") is not None:
+            jail.enter(request["policy"])
+        else:  # no namespaces here: limits and a uid of its own at most, in a host folder
+            jail.set_rlimits(request["rlimits"])
             if request.get("uid") is not None:
                 jail.drop_privileges(request["uid"])
-            os.chdir(request["workdir"])
-        runner.main(0, 3)
+            os.chdir(request["folder"])
+        request.clear()
+        fds.clear()
     except BaseException as exc:  # noqa: BLE001 - nothing of the parent's may run on in a child
         try:
             os.write(2, f"autograder: the sandbox could not start: {exc}\n".encode())
         except OSError:
             pass
-    os._exit(70)
+        os._exit(70)
+    runner.main(0, 3)
+    os._exit(0)
 
 
 def serve(sock: socket.socket) -> None:
@@ -130,8 +127,9 @@ def serve(sock: socket.socket) -> None:
         if not message:
             return
         request = json.loads(message)
+        message = None
         failed = None
-        if request.get("jail") is not None:  # its child starts in a pid namespace of its own
+        if request.get("policy") is not None:  # its child starts in a pid namespace of its own
             try:
                 if own_pid_namespace is None:
                     own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY)
@@ -150,9 +148,11 @@ def serve(sock: socket.socket) -> None:
             pass
         for received in fds:
             os.close(received)
+        request = None
         sock.sendall(json.dumps({"pid": pid}).encode())
-        _, status = os.waitpid(pid, 0)
-        sock.sendall(json.dumps({"status": status}).encode())
+        _, status, usage = os.wait4(pid, 0)
+        sock.sendall(json.dumps({"status": status,
+                                 "cpu": usage.ru_utime + usage.ru_stime}).encode())
 
 
 def main(fd: int, modules: list[str]) -> None:

@@ -1,0 +1,112 @@
+"""What a student's process sees and may do: the one list (trusted side, standard library only).
+
+`jail.enter` applies a `Policy`, in the same order for a process started cold (`python -I
+jail.py`) and one forked from a warm parent (`zygote.py`). Read top to bottom, this is the
+whole sandbox where namespaces apply:
+
+1. **Namespaces**: its own pid namespace (it is process 1: when it ends, every process it
+   started ends with it), mount, network (no network at all), IPC (no System V segment or
+   message queue outlives it, or is seen by another) and UTS (its own host name); as an ordinary
+   user, inside a user namespace of the grader's, in which it ends up with no privilege at all.
+2. **A root of its own**, built from nothing (a tmpfs): the system's directories, Python and its
+   packages, this package, all read-only; `hidden` paths inside those left empty; a few devices
+   (`/dev/null`, ...); a new `/proc` (it sees only its own processes); and one writable place,
+   `/tmp`, a tmpfs of `work_bytes` and `work_files` owned by the student's uid, gone with the
+   process. Nothing else of the machine is there: not the course, not another student's folder,
+   not the host's `/tmp`, not a folder made after the grader started.
+3. **No privilege**: a uid of its own where the grader is root; else the nobody of a nested user
+   namespace. No new privileges, ever (`PR_SET_NO_NEW_PRIVS`).
+4. **Limits**: address space, CPU time, file size, processes (`rlimits`).
+5. **System calls** (seccomp, where a libseccomp binding is installed): the ones that reach
+   beyond the process (`ptrace`, `process_vm_*`, namespaces, mounts, `bpf`, keyrings, kernel
+   modules, `io_uring`, ...) fail with EPERM.
+6. It dies with its parent; its session is its own; its environment is `spec`'s short list.
+
+Where namespaces are refused, the layers that still apply are named in the report
+(`Layers.names`), and `--require-isolation` refuses to grade.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+#: Where the student's process works, inside its root: the only place it may write.
+WORK = "/tmp"
+#: The system's directories that a Python, torch and the lesson's libraries read.
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+DEVICES = ("null", "zero", "full", "random", "urandom")
+#: A GPU's device files, bound where the machine has them (the student's process uses the GPU).
+GPU_DEVICES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset") + tuple(
+    f"nvidia{i}" for i in range(16))
+
+#: System calls that reach beyond the process, refused with EPERM (`clone` only with a
+#: namespace flag; `clone3`, whose flags a filter cannot read, with ENOSYS so that the C library
+#: falls back to `clone`).
+REFUSED_SYSCALLS = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+    "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsmount",
+    "fspick", "fsconfig", "mount_setattr", "unshare", "setns",
+    "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "keyctl", "add_key", "request_key",
+    "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
+    "reboot", "swapon", "swapoff", "acct", "quotactl", "syslog", "vhangup", "iopl", "ioperm",
+    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "sethostname",
+    "setdomainname", "open_by_handle_at", "name_to_handle_at", "lookup_dcookie",
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One student's process, as `jail.enter` makes it (see the module's doc)."""
+
+    read_only: tuple[str, ...]  # bound read-only at the same path
+    hidden: tuple[str, ...] = ()  # inside those, left empty
+    devices: tuple[str, ...] = DEVICES
+    work_bytes: int = 64 << 20
+    work_files: int = 4096
+    shm_bytes: int = 16 << 20
+    uid: int | None = None  # a uid of its own (the grader is root)
+    nested_user: bool = False  # else: the nobody of a nested user namespace
+    rlimits: dict = field(default_factory=dict)
+    refused_syscalls: tuple[str, ...] = REFUSED_SYSCALLS
+    hostname: str = "autograder"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def needed_paths() -> list[str]:
+    """What the graded process reads besides the system: the interpreter, its packages, this
+    package (its runner and wire), by their real paths, outermost first."""
+    package = Path(__file__).resolve().parents[1]
+    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.realpath(sys.executable)), str(package)}
+    found.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    # What a .pth file adds (a venv that borrows another's packages): package folders only,
+    # never a checkout's root, which holds the reference solutions.
+    found.update(p for p in sys.path if p and os.path.basename(os.path.normpath(p)) in (
+        "site-packages", "dist-packages"))
+    real = sorted({os.path.realpath(p) for p in found if p and os.path.exists(p)})
+    return [p for p in real if not any(p.startswith(q + "/") for q in real if q != p)]
+
+
+def read_only_paths() -> tuple[str, ...]:
+    """The system's directories that exist here, then what Python needs."""
+    system = [p for p in SYSTEM if os.path.exists(p)]
+    rest = [p for p in needed_paths() if not any(p == s or p.startswith(s + "/") for s in system)]
+    gpu = [f"/dev/{d}" for d in GPU_DEVICES if os.path.exists(f"/dev/{d}")]
+    if gpu:  # CUDA reads the PCI devices' descriptions too
+        rest += ["/sys"] + gpu
+    return tuple(system + rest)
+
+
+def lesson_paths() -> tuple[str, ...]:
+    """What must stay out of reach inside the bound paths: the reference solutions and the
+    lessons' sources, where this install keeps them inside a bound folder (a checkout's
+    `solutions/` and `assignments/` sit beside the package, which is bound alone)."""
+    package = Path(__file__).resolve().parents[1]
+    return tuple(str(p) for p in (package / "lessons",) if p.exists())
