@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
+
+# The inner loop: in-process and unit tests, under a minute.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m "not sandbox and not slow and not cuda"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check autograder tests solutions benchmarks

@@ -46,6 +46,7 @@ class Cell:
     statements: list[Statement] = field(default_factory=list)
     magics: list[tuple[int, str]] = field(default_factory=list)  # (line, the magic's first word)
     name: str = ""
+    too_long: bool = False  # longer than `limit`: not read at all
 
 
 def magic_lines(source: str) -> list[tuple[int, str]]:
@@ -80,27 +81,80 @@ def _open_string(text: str) -> bool:
     return False
 
 
-def read_cell(index: int, source: str, *, magics: bool = True, name: str = "") -> Cell:
+def read_cell(index: int, source: str, *, magics: bool = True, name: str = "",
+              limit: int | None = None) -> Cell:
     """Parse a cell. With `magics`, lines IPython would run as magics are read as comments (the
-    lesson's own cells: `%matplotlib inline`); either way they are listed in `Cell.magics`."""
+    lesson's own cells: `%matplotlib inline`); either way they are listed in `Cell.magics`. A
+    cell longer than `limit` characters is not read (`Cell.too_long`)."""
+    if limit is not None and len(source) > limit:
+        return Cell(index, source, None, name=name or f"cell {index}", too_long=True)
     found = magic_lines(source)
     text = MAGIC.sub(r"\1# \2", source) if magics else source
     name = name or f"cell {index}"
     try:
         tree = ast.parse(text)
+        table = symtable.symtable(text, "<cell>", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return Cell(index, source, None, magics=found, name=name)
-    return Cell(index, source, tree, _statements(index, tree), found, name)
+    return Cell(index, source, tree, _statements(index, tree, table), found, name)
 
 
-def _statements(index: int, tree: ast.Module) -> list[Statement]:
-    out = []
+def _statements(index: int, tree: ast.Module, table: symtable.SymbolTable) -> list[Statement]:
+    """The cell's top-level statements, each with the names it binds and reads at module level,
+    and those that the functions, classes and comprehensions it makes read or bind as globals
+    (one symbol table for the cell: a cell of many statements costs one pass)."""
+    spans = []
     for node in tree.body:
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-        defines, uses = scopes(node)
-        out.append(Statement(index, node, frozenset(defines), frozenset(uses), first,
-                             getattr(node, "end_lineno", node.lineno), frozenset(changed(node))))
+        spans.append((first, getattr(node, "end_lineno", node.lineno), node))
+    inner: dict[int, tuple[set[str], set[str]]] = {}
+    for child in table.get_children():
+        line = child.get_lineno()
+        at = next((i for i, (first, last, _) in enumerate(spans) if first <= line <= last), None)
+        if at is not None:
+            reads, writes = _globals_in(child)
+            have = inner.setdefault(at, (set(), set()))
+            have[0].update(reads)
+            have[1].update(writes)
+    out = []
+    for i, (first, last, node) in enumerate(spans):
+        defines, uses = module_names(node)
+        reads, writes = inner.get(i, (set(), set()))
+        out.append(Statement(index, node, frozenset(defines | writes), frozenset(uses | reads),
+                             first, last, frozenset(changed(node))))
     return out
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp,
+           ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def module_names(node: ast.stmt) -> tuple[set[str], set[str]]:
+    """(names `node` binds, names it reads) in the module's own scope: what runs inside a
+    function, class or comprehension it makes is counted from the symbol table instead."""
+    defines, uses = set(), set()
+    stack: list[ast.AST] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, _SCOPES):
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defines.add(n.name)
+                stack.extend(n.decorator_list)
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                stack.extend([*n.args.defaults, *(d for d in n.args.kw_defaults if d)])
+            elif isinstance(n, ast.ClassDef):
+                stack.extend([*n.bases, *n.keywords])
+            else:  # a comprehension: its first iterable is read here
+                stack.append(n.generators[0].iter)
+            continue
+        if isinstance(n, ast.Name):
+            (uses if isinstance(n.ctx, ast.Load) else defines).add(n.id)
+        elif isinstance(n, ast.Import | ast.ImportFrom):
+            for alias in n.names:
+                if alias.name != "*":
+                    defines.add(alias.asname or alias.name.split(".")[0])
+        stack.extend(ast.iter_child_nodes(n))
+    return defines, uses
 
 
 def _root(node: ast.expr) -> str | None:
@@ -123,26 +177,6 @@ def changed(node: ast.AST) -> set[str]:
             found.add(_root(sub.value))
     found.discard(None)
     return found
-
-
-def scopes(node: ast.stmt) -> tuple[set[str], set[str]]:
-    """(the module-level names `node` binds, the module-level names it reads), as Python scopes
-    them: a name read inside a function counts where it is global there."""
-    try:
-        table = symtable.symtable(ast.unparse(node), "<statement>", "exec")
-    except (SyntaxError, ValueError, RecursionError):
-        return set(), set()
-    defines, uses = set(), set()
-    for sym in table.get_symbols():
-        if sym.is_assigned() or sym.is_imported() or sym.is_namespace():
-            defines.add(sym.get_name())
-        if sym.is_referenced():
-            uses.add(sym.get_name())
-    for child in table.get_children():
-        reads, writes = _globals_in(child)
-        uses |= reads
-        defines |= writes  # `global x; x = ...` in a function binds a module-level x
-    return defines, uses
 
 
 def _globals_in(table: symtable.SymbolTable) -> tuple[set[str], set[str]]:

@@ -62,12 +62,14 @@ def source_notebook() -> dict | None:
     return notebook.read_notebook(path) if path is not None else None
 
 
-def check_notebook(path: str | Path, *, seed: int | None = None, device: str = "all") -> Report:
+def check_notebook(path: str | Path, *, seed: int | None = None, device: str = "all",
+                   warm: bool = False) -> Report:
     """Grade one notebook file. Raises `NotebookError` (one line) when it cannot be graded,
-    `DeviceUnavailable` when `device="cuda"` and the student's process finds no GPU."""
+    `DeviceUnavailable` when `device="cuda"` and the student's process finds no GPU. `warm`
+    forks the student's process from a warm parent (a process that checks many notebooks)."""
     nb = notebook.read_notebook(path)
     return grade_notebook(nb, points=trusted_points(nb), seed=seed, solutions=solutions_path(),
-                          device=device, source=source_notebook())
+                          device=device, source=source_notebook(), warm=warm)
 
 
 def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = None,

@@ -65,7 +65,8 @@ def build(nb: dict, source: dict | None, entries: dict[str, str]) -> Program:
     answers: dict[str, reading.Cell] = {}
     for target, (index, text) in mine.items():
         at = positions.get(target, last + 1 + index)
-        answers[target] = reading.read_cell(at, text, magics=False, name=f"the {target} cell")
+        answers[target] = reading.read_cell(at, text, magics=False, name=f"the {target} cell",
+                                            limit=rules.MAX_ANSWER_BYTES)
     lesson = [reading.read_cell(i, text, name=label.format(i)) for i, text in given]
     findings = rules.judge(answers, lesson, {t: entries[t] for t in answers},
                            trusted_given=source is not None)

@@ -327,8 +327,16 @@ def scan(tree: ast.AST, modules: dict[str, str] | None = None) -> list[Finding]:
     return sorted(visitor.found.values(), key=lambda f: (f.line, f.what))
 
 
+#: An answer longer than this is not read (nor run): reading is linear, but an answer of
+#: megabytes would still cost the grader seconds for a lesson's few lines.
+MAX_ANSWER_BYTES = 64 << 10
+
+
 def scan_cell(cell: reading.Cell, modules: dict[str, str] | None = None) -> list[Finding]:
     """Findings in an answer cell, its magics and shell escapes included."""
+    if cell.too_long:
+        return [Finding(HIDDEN, f"an answer longer than {MAX_ANSWER_BYTES >> 10} KB, more than "
+                                "the grader reads", 1)]
     found = [Finding(HIDDEN, f"a shell escape ({word})" if word.startswith("!") else
                      f"a magic ({word})", line) for line, word in cell.magics]
     if cell.tree is not None:

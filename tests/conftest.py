@@ -16,6 +16,21 @@ from autograder.course.release import release
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "assignments" / "backward" / "backward.ipynb"
 
+#: Tests in tiers. `make test-fast` runs what is in process and quick (-m "not sandbox and not
+#: slow"); `make test` runs everything. A test is `sandbox` when it starts graded processes or
+#: the CLI: by its module (below), by a fixture that releases a course, or by its own mark.
+SANDBOX_MODULES = {"test_attacks", "test_check", "test_fuzz", "test_grades", "test_jail",
+                   "test_sandbox", "test_warm", "test_ordinary_user", "test_course",
+                   "test_scale", "test_steps"}
+SANDBOX_FIXTURES = {"released", "released_path", "make_notebook", "honest_alone", "graded"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in SANDBOX_MODULES or SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.sandbox)
+
 
 @pytest.fixture(scope="session")
 def released_path(tmp_path_factory) -> Path:
@@ -49,9 +64,22 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def check_json(path: Path) -> tuple[int, dict]:
+    """`autograder check --json` as a user runs it: (exit code, the report)."""
     done = run_cli("check", str(path), "--json")
     assert done.returncode in (0, 1), done.stderr
     return done.returncode, json.loads(done.stdout)
+
+
+def check_report(path: Path, seed: int | None = None) -> tuple[int, dict]:
+    """What `check_json` gives, from the same engine in this process, the student's process
+    forked from a warm parent (tests/test_warm.py: a warm start's report is a cold one's, check
+    by check): a fraction of a second, where the command costs a Python and torch each time.
+    The command's own behaviour (exit codes, one JSON object, the table) is tested with
+    `check_json` and `run_cli`."""
+    from autograder.engine import check_notebook
+
+    report = check_notebook(path, seed=seed, warm=True)
+    return (0 if report.passed else 1), json.loads(report.to_json())
 
 
 def target_points(report: dict) -> dict[str, float]:

@@ -9,7 +9,7 @@ import pytest
 from autograder.course import samples
 from autograder.spec import TARGETS
 
-from .conftest import SOURCE, check_json, run_cli, target_mistakes, target_points
+from .conftest import SOURCE, check_json, check_report, run_cli, target_mistakes, target_points
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 
@@ -126,7 +126,7 @@ CORRECT_VARIANTS = {
 
 @pytest.mark.parametrize("style", sorted(CORRECT_VARIANTS))
 def test_correct_solutions_written_differently_get_full_marks(make_notebook, style):
-    code, report = check_json(make_notebook(CORRECT_VARIANTS[style]))
+    code, report = check_report(make_notebook(CORRECT_VARIANTS[style]))
     assert target_points(report) == FULL, [c for c in report["checks"] if not c["passed"]]
     assert code == 0
     assert not any(c["mistakes"] for c in report["checks"])
@@ -144,7 +144,7 @@ def test_a_print_inside_a_stub_does_not_break_json(make_notebook):
 
 
 def test_a_broken_cell_is_named_and_costs_only_its_target(make_notebook):
-    code, report = check_json(make_notebook({"relu_grad": "def relu_grad(inp, out)\n    pass\n"}))
+    code, report = check_report(make_notebook({"relu_grad": "def relu_grad(inp, out)\n    pass\n"}))
     points = target_points(report)
     assert points["relu_grad"] == 0.0 and points["mse_grad"] == 2.0
     messages = [c["message"] for c in report["checks"] if c["target"] == "relu_grad"]

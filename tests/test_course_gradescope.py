@@ -58,6 +58,7 @@ def run_autograder_entry(submission: Path, out: Path) -> dict:
     return data
 
 
+@pytest.mark.sandbox
 def test_run_autograder_on_a_broken_upload(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "backward.ipynb").write_text("{oops")

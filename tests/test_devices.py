@@ -179,6 +179,7 @@ def test_code_that_only_runs_on_a_cpu_fails_gpu_readiness(body, code):
     assert all(not v.passed for v in verdicts) and all(code in v.mistakes for v in verdicts)
 
 
+@pytest.mark.sandbox
 def test_gpu_readiness_imports_nothing_on_first_use():
     # torch's meta kernels and FakeTensorMode import torch._dynamo and sympy on first use
     # (seconds, in every cold process and every kernel's first self-check): the stand-in runs
@@ -235,6 +236,7 @@ def test_a_crashed_target_does_not_read_as_a_failure_on_a_gpu_that_is_not_there(
 
 # --- whole notebooks, as the grader sees them -------------------------------------------------
 
+@pytest.mark.sandbox
 def test_the_solution_notebook_passes_gpu_readiness_and_says_which_devices_ran():
     report = check_notebook(SOURCE, seed=11)
     assert report.score == report.max_score == 10.0
@@ -244,6 +246,7 @@ def test_the_solution_notebook_passes_gpu_readiness_and_says_which_devices_ran()
     assert line and f"GPU-readiness: passed ({report.devices['gpu-ready-backend']})" in line[0]
 
 
+@pytest.mark.sandbox
 def test_the_trusted_side_never_touches_cuda(monkeypatch):
     # A later design forks the grader from a warm parent: CUDA there would poison every child.
     def refuse(*args, **kwargs):
@@ -257,9 +260,9 @@ def test_the_trusted_side_never_touches_cuda(monkeypatch):
 
 @needs_nbgrader
 def test_a_cpu_only_lin_grad_loses_its_device_points_only(make_notebook):
-    from .conftest import check_json, target_mistakes, target_points
+    from .conftest import check_report, target_mistakes, target_points
 
-    code, report = check_json(make_notebook({"lin_grad": CPU_ONLY_LIN_GRAD}))
+    code, report = check_report(make_notebook({"lin_grad": CPU_ONLY_LIN_GRAD}))
     assert code == 1
     failing = [c for c in report["checks"] if not c["passed"]]
     assert [c["id"] for c in failing] == ["lin_grad/gpu-ready"]
@@ -271,6 +274,7 @@ def test_a_cpu_only_lin_grad_loses_its_device_points_only(make_notebook):
     assert any("GPU-readiness: failed" in n for n in report["notes"])
 
 
+@pytest.mark.sandbox
 @needs_cli
 def test_device_cpu_never_asks_for_a_gpu_and_scores_the_same():
     done = check_cli(str(SOURCE), "--json", "--device", "cpu", "--seed", "3")
@@ -281,12 +285,14 @@ def test_device_cpu_never_asks_for_a_gpu_and_scores_the_same():
     assert report["devices"]["gpu-ready"] == "passed"
 
 
+@pytest.mark.sandbox
 @needs_cli
 def test_an_unknown_device_is_one_line_and_exit_2():
     done = check_cli(str(SOURCE), "--device", "tpu")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.sandbox
 @needs_cli
 @pytest.mark.skipif(HAS_CUDA, reason="this machine has a GPU")
 def test_device_cuda_without_a_gpu_is_unusable_with_one_line():

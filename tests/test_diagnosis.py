@@ -22,7 +22,7 @@ from autograder.plan import PlannedCall
 from autograder.selfcheck import SelfCheckFailed, self_check
 from autograder.spec import Case
 
-from .conftest import check_json, target_mistakes, target_points
+from .conftest import check_report, target_mistakes, target_points
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 
@@ -185,7 +185,7 @@ def test_every_public_code_is_covered_and_there_are_enough_distinct_mistakes():
 @pytest.mark.parametrize("mistakes", NOTEBOOKS,
                          ids=[" + ".join(m.label for m in nb) for nb in NOTEBOOKS])
 def test_a_mistake_is_named_and_costs_its_own_target_only(make_notebook, mistakes):
-    code, report = check_json(make_notebook({m.target: m.source for m in mistakes}))
+    code, report = check_report(make_notebook({m.target: m.source for m in mistakes}))
     assert code == 1
     points = target_points(report)
     for target in spec.TARGETS:
@@ -208,7 +208,7 @@ def test_a_mistake_is_named_and_costs_its_own_target_only(make_notebook, mistake
 def test_autograd_inside_the_stub_loses_the_whole_target_even_with_right_values(
         make_notebook, tmp_path, capsys):
     (autograd,) = [m for m in MISTAKES if m.label == "mse: autograd"]
-    code, report = check_json(make_notebook({"mse_grad": autograd.source}))
+    code, report = check_report(make_notebook({"mse_grad": autograd.source}))
     assert code == 1
     assert target_points(report) == {**FULL, "mse_grad": 0.0}
     assert target_mistakes(report, "mse_grad") == set(autograd.codes)

@@ -40,9 +40,10 @@ FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def check(path: Path) -> None:
-    """Run `autograder check --json` in this process; assert the contract's outcomes."""
-    result = CliRunner().invoke(app, ["check", str(path), "--json"])
+def check(path: Path) -> int:
+    """Run `autograder check --json` in this process (its students' processes from warm
+    parents: many checks in one process); assert the contract's outcomes; return the exit code."""
+    result = CliRunner().invoke(app, ["check", str(path), "--json"], env={"AUTOGRADER_WARM": "1"})
     assert result.exception is None or isinstance(result.exception, SystemExit), \
         repr(result.exception)
     assert result.exit_code in (0, 1, 2), result.output[-2000:]
@@ -51,6 +52,8 @@ def check(path: Path) -> None:
         assert isinstance(report["score"], float) and report["max_score"] >= report["score"]
     else:
         assert "Traceback" not in result.output
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line says why
+    return result.exit_code
 
 
 JSON = st.recursive(
@@ -125,4 +128,4 @@ def test_huge_cells_never_crash_check(tmp_path, index):
 
 def test_the_source_notebook_checks_in_process():
     """The fuzz tests' harness works: a good notebook passes through it with exit 0."""
-    check(SOURCE)
+    assert check(SOURCE) == 0

@@ -21,10 +21,7 @@ from autograder.sandbox.limits import choose_layers
 from .test_attacks import RIGHT_MSE, SOLUTIONS
 
 LAYERS = choose_layers()
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not warm.supported(LAYERS), reason="no warm workers on this platform"),
-]
+pytestmark = pytest.mark.skipif(not warm.supported(LAYERS), reason="no warm workers on this platform")
 
 ENDLESS = ("def mse_grad(inp, targ):\n"
            "    import signal\n"
@@ -128,10 +125,18 @@ def test_warm_parents_are_forks_of_one_process_that_imported_torch(released_nb):
     with ThreadPoolExecutor(2) as pool:  # two at once: two warm parents
         reports = list(pool.map(lambda seed: engine.grade_notebook(
             nb, points=engine.trusted_points(nb), seed=seed, warm=True), [1, 2]))
-        parents = [z.pid for z in warm._idle]
-        assert len(parents) == 2 and all(z.alive() for z in warm._idle)
+        assert len(warm._idle) == 2 and all(z.alive() for z in warm._idle)
         mother = warm._mother.proc.pid
-        for pid in parents:
-            status = Path(f"/proc/{pid}/status").read_text()
-            assert f"PPid:\t{mother}\n" in status
+        if LAYERS.user_namespace:  # the mother is the child of the process that made its namespaces
+            (mother,) = children(mother)
+        assert len(children(mother)) == 2  # the two warm parents, forks of the mother
+        assert "torch" in Path(f"/proc/{mother}/maps").read_text()  # which imported torch
     assert all(r.score == r.max_score for r in reports)
+
+
+def children(pid: int) -> list[int]:
+    """The live children of `pid`, by their pids here."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return [c for c in found if Path(f"/proc/{c}/status").read_text().find("State:\tZ") < 0]

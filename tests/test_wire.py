@@ -124,6 +124,7 @@ def run_python(code: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.sandbox  # fresh Pythons
 def test_the_graded_process_imports_only_the_wire_and_its_own_modules():
     code = ("import sys\n"
             "for name in ('nbgrader', 'nbformat', 'typer', 'rich', 'IPython', 'sklearn'):\n"
@@ -135,6 +136,7 @@ def test_the_graded_process_imports_only_the_wire_and_its_own_modules():
                                     "autograder.untrusted.stand_in", "autograder.wire"])
 
 
+@pytest.mark.sandbox
 def test_the_reference_is_computed_without_the_untrusted_harness():
     code = ("import sys\n"
             "sys.modules['autograder.untrusted'] = None  # any import of it fails\n"

@@ -63,10 +63,10 @@ class UntrustedRun:
 class Budget:
     """What one submission may use, all its processes together."""
 
-    wall: float = spec.SUBMISSION_TIMEOUT  # seconds, from the first start
-    cpu: float = spec.SUBMISSION_CPU  # seconds
-    restarts: int = spec.MAX_RESTARTS
-    output: int = spec.MAX_OUTPUT  # bytes kept, per stream
+    wall: float = field(default_factory=lambda: spec.SUBMISSION_TIMEOUT)  # seconds, from the start
+    cpu: float = field(default_factory=lambda: spec.SUBMISSION_CPU)  # seconds
+    restarts: int = field(default_factory=lambda: spec.MAX_RESTARTS)
+    output: int = field(default_factory=lambda: spec.MAX_OUTPUT)  # bytes kept, per stream
 
 
 class _Output:
@@ -193,6 +193,11 @@ def _start(spawn: Spawn, env: dict, job_fd: int, channel_fd: int, warm: bool):
 
 
 def _kill_group(proc) -> None:
+    """SIGKILL the process and what it started: a cold one's group (its first process's pid
+    namespace goes with it), a warm one through its pidfd (`WarmProcess.kill`)."""
+    if hasattr(proc, "kill"):
+        proc.kill()
+        return
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -283,6 +288,7 @@ class _Ended:
     step: dict  # where it said it was last
     tail: str  # how its standard error ended
     budget_hit: bool = False  # it was stopped because the submission's wall-clock budget ran out
+    warm: bool = False  # it was forked from a warm parent
 
 
 def _attempt(cells: list[dict], skip: set[int], device: str, limits: Limits, layers: Layers,
@@ -371,7 +377,8 @@ def _attempt(cells: list[dict], skip: set[int], device: str, limits: Limits, lay
         sender.then(b"")  # the sender ends, if it still waited for the work
         sender.join(timeout=5)
         return _Ended(proc.returncode, proc.cpu, timed_out, limit, step,
-                      captures[1].tail.decode("utf-8", "replace"), budget_hit)
+                      captures[1].tail.decode("utf-8", "replace"), budget_hit,
+                      not isinstance(proc, _Cold))
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -416,6 +423,10 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
         ended = _attempt(cells, skip, device, tried, layers, hide, warm, token, reader, outputs,
                          run, drawn, began + budget.wall, cells_timeout, target_timeout)
         cpu_used += ended.cpu
+        start = ("warm start (forked from a process that imported torch once)" if ended.warm
+                 else "cold start")
+        if start not in run.sandbox:
+            run.sandbox.append(start)
         remaining = [t for t in drawn.targets if t["name"] not in run.targets]
         if not remaining:
             break

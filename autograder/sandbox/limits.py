@@ -41,13 +41,14 @@ RUNNER = Path(__file__).resolve().parents[1] / "untrusted" / "runner.py"
 class Limits:
     """Per student process; the defaults live in `autograder/spec.py`."""
 
-    memory: int = spec.MEMORY_LIMIT  # bytes of address space
-    cpu_seconds: int = spec.CPU_TIME_LIMIT
-    file_size: int = spec.FILE_SIZE_LIMIT  # bytes, per file written
-    processes: int = spec.PROCESS_LIMIT  # processes and threads, where a uid of its own counts them
+    # Each read from `spec` when a Limits is made (a test may set spec's for itself).
+    memory: int = field(default_factory=lambda: spec.MEMORY_LIMIT)  # bytes of address space
+    cpu_seconds: int = field(default_factory=lambda: spec.CPU_TIME_LIMIT)
+    file_size: int = field(default_factory=lambda: spec.FILE_SIZE_LIMIT)  # bytes, per file
+    processes: int = field(default_factory=lambda: spec.PROCESS_LIMIT)  # with a uid of its own
     address_space: bool = True  # False on a GPU: CUDA maps far more address space than it uses
-    work_bytes: int = spec.WORK_BYTES  # its /tmp, where namespaces apply
-    work_files: int = spec.WORK_FILES
+    work_bytes: int = field(default_factory=lambda: spec.WORK_BYTES)  # its /tmp, with namespaces
+    work_files: int = field(default_factory=lambda: spec.WORK_FILES)
 
     def memory_text(self) -> str:
         return f"{self.memory / (1 << 30):.3g} GiB" if self.memory >= 1 << 30 else \

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -29,19 +30,35 @@ ZYGOTE = Path(__file__).with_name("zygote.py")
 
 
 def supported(layers: Layers) -> bool:
-    """Linux with fork and descriptor passing; namespaces only where the grader is root (a child
-    cannot make a user namespace of its own from a warm parent: those fall back to cold starts)."""
-    return (sys.platform.startswith("linux") and hasattr(socket, "send_fds")
-            and not layers.user_namespace)
+    """Linux with fork and descriptor passing (as root or not: for an ordinary user, the mother
+    makes a user namespace of its own first, `zygote.own_namespaces`)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "send_fds")
 
 
 class WarmProcess:
-    """A student's process, forked by a warm parent (not this process's child)."""
+    """A student's process, forked by a warm parent (not this process's child). It is known by a
+    pidfd the parent sent: its pid is the parent's (in another pid namespace, where the grader
+    is not root), so it is never signalled by pid here."""
 
-    def __init__(self, parent: Zygote, pid: int, stdout: BinaryIO, stderr: BinaryIO) -> None:
-        self.parent, self.pid, self.stdout, self.stderr = parent, pid, stdout, stderr
+    def __init__(self, parent: Zygote, pid: int, pidfd: int, stdout: BinaryIO,
+                 stderr: BinaryIO, group: bool = False) -> None:
+        self.parent, self.pid, self.pidfd, self.group = parent, pid, pidfd, group
+        self.stdout, self.stderr = stdout, stderr
         self.returncode: int | None = None
         self.cpu = 0.0  # seconds of CPU it used, as its parent's wait4 counted them
+
+    def kill(self) -> None:
+        """SIGKILL it: the first process of its pid namespace, so everything it started too; or,
+        without namespaces, the group it leads."""
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        except (ProcessLookupError, OSError):
+            pass
+        if self.group:  # no pid namespace: its group, by pid (the parent shares ours then)
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def wait(self) -> int:
         if self.returncode is None:
@@ -51,6 +68,7 @@ class WarmProcess:
             # A parent that died or lied: the process is gone with it (it dies with its parent).
             self.returncode = os.waitstatus_to_exitcode(status) if isinstance(status, int) else -9
             self.cpu = float(cpu) if isinstance(cpu, int | float) else 0.0
+            os.close(self.pidfd)
             release(self.parent)
         return self.returncode
 
@@ -67,11 +85,12 @@ def _receive(sock: socket.socket) -> dict | None:
 class Mother:
     """The process that imports torch and the lesson's libraries once, then forks warm parents."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], user_namespace: bool = False) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = ours
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(ZYGOTE), str(theirs.fileno()), json.dumps(spec.PRELOAD)],
+            [sys.executable, "-I", str(ZYGOTE), str(theirs.fileno()), json.dumps(spec.PRELOAD),
+             *(["user"] if user_namespace else [])],
             pass_fds=(theirs.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=None, start_new_session=True)
         theirs.close()
@@ -102,34 +121,35 @@ _mother: Mother | None = None
 _mother_lock = threading.Lock()
 
 
-def _mother_for(env: dict[str, str]) -> Mother:
+def _mother_for(env: dict[str, str], user_namespace: bool) -> Mother:
     """The mother; a new one if there is none, or it has ended (it ends with the thread that
     started it, and its warm parents with it). Call with `_mother_lock` held."""
     global _mother
     if _mother is None or _mother.proc.poll() is not None:
         if _mother is not None:
             _mother.close()
-        _mother = Mother({k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")})
+        _mother = Mother({k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")},
+                         user_namespace)
     return _mother
 
 
-def prestart(env: dict[str, str], layers: Layers | None = None) -> None:
+def prestart(env: dict[str, str], layers: Layers) -> None:
     """Start the mother now, from the calling thread, which it lives as long as: while it
     imports, that thread can go on (a batch reads its first submissions)."""
     with _mother_lock:
-        _mother_for(env)
+        _mother_for(env, layers.user_namespace)
 
 
-def _fork_parent(env: dict[str, str]) -> tuple[socket.socket, int]:
+def _fork_parent(env: dict[str, str], user_namespace: bool) -> tuple[socket.socket, int]:
     with _mother_lock:
-        return _mother_for(env).fork_parent()
+        return _mother_for(env, user_namespace).fork_parent()
 
 
 class Zygote:
     """One warm parent, serving one student's process at a time."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.sock, self.pid = _fork_parent(env)
+    def __init__(self, env: dict[str, str], user_namespace: bool = False) -> None:
+        self.sock, self.pid = _fork_parent(env, user_namespace)
 
     def alive(self) -> bool:
         """Idle, a warm parent sends nothing: a readable socket means it has ended."""
@@ -155,13 +175,18 @@ class Zygote:
         finally:
             os.close(out_w)
             os.close(err_w)
-        reply = self.receive()
-        if not isinstance(reply, dict) or not isinstance(reply.get("pid"), int):
-            os.close(out_r)
-            os.close(err_r)
+        try:
+            data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 1)
+            reply = json.loads(data) if data else None
+        except (OSError, ValueError):
+            reply, fds = None, []
+        if not isinstance(reply, dict) or not isinstance(reply.get("pid"), int) or len(fds) != 1:
+            for fd in (out_r, err_r, *fds):
+                os.close(fd)
             self.close()
             raise OSError("the warm parent did not start a process")
-        return WarmProcess(self, reply["pid"], os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
+        return WarmProcess(self, reply["pid"], fds[0], os.fdopen(out_r, "rb"),
+                           os.fdopen(err_r, "rb"), group=spawn.policy is None)
 
     def close(self) -> None:
         self.sock.close()  # the parent ends when its socket closes; the mother reaps it
@@ -182,7 +207,7 @@ def start(spawn: Spawn, env: dict[str, str], job_fd: int, channel_fd: int) -> Wa
                 zygote.close()
                 zygote = None
     if zygote is None:
-        zygote = Zygote(env)
+        zygote = Zygote(env, bool(spawn.policy and spawn.policy.get("nested_user")))
     return zygote.start(spawn, env, job_fd, channel_fd)
 
 
