@@ -23,7 +23,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not sandbox and not slow and not cuda"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check autograder tests solutions benchmarks
+	$(VENV)/bin/ruff check --extend-exclude "*.ipynb" autograder tests assignments benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_grade.py --students $(or $(STUDENTS),24)

@@ -41,6 +41,7 @@ def check(
 ) -> None:
     """Check one notebook: exit 0 if every check passes, 1 if any fails, 2 if it is unusable."""
     from .engine import check_notebook  # no torch yet: the student's process starts first
+    from .lesson import LessonError
     from .notebook import NotebookError
     from .sandbox.limits import IsolationMissing
     from .sandbox.limits import require_isolation as must_isolate
@@ -58,7 +59,7 @@ def check(
         # each student's process from a warm parent; one check alone starts it cold, sooner.
         report = check_notebook(notebook, seed=seed, device=device,
                                 warm=os.environ.get("AUTOGRADER_WARM") == "1")
-    except (NotebookError, DeviceUnavailable) as exc:
+    except (NotebookError, LessonError, DeviceUnavailable) as exc:
         fail(str(exc))
     if json:
         sys.stdout.write(report.to_json() + "\n")
@@ -110,25 +111,32 @@ def escape(text: str) -> str:
     return rich_escape(text)
 
 
+ASSIGNMENT_HELP = "One lesson (its nbgrader assignment id), not all of the course's."
+
+
 @app.command()
 def release(
     course: Annotated[Path, typer.Option(help="The nbgrader course directory to create or update.")],
     course_id: Annotated[str, typer.Option(help="nbgrader's course id.")] = "backprop",
+    assignment: Annotated[str | None, typer.Option(help=ASSIGNMENT_HELP)] = None,
 ) -> None:
-    """Make COURSE an nbgrader course and release the assignment with nbgrader."""
+    """Make COURSE an nbgrader course and release its lessons with nbgrader."""
     from .course.release import ReleaseError
     from .course.release import release as do_release
+    from .lesson import LessonError
 
     try:
-        released = do_release(course, course_id)
-    except ReleaseError as exc:
+        released = do_release(course, course_id, assignment)
+    except (ReleaseError, LessonError) as exc:
         fail(str(exc))
-    Console().print(f"released: {released}", highlight=False)
+    for path in released:
+        Console().print(f"released: {path}", highlight=False)
 
 
 @app.command()
 def grade(
     course: Annotated[Path, typer.Option(help="The nbgrader course directory (made by `release`).")],
+    assignment: Annotated[str | None, typer.Option(help=ASSIGNMENT_HELP)] = None,
     workers: Annotated[int | None, typer.Option(help="Submissions checked at once (default: "
                                                 "the number of cores).", min=1)] = None,
     scheduler: Annotated[str | None, typer.Option(
@@ -139,20 +147,22 @@ def grade(
                                     "are not available (also: c.IsolatedCheck.require_isolation "
                                     "= True in nbgrader_config.py).")] = False,
 ) -> None:
-    """Grade every submitted/<student>/backward/backward.ipynb into nbgrader's gradebook."""
+    """Grade every submitted/<student>/<assignment>/<notebook> into nbgrader's gradebook."""
     if scheduler is None:  # the warm workers import torch while this process imports nbgrader
         from .sandbox.launch import start_warm_workers
 
         start_warm_workers()
     from .course.grade import GradeError, grade_course
     from .course.show import print_class, progress_bar
+    from .lesson import LessonError
 
     console = Console()
     try:
         with progress_bar(console) as on_progress:
             outcomes = grade_course(course, workers=workers, on_progress=on_progress,
-                                    scheduler=scheduler, require_isolation=require_isolation)
-    except GradeError as exc:
+                                    scheduler=scheduler, require_isolation=require_isolation,
+                                    assignment=assignment)
+    except (GradeError, LessonError) as exc:
         fail(str(exc))
     print_class(outcomes, course.resolve(), console)
 
@@ -161,14 +171,15 @@ def grade(
 def demo(
     course: Annotated[Path, typer.Argument(help="Where to make the demo course.")] = Path("demo-course"),
 ) -> None:
-    """Release the lesson into a course, grade a sample class, print the table."""
+    """Release the lessons into a course, grade a sample class of each, print the table."""
     from .course.demo import demo as run_demo
     from .course.grade import GradeError
     from .course.release import ReleaseError
+    from .lesson import LessonError
 
     try:
         code = run_demo(course, Console())
-    except (ReleaseError, GradeError) as exc:
+    except (ReleaseError, GradeError, LessonError) as exc:
         fail(str(exc))
     raise typer.Exit(code)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from . import diagnose, rules, spec
+from . import diagnose, rules
 from .plan import Plan, PlannedCall
 from .report import CheckResult, Verdict
 from .sandbox.launch import TargetOutcome, UntrustedRun
@@ -30,9 +30,12 @@ def _shape(t: torch.Size | tuple) -> str:
     return str(tuple(t)).replace(",)", ")")
 
 
-def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = None) -> Verdict | None:
+def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = None,
+                 planned=None) -> Verdict | None:
     """A call that did not run to completion, in the student's words where we have them. `own`
-    is what the student's own cells define (which grading does not run), for a NameError's hint."""
+    is what the student's own cells define (which grading does not run), for a NameError's hint;
+    the lesson's `error_hint(target, type, message, planned)` may name the mistake behind an
+    error: (what to add, codes)."""
     if meta is None:
         return Verdict(False, f"{target} gave no result for this call", (f"{target}.crashed",))
     status = meta.get("status")
@@ -59,8 +62,10 @@ def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = No
         limit = f": {error['limit']}" if error.get("limit") else ""
         return Verdict(False, f"{target} ran out of memory{where}{limit}", (f"{target}.memory",))
     limit = f" ({error['limit']})" if error.get("limit") else ""
-    return Verdict(False, f"{target} raised {kind}: {text}{where}{limit}"
-                          f"{own_cell(target, text, own)}", (f"{target}.error",))
+    hint = diagnose.lesson_hook(planned, "error_hint") if planned is not None else None
+    extra, codes = (hint(target, kind, text, planned) if hint else None) or ("", ())
+    return Verdict(False, f"{target} raised {kind}: {text}{where}{limit}{extra}"
+                          f"{own_cell(target, text, own)}", (*codes, f"{target}.error"))
 
 
 def own_cell(target: str, text: str, own: dict[str, str] | None) -> str:
@@ -131,8 +136,10 @@ def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | Non
                        (f"{target}.wrong_shape",))
     want_dtype = getattr(torch, case.dtype)
     if got.dtype != want_dtype:
+        hint = diagnose.lesson_hook(planned, "dtype_hint")
+        extra, codes = (hint(target, name, got.dtype, planned) if hint else None) or ("", ())
         said = Verdict(False, f"{name}.g is {str(got.dtype)[6:]} but {name} is {case.dtype}: "
-                              "keep the input's dtype", (f"{target}.wrong_dtype",))
+                              f"keep the input's dtype{extra}", (*codes, f"{target}.wrong_dtype"))
         # A wrong dtype often comes with a wrong formula (`(inp > 0).float()`): name both.
         values = compare_values(target, name, got, planned)
         if values.passed:
@@ -148,8 +155,11 @@ def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | Non
 def compare_values(target: str, name: str, got: torch.Tensor, planned) -> Verdict:
     """Judge the numbers of a `.g` of the right shape: finite, then close to the truth."""
     if not torch.isfinite(got).all():
-        return Verdict(False, f"{name}.g has NaN or infinite values", (f"{target}.not_finite",))
-    tol = diagnose.tolerance(got.dtype, planned.case.dtype)
+        hint = diagnose.lesson_hook(planned, "not_finite_hint")
+        extra, codes = (hint(target, name, planned) if hint else None) or ("", ())
+        return Verdict(False, f"{name}.g has NaN or infinite values{extra}",
+                       (*codes, f"{target}.not_finite"))
+    tol = diagnose.tolerance(got.dtype, planned.case.dtype, planned.lesson)
     err = gradient_error(got, planned.expected[name], planned.accepted.get(name))
     worst = err.max().item() if err.numel() else 0.0
     if worst <= tol:
@@ -170,7 +180,7 @@ def compare_unchanged(target: str, meta: dict, tensors: dict, planned) -> Verdic
     for name, before in planned.inputs.items():
         after = tensors.get(f"{cid}/{name}.after")
         if after is None or after.shape != before.shape or not torch.equal(
-                after.to(torch.float64), before):
+                after.to(torch.float64), before.to(torch.float64)):
             changed.append(name)
     if changed:
         said = f"{target} changed {' and '.join(changed)} in place"
@@ -263,7 +273,7 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
     `own_names` what the student's own cells (which grading does not run) define, for hints. A
     failed gate (a "static" check) takes the points of every check of the target.
     """
-    checks = spec.CHECKS[target]
+    checks = plan.lesson.checks(target)
     total = sum(c.weight for c in checks)
     outcome = run.targets.get(target, TargetOutcome("crashed", "no result came back"))
     ran_autograd = any(isinstance(m, dict) and m.get("autograd") for m in outcome.calls.values())
@@ -321,7 +331,7 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
             outcome.status, "stopped the grading process")
         return Verdict(False, f"{target} {what}: {outcome.detail}", (f"{target}.{code}",))
     meta = outcome.calls.get(planned.call.id)
-    failure = call_failure(target, meta, own)
+    failure = call_failure(target, meta, own, planned)
     if failure is not None:
         if meta and meta.get("status") == "undefined" and solution_cell is not None:
             error = run.cell_errors.get(solution_cell[0])
@@ -352,7 +362,7 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
     for name in planned.call.collect:
         got = outcome.tensors.get(f"{planned.call.id}/{name}.g")
         verdicts[name] = compare_gradient(target, name, meta, got, planned)
-    verdict = diagnose.combine(target, verdicts)
+    verdict = diagnose.combine(target, verdicts, planned)
     if not verdict.passed:
         return verdict
     if kind == "unchanged":

@@ -5,6 +5,12 @@ whose message gives the direction of the fix and the numbers that show it (shape
 count of elements), never a value of a hidden input, and whose codes are the specific one from
 the catalogue in CONTRACT followed by the general one; or None to let the general message stand.
 Everything here works from tensors that came back as plain data: no student code runs.
+
+The engine names no target: the tools here are general (a factor off, a transpose, a broadcast,
+a sum missing over the batch, a mask); which apply to which target, in which words, is the
+lesson's (its lesson.py, each optional: `named_ratios`, `fix_for_factor`, `diagnose_values`,
+`diagnose_shape`, `TRANSPOSED`, `RESHAPED`, `combine`; and, read by `compare`, `dtype_hint`,
+`not_finite_hint`, `error_hint`).
 """
 
 from __future__ import annotations
@@ -14,22 +20,29 @@ from fractions import Fraction
 import torch
 
 from .report import Verdict
-from .spec import TOLERANCES
 
 
 def shape_text(shape: torch.Size | tuple) -> str:
     return str(tuple(shape)).replace(",)", ")")
 
 
-def tolerance(got_dtype: torch.dtype, case_dtype: str) -> float:
+def tolerance(got_dtype: torch.dtype, case_dtype: str, lesson=None) -> float:
     """The relative error allowed: the case's, or more for a `.g` of a coarser dtype."""
+    from .lesson import DEFAULT_TOLERANCES
+
+    table = lesson.tolerances if lesson is not None else DEFAULT_TOLERANCES
     name = str(got_dtype).removeprefix("torch.")
-    return max(TOLERANCES[case_dtype], TOLERANCES.get(name, 1e-2))
+    return max(table[case_dtype], table.get(name, 1e-2))
 
 
 def _diagnosis_tolerance(got: torch.Tensor, planned) -> float:
     # Room for rounding in the student's own formula, never so much that a guess fits.
-    return min(10 * tolerance(got.dtype, planned.case.dtype), 1e-2)
+    return min(10 * tolerance(got.dtype, planned.case.dtype, planned.lesson), 1e-2)
+
+
+def lesson_hook(planned, name: str):
+    """The lesson's function `name` (its lesson.py), where it has one."""
+    return getattr(planned.lesson.code(), name, None) if planned.lesson is not None else None
 
 
 def off_by(got: torch.Tensor, want: torch.Tensor, also: torch.Tensor | None = None) -> float:
@@ -67,6 +80,74 @@ def specific_first(codes) -> tuple[str, ...]:
     return tuple(c for c in unique if c not in general) + tuple(general)
 
 
+# --- tools: what a lesson's diagnoses are made of ------------------------------------------------
+
+def combined_factors(parts: dict[str, tuple[float | None, str]], n: int,
+                     per_n: str | None = None) -> list[tuple[float, tuple[str, ...], str]]:
+    """Every combination of a target's mistakes that are factors of the true gradient, as
+    (ratio, codes, fixes): `parts` is code -> (factor, fix), a factor of None meaning N, the
+    batch size; at N = 1 the combinations with `per_n` are no mistake, and are left out."""
+    codes = list(parts)
+    table = []
+    for mask in range(1, 1 << len(codes)):
+        chosen = [codes[i] for i in range(len(codes)) if mask >> i & 1]
+        if per_n in chosen and n == 1:
+            continue
+        ratio = 1.0
+        for code in chosen:
+            ratio *= parts[code][0] or n
+        table.append((ratio, tuple(chosen), "; ".join(parts[code][1] for code in chosen)))
+    return table
+
+
+def is_transposed_shape(got: torch.Tensor, truth: torch.Tensor) -> bool:
+    return truth.dim() == 2 and got.dim() == 2 and got.shape == truth.shape[::-1]
+
+
+def is_transpose(got: torch.Tensor, truth: torch.Tensor, tol: float) -> bool:
+    """`got` is the true gradient, transposed (a matrix's .g in the other layout)."""
+    return is_transposed_shape(got, truth) and off_by(got.transpose(0, 1), truth) <= tol
+
+
+def kept_batch(got: torch.Tensor, truth: torch.Tensor, n: int) -> bool:
+    """`got` has a batch dimension in front that the truth has summed away."""
+    return tuple(got.shape) == (n, *truth.shape)
+
+
+def square_broadcast(got: torch.Tensor, n: int) -> bool:
+    """(N, 1) against (N,): a (N, N) result, where broadcasting made every pair."""
+    return n > 1 and tuple(got.shape) == (n, n)
+
+
+def mask_errors(got: torch.Tensor, upstream: torch.Tensor, open_: torch.Tensor,
+                shut: torch.Tensor, tol: float, words: dict[str, str]) -> str | None:
+    """`got` lets `upstream` through or blocks it, element by element, but in the wrong places:
+    where `shut` it should block, where `open_` pass. Says where, in counts, in the lesson's
+    `words` ("g": the .g, "up": the upstream gradient, "open", "shut": where each holds); None
+    if it is not such a mask."""
+    scale = max(upstream.abs().max().item(), 1.0)
+    got64 = got.to(torch.float64)
+    through = (got64 - upstream).abs() <= tol * scale
+    blocked = got64.abs() <= tol * scale
+    if not (through | blocked).all():
+        return None
+    leaks = int((through & ~blocked & shut).sum())
+    stops = int((blocked & ~through & open_).sum())
+    if not leaks and not stops:
+        return None
+    g, up, where_open, where_shut = words["g"], words["up"], words["open"], words["shut"]
+    n_shut, n_open = int(shut.sum()), int(open_.sum())
+    if leaks == n_shut > 0 and stops == n_open > 0:
+        return (f"the mask is inverted: {g} passes {up} where {where_shut} and blocks it where "
+                f"{where_open} ({leaks + stops} elements)")
+    if leaks == n_shut > 0 and not stops:
+        return (f"{g} passes {up} everywhere, also where {where_shut} ({leaks} of {got.numel()} "
+                "elements): mask it")
+    parts = [f"passes {up} where {where_shut} ({leaks} elements)"] if leaks else []
+    parts += [f"blocks {up} where {where_open} ({stops} elements)"] if stops else []
+    return f"{g} " + " and ".join(parts)
+
+
 # --- how a ratio reads, and what it means --------------------------------------------------------
 
 def ratio_words(c: float, n: int) -> str:
@@ -87,43 +168,13 @@ def ratio_words(c: float, n: int) -> str:
     return f"{c:.4g} times"
 
 
-#: The mse's mistakes as factors of the true gradient: the sign, the square's 2, the mean's 1/N.
-_MSE_PARTS = {
-    "mse_grad.sign_flipped": (-1.0, "the derivative of (x - t)^2 is 2(x - t), not 2(t - x)"),
-    "mse_grad.missing_factor_2": (0.5, "d/dx of (x - t)^2 is 2(x - t)"),
-    "mse_grad.not_averaged": (None, "mse is a mean, so divide by N = inp.shape[0]"),
-}
-
-
-def named_ratios(target: str, name: str, n: int) -> list[tuple[float, tuple[str, ...], str]]:
-    """(ratio, specific codes, the fix) for the ratios the catalogue names, at batch size n.
-
-    At N = 1 a factor of N is no mistake, so it is left out; spec's batch sizes avoid N = 2,
-    where 1/N and 1/2 could not be told apart.
-    """
-    table: list[tuple[float, tuple[str, ...], str]] = []
-    if target == "mse_grad" and name == "inp":
-        codes = list(_MSE_PARTS)
-        for mask in range(1, 8):
-            chosen = [codes[i] for i in range(3) if mask >> i & 1]
-            if "mse_grad.not_averaged" in chosen and n == 1:
-                continue
-            ratio = 1.0
-            for code in chosen:
-                ratio *= _MSE_PARTS[code][0] or n
-            fixes = "; ".join(_MSE_PARTS[code][1] for code in chosen)
-            table.append((ratio, tuple(chosen), fixes))
-    if target == "lin_grad" and name == "b" and n > 1:
-        table.append((1 / n, ("lin_grad.bias_averaged",),
-                      "b is added to every row, so b.g is the sum of out.g over the batch "
-                      "(out.g.sum(0)), not its mean"))
-    return table
-
-
-def _generic_fix(target: str, c: float, n: int) -> str:
+def _generic_fix(target: str, c: float, n: int, planned=None) -> str:
+    own = lesson_hook(planned, "fix_for_factor") if planned is not None else None
+    said = own(target, c, n) if own else None
+    if said:
+        return said
     if n > 1 and abs(abs(c) - 1 / n) < 1e-9:
-        return ("the mean's 1/N appears once: divide by N only once" if target == "mse_grad"
-                else "out.g already carries the loss's 1/N: do not divide by N again")
+        return "out.g already carries the loss's 1/N: do not divide by N again"
     if n > 1 and abs(abs(c) - n) < 1e-9:
         return "there is no factor N here: do not multiply by N"
     if c < 0:
@@ -134,7 +185,8 @@ def _generic_fix(target: str, c: float, n: int) -> str:
 def ratio_verdict(target: str, name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
     """`got` is a scalar multiple of the true gradient: name the factor."""
     truth, also, n = planned.expected[name], planned.accepted.get(name), planned.case.n
-    for ratio, codes, fix in named_ratios(target, name, n):
+    named = lesson_hook(planned, "named_ratios")
+    for ratio, codes, fix in (named(target, name, n) if named else []):
         if off_by(got, ratio * truth, None if also is None else ratio * also) <= tol:
             head = (f"{name}.g has the wrong sign" if ratio == -1 else
                     f"{name}.g is {ratio_words(ratio, n)} the true gradient")
@@ -147,65 +199,11 @@ def ratio_verdict(target: str, name: str, got: torch.Tensor, planned, tol: float
     ratio = float(Fraction(c).limit_denominator(limit))
     if ratio != 1 and off_by(got, ratio * truth, None if also is None else ratio * also) <= tol:
         return Verdict(False, f"{name}.g is {ratio_words(ratio, n)} the true gradient: "
-                              f"{_generic_fix(target, ratio, n)}", (f"{target}.wrong_values",))
+                              f"{_generic_fix(target, ratio, n, planned)}", (f"{target}.wrong_values",))
     return None
 
 
-# --- target by target ----------------------------------------------------------------------------
-
-def _relu_verdict(name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
-    inp, upstream = planned.inputs["inp"], planned.inputs["out.g"]
-    positive, negative = inp > 0, inp < 0
-    mask, mask_at_zero = positive.to(torch.float64), (inp >= 0).to(torch.float64)
-    if off_by(got, mask, mask_at_zero) <= tol:
-        return Verdict(False, "inp.g is the 0/1 mask alone: multiply it by the upstream gradient "
-                              "out.g (the chain rule), inp.g = mask * out.g",
-                       ("relu_grad.ignores_upstream", "relu_grad.wrong_values"))
-    if off_by(got, planned.inputs["out"]) <= tol:
-        return Verdict(False, "inp.g equals out, the ReLU's output: use out.g, the gradient that "
-                              "flows back, masked where inp > 0", ("relu_grad.wrong_values",))
-    # Each element either lets out.g through or blocks it: the mask is wrong somewhere.
-    scale = max(upstream.abs().max().item(), 1.0)
-    got64 = got.to(torch.float64)
-    through = (got64 - upstream).abs() <= tol * scale
-    blocked = got64.abs() <= tol * scale
-    if not (through | blocked).all():
-        return None
-    leaks = int((through & ~blocked & negative).sum())
-    stops = int((blocked & ~through & positive).sum())
-    if not leaks and not stops:
-        return None
-    n_neg, n_pos = int(negative.sum()), int(positive.sum())
-    if leaks == n_neg > 0 and stops == n_pos > 0:
-        what = ("the mask is inverted: inp.g passes out.g where inp < 0 and blocks it where "
-                f"inp > 0 ({leaks + stops} elements)")
-    elif leaks == n_neg > 0 and not stops:
-        what = (f"inp.g passes out.g everywhere, also where inp < 0 ({leaks} of {inp.numel()} "
-                "elements): mask it")
-    else:
-        parts = [f"passes out.g where inp < 0 ({leaks} elements)"] if leaks else []
-        parts += [f"blocks out.g where inp > 0 ({stops} elements)"] if stops else []
-        what = "inp.g " + " and ".join(parts)
-    return Verdict(False, f"{what}; ReLU lets the gradient through only where inp > 0 "
-                          "(at exactly 0 either is accepted)",
-                   ("relu_grad.wrong_mask", "relu_grad.wrong_values"))
-
-
-def _lin_verdict(name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
-    x = planned.inputs
-    truth = planned.expected[name]
-    if name == "w" and truth.dim() == 2 and got.shape == truth.shape[::-1] and \
-            off_by(got.transpose(0, 1), truth) <= tol:
-        return Verdict(False, f"w.g is the transpose of the true gradient: w.g = inp.t() @ out.g "
-                              f"has w's shape {shape_text(truth.shape)}",
-                       ("lin_grad.weight_transposed", "lin_grad.wrong_values"))
-    # out (the layer's output) where out.g (the gradient flowing back) belongs.
-    with_out = {"inp": x["out"] @ x["w"].t(), "w": x["inp"].t() @ x["out"], "b": x["out"].sum(0)}
-    if off_by(got, with_out[name]) <= tol:
-        return Verdict(False, f"{name}.g is computed from out, the layer's output: use out.g, "
-                              "the gradient that flows back", ("lin_grad.wrong_values",))
-    return None
-
+# --- a wrong .g, by the numbers ---------------------------------------------------------------
 
 def wrong_values(target: str, name: str, got: torch.Tensor, planned) -> Verdict | None:
     """`got` has the right shape and is finite but is not the gradient: say how it differs."""
@@ -213,45 +211,32 @@ def wrong_values(target: str, name: str, got: torch.Tensor, planned) -> Verdict 
     if got.numel() and not got.to(torch.float64).abs().max().item():
         return Verdict(False, f"{name}.g is all zeros: compute the gradient, not a placeholder",
                        (f"{target}.wrong_values",))
-    specific = {"relu_grad": _relu_verdict, "lin_grad": _lin_verdict}.get(target)
-    verdict = specific(name, got, planned, tol) if specific else None
+    specific = lesson_hook(planned, "diagnose_values")
+    verdict = specific(target, name, got, planned, tol) if specific else None
     return verdict or ratio_verdict(target, name, got, planned, tol)
 
 
 def wrong_shape(target: str, name: str, got: torch.Tensor, planned) -> Verdict | None:
     """`got` has the wrong shape: say why, and check its values once the shape is undone."""
-    truth, n = planned.expected[name], planned.case.n
+    truth = planned.expected[name]
     have, want = shape_text(got.shape), shape_text(truth.shape)
     tol = _diagnosis_tolerance(got, planned)
     codes: tuple[str, ...] = ()
-    if truth.dim() == 2 and got.dim() == 2 and got.shape == truth.shape[::-1]:
-        undone = got.transpose(0, 1)
-        if target == "lin_grad" and name == "w":
-            said = (f"w.g has shape {have}, the transpose of w's {want}: w.g = inp.t() @ out.g "
-                    "has w's shape")
-            codes = ("lin_grad.weight_transposed",)
-        else:
-            said = f"{name}.g has shape {have}, the transpose of {name}'s {want}"
-            if target == "lin_grad" and name == "inp":
-                said += ": inp.g = out.g @ w.t() has inp's shape"
-    elif target == "lin_grad" and name == "b" and tuple(got.shape) == (n, *truth.shape):
-        undone = got.sum(0)
-        said = (f"b.g has shape {have} but b has shape {want}: b is added to every row, so sum "
-                "out.g over the batch, out.g.sum(0)")
-        codes = ("lin_grad.bias_not_summed",)
-    elif target == "lin_grad" and name == "b" and tuple(got.shape) == (n,) and \
-            off_by(got, planned.inputs["out.g"].sum(1)) <= tol:
-        return Verdict(False, f"b.g has shape {have} but b has shape {want}: out.g was summed "
-                              "over dim 1; sum it over the batch, dim 0: out.g.sum(0)",
-                       ("lin_grad.wrong_shape",))
-    elif target == "mse_grad" and n > 1 and tuple(got.shape) == (n, n):
-        undone = got.diagonal().reshape(truth.shape)
-        said = (f"inp.g has shape {have} but inp has shape {want}: inp (N, 1) minus targ (N,) "
-                "broadcasts to (N, N); subtract inp.squeeze(-1), then give inp.g inp's shape")
+    lesson_says = lesson_hook(planned, "diagnose_shape")
+    if is_transposed_shape(got, truth):
+        hint, codes = (getattr(planned.lesson.code(), "TRANSPOSED", {}) if planned.lesson else
+                       {}).get((target, name), ("", ()))
+        undone, said = got.transpose(0, 1), f"{name}.g has shape {have}, the transpose of {name}'s {want}{hint}"
+    elif lesson_says is not None and (found := lesson_says(target, name, got, planned, tol)):
+        if isinstance(found, Verdict):
+            return found
+        undone, said, codes = found
     elif got.numel() == truth.numel():
+        hint = (getattr(planned.lesson.code(), "RESHAPED", {}) if planned.lesson else
+                {}).get(target, "")
         undone = got.reshape(truth.shape)
         said = (f"{name}.g has shape {have} but {name} has shape {want}: reshape it to "
-                f"{name}.shape" + (" (.unsqueeze(-1))" if target == "mse_grad" else ""))
+                f"{name}.shape{hint}")
     else:
         return None
     general = (f"{target}.wrong_shape",)
@@ -268,7 +253,7 @@ def wrong_shape(target: str, name: str, got: torch.Tensor, planned) -> Verdict |
 
 # --- several `.g` of one call --------------------------------------------------------------------
 
-def combine(target: str, verdicts: dict[str, Verdict]) -> Verdict:
+def combine(target: str, verdicts: dict[str, Verdict], planned=None) -> Verdict:
     """One verdict for one call from the verdict on each `.g` it sets, in one line."""
     failed = {name: v for name, v in verdicts.items() if not v.passed}
     if not failed:
@@ -278,8 +263,9 @@ def combine(target: str, verdicts: dict[str, Verdict]) -> Verdict:
     if len(missing) > 1:
         messages.insert(0, f"{target} did not set {', '.join(m + '.g' for m in missing)}")
     codes = [code for v in failed.values() for code in v.mistakes]
-    if target == "lin_grad" and list(failed) == ["inp"] and len(verdicts) > 1:
-        others = " and ".join(f"{name}.g" for name in verdicts if name != "inp")
-        messages[0] += f" ({others} are right; inp.g should be out.g @ w.t())"
-        codes.insert(0, "lin_grad.input_grad_wrong")
+    hook = lesson_hook(planned, "combine") if planned is not None else None
+    extra = hook(target, list(failed), verdicts) if hook else None
+    if extra:
+        messages[0] += extra[0]
+        codes[:0] = extra[1]
     return Verdict(False, "; ".join(messages), specific_first(codes))

@@ -10,73 +10,57 @@ lesson's own code they need, nothing else of the notebook. Imports with only tor
 
 from __future__ import annotations
 
-import importlib.util
-import os
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
-from . import notebook, program, spec
+from . import lesson as lessons
+from . import notebook, program, resolve, spec
+from .lesson import Lesson
 from .report import CheckResult, Report
 from .sandbox.launch import run_untrusted
 from .sandbox.limits import Limits
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def solutions_path() -> Path | None:
-    """The reference solutions' file, where this install has them (an instructor's checkout)."""
-    path = Path(os.environ.get("AUTOGRADER_SOLUTIONS", REPO / "solutions")) / "backward.py"
-    return path if path.is_file() else None
-
-
-def load_solutions(path: Path | None) -> ModuleType | None:
+def load_solutions(path: Path | None, lesson_id: str = "lesson") -> ModuleType | None:
+    """A lesson's reference module, from its file (None: compare with autograd alone)."""
     if path is None:
         return None
-    module_spec = importlib.util.spec_from_file_location("autograder_solutions_backward", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    return lessons._load_module(Path(path), f"autograder_reference_{lesson_id}")
 
 
-def find_source_notebook() -> Path | None:
-    """The instructor's source notebook, where points are set, if this install has it."""
-    path = Path(os.environ.get("AUTOGRADER_SOURCE", REPO / "assignments" / spec.ASSIGNMENT_ID))
-    path = path / spec.NOTEBOOK_NAME
-    return path if path.is_file() else None
-
-
-def trusted_points(nb: dict | None = None) -> dict[str, float]:
-    """Points per target: the source notebook's where present, else the notebook's own."""
-    found = dict(spec.FALLBACK_POINTS)
-    source = find_source_notebook()
-    if source is not None:
-        found.update(notebook.points(notebook.read_notebook(source)))
-    elif nb is not None:
-        found.update(notebook.points(nb))
-    return found
-
-
-def source_notebook() -> dict | None:
+def source_notebook(lesson: Lesson) -> dict | None:
     """The lesson's trusted source notebook, parsed, where this install has it."""
-    path = find_source_notebook()
-    return notebook.read_notebook(path) if path is not None else None
+    path = lesson.source_path
+    return notebook.read_notebook(path) if path.is_file() else None
+
+
+@lru_cache(maxsize=16)
+def lesson_in(folder: str) -> Lesson:
+    """A lesson by its folder, read once per process (a batch's workers get the folder)."""
+    return lessons.load(folder)
 
 
 def check_notebook(path: str | Path, *, seed: int | None = None, device: str = "all",
-                   warm: bool = False) -> Report:
-    """Grade one notebook file. Raises `NotebookError` (one line) when it cannot be graded,
-    `DeviceUnavailable` when `device="cuda"` and the student's process finds no GPU. `warm`
-    forks the student's process from a warm parent (a process that checks many notebooks)."""
+                   warm: bool = False, lesson: Lesson | None = None) -> Report:
+    """Grade one notebook file, as `autograder check` does: its lesson found from the notebook
+    unless given. Raises `NotebookError` (one line) when it cannot be graded, `LessonError` when
+    it belongs to no lesson here, `DeviceUnavailable` when `device="cuda"` and the student's
+    process finds no GPU. `warm` forks the student's process from a warm parent (a process that
+    checks many notebooks)."""
     nb = notebook.read_notebook(path)
-    return grade_notebook(nb, points=trusted_points(nb), seed=seed, solutions=solutions_path(),
-                          device=device, source=source_notebook(), warm=warm)
+    lesson = lesson or lessons.for_notebook(nb)
+    source = source_notebook(lesson)
+    return grade_notebook(nb, lesson, points=resolve.points(lesson, source=source, nb=nb),
+                          seed=resolve.seed(lesson, "check", given=seed),
+                          solutions=lesson.reference_path, device=device, source=source, warm=warm)
 
 
-def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = None,
-                   solutions: Path | None = None,
-                   targets: tuple[str, ...] = spec.TARGETS, device: str = "all",
+def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
+                   seed: int | None = None, solutions: Path | None = None,
+                   targets: tuple[str, ...] | None = None, device: str = "all",
                    warm: bool = False, source: dict | None = None) -> Report:
-    """Grade a parsed (and, for a course, sanitized) notebook.
+    """Grade a parsed (and, for a course, sanitized) notebook of `lesson`.
 
     `solutions` is the reference solutions' file, or None to compare with autograd alone.
     `device` is one of `spec.DEVICE_CHOICES`: the points are the same whichever ran.
@@ -85,15 +69,16 @@ def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = Non
     student's copies (None: the student's other cells stand in, and the report says so).
     """
     plans = []
+    targets = targets or lesson.names
     lanes = spec.lanes_for(device)  # torch is not imported yet: the student's process starts first
-    graded = program.build(nb, source, {t: spec.ENTRIES[t] for t in targets})
+    graded = program.build(nb, source, lesson.entries(targets))
 
     def draw_inputs():
         # Runs once the student's process has started: torch loads while the cells run.
         from .plan import build_plan
 
-        plans.append(build_plan(seed, targets, load_solutions(solutions), lanes,
-                                refuse_autograd=graded.refuse_autograd()))
+        plans.append(build_plan(lesson, seed, targets, load_solutions(solutions, lesson.id),
+                                lanes, refuse_autograd=graded.refuse_autograd()))
         return plans[0].wire_targets(targets), plans[0].wire_inputs()
 
     run = run_untrusted(graded.cells, draw_inputs,
@@ -128,7 +113,7 @@ def grade_notebook(nb: dict, *, points: dict[str, float], seed: int | None = Non
         notes.append(f"{run.stray} bytes on the grader's channel were not the grader's: ignored")
     notes.append("sandbox: " + "; ".join(run.sandbox))
     return Report(checks, reference=plan.reference, seed=plan.seed, notes=notes,
-                  output=run.stdout + run.stderr, devices=devices)
+                  output=run.stdout + run.stderr, devices=devices, lesson=lesson.id)
 
 
 def describe_cell_error(cell: dict, error: dict) -> str:
@@ -146,7 +131,7 @@ def describe_cell_error(cell: dict, error: dict) -> str:
             f'{": " + message if message else ""}{at}')
 
 
-def warm_up(solutions: str | None = None) -> None:
+def warm_up(lesson_folder: str, solutions: str | None = None) -> None:
     """A local batch's first step: start the warm workers, then, while their first process
     imports torch, import what judging needs and compute one reference (torch's first autograd
     pass is the slow one), so that the first students wait for neither."""
@@ -155,21 +140,25 @@ def warm_up(solutions: str | None = None) -> None:
     from .sandbox.launch import start_warm_workers
 
     start_warm_workers()
-    build_plan(0, solutions=load_solutions(Path(solutions) if solutions else None))
+    lesson = lesson_in(lesson_folder)
+    build_plan(lesson, 0, solutions=load_solutions(Path(solutions) if solutions else None,
+                                                   lesson.id))
 
 
-def grade_submission(nb: dict, points: dict[str, float], seed: int | None = None,
-                     solutions: str | None = None, warm: bool = True,
+def grade_submission(nb: dict, lesson_folder: str, points: dict[str, float],
+                     seed: int | None = None, solutions: str | None = None, warm: bool = True,
                      source: dict | None = None) -> Report:
     """Grade one (sanitized) submission from plain, picklable arguments.
 
-    What a batch ships to a worker: `nb` a notebook as JSON data, `points` per target from the
-    gradebook, `solutions` the path of the reference solutions (or None for autograd alone),
-    `source` the lesson's source notebook as JSON data (None: this install's, if it has one).
+    What a batch ships to a worker: `nb` a notebook as JSON data, `lesson_folder` the lesson's
+    folder (the course's copy), `points` per target from the gradebook, `solutions` the path of
+    the reference solutions (or None for autograd alone), `source` the lesson's source notebook
+    as JSON data (None: the lesson folder's).
     A batch's students' processes fork from warm parents (`warm`), each worker keeping its own.
     Raises `NotebookError` (one line) when `nb` is not a version-4 notebook.
     """
     notebook.validate(nb)
-    return grade_notebook(nb, points=points, seed=seed,
+    lesson = lesson_in(lesson_folder)
+    return grade_notebook(nb, lesson, points=points, seed=seed,
                           solutions=Path(solutions) if solutions else None, warm=warm,
-                          source=source if source is not None else source_notebook())
+                          source=source if source is not None else source_notebook(lesson))

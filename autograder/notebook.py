@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import spec
-
 MAX_NOTEBOOK_BYTES = 20 << 20
 
 
@@ -85,7 +83,7 @@ def cells_to_run(nb: dict) -> list[dict]:
             if c.get("cell_type") == "code" and not is_grade_cell(c)]
 
 
-def solution_sources(nb: dict, targets: tuple[str, ...] = spec.TARGETS) -> dict[str, tuple[int, str]]:
+def solution_sources(nb: dict, targets: tuple[str, ...]) -> dict[str, tuple[int, str]]:
     """For each target, the index and source of its solution cell (by grade_id)."""
     found = {}
     for i, c in enumerate(nb["cells"]):
@@ -95,17 +93,18 @@ def solution_sources(nb: dict, targets: tuple[str, ...] = spec.TARGETS) -> dict[
     return found
 
 
-def points(nb: dict) -> dict[str, float]:
-    """Points per target, from the grade cells' nbgrader metadata (where an instructor sets them)."""
+def points(nb: dict, lesson) -> dict[str, float]:
+    """Points per target of `lesson`, from the grade cells' nbgrader metadata (where an
+    instructor sets them)."""
     found = {}
     for c in nb["cells"]:
         meta = nbgrader_meta(c)
-        for target in spec.TARGETS:
-            if meta.get("grade_id") == spec.grade_cell_id(target) and is_grade_cell(c):
+        for target in lesson.targets:
+            if meta.get("grade_id") == target.grade_cell and is_grade_cell(c):
                 try:
                     value = float(meta.get("points"))
                 except (TypeError, ValueError):
                     continue
                 if value >= 0 and value == value and value != float("inf"):
-                    found[target] = value
+                    found[target.name] = value
     return found

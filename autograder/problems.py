@@ -1,7 +1,8 @@
-"""What each target is called with, and the true gradients, by autograd in float64.
+"""What each target is called with, and the true gradients, by autograd in float64 (trusted side).
 
-A gradient sits next to the forward it differentiates. Everything here is trusted-side: the
-student's process receives only the tensors of `make_inputs` and the `Call` that says what to do.
+Read from the lesson (`lesson.py`): its targets' inputs and shapes, their forwards in the
+lesson's own code. The student's process receives only the tensors of `make_inputs` and the
+`Call` that says what to do.
 """
 
 from __future__ import annotations
@@ -10,55 +11,55 @@ from dataclasses import replace
 
 import torch
 
-from .spec import Case
+from .lesson import Case, Lesson, Target
 from .wire import Call
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
-# --- the forward pass, as in the lesson -------------------------------------------------------
+def _draw(spec: object, case: Case, gen: torch.Generator) -> torch.Tensor:
+    """One input: a shape (sizes by name) drawn from a normal distribution, or a table:
+    `{shape = [...], draw = "classes", classes = "n_out"}` for integer labels below a size."""
+    table = spec if isinstance(spec, dict) else {"shape": spec}
+    shape = [d if isinstance(d, int) else case.dim(d) for d in table["shape"]]
+    draw = table.get("draw", "normal")
+    if draw == "classes":
+        high = table["classes"]
+        return torch.randint(high if isinstance(high, int) else case.dim(high), shape,
+                             generator=gen, dtype=torch.int64)
+    if draw != "normal":
+        raise ValueError(f"unknown draw {draw!r}")
+    return torch.randn(*shape, generator=gen, dtype=torch.float64) * float(table.get("scale", 1))
 
-def mse(out: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-    return (out.squeeze(-1) - targ).pow(2).mean()
+
+def make_inputs(lesson: Lesson, target: str, case: Case, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Fresh CPU inputs for one call of `target` (float64, or int64 labels), in the order of its
+    arguments, then the upstream gradients."""
+    t = lesson.target(target)
+    code = lesson.code()
+    if t.kind == "probe":
+        return probe_inputs(case, gen)
+    drawn = {name: _draw(spec, case, gen) for name, spec in t.inputs}
+    prepare = getattr(code, "prepare", None)
+    if prepare is not None:
+        prepare(target, drawn, case)
+    for name, forward, of in t.derived:
+        with torch.no_grad():
+            drawn[name] = getattr(code, forward)(*(drawn[k] for k in of))
+    ordered = {name: drawn[name] for name in t.args if name in drawn}
+    ordered.update((k, v) for k, v in drawn.items() if k not in ordered)
+    return ordered
 
 
-def lin(inp: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return inp @ w + b
-
-
-def relu(inp: torch.Tensor) -> torch.Tensor:
-    return inp.clamp_min(0.0)
-
-
-# --- inputs ----------------------------------------------------------------------------------
-
-def make_inputs(target: str, case: Case, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Fresh float64 CPU inputs for one call of `target` (the upstream gradient as `out.g`)."""
-
-    def randn(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen, dtype=torch.float64)
-
-    n = case.n
-    if target == "mse_grad":
-        return {"inp": randn(n, 1), "targ": randn(n)}
-    if target == "relu_grad":
-        inp = randn(n, case.n_out)
-        if case.zeros:
-            # A zero input row through a zero bias: pre-activations exactly 0, as in a real net.
-            inp[0] = 0.0
-            inp[-1, 0] = 0.0
-        return {"inp": inp, "out": relu(inp), "out.g": randn(n, case.n_out)}
-    if target == "lin_grad":
-        inp, w, b = randn(n, case.n_in), randn(case.n_in, case.n_out), randn(case.n_out)
-        return {"inp": inp, "out": lin(inp, w, b), "w": w, "b": b, "out.g": randn(n, case.n_out)}
-    if target == "module_backward":
-        # The probe's inputs and its forward's outputs, per call (see `probe_shape`): each
-        # distinct, so that the grader can tell by value which one backward() passed on.
-        nargs, repeat = probe_shape(case)
-        found = {f"x{i}/{k}": randn(n + 1, 2) for i in range(nargs) for k in range(repeat)}
-        found.update({f"out/{k}": randn(n + 1, 1) for k in range(repeat)})
-        return found
-    raise KeyError(target)
+def probe_inputs(case: Case, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """The probe's inputs and its forward's outputs, per call (see `probe_shape`): each distinct,
+    so that the grader can tell by value which one backward() passed on."""
+    nargs, repeat = probe_shape(case)
+    found = {f"x{i}/{k}": torch.randn(case.n + 1, 2, generator=gen, dtype=torch.float64)
+             for i in range(nargs) for k in range(repeat)}
+    found.update({f"out/{k}": torch.randn(case.n + 1, 1, generator=gen, dtype=torch.float64)
+                  for k in range(repeat)})
+    return found
 
 
 def probe_shape(case: Case) -> tuple[int, int]:
@@ -67,49 +68,31 @@ def probe_shape(case: Case) -> tuple[int, int]:
     return (1 if case.n == 1 else 2), (2 if case.n == 3 else 1)
 
 
-def make_call(target: str, call_id: str, case: Case, refuse_autograd: bool = False) -> Call:
-    call = _make_call(target, call_id, case)
+def make_call(t: Target, call_id: str, case: Case, refuse_autograd: bool = False) -> Call:
+    if t.kind == "probe":
+        nargs, repeat = probe_shape(case)
+        call = Call(call_id, "probe", t.entry, tuple(f"x{i}" for i in range(nargs)), repeat=repeat)
+    else:
+        call = Call(call_id, "function", t.entry, t.args, dict(t.grads), t.collect)
     return replace(call, device=case.device, fake=case.fake, refuse_autograd=refuse_autograd)
 
 
-def _make_call(target: str, call_id: str, case: Case) -> Call:
-    if target == "mse_grad":
-        return Call(call_id, "function", "mse_grad", ("inp", "targ"), collect=("inp",))
-    if target == "relu_grad":
-        return Call(call_id, "function", "relu_grad", ("inp", "out"), {"out": "out.g"}, ("inp",))
-    if target == "lin_grad":
-        return Call(call_id, "function", "lin_grad", ("inp", "out", "w", "b"), {"out": "out.g"},
-                    ("inp", "w", "b"))
-    if target == "module_backward":
-        nargs, repeat = probe_shape(case)
-        return Call(call_id, "probe", "Module", tuple(f"x{i}" for i in range(nargs)),
-                    repeat=repeat)
-    raise KeyError(target)
-
-
-# --- ground truth ----------------------------------------------------------------------------
-
-def true_gradients(target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The gradient of each collected input, by torch.autograd in float64."""
+def true_gradients(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The gradient of each collected input, by torch.autograd in float64, on the lesson's
+    forward: `(f(x) * upstream).sum()` gives the vector-Jacobian product with the upstream
+    gradient bit for bit (its backward multiplies it by ones), and a scalar's backward spares
+    torch's check of a given gradient, which imports sympy (0.5 s of a first self-check)."""
+    t = lesson.target(target)
+    forward = getattr(lesson.code(), t.forward)
     with torch.enable_grad():
-        leaves = {k: v.detach().clone().requires_grad_() for k, v in inputs.items()
-                  if k in ("inp", "w", "b")}
-        # `(f(x) * out.g).sum()` has the gradient `f`'s vector-Jacobian product with out.g gives,
-        # bit for bit (its backward multiplies out.g by ones); a scalar's backward also spares
-        # torch's check of a given gradient, which imports sympy (0.5 s of a first self-check).
-        if target == "mse_grad":
-            mse(leaves["inp"], inputs["targ"]).backward()
-        elif target == "relu_grad":
-            (torch.relu(leaves["inp"]) * inputs["out.g"]).sum().backward()
-        elif target == "lin_grad":
-            (lin(leaves["inp"], leaves["w"], leaves["b"]) * inputs["out.g"]).sum().backward()
-        else:
-            raise KeyError(target)
+        leaves = {k: inputs[k].detach().clone().requires_grad_() for k in t.collect}
+        out = forward(*(leaves.get(k, inputs[k]) for k in t.forward_args))
+        (out * inputs[t.upstream]).sum().backward() if t.upstream else out.backward()
     return {k: v.grad for k, v in leaves.items()}
 
 
-def also_accepted(target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Other right answers, element by element: at an exact zero, ReLU's subgradient may be 1."""
-    if target == "relu_grad":
-        return {"inp": inputs["out.g"] * (inputs["inp"] >= 0)}
-    return {}
+def also_accepted(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Other right answers, element by element (the lesson's `also_accepted`, e.g. at an exact
+    zero, ReLU's subgradient may be 1)."""
+    accepted = getattr(lesson.code(), "also_accepted", None)
+    return accepted(target, inputs) if accepted else {}

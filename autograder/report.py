@@ -34,6 +34,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     output: str = ""  # what the student's code printed (never part of the JSON)
     devices: dict = field(default_factory=dict)  # per device lane: what ran, what it found
+    lesson: str = ""  # the lesson's id (its nbgrader assignment)
 
     @property
     def score(self) -> float:
@@ -59,7 +60,7 @@ class Report:
         return list(seen)
 
     def to_dict(self) -> dict:
-        return {"score": self.score, "max_score": self.max_score,
+        return {"lesson": self.lesson, "score": self.score, "max_score": self.max_score,
                 "checks": [asdict(c) for c in self.checks],
                 "reference": self.reference, "seed": self.seed, "notes": self.notes,
                 "devices": self.devices}

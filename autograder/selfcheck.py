@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import inspect
 
-from . import rules, spec
+from . import lesson as lessons
+from . import resolve, rules
 from .compare import judge_target
 from .devices import describe, lanes_for, summarize
 from .plan import build_plan
@@ -23,13 +24,13 @@ class SelfCheckFailed(AssertionError):
     """Some check failed; the printed report says which and why."""
 
 
-def self_check(target: str, obj: object, device: str = "all") -> None:
+def self_check(target: str, obj: object, device: str = "all", lesson: str | None = None) -> None:
     """What a grade cell calls: print the report of `run_self_check`; raise if a check fails.
 
     Returns nothing, so that a notebook shows the report alone (and stock nbgrader reads no
     partial credit from a displayed value).
     """
-    report = run_self_check(target, obj, device)
+    report = run_self_check(target, obj, device, lesson)
     print(report.target_text(target, points=False))
     print(f"  devices: {describe(report.devices)}")
     failed = [c for c in report.checks if not c.passed]
@@ -38,21 +39,36 @@ def self_check(target: str, obj: object, device: str = "all") -> None:
                               "(see above)")
 
 
-def run_self_check(target: str, obj: object, device: str = "all") -> Report:
-    """Check `obj` (the student's function, or their `Module` class) as `target`, in this process.
+def find_lesson(target: str, lesson: str | None = None) -> lessons.Lesson:
+    """The lesson named, or the first here that has `target`."""
+    if lesson is not None:
+        return lessons.find(lesson)
+    found = lessons.available()
+    for candidate in found.values():
+        if target in candidate.names:
+            return candidate
+    known = sorted({t for candidate in found.values() for t in candidate.names})
+    raise ValueError(f"unknown target {target!r}: one of {', '.join(known)}")
+
+
+def run_self_check(target: str, obj: object, device: str = "all",
+                   lesson: str | None = None) -> Report:
+    """Check `obj` (the student's function, or their `Module` class) as `target` of `lesson`
+    (default: the lesson here that has it), in this process.
 
     `device` as for `autograder check`: by default on the CPU, on fake CUDA tensors
     (GPU-readiness) and, where this kernel has a GPU, on CUDA; the report says which ran.
     """
-    if target not in spec.TARGETS:
-        raise ValueError(f"unknown target {target!r}: one of {', '.join(spec.TARGETS)}")
+    found = find_lesson(target, lesson)
+    if target not in found.names:
+        raise ValueError(f"unknown target {target!r}: one of {', '.join(found.names)}")
     try:  # read for the no-autograd gate; blank lines first, so that line numbers are the cell's
         lines, first = inspect.getsourcelines(obj)
         findings = rules.findings_in("\n" * max(first - 1, 0) + "".join(lines))
     except (OSError, TypeError):
         findings = None
     clean = findings is not None and not any(f.kind == rules.AUTOGRAD for f in findings)
-    plan = build_plan(spec.SELF_CHECK_SEED, (target,), lanes=lanes_for(device),
+    plan = build_plan(found, resolve.seed(found, "self-check"), (target,), lanes=lanes_for(device),
                       refuse_autograd={target} if clean else set())
     wire = plan.wire_inputs()
     outcome = TargetOutcome("ok")
@@ -62,6 +78,7 @@ def run_self_check(target: str, obj: object, device: str = "all") -> Report:
         outcome.calls[planned.call.id] = meta
         outcome.tensors.update(tensors)
     run = UntrustedRun(targets={target: outcome})
-    checks = judge_target(target, plan, run, spec.FALLBACK_POINTS[target], None, findings)
+    checks = judge_target(target, plan, run, resolve.points(found)[target], None, findings)
     devices = summarize(plan, run, device)
-    return Report(checks, seed=plan.seed, notes=[describe(devices)], devices=devices)
+    return Report(checks, seed=plan.seed, notes=[describe(devices)], devices=devices,
+                  lesson=found.id)

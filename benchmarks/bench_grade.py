@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import spec
+from autograder import lesson as lessons
 from autograder.course import put_python_on_path, samples
 from autograder.course import release as release_module
 from autograder.course.release import release
@@ -51,7 +51,7 @@ def submissions(n: int) -> dict[str, dict[str, str]]:
     wrong = list(WRONG.items())
     out = {}
     for i in range(n):
-        answers = dict(samples.CORRECT)
+        answers = dict(samples.of(lessons.find("backward")).CORRECT)
         if i % 2:
             target, code = wrong[(i // 2) % len(wrong)]
             answers[target] = code
@@ -61,14 +61,14 @@ def submissions(n: int) -> dict[str, dict[str, str]]:
 
 def make_course(root: Path, students: dict[str, dict[str, str]], stock: bool) -> Path:
     course = root / ("stock" if stock else "ours")
-    released = release(course)
+    released = release(course, assignment="backward")[0]
     if stock:  # nbgrader's stock configuration: release's, without our preprocessor
         (course / "nbgrader_config.py").write_text(
             release_module.CONFIG.replace(release_module.AUTOGRADE, "").format(course_id="backprop"))
     nb = json.loads(released.read_text())
     for student, answers in students.items():
         samples.write(samples.fill(nb, answers),
-                      course / "submitted" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME)
+                      course / "submitted" / student / "backward" / "backward.ipynb")
     return course
 
 
@@ -105,7 +105,7 @@ SELF_CHECK = ("import sys, time, torch\n"
 
 
 def student_waits(repeat: int) -> None:
-    source = REPO / "assignments" / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME
+    source = REPO / "assignments" / "backward" / "backward.ipynb"
     torch_alone = median_seconds([sys.executable, "-c", "import torch"], repeat)
     check = median_seconds([sys.executable, "-m", "autograder", "check", "--json", str(source)],
                            repeat)
@@ -173,7 +173,7 @@ def main() -> None:
                     sample = min(args.stock_sample, size)
                     stock = make_course(root, dict(list(students.items())[:sample]), stock=True)
                     seconds = grade_seconds([sys.executable, "-m", "nbgrader", "autograde",
-                                             spec.ASSIGNMENT_ID], stock)
+                                             "backward"], stock)
                     stock_each = seconds / sample
                     rows.append((size, f"stock nbgrader autograde ({sample} graded)", stock_each,
                                  None))

@@ -10,11 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from autograder import lesson as lessons
 from autograder.course import samples
 from autograder.course.release import release
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "assignments" / "backward" / "backward.ipynb"
+#: The first lesson, its right answers and its sample class (assignments/backward/).
+BACKWARD = lessons.load(REPO / "assignments" / "backward")
+CORRECT = samples.of(BACKWARD).CORRECT
+CLASS = samples.of(BACKWARD).CLASS
 
 #: Tests in tiers. `make test-fast` runs what is in process and quick (-m "not sandbox and not
 #: slow"); `make test` runs everything. A test is `sandbox` when it starts graded processes or
@@ -35,7 +40,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def released_path(tmp_path_factory) -> Path:
     """The student notebook, as `autograder release` (nbgrader generate_assignment) writes it."""
-    return release(tmp_path_factory.mktemp("course"))
+    return release(tmp_path_factory.mktemp("course"), assignment="backward")[0]
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +54,7 @@ def make_notebook(released, tmp_path):
 
     def make(answers: dict[str, str] | None = None, extra_cells=(), name="backward.ipynb",
              correct_rest: bool = True) -> Path:
-        filled = dict(samples.CORRECT) if correct_rest else {}
+        filled = dict(CORRECT) if correct_rest else {}
         filled.update(answers or {})
         return samples.write(samples.fill(released, filled, list(extra_cells)), tmp_path / name)
 

@@ -25,11 +25,10 @@ from pathlib import Path
 import pytest
 
 from autograder import spec
-from autograder.course import samples
 from autograder.sandbox.launch import _gpu_here
 from autograder.sandbox.limits import choose_layers
 
-from .conftest import REPO, check_report, run_cli, target_mistakes, target_points
+from .conftest import CORRECT, REPO, check_report, run_cli, target_mistakes, target_points
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 REST = {"relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}  # all but mse_grad
@@ -524,7 +523,7 @@ def test_floods_of_output_are_cut_and_the_json_stays_clean(make_notebook):
              "    sys.stdout.write('{\"score\": 10}\\n' * 400_000)  # about 5 MB\n"
              "    sys.stderr.write('x' * 5_000_000)\n"
              "    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n")
-    path = make_notebook({"mse_grad": flood, "relu_grad": samples.CORRECT["relu_grad"]
+    path = make_notebook({"mse_grad": flood, "relu_grad": CORRECT["relu_grad"]
                           + "print('y' * 20_000_000)\n"})
     done = run_cli("check", str(path), "--json")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -6,10 +6,16 @@ import json
 
 import pytest
 
-from autograder.course import samples
-from autograder.spec import TARGETS
-
-from .conftest import SOURCE, check_json, check_report, run_cli, target_mistakes, target_points
+from .conftest import (
+    BACKWARD,
+    CORRECT,
+    SOURCE,
+    check_json,
+    check_report,
+    run_cli,
+    target_mistakes,
+    target_points,
+)
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 
@@ -26,7 +32,7 @@ def test_the_released_notebook_gets_zero_and_not_implemented_everywhere(released
     code, report = check_json(released_path)
     assert code == 1
     assert report["score"] == 0.0 and report["max_score"] == 10.0
-    for target in TARGETS:
+    for target in BACKWARD.names:
         assert f"{target}.not_implemented" in target_mistakes(report, target)
 
 
@@ -97,7 +103,7 @@ CORRECT_VARIANTS = {
                     "    inp.g = times_transpose(out.g, w)\n"
                     "    w.g = times_transpose(inp.t(), out.g.t())\n"
                     "    b.g = out.g.sum(dim=0)\n",
-        "module_backward": samples.CORRECT["module_backward"].replace(
+        "module_backward": CORRECT["module_backward"].replace(
             "        self.bwd(self.out, *self.args)",
             "        return self.bwd(self.out, *self.args)"),
     },

@@ -26,7 +26,7 @@ from autograder.course.feedback import FeedbackPage
 from autograder.course.grade import course_config, grade_course
 from autograder.course.release import release
 
-from .conftest import run_cli
+from .conftest import BACKWARD, CLASS, CORRECT, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -47,14 +47,14 @@ DUE = "2026-01-10 12:00:00"
 
 
 def hand_in(course: Path, released: dict) -> None:
-    samples.write_class(released, course, {"alice": ({}, []), "bob": (NO_FACTOR_2, []),
+    samples.write_class(released, course, BACKWARD, {"alice": ({}, []), "bob": (NO_FACTOR_2, []),
                                            "carl": ({}, [])})
     # Late: nbgrader reads timestamp.txt and the due date in the gradebook.
     (course / "submitted" / "carl" / "backward" / "timestamp.txt").write_text("2026-01-11 12:00:00 UTC")
-    samples.write_class(released, course, {"badstamp": ({}, [])})
+    samples.write_class(released, course, BACKWARD, {"badstamp": ({}, [])})
     (course / "submitted" / "badstamp" / "backward" / "timestamp.txt").write_text("yesterday-ish")
     # A Jupyter copy of the mse_grad cell (same grade_id), the answer in the copy, as students do.
-    nb = samples.fill(released, samples.CORRECT)
+    nb = samples.fill(released, CORRECT)
     index = next(i for i, c in enumerate(nb["cells"])
                  if c["metadata"].get("nbgrader", {}).get("grade_id") == "mse_grad")
     stub = json.loads(json.dumps(nb["cells"][index]))
@@ -62,10 +62,10 @@ def hand_in(course: Path, released: dict) -> None:
     nb["cells"].insert(index, stub)
     samples.write(nb, course / "submitted" / "dup" / "backward" / "backward.ipynb")
     # Two cells with the same nbformat id: nbformat gives one a new id, and it is graded.
-    nb = samples.fill(released, samples.CORRECT)
+    nb = samples.fill(released, CORRECT)
     nb["cells"][1]["id"] = nb["cells"][0]["id"]
     samples.write(nb, course / "submitted" / "twin" / "backward" / "backward.ipynb")
-    samples.write_class(released, course, {name: raw for name, (raw, _) in BROKEN.items()})
+    samples.write_class(released, course, BACKWARD, {name: raw for name, (raw, _) in BROKEN.items()})
     other = course / "submitted" / "missing" / "backward" / "Backward (1).ipynb"
     samples.write(released, other)
 
@@ -80,7 +80,7 @@ def graded(tmp_path_factory, worker_id) -> tuple[Path, str]:
         done = course / "cli-stdout.txt"
         if not done.is_file():
             shutil.rmtree(course, ignore_errors=True)
-            released = json.loads(release(course).read_text())
+            released = json.loads(release(course, assignment="backward")[0].read_text())
             with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
                 gb.update_or_create_assignment("backward", duedate=DUE)
             hand_in(course, released)
@@ -97,9 +97,10 @@ def grades(course: Path, student: str) -> dict[str, tuple[float | None, float | 
         return {g.name.removeprefix("check_"): (g.auto_score, g.manual_score) for g in nb.grades}
 
 
-def csv_rows(path: Path) -> dict[str, dict]:
+def csv_rows(path: Path, assignment: str = "backward") -> dict[str, dict]:
     with path.open() as f:
-        return {row["student_id"]: row for row in csv.DictReader(f)}
+        return {row["student_id"]: row for row in csv.DictReader(f)
+                if row["assignment"] == assignment}
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
@@ -158,7 +159,7 @@ def test_a_feedback_page_per_student_has_the_diagnosis(graded):
     for student in STUDENTS:
         assert (course / "feedback" / student / "backward" / "backward.html").is_file(), student
     page = (course / "feedback" / "bob" / "backward" / "backward.html").read_text()
-    results = json.loads((course / "gradescope" / "bob" / "results.json").read_text())
+    results = json.loads((course / "gradescope" / "bob" / "backward" / "results.json").read_text())
     failing = [t for t in results["tests"] if t["status"] == "failed"]
     assert failing and all(t["name"].startswith("mse_grad/") for t in failing)
     message = failing[0]["output"].splitlines()[0]
@@ -205,7 +206,7 @@ def test_a_copied_cell_is_zero_with_the_reason_and_a_repeated_cell_id_is_graded(
 def test_gradescope_results_json_has_the_spec_fields(graded):
     course, _ = graded
     for student in STUDENTS:
-        data = json.loads((course / "gradescope" / student / "results.json").read_text())
+        data = json.loads((course / "gradescope" / student / "backward" / "results.json").read_text())
         assert isinstance(data["score"], float) and isinstance(data["output"], str)
         assert data["visibility"] in {"hidden", "after_due_date", "after_published", "visible"}
         assert data["tests"]
@@ -215,7 +216,7 @@ def test_gradescope_results_json_has_the_spec_fields(graded):
             assert 0 <= test["score"] <= test["max_score"]
             assert test["status"] in {"passed", "failed"} and test["visibility"] == "visible"
         assert data["score"] == pytest.approx(sum(t["score"] for t in data["tests"]))
-    assert json.loads((course / "gradescope" / "bob" / "results.json").read_text())["score"] == 8.0
+    assert json.loads((course / "gradescope" / "bob" / "backward" / "results.json").read_text())["score"] == 8.0
 
 
 def recorded(course: Path, student: str) -> tuple:
@@ -316,7 +317,7 @@ def test_grade_outside_a_course_says_why_in_one_line(tmp_path):
 def test_the_demo_grades_a_sample_class(tmp_path):
     done = run_cli("demo", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr[-2000:]
-    for student in samples.CLASS:
+    for student in CLASS:
         assert student in done.stdout
     assert "not graded" in done.stdout and "feedback pages" in done.stdout
     rows = csv_rows(tmp_path / "demo" / "grades.csv")

@@ -15,7 +15,6 @@ import sys
 import pytest
 import torch
 
-from autograder import spec
 from autograder.compare import judge_call
 from autograder.course import samples
 from autograder.engine import check_notebook
@@ -24,7 +23,7 @@ from autograder.sandbox.launch import TargetOutcome, UntrustedRun
 from autograder.selfcheck import SelfCheckFailed, run_self_check, self_check
 from autograder.untrusted import calls as runner
 
-from .conftest import REPO, SOURCE
+from .conftest import BACKWARD, REPO, SOURCE
 
 
 def installed(name: str) -> bool:
@@ -65,16 +64,12 @@ LOOP_LIN_GRAD = CPU_ONLY_LOOP_LIN_GRAD.replace("torch.zeros(w.shape, dtype=w.dty
 
 
 def load_solutions():
-    module_spec = importlib.util.spec_from_file_location("solutions_backward",
-                                                         REPO / "solutions" / "backward.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    return BACKWARD.reference()
 
 
 def run_lane(namespace: dict, target: str, lane: str) -> list[tuple]:
     """Each call of `target` in `lane`, made as the runner makes it: (planned, meta, verdict)."""
-    plan = build_plan(7, (target,), lanes=(lane,))
+    plan = build_plan(BACKWARD, 7, (target,), lanes=(lane,))
     wire = plan.wire_inputs()
     outcome = TargetOutcome("ok")
     for planned in plan.calls:
@@ -107,8 +102,8 @@ def check_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("target", ["mse_grad", "relu_grad", "lin_grad"])
 def test_each_gradient_target_has_a_gpu_ready_check_that_runs_everywhere(target):
-    checks = {c.name: c for c in spec.CHECKS[target]}
-    assert sum(c.weight for c in spec.CHECKS[target]) == 10
+    checks = {c.name: c for c in BACKWARD.checks(target)}
+    assert sum(c.weight for c in BACKWARD.checks(target)) == 10
     ready = checks["gpu-ready"]
     assert ready.weight == 1
     lanes = [case.lane for case in ready.cases]
@@ -118,8 +113,8 @@ def test_each_gradient_target_has_a_gpu_ready_check_that_runs_everywhere(target)
 
 
 def test_the_same_seed_draws_the_same_inputs_whichever_devices_run():
-    everywhere = build_plan(5, ("lin_grad",))
-    cpu_only = build_plan(5, ("lin_grad",), lanes=("cpu", "gpu-ready"))
+    everywhere = build_plan(BACKWARD, 5, ("lin_grad",))
+    cpu_only = build_plan(BACKWARD, 5, ("lin_grad",), lanes=("cpu", "gpu-ready"))
     for planned in cpu_only.calls:
         twin = next(p for p in everywhere.calls if p.call.id == planned.call.id)
         assert all(torch.equal(planned.inputs[k], twin.inputs[k]) for k in planned.inputs)
@@ -187,7 +182,8 @@ def test_gpu_readiness_imports_nothing_on_first_use():
     code = ("import sys, torch\n"
             "from autograder.untrusted import calls\n"
             "from autograder.plan import build_plan\n"
-            "plan = build_plan(1, ('lin_grad',), lanes=('gpu-ready',))\n"
+            "from autograder.lesson import find\n"
+            "plan = build_plan(find('backward'), 1, ('lin_grad',), lanes=('gpu-ready',))\n"
             "before = set(sys.modules)\n"
             "ns = {}\n"
             f"exec({LOOP_LIN_GRAD!r}, ns)\n"
@@ -224,7 +220,7 @@ def test_the_self_check_reports_devices(capsys):
 def test_a_crashed_target_does_not_read_as_a_failure_on_a_gpu_that_is_not_there():
     from autograder.devices import describe, summarize
 
-    plan = build_plan(1, ("mse_grad", "lin_grad"))
+    plan = build_plan(BACKWARD, 1, ("mse_grad", "lin_grad"))
     lin = TargetOutcome("ok", calls={p.call.id: {"status": "unavailable"} for p in plan.calls
                                      if p.target == "lin_grad" and p.case.lane == "cuda"})
     run = UntrustedRun(targets={"mse_grad": TargetOutcome("timeout", "still running"),

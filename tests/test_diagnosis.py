@@ -16,13 +16,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import diagnose, problems, rules, spec
+from autograder import diagnose, problems, rules
 from autograder.compare import compare_gradient
+from autograder.lesson import Case, Check
 from autograder.plan import PlannedCall
 from autograder.selfcheck import SelfCheckFailed, self_check
-from autograder.spec import Case
 
-from .conftest import check_report, target_mistakes, target_points
+from .conftest import BACKWARD, check_report, target_mistakes, target_points
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 
@@ -155,13 +155,13 @@ MISTAKES = [
 
 def pack(mistakes: list[Mistake], per_notebook: int = 3) -> list[list[Mistake]]:
     """Notebooks of wrong answers on different targets, each leaving at least one target right."""
-    queues = {t: [m for m in mistakes if m.target == t] for t in spec.TARGETS}
+    queues = {t: [m for m in mistakes if m.target == t] for t in BACKWARD.names}
     notebooks = []
     for turn in itertools.count():
         if not any(queues.values()):
             return notebooks
-        order = sorted(spec.TARGETS,
-                       key=lambda t: (-len(queues[t]), (spec.TARGETS.index(t) + turn) % 4))
+        order = sorted(BACKWARD.names,
+                       key=lambda t: (-len(queues[t]), (BACKWARD.names.index(t) + turn) % 4))
         notebooks.append([queues[t].pop(0) for t in order[:per_notebook] if queues[t]])
 
 
@@ -179,7 +179,7 @@ def test_every_public_code_is_covered_and_there_are_enough_distinct_mistakes():
     assert specific <= named
     assert general <= {code.split(".", 1)[1] for code in named}
     assert len({m.source for m in MISTAKES}) >= 15
-    assert all(len({m.target for m in nb}) == len(nb) < len(spec.TARGETS) for nb in NOTEBOOKS)
+    assert all(len({m.target for m in nb}) == len(nb) < len(BACKWARD.names) for nb in NOTEBOOKS)
 
 
 @pytest.mark.parametrize("mistakes", NOTEBOOKS,
@@ -188,7 +188,7 @@ def test_a_mistake_is_named_and_costs_its_own_target_only(make_notebook, mistake
     code, report = check_report(make_notebook({m.target: m.source for m in mistakes}))
     assert code == 1
     points = target_points(report)
-    for target in spec.TARGETS:
+    for target in BACKWARD.names:
         mine = [m for m in mistakes if m.target == target]
         if not mine:  # a right answer beside wrong ones keeps every point
             assert points[target] == FULL[target], target
@@ -299,11 +299,12 @@ def test_the_scan_leaves_hand_written_code_alone(source):
 # --- the diagnosis, on tensors ---------------------------------------------------------------
 
 def planned_call(target: str, case: Case, seed: int) -> PlannedCall:
-    inputs = problems.make_inputs(target, case, torch.Generator().manual_seed(seed))
-    check = spec.Check("values-float64", 1, "values", (case,))
-    return PlannedCall(target, check, case, problems.make_call(target, "c", case), inputs,
-                       problems.true_gradients(target, inputs),
-                       problems.also_accepted(target, inputs))
+    inputs = problems.make_inputs(BACKWARD, target, case, torch.Generator().manual_seed(seed))
+    check = Check("values-float64", 1, "values", (case,))
+    return PlannedCall(target, check, case,
+                       problems.make_call(BACKWARD.target(target), "c", case), inputs,
+                       problems.true_gradients(BACKWARD, target, inputs),
+                       problems.also_accepted(BACKWARD, target, inputs), BACKWARD)
 
 
 def judged(target: str, name: str, got: torch.Tensor, planned: PlannedCall):
@@ -318,7 +319,7 @@ BATCH_SIZES = st.integers(1, 40).filter(lambda n: n != 2)
 @given(n=BATCH_SIZES, seed=st.integers(0, 2**31 - 1), sign=st.sampled_from([1, -1]),
        half=st.booleans(), summed=st.booleans())
 def test_a_scalar_factor_of_the_mse_gradient_names_each_part(n, seed, sign, half, summed):
-    planned = planned_call("mse_grad", Case(n=n), seed)
+    planned = planned_call("mse_grad", Case.of(n=n), seed)
     truth = planned.expected["inp"]
     factor = sign * (0.5 if half else 1.0) * (n if summed else 1)
     verdict = judged("mse_grad", "inp", factor * truth, planned)
@@ -334,7 +335,7 @@ def test_a_scalar_factor_of_the_mse_gradient_names_each_part(n, seed, sign, half
 @settings(max_examples=30, deadline=None)
 @given(n=BATCH_SIZES, seed=st.integers(0, 2**31 - 1), noise=st.floats(1e-3, 1.0))
 def test_a_gradient_that_is_no_multiple_gets_no_specific_code(n, seed, noise):
-    planned = planned_call("mse_grad", Case(n=n), seed)
+    planned = planned_call("mse_grad", Case.of(n=n), seed)
     truth = planned.expected["inp"]
     gen = torch.Generator().manual_seed(seed)
     got = 0.5 * truth + noise * torch.randn(truth.shape, generator=gen, dtype=torch.float64)
@@ -347,25 +348,25 @@ def test_a_gradient_that_is_no_multiple_gets_no_specific_code(n, seed, noise):
 @given(n=st.integers(3, 30), n_in=st.integers(1, 9), n_out=st.integers(1, 9),
        seed=st.integers(0, 2**31 - 1))
 def test_bias_averaged_is_told_from_a_missing_factor_2(n, n_in, n_out, seed):
-    planned = planned_call("lin_grad", Case(n=n, n_in=n_in, n_out=n_out), seed)
+    planned = planned_call("lin_grad", Case.of(n=n, n_in=n_in, n_out=n_out), seed)
     truth = planned.expected["b"]
     assert "lin_grad.bias_averaged" in judged("lin_grad", "b", truth / n, planned).mistakes
     assert "lin_grad.bias_averaged" not in judged("lin_grad", "b", truth / 2, planned).mistakes
 
 
 def test_the_spec_batch_sizes_keep_the_named_ratios_apart():
-    for target, checks in spec.CHECKS.items():
+    for target, checks in ((t.name, t.checks) for t in BACKWARD.targets):
         for check in checks:
             for case in check.cases if check.kind != "probe" else ():
                 assert case.n != 2, (target, check.name)
                 for name in ("inp", "w", "b"):
-                    ratios = [r for r, _, _ in diagnose.named_ratios(target, name, case.n)]
+                    ratios = [r for r, _, _ in BACKWARD.code().named_ratios(target, name, case.n)]
                     assert 1.0 not in ratios
                     assert len(set(ratios)) == len(ratios), (target, check.name, name, ratios)
 
 
 def test_a_square_weight_gradient_transposed_is_named_from_its_values():
-    planned = planned_call("lin_grad", Case(n=3, n_in=4, n_out=4), 3)
+    planned = planned_call("lin_grad", Case.of(n=3, n_in=4, n_out=4), 3)
     truth = planned.expected["w"]
     verdict = judged("lin_grad", "w", truth.t().contiguous(), planned)
     assert verdict.mistakes == ("lin_grad.weight_transposed", "lin_grad.wrong_values")
@@ -373,7 +374,7 @@ def test_a_square_weight_gradient_transposed_is_named_from_its_values():
 
 
 def test_the_zero_subgradient_is_accepted_and_an_inverted_mask_is_not():
-    planned = planned_call("relu_grad", Case(n=5, n_out=4, zeros=True), 0)
+    planned = planned_call("relu_grad", Case.of(n=5, n_out=4, flags=("zeros",)), 0)
     inp, upstream = planned.inputs["inp"], planned.inputs["out.g"]
     assert (inp == 0).any()
     for mask in (inp > 0, inp >= 0):
@@ -384,7 +385,7 @@ def test_the_zero_subgradient_is_accepted_and_an_inverted_mask_is_not():
 
 
 def test_a_message_never_shows_a_hidden_value():
-    planned = planned_call("mse_grad", Case(n=3), 7)
+    planned = planned_call("mse_grad", Case.of(n=3), 7)
     truth = planned.expected["inp"]
     shown = {f"{v:.3g}" for v in truth.flatten().tolist()} | {
         f"{v:.3g}" for t in planned.inputs.values() for v in t.flatten().tolist()}

@@ -23,7 +23,7 @@ from nbgrader.api import Gradebook
 from autograder.course import samples
 from autograder.course.release import release
 
-from .conftest import check_json, run_cli, target_mistakes, target_points
+from .conftest import CORRECT, check_json, run_cli, target_mistakes, target_points
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 
@@ -104,11 +104,11 @@ HIDDEN_AUTOGRAD = {
         "lin_grad", "lin_grad.not_allowed", "exec()"),
     "in a helper of another answer cell": (
         {"mse_grad": "def mse_grad(inp, targ):\n    helper(inp, targ)\n",
-         "relu_grad": samples.CORRECT["relu_grad"] + "\nimport torch\n"
+         "relu_grad": CORRECT["relu_grad"] + "\nimport torch\n"
                       "def helper(inp, targ):\n" + AUTOGRAD_MSE},
         "mse_grad", "mse_grad.uses_autograd", "of the relu_grad cell"),
     "in a redefinition in a later answer cell": (
-        {"lin_grad": samples.CORRECT["lin_grad"] + "\nimport torch\n"
+        {"lin_grad": CORRECT["lin_grad"] + "\nimport torch\n"
                      "def mse_grad(inp, targ):\n" + AUTOGRAD_MSE},
         "mse_grad", "mse_grad.uses_autograd", "of the lin_grad cell"),
 }
@@ -158,7 +158,7 @@ def test_patching_module_backward_in_a_later_cell_gets_nothing(make_notebook, st
 
 @pytest.fixture(scope="module")
 def honest_alone(released, tmp_path_factory) -> dict:
-    path = samples.write(samples.fill(released, samples.CORRECT),
+    path = samples.write(samples.fill(released, CORRECT),
                          tmp_path_factory.mktemp("honest") / "backward.ipynb")
     done = run_cli("check", str(path), "--json", "--seed", "5")
     return json.loads(done.stdout)
@@ -299,18 +299,18 @@ def test_a_results_bomb_reaches_the_grader_bounded(make_notebook, honest_alone):
 @pytest.mark.slow
 def test_a_class_of_attackers_gets_nothing_and_the_honest_student_is_graded_as_alone(
         released, stubs, tmp_path):
-    class_ = {"honest": (samples.CORRECT, [])}
+    class_ = {"honest": (CORRECT, [])}
     class_["harness"] = ({**stubs, "mse_grad": REPLACE_THE_HARNESS + stubs["mse_grad"]}, [])
     class_["harness-cell"] = (dict(stubs), [REPLACE_THE_HARNESS])
     for i, (answers, _, _, _) in enumerate(HIDDEN_AUTOGRAD.values()):
-        class_[f"hidden{i}"] = ({**samples.CORRECT, **answers}, [])
-    class_["bomb"] = ({**samples.CORRECT, "mse_grad": bomb()}, [])
+        class_[f"hidden{i}"] = ({**CORRECT, **answers}, [])
+    class_["bomb"] = ({**CORRECT, "mse_grad": bomb()}, [])
     courses = {}
     course = tmp_path / "class"
-    released_nb = json.loads(release(course).read_text())
+    released_nb = json.loads(release(course, assignment="backward")[0].read_text())
     for student, (answers, extra) in class_.items():
         nb = samples.fill(released_nb, answers, extra) if student in ("harness", "harness-cell") \
-            else samples.fill(released_nb, {**samples.CORRECT, **answers}, extra)
+            else samples.fill(released_nb, {**CORRECT, **answers}, extra)
         samples.write(nb, course / "submitted" / student / "backward" / "backward.ipynb")
     # The same course (its seed, so the same inputs for the same student), with the honest
     # student alone in it.
@@ -354,7 +354,7 @@ def test_autograd_passed_around_where_a_reader_cannot_follow_is_refused_as_it_ru
     # mse_grad reads a registry that the Module cell fills, by a call the rules do not follow,
     # with torch.autograd.grad: the Module cell's target pays for the autograd it shows; mse_grad,
     # whose code shows none, finds autograd's engine refusing while it is graded.
-    module = samples.CORRECT["module_backward"] + (
+    module = CORRECT["module_backward"] + (
         "\nimport torch\nregister(torch.autograd.grad)\n")
     mse = ("import torch\n_REG = []\ndef register(f):\n    _REG.append(f)\n"
            "def mse_grad(inp, targ):\n"

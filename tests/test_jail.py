@@ -27,7 +27,7 @@ from autograder.sandbox import warm
 from autograder.sandbox.launch import Budget, run_untrusted
 from autograder.sandbox.limits import Layers, Limits, choose_layers, prepare
 
-from .conftest import REPO, check_json, target_mistakes, target_points
+from .conftest import BACKWARD, CORRECT, REPO, check_json, target_mistakes, target_points
 from .test_attacks import FULL, RIGHT_MSE, linux_only
 
 LAYERS = choose_layers()
@@ -51,7 +51,7 @@ def said(run) -> str:
 
 def test_a_submission_that_hangs_in_every_answer_takes_its_budget_and_no_more(make_notebook):
     hang = "import time\ntime.sleep(600)\n"
-    answers = {t: hang + samples.CORRECT[t] for t in FULL}
+    answers = {t: hang + CORRECT[t] for t in FULL}
     env = {**os.environ, "AUTOGRADER_CELLS_TIMEOUT": "20", "AUTOGRADER_SUBMISSION_TIMEOUT": "10"}
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "autograder", "check",
@@ -150,7 +150,7 @@ def test_links_in_a_submission_are_never_followed(released, tmp_path):
     from autograder.course.release import release
 
     course = tmp_path / "course"
-    released_nb = json.loads(release(course).read_text())
+    released_nb = json.loads(release(course, assignment="backward")[0].read_text())
     secret = "agsecret" + uuid.uuid4().hex
     outside = tmp_path / "outside.txt"
     outside.write_text(f"{secret}\n")
@@ -162,7 +162,7 @@ def test_links_in_a_submission_are_never_followed(released, tmp_path):
             samples.write(nb, folder / "backward.ipynb")
         return folder
 
-    right = samples.fill(released_nb, samples.CORRECT)
+    right = samples.fill(released_nb, CORRECT)
     alice = hand_in("alice", right)
     (course / "submitted" / "linked").symlink_to(course / "submitted" / "alice")
     (hand_in("nblink") / "backward.ipynb").symlink_to(alice / "backward.ipynb")
@@ -332,8 +332,8 @@ def test_grade_with_require_isolation_grades_nothing_where_namespaces_are_missin
     from autograder.course.release import release
 
     course = tmp_path / "course"
-    released = json.loads(release(course).read_text())
-    samples.write_class(released, course, {"ada": ({}, [])})
+    released = json.loads(release(course, assignment="backward")[0].read_text())
+    samples.write_class(released, course, BACKWARD, {"ada": ({}, [])})
     env = {**os.environ, "AUTOGRADER_NO_NAMESPACES": "1"}
     done = subprocess.run([sys.executable, "-m", "autograder", "grade", "--course", str(course),
                            "--require-isolation"], capture_output=True, text=True, env=env)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from autograder import code, program, rules, spec
+from autograder import code, program, rules
 from autograder.course import samples
+
+from .conftest import BACKWARD, CORRECT
 
 HIDDEN = [
     ("exec('x = 1')\n", "exec()"),
@@ -62,7 +64,7 @@ def test_code_that_hides_what_it_runs_is_named(source, what):
 
 
 PLAIN = [
-    samples.CORRECT["mse_grad"], samples.CORRECT["lin_grad"], samples.CORRECT["module_backward"],
+    CORRECT["mse_grad"], CORRECT["lin_grad"], CORRECT["module_backward"],
     "import torch\nfrom torch import Tensor\n\ndef relu_grad(inp: Tensor, out: Tensor) -> None:\n"
     "    '''exec(...) in a docstring is text'''\n    # getattr(torch, x) in a comment too\n"
     "    inp.g = torch.where(inp > 0, out.g, torch.zeros_like(out.g))\n"
@@ -95,7 +97,7 @@ def judged(answers: dict[str, str], lesson: list[str] = ()) -> dict[str, list[ru
              for i, (t, s) in enumerate(answers.items())}
     given = [code.read_cell(100 + i, s, name=f"cell {100 + i} of the lesson")
              for i, s in enumerate(lesson)]
-    return rules.judge(cells, given, {t: spec.ENTRIES[t] for t in answers})
+    return rules.judge(cells, given, {t: BACKWARD.entries()[t] for t in answers})
 
 
 AUTOGRAD_HELPER = ("import torch\ndef helper(x):\n    x = x.detach().clone().requires_grad_()\n"
@@ -105,18 +107,18 @@ AUTOGRAD_HELPER = ("import torch\ndef helper(x):\n    x = x.detach().clone().req
 @pytest.mark.parametrize("name,answers,target,where", [
     ("a helper in another answer cell",
      {"mse_grad": "def mse_grad(inp, targ):\n    inp.g = helper(inp)\n",
-      "relu_grad": samples.CORRECT["relu_grad"] + AUTOGRAD_HELPER}, "mse_grad", "the relu_grad cell"),
+      "relu_grad": CORRECT["relu_grad"] + AUTOGRAD_HELPER}, "mse_grad", "the relu_grad cell"),
     ("a redefinition in a later cell",
-     {"mse_grad": samples.CORRECT["mse_grad"],
-      "lin_grad": samples.CORRECT["lin_grad"] + AUTOGRAD_HELPER.replace("helper(x)", "mse_grad(x, t)")},
+     {"mse_grad": CORRECT["mse_grad"],
+      "lin_grad": CORRECT["lin_grad"] + AUTOGRAD_HELPER.replace("helper(x)", "mse_grad(x, t)")},
      "mse_grad", "the lin_grad cell"),
     ("a registry another cell fills",
      {"mse_grad": "REG = {}\ndef mse_grad(inp, targ):\n    inp.g = REG['f'](inp)\n",
-      "relu_grad": samples.CORRECT["relu_grad"] + AUTOGRAD_HELPER + "REG['f'] = helper\n"},
+      "relu_grad": CORRECT["relu_grad"] + AUTOGRAD_HELPER + "REG['f'] = helper\n"},
      "mse_grad", "the relu_grad cell"),
     ("a method another cell puts on the class",
-     {"module_backward": samples.CORRECT["module_backward"],
-      "lin_grad": samples.CORRECT["lin_grad"] + "def _b(self):\n    self.out.backward()\n"
+     {"module_backward": CORRECT["module_backward"],
+      "lin_grad": CORRECT["lin_grad"] + "def _b(self):\n    self.out.backward()\n"
                   "Module.backward = _b\n"}, "module_backward", "the lin_grad cell"),
 ])
 def test_autograd_in_another_cell_that_a_target_reaches_is_its(name, answers, target, where):
@@ -130,7 +132,7 @@ def test_autograd_in_another_cell_that_a_target_reaches_is_its(name, answers, ta
 
 def test_the_lessons_own_autograd_counts_only_where_an_answer_reaches_it():
     lesson = ["import torch\n", "def check_with_autograd(x):\n    x.requires_grad_()\n    return x\n"]
-    honest = judged({"mse_grad": samples.CORRECT["mse_grad"]}, lesson)
+    honest = judged({"mse_grad": CORRECT["mse_grad"]}, lesson)
     assert honest["mse_grad"] == []
     calls_it = judged({"mse_grad": "def mse_grad(inp, targ):\n    check_with_autograd(inp)\n"}, lesson)
     assert [f.where for f in calls_it["mse_grad"]] == ["cell 101 of the lesson"]
@@ -139,12 +141,12 @@ def test_the_lessons_own_autograd_counts_only_where_an_answer_reaches_it():
 def test_the_graded_program_runs_the_answers_and_only_the_lesson_code_they_use(released):
     source = __import__("json").loads((__import__("pathlib").Path(__file__).parents[1]
                                        / "assignments/backward/backward.ipynb").read_text())
-    answers = {**samples.CORRECT, "relu_grad": "def relu_grad(inp, out):\n"
+    answers = {**CORRECT, "relu_grad": "def relu_grad(inp, out):\n"
                                                "    inp.g = (relu(inp) > 0).to(inp.dtype) * out.g\n"}
     nb = samples.fill(released, answers, ["print('my experiment')"])
-    graded = program.build(nb, source, spec.ENTRIES)
+    graded = program.build(nb, source, BACKWARD.entries())
     text = "\n".join(c["source"] for c in graded.cells)
     assert "def relu(x):" in text  # the lesson's helper the answer uses
     assert "my experiment" not in text  # a cell of the student's own
     assert "load_digits()" not in text and "plt.plot" not in text and "epochs" not in text
-    assert graded.findings == {t: [] for t in spec.TARGETS}
+    assert graded.findings == {t: [] for t in BACKWARD.names}

@@ -13,6 +13,8 @@ from autograder.course import samples
 from autograder.course.grade import grade_course
 from autograder.course.release import release
 
+from .conftest import BACKWARD
+
 pytestmark = pytest.mark.slow
 
 MEMBERS = {
@@ -45,8 +47,8 @@ def cell_scores(course: Path) -> dict[str, list[str]]:
 def course(tmp_path_factory) -> Path:
     """A released course with a small class handed in (copied for each way of grading)."""
     course = tmp_path_factory.mktemp("scale") / "course"
-    released = json.loads(release(course).read_text())
-    samples.write_class(released, course, MEMBERS)
+    released = json.loads(release(course, assignment="backward")[0].read_text())
+    samples.write_class(released, course, BACKWARD, MEMBERS)
     return course
 
 

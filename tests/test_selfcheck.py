@@ -11,6 +11,8 @@ import torch
 from autograder.course import samples
 from autograder.selfcheck import SelfCheckFailed, run_self_check, self_check
 
+from .conftest import CORRECT
+
 
 def namespace_of(source: str) -> dict:
     ns: dict = {"torch": torch}
@@ -21,8 +23,8 @@ def namespace_of(source: str) -> dict:
 @pytest.mark.parametrize("target,name", [("mse_grad", "mse_grad"), ("relu_grad", "relu_grad"),
                                          ("lin_grad", "lin_grad"), ("module_backward", "Module")])
 def test_a_correct_answer_passes_and_says_so(target, name, capsys):
-    assert run_self_check(target, namespace_of(samples.CORRECT[target])[name]).passed
-    assert self_check(target, namespace_of(samples.CORRECT[target])[name]) is None
+    assert run_self_check(target, namespace_of(CORRECT[target])[name]).passed
+    assert self_check(target, namespace_of(CORRECT[target])[name]) is None
     assert f"{target}: all " in capsys.readouterr().out
 
 
@@ -49,9 +51,9 @@ def test_the_self_check_imports_with_only_torch():
 
 @pytest.mark.slow
 def test_nbgrader_validate_reports_a_failing_self_check(released, tmp_path):
-    wrong = samples.fill(released, {**samples.CORRECT,
+    wrong = samples.fill(released, {**CORRECT,
                                     "mse_grad": "def mse_grad(inp, targ):\n    inp.g = 0 * inp\n"})
-    right = samples.fill(released, samples.CORRECT)
+    right = samples.fill(released, CORRECT)
     results = {}
     for name, nb in (("wrong", wrong), ("right", right)):
         path = samples.write(nb, tmp_path / name / "backward.ipynb")

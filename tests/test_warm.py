@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from autograder import engine, notebook, spec
+from autograder import engine, notebook, resolve, spec
 from autograder.course import samples
 from autograder.sandbox import warm
 from autograder.sandbox.limits import choose_layers
 
+from .conftest import BACKWARD, CORRECT
 from .test_attacks import RIGHT_MSE, SOLUTIONS
 
 LAYERS = choose_layers()
@@ -73,10 +74,10 @@ def short_deadlines(monkeypatch):
 
 def grade_both_ways(nb: dict) -> tuple[list, list]:
     nb = notebook.parse_notebook(json.dumps(nb))
-    points = engine.trusted_points(nb)
-    solutions = engine.solutions_path()
-    reports = [engine.grade_notebook(nb, points=points, seed=7, solutions=solutions, warm=w,
-                                     source=engine.source_notebook()) for w in (False, True)]
+    points = resolve.points(BACKWARD, nb=nb)
+    solutions = BACKWARD.reference_path
+    reports = [engine.grade_notebook(nb, BACKWARD, points=points, seed=7, solutions=solutions, warm=w,
+                                     source=engine.source_notebook(BACKWARD)) for w in (False, True)]
     return tuple(([(c.id, c.passed, c.points, c.mistakes, c.message) for c in r.checks],
                   [n for n in r.notes if not n.startswith("sandbox:")]) for r in reports)
 
@@ -92,7 +93,7 @@ SHOWS = {"looks for other processes": "pid 1 sees [1]", "reads the solutions": "
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_an_attack_gets_the_same_report_warm_as_cold(released_nb, attack):
     answers, extra = ATTACKS[attack]
-    cold, hot = grade_both_ways(samples.fill(released_nb, {**samples.CORRECT, **answers}, extra))
+    cold, hot = grade_both_ways(samples.fill(released_nb, {**CORRECT, **answers}, extra))
     assert hot == cold
     assert SHOWS[attack] in json.dumps(cold)
     if attack not in ("a wrong answer, for reference", "network", "a flood of output"):
@@ -101,30 +102,30 @@ def test_an_attack_gets_the_same_report_warm_as_cold(released_nb, attack):
 
 @pytest.mark.skipif(not LAYERS.namespaces, reason="no pid namespace on this platform")
 def test_a_warm_child_is_the_first_and_only_process_of_its_pid_namespace(released_nb):
-    nb = samples.fill(released_nb, {**samples.CORRECT, "mse_grad": LOOKS_AROUND})
+    nb = samples.fill(released_nb, {**CORRECT, "mse_grad": LOOKS_AROUND})
     nb = notebook.parse_notebook(json.dumps(nb))
-    report = engine.grade_notebook(nb, points=engine.trusted_points(nb), seed=1, warm=True,
-                                   source=engine.source_notebook())
+    report = engine.grade_notebook(nb, BACKWARD, points=resolve.points(BACKWARD, nb=nb), seed=1, warm=True,
+                                   source=engine.source_notebook(BACKWARD))
     assert "pid 1 sees [1]" in json.dumps([c.message for c in report.checks])
 
 
 def test_the_warm_parent_is_reused_and_survives_a_crashing_child(released_nb):
-    crash = samples.fill(released_nb, {**samples.CORRECT, "mse_grad": "def mse_grad(inp, targ):\n"
+    crash = samples.fill(released_nb, {**CORRECT, "mse_grad": "def mse_grad(inp, targ):\n"
                                                                       "    import os; os._exit(9)\n"})
-    right = samples.fill(released_nb, samples.CORRECT)
+    right = samples.fill(released_nb, CORRECT)
     parents = set()
     for nb in (crash, right, crash, right):
         nb = notebook.parse_notebook(json.dumps(nb))
-        engine.grade_notebook(nb, points=engine.trusted_points(nb), seed=1, warm=True)
+        engine.grade_notebook(nb, BACKWARD, points=resolve.points(BACKWARD, nb=nb), seed=1, warm=True)
         parents.add(warm._idle[-1].pid)  # the parent that served it is back, last
     assert len(parents) == 1  # one parent served all four, crashes included
 
 
 def test_warm_parents_are_forks_of_one_process_that_imported_torch(released_nb):
-    nb = notebook.parse_notebook(json.dumps(samples.fill(released_nb, samples.CORRECT)))
+    nb = notebook.parse_notebook(json.dumps(samples.fill(released_nb, CORRECT)))
     with ThreadPoolExecutor(2) as pool:  # two at once: two warm parents
         reports = list(pool.map(lambda seed: engine.grade_notebook(
-            nb, points=engine.trusted_points(nb), seed=seed, warm=True), [1, 2]))
+            nb, BACKWARD, points=resolve.points(BACKWARD, nb=nb), seed=seed, warm=True), [1, 2]))
         assert len(warm._idle) == 2 and all(z.alive() for z in warm._idle)
         mother = warm._mother.proc.pid
         if LAYERS.user_namespace:  # the mother is the child of the process that made its namespaces

@@ -142,6 +142,7 @@ def test_the_reference_is_computed_without_the_untrusted_harness():
             "sys.modules['autograder.untrusted'] = None  # any import of it fails\n"
             "from autograder import engine\n"
             "from autograder.plan import build_plan\n"
-            "plan = build_plan(3, solutions=engine.load_solutions(engine.solutions_path()))\n"
+            "from autograder.lesson import find\n"
+            "plan = build_plan(find('backward'), 3, solutions=find('backward').reference())\n"
             "print(plan.reference)\n")
     assert run_python(code) == "reference solutions and autograd"

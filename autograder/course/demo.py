@@ -1,7 +1,7 @@
 """`autograder demo [DIR]`: the whole story on a sample class, in one command.
 
-Release the lesson into an nbgrader course, hand in a sample class (right answers written
-differently, typical mistakes, a cheater, a broken file), grade it with nbgrader and the
+Release the lessons into an nbgrader course, hand in each lesson's sample class (right answers
+written differently, typical mistakes, a cheater, a broken file), grade it with nbgrader and the
 isolated engine, print the class table and where the feedback pages are.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .. import lesson as lessons
 from . import samples
 from .grade import grade_course
 from .release import release
@@ -24,11 +25,12 @@ def demo(course: str | Path, console: Console, workers: int | None = None) -> in
     # A fresh class each time: the demo shows a first grading, not a regrade of old files.
     for folder in ("submitted", "autograded", "feedback", "gradescope"):
         shutil.rmtree(course / folder, ignore_errors=True)
-    released = release(course)
-    console.print(f"released with nbgrader: {released}", highlight=False)
-    students = samples.write_class(json.loads(released.read_text()), course)
-    console.print(f"a sample class of {len(students)} handed in: {course / 'submitted'}",
-                  highlight=False)
+    for released in release(course):
+        lesson = lessons.find(released.parent.name, course)
+        console.print(f"released with nbgrader: {released}", highlight=False)
+        students = samples.write_class(json.loads(released.read_text()), course, lesson)
+        console.print(f"a sample class of {len(students)} handed in for {lesson.id}: "
+                      f"{course / 'submitted'}", highlight=False)
     with progress_bar(console) as on_progress:
         outcomes = grade_course(course, workers=workers, on_progress=on_progress)
     print_class(outcomes, course, console)

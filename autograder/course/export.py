@@ -15,10 +15,9 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.plugins import CsvExportPlugin
 from traitlets.config import Config
 
-from .. import spec
 
-
-def grades_csv(course: Path, cfg: Config, notes: dict[str, str]) -> Path:
+def grades_csv(course: Path, cfg: Config, notes: dict[tuple[str, str], str]) -> Path:
+    """nbgrader's export, with `notes` by (assignment, student)."""
     dest = course / "grades.csv"
     with Gradebook(cfg.CourseDirectory.db_url, CourseDirectory(config=cfg).course_id) as gb:
         CsvExportPlugin(to=str(dest), config=cfg).export(gb)
@@ -27,7 +26,7 @@ def grades_csv(course: Path, cfg: Config, notes: dict[str, str]) -> Path:
     for line in lines[1:]:
         # assignment, duedate, timestamp and student_id come first and hold no commas
         assignment, _, _, student = line.split(",", 4)[:4]
-        out.append(line + "," + quote(notes.get(student, "") if assignment == spec.ASSIGNMENT_ID else ""))
+        out.append(line + "," + quote(notes.get((assignment, student), "")))
     dest.write_text("\n".join(out) + "\n")
     return dest
 

@@ -24,12 +24,12 @@ from nbgrader.coursedir import CourseDirectory
 from traitlets import List, Unicode, default
 from traitlets.config import Config
 
-from .. import spec
+from ..lesson import Lesson
 from .record import quiet_log
 
 
-def page(course: Path, student: str) -> Path:
-    return course / "feedback" / student / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME.replace(".ipynb", ".html")
+def page(course: Path, student: str, lesson: Lesson) -> Path:
+    return course / "feedback" / student / lesson.id / lesson.notebook.replace(".ipynb", ".html")
 
 
 #: Students per batch handed to a feedback process: each batch compiles nbgrader's templates
@@ -46,8 +46,9 @@ class Pages:
     read the gradebook. A class too small to pay for a process (a fresh Python and nbgrader,
     about 1 s) gets its pages here, at `finish`; so does a batch whose process died."""
 
-    def __init__(self, course: Path, cfg: Config, class_size: int, workers: int = 1) -> None:
-        self.course, self.cfg = course, cfg
+    def __init__(self, course: Path, cfg: Config, lesson: Lesson, class_size: int,
+                 workers: int = 1) -> None:
+        self.course, self.cfg, self.lesson = course, cfg, lesson
         self.waiting: list[str] = []
         self.here: list[str] = []  # written in this process, at `finish`
         self.written: list = []  # (future, the batch's students)
@@ -75,7 +76,8 @@ class Pages:
             self.pool = ProcessPoolExecutor(self.processes, mp_context=get_context("spawn"),
                                             initializer=_freeze_at_exit)
         try:
-            self.written.append((self.pool.submit(generate_for, self.course, self.cfg, batch), batch))
+            self.written.append((self.pool.submit(generate_for, self.course, self.cfg,
+                                                  self.lesson.id, batch), batch))
         except RuntimeError:  # the pool broke (a process died): these are written here
             self.here += batch
 
@@ -94,10 +96,11 @@ class Pages:
                 except Exception:  # noqa: BLE001 - its process died: the batch is written here
                     self.here += batch
         if self.here:
-            generate_for(self.course, self.cfg, self.here)
+            generate_for(self.course, self.cfg, self.lesson.id, self.here)
         for o in outcomes:
             if o.reason is not None:
-                write_unusable_page(page(self.course, o.student), o.reason, o.max_score)
+                write_unusable_page(page(self.course, o.student, self.lesson), o.reason,
+                                    o.max_score, self.lesson)
 
 
 def _freeze_at_exit() -> None:
@@ -178,10 +181,10 @@ class FeedbackFor(GenerateFeedback):
                 self.assignments[folder] = found
 
 
-def generate_for(course: Path, cfg: Config, students: list[str]) -> None:
-    """nbgrader's generate_feedback for each of `students` (run in this process)."""
+def generate_for(course: Path, cfg: Config, assignment: str, students: list[str]) -> None:
+    """nbgrader's generate_feedback of `assignment` for each of `students` (in this process)."""
     coursedir = CourseDirectory(config=cfg)
-    coursedir.assignment_id = spec.ASSIGNMENT_ID
+    coursedir.assignment_id = assignment
     app = FeedbackFor(coursedir=coursedir, config=cfg, log=quiet_log(), students=students)
     extra = Config()
     extra.HTMLExporter.template_name = "feedback"
@@ -193,12 +196,12 @@ def generate_for(course: Path, cfg: Config, students: list[str]) -> None:
         pass
 
 
-def write_unusable_page(path: Path, reason: str, max_score: float) -> None:
+def write_unusable_page(path: Path, reason: str, max_score: float, lesson: Lesson) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Feedback: "
-        f"{spec.ASSIGNMENT_ID}</title></head>\n<body>\n<h1>Feedback: {spec.ASSIGNMENT_ID}</h1>\n"
-        f"<p><strong>Score: 0 / {max_score:g}</strong>: your {spec.NOTEBOOK_NAME} could not be "
+        f"{lesson.id}</title></head>\n<body>\n<h1>Feedback: {lesson.id}</h1>\n"
+        f"<p><strong>Score: 0 / {max_score:g}</strong>: your {lesson.notebook} could not be "
         f"graded.</p>\n<p>Why: {html.escape(reason)}</p>\n<p>Run <code>autograder check "
-        f"{spec.NOTEBOOK_NAME}</code> on your notebook before you submit it again.</p>\n"
+        f"{lesson.notebook}</code> on your notebook before you submit it again.</p>\n"
         "</body></html>\n")

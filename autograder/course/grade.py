@@ -1,6 +1,7 @@
-"""`autograder grade --course DIR`: grade every submission of a class through nbgrader.
+"""`autograder grade --course DIR [--assignment ID]`: grade every submission of a class through nbgrader.
 
-For each `DIR/submitted/<student>/backward/backward.ipynb`, one short pipeline:
+For each lesson of the course (its copy in `DIR/lessons/`, released into the gradebook), and for
+each `DIR/submitted/<student>/<id>/<id>.ipynb`, one short pipeline:
 
     read (one-line reasons) -> sanitize (nbgrader's own preprocessors, gradebook's cells and points)
         -> grade_submission (the isolated engine; in a pool of N at once)
@@ -33,15 +34,16 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 from traitlets.utils.importstring import import_item
 
-from .. import files, notebook, spec
-from ..engine import grade_submission, solutions_path, source_notebook, warm_up
+from .. import files, notebook, resolve
+from .. import lesson as lessons
+from ..engine import grade_submission, source_notebook, warm_up
+from ..lesson import Lesson
 from ..report import Report
 from . import put_python_on_path
-from .preprocessor import gradebook_points, plain, student_seed
-from .record import Recorder, one_line, quiet_log, read_timestamp
+from .preprocessor import gradebook_points, plain
+from .record import Recorder, notebook_id, one_line, quiet_log, read_timestamp
 from .steps import step_for
 
-NOTEBOOK_ID = spec.NOTEBOOK_NAME.removesuffix(".ipynb")
 ISOLATED_CHECK = "autograder.course.preprocessor.IsolatedCheck"
 
 
@@ -61,6 +63,7 @@ class Outcome:
     score: float
     max_score: float
     report: Report | None = None
+    assignment: str = ""
     reason: str | None = None  # why it could not be graded (then it is recorded as 0)
     late_penalty: float = 0.0
     seconds_late: float = 0.0
@@ -99,24 +102,25 @@ def name_of(step) -> str:
 
 # --- one submission ------------------------------------------------------------------------------
 
-def check_timestamp(course: Path, student: str) -> None:
+def check_timestamp(course: Path, student: str, assignment: str) -> None:
     """Raise `Unusable` where the submission's `timestamp.txt` is a link, too large or not a
     date (the reason never quotes the file)."""
     try:
-        read_timestamp(course, student)
+        read_timestamp(course, student, assignment)
     except files.Refused as exc:
         raise Unusable(f"{exc}: fix or delete it, then grade again") from None
     except ValueError:
-        raise Unusable(f"submitted/{student}/{spec.ASSIGNMENT_ID}/timestamp.txt is not a date: fix "
+        raise Unusable(f"submitted/{student}/{assignment}/timestamp.txt is not a date: fix "
                        "or delete it, then grade again") from None
 
 
-def read_and_sanitize(course: Path, student: str, cfg: Config,
+def read_and_sanitize(course: Path, student: str, cfg: Config, lesson: Lesson,
                       gradebook: Gradebook | None = None) -> nbformat.NotebookNode:
     """The notebook after nbgrader's sanitize steps (what its Autograde converter would grade and
     record), those that read the gradebook on `gradebook` when given. Its file, and every folder
     on the way to it, is read without following a link. Raises `Unusable`."""
-    where = ("submitted", student, spec.ASSIGNMENT_ID, spec.NOTEBOOK_NAME)
+    name, assignment = lesson.notebook, lesson.id
+    where = ("submitted", student, assignment, name)
     try:
         data = files.read_under(course, where, notebook.MAX_NOTEBOOK_BYTES)
     except files.Refused as exc:
@@ -124,52 +128,77 @@ def read_and_sanitize(course: Path, student: str, cfg: Config,
     if data is None:
         folder = course.joinpath(*where[:-1])
         found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        raise Unusable(f"no {spec.NOTEBOOK_NAME} in submitted/{student}/{spec.ASSIGNMENT_ID}"
+        raise Unusable(f"no {name} in submitted/{student}/{assignment}"
                        + (f" (found: {', '.join(found[:5])})" if found else " (the folder is empty)"))
-    check_timestamp(course, student)
+    check_timestamp(course, student, assignment)
     try:
-        raw = notebook.parse_notebook(data, spec.NOTEBOOK_NAME)  # one-line reasons
+        raw = notebook.parse_notebook(data, name)  # one-line reasons
     except notebook.NotebookError as exc:
         raise Unusable(str(exc)) from None
     ids = [notebook.nbgrader_meta(c).get("grade_id") for c in raw["cells"]]
     twice = sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1})
     if twice:
         # nbgrader's DeduplicateIds then OverwriteCells(add_missing_cells) fail on these (0.9.6)
-        raise Unusable(f"{spec.NOTEBOOK_NAME} has {len(twice)} nbgrader cell(s) twice "
+        raise Unusable(f"{name} has {len(twice)} nbgrader cell(s) twice "
                        f"({', '.join(twice)}), e.g. a copied cell: delete the copies and submit again")
     try:
         nb = nbformat.reads(data.decode("utf-8", "replace"), as_version=4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds; the reason is one line
-        raise Unusable(f"{spec.NOTEBOOK_NAME} cannot be read as a notebook: {one_line(exc)}") from None
-    resources = {"nbgrader": {"student": student, "assignment": spec.ASSIGNMENT_ID,
-                              "notebook": NOTEBOOK_ID, "db_url": cfg.CourseDirectory.db_url}}
+        raise Unusable(f"{name} cannot be read as a notebook: {one_line(exc)}") from None
+    resources = {"nbgrader": {"student": student, "assignment": assignment,
+                              "notebook": notebook_id(lesson), "db_url": cfg.CourseDirectory.db_url}}
     steps = cfg.Autograde.get("sanitize_preprocessors", Autograde.sanitize_preprocessors.default())
     for step in steps:
         cls = import_item(step) if isinstance(step, str) else step
         try:
             nb, resources = step_for(cls, gradebook, config=cfg, log=quiet_log())(nb, resources)
         except Exception as exc:  # noqa: BLE001 - e.g. CheckCellMetadata's ValidationError
-            raise Unusable(f"nbgrader cannot sanitize {spec.NOTEBOOK_NAME} ({cls.__name__}): "
+            raise Unusable(f"nbgrader cannot sanitize {name} ({cls.__name__}): "
                            f"{one_line(exc)}") from None
     return nb
 
 
 # --- the class -----------------------------------------------------------------------------------
 
-def submissions(course: Path) -> list[str]:
-    """The students who handed in: each folder of `submitted/` with the assignment in it, and
+def submissions(course: Path, assignment: str) -> list[str]:
+    """The students who handed in `assignment`: each folder of `submitted/` with it in it, and
     each link there (graded as 0, with the reason)."""
     folder = course / "submitted"
     if not folder.is_dir():
         return []
     return sorted(d.name for d in folder.iterdir() if d.is_symlink() or (
-        d.is_dir() and os.path.lexists(d / spec.ASSIGNMENT_ID)))
+        d.is_dir() and os.path.lexists(d / assignment)))
+
+
+def course_lessons(course: Path, cfg: Config, assignment: str | None = None) -> list[Lesson]:
+    """The lessons to grade: the course's copies (DIR/lessons) of those its gradebook holds, or
+    `assignment` alone."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(cfg.CourseDirectory.db_url, CourseDirectory(config=cfg).course_id) as gb:
+        released = [a.name for a in gb.assignments]
+    found = lessons.available(course)
+    if assignment is not None:
+        if assignment not in found:
+            raise GradeError(f"no lesson {assignment!r} in {course}: its lessons are "
+                             f"{', '.join(found) or 'none'}")
+        if assignment not in released:
+            raise GradeError(f"the gradebook of {course} has no assignment {assignment!r}: run "
+                             f"`autograder release --course {course} --assignment {assignment}` first")
+        return [found[assignment]]
+    chosen = [found[a] for a in found if a in released]
+    if not chosen:
+        raise GradeError(f"the gradebook of {course} has no assignment of a lesson here: "
+                         f"run `autograder release --course {course}` first")
+    return chosen
 
 
 def grade_course(course: str | Path, workers: int | None = None,
                  on_progress: Callable[[int, Outcome | None], None] | None = None,
-                 scheduler: str | None = None, require_isolation: bool = False) -> list[Outcome]:
-    """Grade every submission of `course`; write gradebook, autograded/, feedback/, grades.csv.
+                 scheduler: str | None = None, require_isolation: bool = False,
+                 assignment: str | None = None) -> list[Outcome]:
+    """Grade every submission of `course` (of each of its lessons, or of `assignment`); write
+    gradebook, autograded/, feedback/, grades.csv. Outcomes are in lesson, then student order.
 
     `on_progress(total, outcome)` is called once with `(total, None)`, then after each student.
     `scheduler` (a dask.distributed address) grades on that cluster's workers instead of local
@@ -183,14 +212,15 @@ def grade_course(course: str | Path, workers: int | None = None,
         # nbformat asks for cell ids that older notebooks lack; nbgrader reads them all the same
         warnings.simplefilter("ignore", MissingIDFieldWarning)
         warnings.simplefilter("ignore", DuplicateCellId)  # nbformat gives a copied cell a new id
-        return _grade_course(course, workers, on_progress, scheduler, require_isolation)
+        return _grade_course(course, workers, on_progress, scheduler, require_isolation,
+                             assignment)
 
 
 @contextmanager
 def executor_for(workers: int, scheduler: str | None) -> Iterator[tuple[Executor, int]]:
     """Where `grade_submission` runs, and how many at once: `workers` local threads (each starts
     its own student process), or the workers of a dask.distributed cluster (which need this
-    package and its solutions/)."""
+    package and the course's lessons/ at the same path)."""
     if scheduler is None:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             yield pool, workers
@@ -208,8 +238,9 @@ def executor_for(workers: int, scheduler: str | None) -> Iterator[tuple[Executor
         yield client.get_executor(pure=False), max(1, sum(client.nthreads().values()))
 
 
-def _grade_course(course, workers, on_progress, scheduler, require_isolation) -> list[Outcome]:
-    from . import export, feedback, gradescope
+def _grade_course(course, workers, on_progress, scheduler, require_isolation,
+                  assignment=None) -> list[Outcome]:
+    from . import export, gradescope
 
     put_python_on_path()
     course = Path(course).resolve()
@@ -225,24 +256,45 @@ def _grade_course(course, workers, on_progress, scheduler, require_isolation) ->
         except IsolationMissing as exc:
             raise GradeError(str(exc)) from None
     course_id = CourseDirectory(config=cfg).course_id
-    try:
-        points = gradebook_points(cfg.CourseDirectory.db_url, NOTEBOOK_ID, spec.ASSIGNMENT_ID, course_id)
-    except MissingEntry:
-        raise GradeError(f"the gradebook of {course} has no assignment {spec.ASSIGNMENT_ID!r}: "
-                         f"run `autograder release --course {course}` first") from None
-    students = submissions(course)
+    chosen = course_lessons(course, cfg, assignment)
+    classes = {lesson.id: submissions(course, lesson.id) for lesson in chosen}
+    if assignment is None:  # a lesson nobody handed in is not graded (nothing to write)
+        chosen = [lesson for lesson in chosen if classes[lesson.id]] or chosen[:1]
     progress = on_progress or (lambda total, done: None)
-    progress(len(students), None)
+    progress(sum(len(classes[lesson.id]) for lesson in chosen), None)
+    workers = workers or os.cpu_count() or 1
+    ordered: list[Outcome] = []
+    for number, lesson in enumerate(chosen):
+        ordered += _grade_lesson(course, cfg, course_id, lesson, classes[lesson.id], workers,
+                                 progress, scheduler, warm=number == 0)
+    export.grades_csv(course, cfg, {(o.assignment, o.student): o.reason for o in ordered
+                                    if o.reason})
+    gradescope.write_all(course, ordered)
+    return ordered
+
+
+def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, students: list[str],
+                  workers: int, progress, scheduler: str | None, warm: bool) -> list[Outcome]:
+    from . import feedback
+
+    try:
+        points = gradebook_points(lesson, cfg.CourseDirectory.db_url, course_id)
+    except MissingEntry:
+        raise GradeError(f"the gradebook of {course} has no assignment {lesson.id!r}: "
+                         f"run `autograder release --course {course}` first") from None
+    total = len(students)
     seed = int(cfg.IsolatedCheck.get("seed", 0))
-    solutions = str(solutions_path() or "") or None
-    source = source_notebook()  # the lesson's own cells run in place of the students' copies
+    reference = lesson.reference_path
+    solutions = str(reference) if reference else None
+    folder = str(lesson.folder)
+    source = source_notebook(lesson)  # the lesson's own cells run in place of the students' copies
     outcomes: dict[str, Outcome] = {}
 
-    workers = workers or os.cpu_count() or 1
-    if scheduler is None:
-        warm_up(solutions)
-    pages = feedback.Pages(course, cfg, len(students), workers)
-    with pages, Recorder(course, cfg) as recorder, executor_for(workers, scheduler) as (pool, slots):
+    if scheduler is None and warm:
+        warm_up(folder, solutions)
+    pages = feedback.Pages(course, cfg, lesson, total, workers)
+    with pages, Recorder(course, cfg, lesson) as recorder, \
+            executor_for(workers, scheduler) as (pool, slots):
         recorder.enroll(students)
 
         def done(student: str, report: Report | None, reason: str | None = None) -> None:
@@ -250,19 +302,21 @@ def _grade_course(course, workers, on_progress, scheduler, require_isolation) ->
                 recorder.record_unusable(student, reason)
             score, max_score, penalty, late = recorder.scores(student)
             outcomes[student] = Outcome(student, max(0.0, score - penalty), max_score, report,
-                                        reason, penalty, late)
-            progress(len(students), outcomes[student])
+                                        lesson.id, reason, penalty, late)
+            progress(total, outcomes[student])
 
         # Read and sanitize as workers free up: a class of thousands is never all in memory.
         waiting, running = iter(students), {}
         while True:
             while len(running) < 4 * slots and (student := next(waiting, None)) is not None:
                 try:
-                    nb = read_and_sanitize(course, student, cfg, recorder.gradebook)
+                    nb = read_and_sanitize(course, student, cfg, lesson, recorder.gradebook)
                 except Unusable as exc:
                     done(student, None, str(exc))
                     continue
-                future = pool.submit(grade_submission, plain(nb), points, student_seed(seed, student),
+                future = pool.submit(grade_submission, plain(nb), folder, points,
+                                     resolve.seed(lesson, "grade", course_seed=seed,
+                                                  student=student),
                                      solutions, True, source)
                 running[future] = (student, nb)
             if not running:
@@ -284,6 +338,4 @@ def _grade_course(course, workers, on_progress, scheduler, require_isolation) ->
 
         ordered = [outcomes[s] for s in students]
         pages.finish(ordered)
-    export.grades_csv(course, cfg, {o.student: o.reason for o in ordered if o.reason})
-    gradescope.write_all(course, ordered)
     return ordered

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import spec
+from .. import lesson as lessons
 from ..report import Report
 
 
@@ -27,9 +27,9 @@ def results(report: Report | None, reason: str | None = None, max_score: float |
     if execution_time is not None:
         out["execution_time"] = round(float(execution_time), 3)
     if report is None:
-        total = float(max_score if max_score is not None else sum(spec.FALLBACK_POINTS.values()))
+        total = float(max_score or 0.0)
         out.update(score=0.0, output=f"Not graded: {reason}", tests=[
-            {"name": f"{spec.NOTEBOOK_NAME} can be graded", "score": 0.0, "max_score": total,
+            {"name": "the notebook can be graded", "score": 0.0, "max_score": total,
              "status": "failed", "output": reason or "", "visibility": "visible"}])
         return out
     tests = []
@@ -52,17 +52,19 @@ def write(path: Path, data: dict) -> Path:
 
 
 def write_all(course: Path, outcomes: list) -> None:
-    """`DIR/gradescope/<student>/results.json` for each student of a graded class."""
+    """`DIR/gradescope/<student>/<assignment>/results.json` for each student of a graded class."""
     for o in outcomes:
-        write(course / "gradescope" / o.student / "results.json",
+        write(course / "gradescope" / o.student / o.assignment / "results.json",
               results(o.report, o.reason, o.max_score))
 
 
 def find_submission(folder: Path) -> Path | None:
-    """`backward.ipynb` in Gradescope's submission folder, else its only notebook."""
-    named = sorted(folder.rglob(spec.NOTEBOOK_NAME))
-    if named:
-        return named[0]
+    """A lesson's notebook (`backward.ipynb`...) in Gradescope's submission folder, else its
+    only notebook."""
+    for lesson in lessons.available().values():
+        named = sorted(folder.rglob(lesson.notebook))
+        if named:
+            return named[0]
     found = sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     return found[0] if len(found) == 1 else None
 
@@ -76,12 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         Path(argv[1] if len(argv) > 1 else "/autograder/results/results.json")
     start = time.monotonic()
     path = find_submission(folder)
+    known = lessons.available()
     if path is None:
-        data = results(None, f"no {spec.NOTEBOOK_NAME} in the submission: upload your notebook")
+        names = " or ".join(lesson.notebook for lesson in known.values())
+        data = results(None, f"no {names} in the submission: upload your notebook",
+                       max((sum(lesson.default_points().values()) for lesson in known.values()),
+                           default=0.0))
     else:
         try:
             report = check_notebook(path)
-        except NotebookError as exc:
+        except (NotebookError, lessons.LessonError) as exc:
             data = results(None, str(exc).replace(str(path), path.name))
         else:
             data = results(report)

@@ -11,16 +11,19 @@ Jupyter kernel), and writes each grade cell's outputs: our report for its target
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
+from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer
 
-from .. import notebook, spec
-from ..engine import grade_submission, solutions_path, source_notebook
+from .. import lesson as lessons
+from .. import notebook, resolve
+from ..engine import grade_submission, source_notebook
+from ..lesson import Lesson
 from ..report import Report
 
 
@@ -36,18 +39,30 @@ class IsolatedCheck(NbGraderPreprocessor):
     #: record.py); stock `nbgrader autograde` grades it here.
     report: Report | None = None
 
+    #: The lesson graded, where `autograder grade` set it.
+    lesson: Lesson | None = None
+
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
-        report = self.report
+        report, lesson = self.report, self.lesson
         if report is None:
+            try:  # stock `nbgrader autograde`, run in the course folder
+                lesson = lessons.find(info["assignment"], course=Path(os.getcwd()))
+            except lessons.LessonError:
+                # Not one of our lessons: a course's other homework runs as stock nbgrader's.
+                return Execute(parent=self.parent, config=self.config).preprocess(nb, resources)
             if self.require_isolation:
                 from ..sandbox.limits import require_isolation
 
                 require_isolation()  # IsolationMissing: nbgrader records the notebook as failed
-            points = gradebook_points(info["db_url"], info["notebook"], info["assignment"])
-            report = grade_submission(plain(nb), points, student_seed(self.seed, info["student"]),
-                                      str(solutions_path() or "") or None, True, source_notebook())
-        write_results(nb, report)
+            points = gradebook_points(lesson, info["db_url"])
+            reference = lesson.reference_path
+            report = grade_submission(plain(nb), str(lesson.folder), points,
+                                      resolve.seed(lesson, "grade", course_seed=self.seed,
+                                                   student=info["student"]),
+                                      str(reference) if reference else None, True,
+                                      source_notebook(lesson))
+        write_results(nb, report, lesson)
         return nb, resources
 
 
@@ -56,30 +71,25 @@ def plain(nb) -> dict:
     return json.loads(nbformat.writes(nb) if isinstance(nb, nbformat.NotebookNode) else json.dumps(nb))
 
 
-def student_seed(course_seed: int, student: str) -> int:
-    """The seed of a student's inputs: fixed for a course and student, unknown to the student."""
-    digest = hashlib.blake2b(f"{course_seed}:{student}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") & 0x7FFFFFFF
-
-
-def gradebook_points(db_url: str, notebook_id: str = spec.NOTEBOOK_NAME.removesuffix(".ipynb"),
-                     assignment_id: str = spec.ASSIGNMENT_ID, course_id: str = "default_course",
+def gradebook_points(lesson: Lesson, db_url: str, course_id: str = "default_course",
                      ) -> dict[str, float]:
-    """Points per target as the gradebook holds them (never as the student's notebook says)."""
+    """Points per target as the gradebook holds them (never as the student's notebook says),
+    through the one resolver."""
     with Gradebook(db_url, course_id) as gb:
-        cells = gb.find_notebook(notebook_id, assignment_id).grade_cells
+        cells = gb.find_notebook(lesson.notebook.removesuffix(".ipynb"), lesson.id).grade_cells
         by_name = {cell.name: float(cell.max_score) for cell in cells}
-    return {t: by_name[spec.grade_cell_id(t)] for t in spec.TARGETS if spec.grade_cell_id(t) in by_name}
+    held = {t.name: by_name[t.grade_cell] for t in lesson.targets if t.grade_cell in by_name}
+    return resolve.points(lesson, gradebook=held)
 
 
-def write_results(nb, report: Report) -> None:
+def write_results(nb, report: Report, lesson: Lesson) -> None:
     """Each grade cell `check_<target>` shows the target's report and, last, its score."""
     first = True
     for cell in nb.cells:
         if not notebook.is_grade_cell(cell) or cell.cell_type != "code":
             continue
         grade_id = notebook.nbgrader_meta(cell).get("grade_id")
-        target = next((t for t in spec.TARGETS if spec.grade_cell_id(t) == grade_id), None)
+        target = next((t.name for t in lesson.targets if t.grade_cell == grade_id), None)
         if target is None:
             continue
         text = report.target_text(target)
@@ -87,7 +97,7 @@ def write_results(nb, report: Report) -> None:
             text += "".join(f"\nnote: {n}" for n in report.notes)
         first = False
         got, _ = report.target_score(target)
-        cell.execution_count = spec.TARGETS.index(target) + 1
+        cell.execution_count = lesson.names.index(target) + 1
         cell.outputs = [
             nbformat.v4.new_output("stream", name="stdout", text=text + "\n"),
             nbformat.v4.new_output("execute_result", data={"text/plain": repr(float(got))},

@@ -33,19 +33,24 @@ from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
-from .. import files, spec
+from .. import files
+from ..lesson import Lesson
 from ..report import Report
 from . import steps
 from .preprocessor import IsolatedCheck
 
-NOTEBOOK_ID = spec.NOTEBOOK_NAME.removesuffix(".ipynb")
 MAX_OTHER_FILE_BYTES = 64 << 20  # a student's other files larger than this are not copied
 
 
-def read_timestamp(course: Path, student: str):
+def notebook_id(lesson: Lesson) -> str:
+    """nbgrader's name of the lesson's notebook: its file name without .ipynb."""
+    return lesson.notebook.removesuffix(".ipynb")
+
+
+def read_timestamp(course: Path, student: str, assignment: str):
     """The submission's `timestamp.txt` as a date, read without following a link; None where
     there is none. Raises `files.Refused` (a link, too large...) or ValueError (not a date)."""
-    raw = files.read_under(course, ("submitted", student, spec.ASSIGNMENT_ID, "timestamp.txt"),
+    raw = files.read_under(course, ("submitted", student, assignment, "timestamp.txt"),
                            1024)
     text = (raw or b"").decode("utf-8", "replace").strip()
     if not text:
@@ -56,11 +61,11 @@ def read_timestamp(course: Path, student: str):
         raise ValueError("not a date") from None
 
 
-def submitted_timestamp(course: Path, student: str):
+def submitted_timestamp(course: Path, student: str, assignment: str):
     """`read_timestamp`, or None where it cannot be read (the submission was then recorded as
     not graded, with the reason)."""
     try:
-        return read_timestamp(course, student)
+        return read_timestamp(course, student, assignment)
     except ValueError:  # files.Refused is one
         return None
 
@@ -92,9 +97,9 @@ class _Remember(logging.Handler):
 class SanitizedAutograde(Autograde):
     """nbgrader's Autograde for notebooks already sanitized and graded (see the module's doc)."""
 
-    def __init__(self, gradebook: Gradebook, **kwargs) -> None:
+    def __init__(self, gradebook: Gradebook, lesson: Lesson, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.gradebook = gradebook
+        self.gradebook, self.lesson = gradebook, lesson
         self.ready: dict[str, tuple[nbformat.NotebookNode, Report]] = {}  # student -> (nb, report)
 
     def init_assignment(self, assignment_id: str, student_id: str) -> None:
@@ -103,7 +108,7 @@ class SanitizedAutograde(Autograde):
         graded."""
         self.copy_other_files(assignment_id, student_id)
         self.gradebook.update_or_create_student(student_id)
-        timestamp = submitted_timestamp(Path(self.coursedir.root), student_id)
+        timestamp = submitted_timestamp(Path(self.coursedir.root), student_id, assignment_id)
         self.gradebook.update_or_create_submission(
             assignment_id, student_id, **({"timestamp": timestamp} if timestamp else {}))
         dest = self._format_dest(assignment_id, student_id)
@@ -117,7 +122,7 @@ class SanitizedAutograde(Autograde):
                 os.remove(target)
             shutil.copy(filename, target)
         # The gradebook knows one notebook; nbgrader skips the others a student hands in.
-        self.notebooks = [n for n in self.notebooks if os.path.basename(n) == spec.NOTEBOOK_NAME]
+        self.notebooks = [n for n in self.notebooks if os.path.basename(n) == self.lesson.notebook]
 
     def copy_other_files(self, assignment_id: str, student_id: str) -> None:
         """What `BaseConverter.init_assignment` does with a student's other files (copy them to
@@ -146,7 +151,7 @@ class SanitizedAutograde(Autograde):
         for configured in self.autograde_preprocessors:
             step = steps.step_for(configured, self.gradebook, parent=self.exporter)
             if isinstance(step, IsolatedCheck):
-                step.report = report
+                step.report, step.lesson = report, self.lesson
             self.exporter.register_preprocessor(step)
 
     def convert_single_notebook(self, notebook_filename: str) -> None:
@@ -169,15 +174,18 @@ class SanitizedAutograde(Autograde):
 # --- the recorder ---------------------------------------------------------------------------------
 
 class Recorder:
-    """The class's gradebook, open while it is graded; `record` each graded submission into it."""
+    """The class's gradebook, open while a lesson's submissions are graded; `record` each graded
+    submission into it."""
 
-    def __init__(self, course: Path, cfg: Config) -> None:
-        self.course = course
+    def __init__(self, course: Path, cfg: Config, lesson: Lesson) -> None:
+        self.course, self.lesson = course, lesson
+        self.assignment, self.notebook_id = lesson.id, notebook_id(lesson)
         coursedir = CourseDirectory(config=cfg)
-        coursedir.assignment_id = spec.ASSIGNMENT_ID
+        coursedir.assignment_id = lesson.id
         self.gradebook = Gradebook(cfg.CourseDirectory.db_url, coursedir.course_id)
         self.gradebook.db = steps.OneCommit(self.gradebook.db)
-        self.app = SanitizedAutograde(self.gradebook, coursedir=coursedir, config=cfg, log=quiet_log())
+        self.app = SanitizedAutograde(self.gradebook, lesson, coursedir=coursedir,
+                                      config=cfg, log=quiet_log())
         self.app.force, self.app.create_student = True, True
 
     def __enter__(self) -> Recorder:
@@ -223,11 +231,11 @@ class Recorder:
     def record_unusable(self, student: str, reason: str) -> None:
         """0 for every grade cell (a manual score still wins), the reason as each cell's comment."""
         gb = self.gradebook
-        timestamp = submitted_timestamp(self.course, student)
+        timestamp = submitted_timestamp(self.course, student, self.assignment)
         gb.update_or_create_student(student)
-        gb.update_or_create_submission(spec.ASSIGNMENT_ID, student,
+        gb.update_or_create_submission(self.assignment, student,
                                        **({"timestamp": timestamp} if timestamp else {}))
-        submitted = gb.find_submission_notebook(NOTEBOOK_ID, spec.ASSIGNMENT_ID, student)
+        submitted = gb.find_submission_notebook(self.notebook_id, self.assignment, student)
         for grade in submitted.grades:
             grade.auto_score = 0.0
             grade.needs_manual_grade = grade.manual_score is not None
@@ -236,10 +244,10 @@ class Recorder:
         gb.db.commit_now()
         # An earlier graded notebook must not stand for this submission in formgrader or feedback.
         for folder in ("autograded", "feedback"):
-            shutil.rmtree(self.course / folder / student / spec.ASSIGNMENT_ID, ignore_errors=True)
+            shutil.rmtree(self.course / folder / student / self.assignment, ignore_errors=True)
 
     def scores(self, student: str) -> tuple[float, float, float, float]:
         """(score, max score, late penalty, seconds late) as the gradebook holds them."""
-        sub = self.gradebook.find_submission(spec.ASSIGNMENT_ID, student)
+        sub = self.gradebook.find_submission(self.assignment, student)
         return (float(sub.score), float(sub.max_score), float(sub.late_submission_penalty or 0.0),
                 float(sub.total_seconds_late or 0.0))

@@ -1,7 +1,11 @@
-"""`autograder release --course DIR`: DIR becomes a working nbgrader course, the assignment released.
+"""`autograder release --course DIR`: DIR becomes a working nbgrader course, its lessons released.
 
-nbgrader's own `generate_assignment` writes `DIR/release/backward/backward.ipynb` (stubs, no
-solutions, no outputs) and records the assignment, its cells and points in the gradebook.
+For each lesson (every one this install carries, or `--assignment ID`): the lesson's folder is
+copied to `DIR/lessons/<id>/` (the course's own copy, which grading reads and an instructor may
+edit: a copy already there is kept), its notebook to `DIR/source/<id>/`, and nbgrader's own
+`generate_assignment` writes `DIR/release/<id>/<notebook>` (stubs, no solutions, no outputs) and
+records the assignment, its cells and points in the gradebook. The reference stays in
+`DIR/lessons/`, out of nbgrader's release folders.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .. import spec
-from ..engine import find_source_notebook
+from .. import lesson as lessons
+from ..lesson import Lesson
 from . import put_python_on_path
 
 #: Stock `nbgrader autograde` grades with our isolated engine instead of a Jupyter kernel.
@@ -55,13 +59,26 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-def release(course: str | Path, course_id: str = "backprop") -> Path:
-    """Make `course` an nbgrader course and release the assignment; return the student notebook."""
+def course_lesson(course: Path, lesson: Lesson) -> Lesson:
+    """The course's own copy of `lesson` (made from it the first time)."""
+    mine = course / "lessons" / lesson.id
+    if not (mine / lessons.SPEC).is_file():
+        shutil.copytree(lesson.folder, mine, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
+    return lessons.load(mine)
+
+
+def release(course: str | Path, course_id: str = "backprop",
+            assignment: str | None = None) -> list[Path]:
+    """Make `course` an nbgrader course and release its lessons (or `assignment` alone);
+    return the student notebooks, one per lesson."""
     course = Path(course).resolve()
-    source = find_source_notebook()
-    if source is None:
-        raise ReleaseError("the source notebook is not here: release runs from an instructor's "
-                           "checkout (assignments/backward/backward.ipynb)")
+    found = lessons.available(course)
+    if assignment is not None and assignment not in found:
+        raise ReleaseError(f"no lesson {assignment!r} here: the lessons are {', '.join(found) or 'none'}")
+    chosen = [found[assignment]] if assignment else list(found.values())
+    if not chosen:
+        raise ReleaseError("no lessons here: this install carries none (see README, Lessons)")
     course.mkdir(parents=True, exist_ok=True)
     config = course / "nbgrader_config.py"
     if not config.exists():
@@ -69,12 +86,18 @@ def release(course: str | Path, course_id: str = "backprop") -> Path:
     elif "IsolatedCheck" not in config.read_text():
         with config.open("a") as out:
             out.write(AUTOGRADE.format(seed=secrets.randbits(31)))
-    dest = course / "source" / spec.ASSIGNMENT_ID
+    return [release_lesson(course, course_lesson(course, lesson)) for lesson in chosen]
+
+
+def release_lesson(course: Path, lesson: Lesson) -> Path:
+    if not lesson.source_path.is_file():
+        raise ReleaseError(f"lesson {lesson.id} has no source notebook ({lesson.source_path})")
+    dest = course / "source" / lesson.id
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source, dest / spec.NOTEBOOK_NAME)
-    done = nbgrader(course, "generate_assignment", spec.ASSIGNMENT_ID, "--force")
-    released = course / "release" / spec.ASSIGNMENT_ID / spec.NOTEBOOK_NAME
+    shutil.copy(lesson.source_path, dest / lesson.notebook)
+    done = nbgrader(course, "generate_assignment", lesson.id, "--force")
+    released = course / "release" / lesson.id / lesson.notebook
     if done.returncode != 0 or not released.is_file():
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ReleaseError(f"nbgrader generate_assignment failed: {last[0]}")
+        raise ReleaseError(f"nbgrader generate_assignment {lesson.id} failed: {last[0]}")
     return released

@@ -40,7 +40,10 @@ def progress_bar(console: Console) -> Iterator:
 
 
 def print_class(outcomes: list, course: Path, console: Console) -> None:
+    several = len({o.assignment for o in outcomes}) > 1
     table = Table(title=f"{len(outcomes)} submissions graded")
+    if several:
+        table.add_column("assignment")
     table.add_column("student")
     table.add_column("score", justify="right")
     table.add_column("mistakes, or why it was not graded")
@@ -51,11 +54,15 @@ def print_class(outcomes: list, course: Path, console: Console) -> None:
             said = f"[red]not graded:[/] {escape(o.reason)}"
         else:
             said = escape(", ".join(o.mistakes)) if o.mistakes else "[green]none[/]"
-        table.add_row(escape(o.student), f"{o.score:g} / {o.max_score:g}{late}", said)
+        row = [escape(o.student), f"{o.score:g} / {o.max_score:g}{late}", said]
+        table.add_row(*([escape(o.assignment)] if several else []), *row)
     console.print(table)
     if outcomes:
-        console.print(f"feedback pages: {course / 'feedback'}/<student>/backward/backward.html, "
-                      f"e.g. {feedback.page(course, outcomes[0].student)}", highlight=False,
-                      soft_wrap=True)
+        from .. import lesson as lessons
+
+        first = outcomes[0]
+        example = feedback.page(course, first.student, lessons.find(first.assignment, course))
+        console.print(f"feedback pages: {course / 'feedback'}/<student>/<assignment>/"
+                      f"<notebook>.html, e.g. {example}", highlight=False, soft_wrap=True)
     console.print(f"gradebook: {course / 'gradebook.db'} (nbgrader formgrader shows it); "
                   f"grades: {course / 'grades.csv'}", highlight=False, soft_wrap=True)

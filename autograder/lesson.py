@@ -1,0 +1,314 @@
+"""A lesson is a folder: what the engine grades, read from data (see CONTRACT, "lesson folder").
+
+    assignments/<id>/            (in a wheel: autograder/lessons/<id>/; a course keeps its copy
+        <id>.ipynb                in DIR/lessons/<id>/, which grading reads)
+        lesson.toml   the spec: targets, their signatures, inputs and shapes, checks and cases,
+                      weights, points, tolerances, the self-check's seed, the mistake catalogue
+        lesson.py     the lesson's code: the forward pass (the truth is autograd on it, float64),
+                      input hooks, and which of the engine's diagnoses apply to which target
+        reference.py  the hand-written gradients, each next to its forward (instructor side)
+
+The engine names no target, no shape and no lesson: it reads them here. Loading a lesson reads
+its TOML only; `code()` imports its lesson.py (and torch) when the plan is drawn, so that a
+student's process can start first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import ModuleType
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+PACKAGE = Path(__file__).resolve().parent
+#: The lessons this install carries: a checkout's assignments/, or the wheel's copy of it.
+BUNDLED = (PACKAGE.parent / "assignments" if (PACKAGE.parent / "assignments").is_dir()
+           else PACKAGE / "lessons")
+SPEC = "lesson.toml"
+#: Largest relative error allowed where a lesson says nothing, measured as
+#: max|got - true| / max(max|true|, 1). On CUDA the runner turns TF32 off first.
+DEFAULT_TOLERANCES = {"float64": 1e-9, "float32": 1e-4}
+
+
+class LessonError(ValueError):
+    """A lesson folder that cannot be used; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call of a student's function: its batch size `n`, other sizes (`dims`, by the names
+    the lesson's input shapes use), dtype and device, and the lesson's flags for its inputs.
+
+    `device="cuda"` runs on a real GPU, only where the student's process has one; `fake` runs
+    anywhere on stand-ins for CUDA tensors, checking structure only.
+    """
+
+    n: int
+    dtype: str = "float64"
+    device: str = "cpu"
+    fake: bool = False
+    dims: tuple[tuple[str, int], ...] = ()
+    flags: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, n: int, dtype: str = "float64", device: str = "cpu", fake: bool = False,
+           flags: tuple[str, ...] = (), **dims: int) -> Case:
+        """`Case.of(n=3, n_in=5, n_out=4)`: sizes by name."""
+        return cls(n, dtype, device, fake, tuple(sorted(dims.items())), tuple(flags))
+
+    def dim(self, name: str) -> int:
+        if name == "n":
+            return self.n
+        for key, value in self.dims:
+            if key == name:
+                return value
+        raise KeyError(f"the case gives no size {name!r}")
+
+    def flag(self, name: str) -> bool:
+        return name in self.flags
+
+    @property
+    def lane(self) -> str:
+        """Where the case runs: "cpu", "gpu-ready" (fake CUDA, any machine) or "cuda" (a GPU)."""
+        return "gpu-ready" if self.fake else self.device.split(":")[0]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A sub-check of a target: it passes when every one of its cases does."""
+
+    name: str
+    weight: float
+    # "values": gradients right; "unchanged": inputs not mutated; "probe": a Module's backward;
+    # "static": the source read, not run (a gate: when it fails, the target scores 0)
+    kind: str
+    cases: tuple[Case, ...] = field(default_factory=tuple)
+    summary: str = ""
+
+    def id(self, target: str) -> str:
+        return f"{target}/{self.name}"
+
+
+#: The gate every target has: hand-written gradients, as plain code (`rules.py`). Weight 0, yet
+#: failing it takes the target's points.
+NO_AUTOGRAD = Check("no-autograd", 0, "static", (),
+                    "written by hand: no .backward(), .grad, requires_grad or torch.autograd")
+KINDS = ("values", "unchanged", "probe")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a student writes and the grader calls: a function that sets `.g` on its arguments
+    (kind "function"), or a class whose `backward` the probe checks (kind "probe")."""
+
+    name: str
+    entry: str  # the function or class the grader calls
+    kind: str
+    points: float  # where neither gradebook nor source notebook says otherwise
+    checks: tuple[Check, ...]
+    args: tuple[str, ...] = ()
+    grads: tuple[tuple[str, str], ...] = ()  # (argument, the input that is its upstream .g)
+    collect: tuple[str, ...] = ()  # the arguments whose .g is judged
+    inputs: tuple[tuple[str, object], ...] = ()  # name -> shape, or a table (see lesson.toml)
+    derived: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (name, forward, its inputs)
+    forward: str = ""  # the forward this target differentiates (lesson.py)
+    forward_args: tuple[str, ...] = ()
+    upstream: str = ""  # the input holding the forward output's gradient; "" for a loss
+
+    @property
+    def grade_cell(self) -> str:
+        """The grade cell that carries this target's points is named after it."""
+        return f"check_{self.name}"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    id: str
+    folder: Path
+    title: str
+    notebook: str  # the source notebook's file name in the folder
+    targets: tuple[Target, ...]
+    tolerances: dict
+    self_check_seed: int
+    mistakes: dict  # code -> what it means (the catalogue)
+
+    # --- what the engine asks ---------------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.targets)
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(f"lesson {self.id} has no target {name!r}: one of {', '.join(self.names)}")
+
+    def entries(self, names: tuple[str, ...] | None = None) -> dict[str, str]:
+        return {t.name: t.entry for t in self.targets if names is None or t.name in names}
+
+    def checks(self, name: str) -> tuple[Check, ...]:
+        return self.target(name).checks
+
+    def default_points(self) -> dict[str, float]:
+        return {t.name: t.points for t in self.targets}
+
+    @property
+    def source_path(self) -> Path:
+        return self.folder / self.notebook
+
+    @property
+    def reference_path(self) -> Path | None:
+        path = self.folder / "reference.py"
+        return path if path.is_file() else None
+
+    def code(self) -> ModuleType:
+        """The lesson's lesson.py (imports torch)."""
+        return self._code
+
+    @cached_property
+    def _code(self) -> ModuleType:
+        return _load_module(self.folder / "lesson.py", f"autograder_lesson_{self.id}")
+
+    def reference(self) -> ModuleType | None:
+        """The reference solutions, where this install or course has them."""
+        path = self.reference_path
+        return _load_module(path, f"autograder_reference_{self.id}") if path else None
+
+    def tolerance(self, dtype: str) -> float:
+        return float(self.tolerances.get(dtype, DEFAULT_TOLERANCES.get(dtype, 1e-2)))
+
+
+def _load_module(path: Path, name: str) -> ModuleType:
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None:
+        raise LessonError(f"{path} cannot be imported")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+# --- reading lesson.toml ---------------------------------------------------------------------
+
+def load(folder: str | Path) -> Lesson:
+    """The lesson in `folder`; `LessonError` (one line) where its spec is not usable."""
+    folder = Path(folder)
+    path = folder / SPEC
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise LessonError(f"{folder} is not a lesson folder: it has no {SPEC}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LessonError(f"{path} cannot be read: {exc}") from None
+    try:
+        return _lesson(folder, data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LessonError(f"{path}: {exc}") from None
+
+
+def _lesson(folder: Path, data: dict) -> Lesson:
+    sets = data.get("checkset", {})
+    targets = tuple(_target(t, sets) for t in data["target"])
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise ValueError("a target is named twice")
+    return Lesson(str(data["id"]), folder.resolve(), str(data.get("title", data["id"])),
+                  str(data.get("notebook", f"{data['id']}.ipynb")), targets,
+                  {**DEFAULT_TOLERANCES, **data.get("tolerances", {})},
+                  int(data.get("self_check_seed", 0)), dict(data.get("mistakes", {})))
+
+
+def _target(t: dict, sets: dict) -> Target:
+    name = str(t["name"])
+    flags = tuple(t.get("flags", ()))
+    summaries = t.get("summaries", {})
+    checks = [NO_AUTOGRAD]
+    for c in sets[t["checks"]] if isinstance(t["checks"], str) else t["checks"]:
+        if c["kind"] not in KINDS:
+            raise ValueError(f"check {c['name']!r} of {name}: kind is one of {', '.join(KINDS)}")
+        cases = tuple(_case(case, flags) for case in c.get("cases", ()))
+        checks.append(Check(str(c["name"]), float(c["weight"]), c["kind"], cases,
+                            str(summaries.get(c["name"], c.get("summary", "")))))
+    forward = t.get("forward", {})
+    derived = tuple((k, str(v["forward"]), tuple(v["of"])) for k, v in t.get("derived", {}).items())
+    return Target(name, str(t.get("entry", name)), str(t.get("kind", "function")),
+                  float(t["points"]), tuple(checks), tuple(t.get("args", ())),
+                  tuple(t.get("grads", {}).items()), tuple(t.get("collect", ())),
+                  tuple(t.get("inputs", {}).items()), derived, str(forward.get("name", "")),
+                  tuple(forward.get("of", ())), str(forward.get("upstream", "")))
+
+
+def _case(c: dict, target_flags: tuple[str, ...]) -> Case:
+    c = dict(c)
+    flags = c.pop("flags", ())
+    flags = target_flags if flags == "target" else tuple(flags)
+    known = {k: c.pop(k) for k in ("n", "dtype", "device", "fake") if k in c}
+    return Case.of(flags=flags, **known, **{k: int(v) for k, v in c.items()})
+
+
+# --- finding lessons -------------------------------------------------------------------------
+
+def search_path(course: Path | None = None) -> list[Path]:
+    """Where lessons are looked for, first found first: AUTOGRADER_LESSONS (folders, separated
+    by os.pathsep), a course's own copies (DIR/lessons), then the ones this install carries."""
+    found = [Path(p) for p in os.environ.get("AUTOGRADER_LESSONS", "").split(os.pathsep) if p]
+    if course is not None:
+        found.append(Path(course) / "lessons")
+    found.append(BUNDLED)
+    return found
+
+
+def available(course: Path | None = None) -> dict[str, Lesson]:
+    """Every lesson on the search path, by id (a course's copy before the bundled one)."""
+    found: dict[str, Lesson] = {}
+    for root in search_path(course):
+        if not root.is_dir():
+            continue
+        for folder in sorted(root.iterdir()):
+            if (folder / SPEC).is_file() and folder.name not in found:
+                lesson = load(folder)
+                found.setdefault(lesson.id, lesson)
+    return found
+
+
+def find(lesson_id: str, course: Path | None = None) -> Lesson:
+    lessons = available(course)
+    if lesson_id not in lessons:
+        raise LessonError(f"no lesson {lesson_id!r} here: the lessons are "
+                          f"{', '.join(lessons) or 'none'}")
+    return lessons[lesson_id]
+
+
+def for_notebook(nb: dict, course: Path | None = None) -> Lesson:
+    """The lesson a notebook belongs to: its metadata's `autograder.lesson` where it names one
+    here, else the lesson whose answer cells (nbgrader grade ids) it has the most of."""
+    from . import notebook
+
+    lessons = available(course)
+    meta = nb.get("metadata", {}) if isinstance(nb.get("metadata"), dict) else {}
+    named = meta.get("autograder", {}).get("lesson") if isinstance(meta.get("autograder"), dict) else None
+    if isinstance(named, str) and named in lessons:
+        return lessons[named]
+    ids = {notebook.nbgrader_meta(c).get("grade_id") for c in nb.get("cells", [])
+           if isinstance(c, dict)}
+    scored = sorted(((sum(n in ids for n in lesson.names), -i, lesson)
+                     for i, lesson in enumerate(lessons.values())), key=lambda s: s[:2])
+    if not scored or scored[-1][0] == 0:
+        if len(lessons) == 1:
+            return next(iter(lessons.values()))
+        raise LessonError("the notebook belongs to none of the lessons here ("
+                          f"{', '.join(lessons)}): it has none of their answer cells")
+    return scored[-1][2]
+
+
+def subsets(items: list) -> itertools.chain:
+    """Every non-empty subset, smallest first, in the order given (for combined mistakes)."""
+    return itertools.chain.from_iterable(itertools.combinations(items, k)
+                                         for k in range(1, len(items) + 1))
