@@ -323,3 +323,7 @@ def test_the_demo_grades_a_sample_class(tmp_path):
     rows = csv_rows(tmp_path / "demo" / "grades.csv")
     assert float(rows["ada"]["score"]) == float(rows["ben"]["score"]) == 10.0
     assert float(rows["mallory"]["score"]) < 10.0 and float(rows["zoe"]["score"]) == 0.0
+    # The second lesson's class, in the same gradebook.
+    rows = csv_rows(tmp_path / "demo" / "grades.csv", "classifier")
+    assert float(rows["ada"]["score"]) == float(rows["ben"]["score"]) == 6.0
+    assert float(rows["mallory"]["score"]) == 3.0 and float(rows["eve"]["score"]) < 6.0

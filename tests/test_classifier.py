@@ -1,0 +1,128 @@
+"""The second lesson, a digit classifier (assignments/classifier/): its reference is autograd's
+answer, its mistakes are named, its solution gets full marks and its release none, and it goes
+through release, grade, feedback and Gradescope like the first."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autograder import lesson as lessons
+from autograder import problems
+from autograder.course import gradescope, samples
+from autograder.lesson import Case
+from autograder.plan import reference_gradients
+from autograder.selfcheck import run_self_check
+
+from .conftest import REPO, check_report, target_mistakes, target_points
+
+CLASSIFIER = lessons.load(REPO / "assignments" / "classifier")
+SAMPLES = samples.of(CLASSIFIER)
+SOURCE = CLASSIFIER.source_path
+
+
+def assert_matches_autograd(target: str, case: Case, seed: int) -> None:
+    inputs = problems.make_inputs(CLASSIFIER, target, case, torch.Generator().manual_seed(seed))
+    call = problems.make_call(CLASSIFIER.target(target), "c", case)
+    got = reference_gradients(CLASSIFIER.reference(), call, inputs)
+    truth = problems.true_gradients(CLASSIFIER, target, inputs)
+    assert got.keys() == truth.keys()
+    for name in truth:
+        assert torch.isfinite(truth[name]).all()
+        torch.testing.assert_close(got[name], truth[name], rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 9), classes=st.integers(2, 12), large=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_the_references_are_autograd_in_float64(n, classes, large, seed):
+    case = Case.of(n=n, n_out=classes, flags=("large",) if large else ())
+    assert_matches_autograd("nll_grad", case, seed)
+    assert_matches_autograd("log_softmax_grad", case, seed)
+
+
+def test_the_labels_cross_as_integers_and_the_log_probabilities_are_normalised():
+    case = Case.of(n=6, n_out=10, flags=("large",))
+    inputs = problems.make_inputs(CLASSIFIER, "nll_grad", case, torch.Generator().manual_seed(1))
+    assert inputs["targ"].dtype == torch.int64 and inputs["targ"].max() < 10
+    torch.testing.assert_close(inputs["inp"].exp().sum(-1), torch.ones(6, dtype=torch.float64))
+    logits = problems.make_inputs(CLASSIFIER, "log_softmax_grad", case,
+                                  torch.Generator().manual_seed(1))["inp"]
+    assert logits.abs().max() > 700  # where a bare exp() overflows, in float64 too
+
+
+def test_the_two_gradients_together_are_softmax_minus_one_hot_over_n():
+    ref = CLASSIFIER.reference()
+    logits, labels = torch.randn(5, 10, dtype=torch.float64), torch.randint(10, (5,))
+    out = ref.log_softmax(logits)
+    ref.nll_grad(out, labels)
+    ref.log_softmax_grad(logits, out)
+    one_hot = torch.nn.functional.one_hot(labels, 10).to(logits.dtype)
+    torch.testing.assert_close(logits.g, (logits.softmax(-1) - one_hot) / 5)
+
+
+@pytest.fixture(scope="module")
+def released_classifier(tmp_path_factory) -> dict:
+    from autograder.course.release import release
+
+    course = tmp_path_factory.mktemp("classifier-course")
+    return json.loads(release(course, assignment="classifier")[0].read_text())
+
+
+@pytest.mark.sandbox
+def test_the_solution_gets_full_marks_and_the_release_none(released_classifier, tmp_path):
+    code, report = check_report(SOURCE)
+    assert code == 0 and report["score"] == report["max_score"] == 6.0
+    assert report["lesson"] == "classifier"
+    stubs = samples.write(released_classifier, tmp_path / "classifier.ipynb")
+    code, report = check_report(stubs)
+    assert code == 1 and report["score"] == 0.0
+    assert target_mistakes(report, "nll_grad") == {"nll_grad.not_implemented"}
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("code", sorted(SAMPLES.MISTAKES))
+def test_each_mistake_of_the_catalogue_is_named(code, released_classifier, tmp_path):
+    target, answer = SAMPLES.MISTAKES[code]
+    path = samples.write(samples.fill(released_classifier, {**SAMPLES.CORRECT, target: answer}),
+                         tmp_path / "classifier.ipynb")
+    _, report = check_report(path, seed=5)
+    assert code in target_mistakes(report, target)
+    other = next(t for t in CLASSIFIER.names if t != target)
+    assert target_points(report)[other] == 3.0  # the other answer keeps its points
+    assert target_points(report)[target] < 3.0
+    assert code in CLASSIFIER.mistakes  # the catalogue says what it means
+
+
+@pytest.mark.sandbox
+def test_autograd_in_an_answer_scores_zero(released_classifier, tmp_path):
+    mallory = SAMPLES.CLASS["mallory"][0]
+    path = samples.write(samples.fill(released_classifier, {**SAMPLES.CORRECT, **mallory}),
+                         tmp_path / "classifier.ipynb")
+    _, report = check_report(path)
+    assert target_points(report) == {"nll_grad": 3.0, "log_softmax_grad": 0.0}
+    assert target_mistakes(report, "log_softmax_grad") == {"log_softmax_grad.uses_autograd"}
+
+
+def test_the_self_check_in_a_kernel_uses_the_lesson_it_is_told():
+    namespace = {"torch": torch}
+    exec(SAMPLES.CORRECT["log_softmax_grad"], namespace)
+    assert run_self_check("log_softmax_grad", namespace["log_softmax_grad"]).passed
+    exec(SAMPLES.MISTAKES["log_softmax_grad.overflows"][1], namespace)
+    report = run_self_check("log_softmax_grad", namespace["log_softmax_grad"], lesson="classifier")
+    assert report.lesson == "classifier"
+    assert "log_softmax_grad.overflows" in report.mistakes()
+
+
+@pytest.mark.sandbox
+def test_gradescope_grades_a_classifier_notebook(released_classifier, tmp_path):
+    folder = tmp_path / "submission"
+    samples.write(samples.fill(released_classifier, SAMPLES.CORRECT), folder / "classifier.ipynb")
+    assert gradescope.main([str(folder), str(tmp_path / "results.json")]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["score"] == 6.0
+    assert {t["name"].split("/")[0] for t in results["tests"]} == {"nll_grad", "log_softmax_grad"}
