@@ -1,0 +1,91 @@
+"""An instructor who only pip installs: the wheel carries both lessons, and a fresh venv outside
+the checkout releases and grades a small class of each (the lessons read from the course's own
+copy), with no file of the checkout in reach."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+
+#: Run in the fresh venv, from a folder outside the checkout: a class of two for each lesson.
+HAND_IN = """
+import json, sys
+from pathlib import Path
+from autograder import lesson as lessons
+from autograder.course import samples
+course = Path(sys.argv[1])
+for lesson in lessons.available(course).values():
+    released = json.loads((course / "release" / lesson.id / lesson.notebook).read_text())
+    right = samples.of(lesson).CORRECT
+    first = next(iter(right))
+    wrong = right[first].replace("def ", "def _unused_", 1) + "\\ndef " + first + "(*a):\\n    pass\\n"
+    samples.write_class(released, course, lesson, {"right": ({}, []), "wrong": ({first: wrong}, [])})
+print(sorted(lessons.available(course)))
+print(lessons.BUNDLED)
+"""
+
+
+def test_a_wheel_installed_outside_the_checkout_releases_and_grades_both_lessons(tmp_path):
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                            "--no-build-isolation", "-w", str(wheels), str(REPO)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next(wheels.glob("backprop_autograder-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    # Its dependencies from this venv (nothing to download); never this checkout.
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = str(venv / "bin" / "python")
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                                "--target", str(site), str(wheel)], capture_output=True, text=True,
+                               timeout=300)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    (venv / "bin" / "alembic").write_text(f"#!{python}\nfrom alembic.config import main\nmain()\n")
+    (venv / "bin" / "alembic").chmod(0o755)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AUTOGRADER_LESSONS")}
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([python, *args], capture_output=True, text=True, cwd=work, env=env,
+                              timeout=600)
+
+    where = run("-c", "import autograder; print(autograder.__file__)")
+    assert where.stdout.startswith(str(site)), where.stdout + where.stderr
+    course = work / "course"
+    done = run("-m", "autograder", "release", "--course", str(course))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {p.name for p in (course / "lessons").iterdir()} == {"backward", "classifier"}
+    assert not list((course / "release").rglob("reference.py"))  # never released to students
+    handed = run("-c", HAND_IN, str(course))
+    assert handed.returncode == 0, handed.stderr[-2000:]
+    lines = handed.stdout.splitlines()
+    assert lines[0] == "['backward', 'classifier']" and lines[1].startswith(str(site))
+    # Grading reads the course's own copy of each lesson: without its reference, autograd alone.
+    (course / "lessons" / "classifier" / "reference.py").unlink()
+    done = run("-m", "autograder", "grade", "--course", str(course))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    with (course / "grades.csv").open() as f:
+        rows = {(r["assignment"], r["student_id"]): float(r["raw_score"] or 0)
+                for r in csv.DictReader(f)}
+    assert rows[("backward", "right")] == 10.0 and rows[("classifier", "right")] == 6.0
+    assert rows[("backward", "wrong")] == 8.0 and rows[("classifier", "wrong")] == 3.0
+    graded = {lesson: (course / "autograded" / "wrong" / lesson / f"{lesson}.ipynb").read_text()
+              for lesson in ("backward", "classifier")}
+    assert "autograd alone" in graded["classifier"] and "autograd alone" not in graded["backward"]
+    report = json.loads(run("-m", "autograder", "check", "--json", str(
+        course / "submitted" / "wrong" / "classifier" / "classifier.ipynb")).stdout)
+    assert report["lesson"] == "classifier" and report["reference"].startswith("reference")
