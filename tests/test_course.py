@@ -322,3 +322,6 @@ def test_the_demo_grades_a_sample_class(tmp_path):
     rows = csv_rows(tmp_path / "demo" / "grades.csv")
     assert float(rows["ada"]["score"]) == float(rows["ben"]["score"]) == 10.0
     assert float(rows["mallory"]["score"]) < 10.0 and float(rows["zoe"]["score"]) == 0.0
+    page = (tmp_path / "demo" / "reports" / "backward" / "index.html").read_text()
+    assert "mse_grad.missing_factor_2" in page and "zoe" in page
+    assert "class report:" in done.stdout and "Nbgrader > Formgrader" in done.stdout

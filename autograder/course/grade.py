@@ -8,7 +8,8 @@ For each `DIR/submitted/<student>/backward/backward.ipynb`, one short pipeline:
                    place of Execute: gradebook, late penalty, autograded/ notebook)
         -> feedback (feedback.py: nbgrader's generate_feedback, in batches, in one process per
                      eight workers, while the others are graded)
-    then, for the class: grades.csv (nbgrader's CSV export), Gradescope results.json.
+    then, for the class: grades.csv (nbgrader's CSV export), Gradescope results.json; each
+    student's report is kept for `autograder report` (classreport.py).
 
 Every gradebook write happens in this process, one at a time (SQLite). A submission that cannot
 be graded is recorded as 0 with its reason, and the others are graded as usual.
@@ -209,7 +210,7 @@ def executor_for(workers: int, scheduler: str | None) -> Iterator[tuple[Executor
 
 
 def _grade_course(course, workers, on_progress, scheduler, require_isolation) -> list[Outcome]:
-    from . import export, feedback, gradescope
+    from . import classreport, export, feedback, gradescope
 
     put_python_on_path()
     course = Path(course).resolve()
@@ -251,6 +252,7 @@ def _grade_course(course, workers, on_progress, scheduler, require_isolation) ->
             score, max_score, penalty, late = recorder.scores(student)
             outcomes[student] = Outcome(student, max(0.0, score - penalty), max_score, report,
                                         reason, penalty, late)
+            classreport.keep(course, spec.ASSIGNMENT_ID, student, report, reason)
             progress(len(students), outcomes[student])
 
         # Read and sanitize as workers free up: a class of thousands is never all in memory.
