@@ -140,6 +140,26 @@ def test_the_graded_notebook_shows_the_report_and_the_score_nbgrader_reads(grade
     assert float("".join(cell["outputs"][-1]["data"]["text/plain"])) == 0.0
 
 
+def test_the_notes_are_at_the_top_and_the_sandboxs_stay_with_the_instructor(graded):
+    course, _ = graded
+    nb = json.loads((course / "autograded" / "bob" / "backward" / "backward.ipynb").read_text())
+    top = "".join(nb["cells"][0]["source"])
+    assert nb["cells"][0]["cell_type"] == "markdown" and "CPU: failed" in top
+    assert "sandbox" not in json.dumps(nb)
+    page = (course / "feedback" / "bob" / "backward" / "backward.html").read_text()
+    assert page.index("CPU: failed") < page.index("mse_grad: 0 / 2") and "sandbox" not in page
+    # The instructor's log: the report kept for `autograder report` has every note.
+    kept = json.loads((course / "reports" / "backward" / "students" / "bob.json").read_text())
+    assert any(n.startswith("sandbox: ") for n in kept["report"]["notes"])
+
+
+def test_a_feedback_page_shows_each_report_alone(graded):
+    course, _ = graded
+    text = BeautifulSoup((course / "feedback" / "bob" / "backward" / "backward.html").read_text(),
+                         features="html.parser").get_text()
+    assert "mse_grad: 0 / 2" in text and "Out[" not in text
+
+
 def test_stock_nbgrader_export_has_the_scores_and_grades_csv_matches_it(graded, tmp_path):
     course, _ = graded
     out = tmp_path / "stock.csv"
