@@ -197,7 +197,13 @@ def test_a_broken_submission_is_zero_with_its_reason(graded, student):
         comments = gb.find_submission_notebook("backward", "backward", student).comments
         assert comments and all(word in c.auto_comment for c in comments)
     assert word in (course / "feedback" / student / "backward" / "backward.html").read_text()
-    assert not (course / "autograded" / student).exists()
+    # In autograded/, so that formgrader's Manual Grading lists it: the reason, no student code.
+    nb = json.loads((course / "autograded" / student / "backward" / "backward.ipynb").read_text())
+    assert word in "".join(nb["cells"][0]["source"])
+    answers = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
+    assert answers and all("".join(c["source"]).startswith("# Not graded: ") for c in answers)
+    assert sorted(p.name for p in (course / "autograded" / student / "backward").iterdir()) == [
+        "backward.ipynb"]
 
 
 def test_broken_submissions_change_nothing_for_the_others(graded):

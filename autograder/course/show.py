@@ -57,5 +57,5 @@ def print_class(outcomes: list, course: Path, console: Console) -> None:
         console.print(f"feedback pages: {course / 'feedback'}/<student>/backward/backward.html, "
                       f"e.g. {feedback.page(course, outcomes[0].student)}", highlight=False,
                       soft_wrap=True)
-    console.print(f"gradebook: {course / 'gradebook.db'} (nbgrader formgrader shows it); "
+    console.print(f"gradebook: {course / 'gradebook.db'} (formgrader in JupyterLab shows it); "
                   f"grades: {course / 'grades.csv'}", highlight=False, soft_wrap=True)
