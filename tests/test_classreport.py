@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from nbgrader.api import Gradebook
 
 from autograder.course import classreport
 
@@ -85,7 +86,11 @@ def test_a_kept_report_that_is_not_one_is_one_line_on_the_page(graded, tmp_path)
     (kept / "bob.json").write_text('{"format": 1, "student": "bob", "report": {"checks": 3}}')
     os.unlink(kept / "alice.json")
     os.symlink(kept / "carl.json", kept / "alice.json")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:  # as if regraded
+        gb.find_grade("check_mse_grad", "backward", "backward", "carl").auto_score = 1.0
+        gb.db.commit()
     text, rows, stdout = report_of(course)
+    assert "carl: its kept report does not give the gradebook's automatic scores" in text
     assert "bob: reports/backward/students/bob.json is not a report of `autograder grade`" in text
     assert "alice: reports/backward/students/alice.json is a link" in text
     assert rows["bob", "mse_grad"]["score"] == "0" and rows["bob", "mse_grad"]["mistakes"] == ""
