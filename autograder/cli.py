@@ -1,4 +1,4 @@
-"""The `autograder` command: check a notebook, release the assignment (see CONTRACT)."""
+"""The `autograder` command: check a notebook; release, grade and report on a class (see CONTRACT)."""
 
 from __future__ import annotations
 
@@ -165,6 +165,25 @@ def grade(
     except (GradeError, LessonError) as exc:
         fail(str(exc))
     print_class(outcomes, course.resolve(), console)
+    for graded in dict.fromkeys(o.assignment for o in outcomes):
+        console.print(f"the class report: autograder report --course {course} --assignment "
+                      f"{graded}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    course: Annotated[Path, typer.Option(help="The nbgrader course directory (graded by `grade`).")],
+    assignment: Annotated[str | None, typer.Option(
+        help="The assignment (default: the course's one assignment).")] = None,
+) -> None:
+    """The class report of the last `grade`: DIR/reports/<assignment>/index.html and mistakes.csv."""
+    from .course.classreport import ReportError, print_summary, write_report
+
+    try:
+        made = write_report(course, assignment)
+    except ReportError as exc:
+        fail(str(exc))
+    print_summary(made, Console())
 
 
 @app.command()

@@ -141,6 +141,26 @@ def test_the_graded_notebook_shows_the_report_and_the_score_nbgrader_reads(grade
     assert float("".join(cell["outputs"][-1]["data"]["text/plain"])) == 0.0
 
 
+def test_the_notes_are_at_the_top_and_the_sandboxs_stay_with_the_instructor(graded):
+    course, _ = graded
+    nb = json.loads((course / "autograded" / "bob" / "backward" / "backward.ipynb").read_text())
+    top = "".join(nb["cells"][0]["source"])
+    assert nb["cells"][0]["cell_type"] == "markdown" and "CPU: failed" in top
+    assert "sandbox" not in json.dumps(nb)
+    page = (course / "feedback" / "bob" / "backward" / "backward.html").read_text()
+    assert page.index("CPU: failed") < page.index("mse_grad: 0 / 2") and "sandbox" not in page
+    # The instructor's log: the report kept for `autograder report` has every note.
+    kept = json.loads((course / "reports" / "backward" / "students" / "bob.json").read_text())
+    assert any(n.startswith("sandbox: ") for n in kept["report"]["notes"])
+
+
+def test_a_feedback_page_shows_each_report_alone(graded):
+    course, _ = graded
+    text = BeautifulSoup((course / "feedback" / "bob" / "backward" / "backward.html").read_text(),
+                         features="html.parser").get_text()
+    assert "mse_grad: 0 / 2" in text and "Out[" not in text
+
+
 def test_stock_nbgrader_export_has_the_scores_and_grades_csv_matches_it(graded, tmp_path):
     course, _ = graded
     out = tmp_path / "stock.csv"
@@ -178,7 +198,13 @@ def test_a_broken_submission_is_zero_with_its_reason(graded, student):
         comments = gb.find_submission_notebook("backward", "backward", student).comments
         assert comments and all(word in c.auto_comment for c in comments)
     assert word in (course / "feedback" / student / "backward" / "backward.html").read_text()
-    assert not (course / "autograded" / student).exists()
+    # In autograded/, so that formgrader's Manual Grading lists it: the reason, no student code.
+    nb = json.loads((course / "autograded" / student / "backward" / "backward.ipynb").read_text())
+    assert word in "".join(nb["cells"][0]["source"])
+    answers = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
+    assert answers and all("".join(c["source"]).startswith("# Not graded: ") for c in answers)
+    assert sorted(p.name for p in (course / "autograded" / student / "backward").iterdir()) == [
+        "backward.ipynb"]
 
 
 def test_broken_submissions_change_nothing_for_the_others(graded):
@@ -327,3 +353,6 @@ def test_the_demo_grades_a_sample_class(tmp_path):
     rows = csv_rows(tmp_path / "demo" / "grades.csv", "classifier")
     assert float(rows["ada"]["score"]) == float(rows["ben"]["score"]) == 6.0
     assert float(rows["mallory"]["score"]) == 3.0 and float(rows["eve"]["score"]) < 6.0
+    page = (tmp_path / "demo" / "reports" / "backward" / "index.html").read_text()
+    assert "mse_grad.missing_factor_2" in page and "zoe" in page
+    assert "class report:" in done.stdout and "Nbgrader > Formgrader" in done.stdout

@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import diagnose, problems, rules
+from autograder import problems, rules
 from autograder.compare import compare_gradient
 from autograder.lesson import Case, Check
 from autograder.plan import PlannedCall

@@ -2,7 +2,8 @@
 
 Release the lessons into an nbgrader course, hand in each lesson's sample class (right answers
 written differently, typical mistakes, a cheater, a broken file), grade it with nbgrader and the
-isolated engine, print the class table and where the feedback pages are.
+isolated engine, print the class table and where the feedback pages are, then
+write each lesson's class report.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from .. import lesson as lessons
-from . import samples
+from . import classreport, samples
 from .grade import grade_course
 from .release import release
 from .show import print_class, progress_bar
@@ -23,7 +24,7 @@ from .show import print_class, progress_bar
 def demo(course: str | Path, console: Console, workers: int | None = None) -> int:
     course = Path(course).resolve()
     # A fresh class each time: the demo shows a first grading, not a regrade of old files.
-    for folder in ("submitted", "autograded", "feedback", "gradescope"):
+    for folder in ("submitted", "autograded", "feedback", "gradescope", "reports"):
         shutil.rmtree(course / folder, ignore_errors=True)
     for released in release(course):
         lesson = lessons.find(released.parent.name, course)
@@ -34,6 +35,10 @@ def demo(course: str | Path, console: Console, workers: int | None = None) -> in
     with progress_bar(console) as on_progress:
         outcomes = grade_course(course, workers=workers, on_progress=on_progress)
     print_class(outcomes, course, console)
-    console.print(f"\ntry: cd {course} && nbgrader formgrader   (or: nbgrader export)",
-                  highlight=False, soft_wrap=True)
+    for assignment in dict.fromkeys(o.assignment for o in outcomes):
+        console.print()
+        classreport.print_summary(classreport.write_report(course, assignment), console)
+    console.print(f"\nformgrader: cd {course} && jupyter lab, then Nbgrader > Formgrader (or open "
+                  "/formgrader on that server); also: nbgrader export", highlight=False,
+                  soft_wrap=True)
     return 0

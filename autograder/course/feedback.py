@@ -1,8 +1,10 @@
 """Feedback pages: nbgrader's own `generate_feedback` for every graded notebook.
 
-A page shows the student's notebook with each grade cell's output (our report for its target,
-never the hidden inputs: the report holds messages, not inputs) and the scores in the gradebook,
-manual ones included. A submission that could not be graded gets a short page with the reason.
+A page shows the student's notebook with the grader's notes at the top, each grade cell's report
+for its target (never the hidden inputs: the report holds messages, not inputs), without the score
+nbgrader reads from the cell (`ReportAlone`: the page's heading and the report say it), and the
+scores in the gradebook, manual ones included. A submission that could not be graded gets a short
+page with the reason.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+from nbconvert.preprocessors import Preprocessor
 from nbgrader.converters import GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
 from traitlets import List, Unicode, default
@@ -124,6 +127,19 @@ class RememberedHighlight(Highlight2HTML):
         return self.seen[key]
 
 
+class ReportAlone(Preprocessor):
+    """Each grade cell shows its report alone: the score under it (an `execute_result` that
+    nbgrader's `determine_grade` reads, tagged by `preprocessor.write_results`) is left out of
+    the page. Configured for stock `generate_feedback` and formgrader by `autograder release`
+    (`c.HTMLExporter.preprocessors`)."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if o.get("metadata", {}).get("autograder") != "score"]
+        return cell, resources
+
+
 #: What BeautifulSoup's pass in nbconvert's HTML export looks for: images without alternative
 #: text, and JupyterLab cells. nbgrader's feedback template has neither of its own.
 _SOUP_TARGETS = ("<img", "jp-notebook")
@@ -138,6 +154,10 @@ class FeedbackPage(HTMLExporter):
     written as rendered; any other page gets the stock pass. Parsed, ours and stock's pages are
     the same (`tests/test_course.py`).
     """
+
+    @default("preprocessors")
+    def _preprocessors_default(self):
+        return [ReportAlone]  # also in a course released before the release configured it
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -9,7 +9,8 @@ each `DIR/submitted/<student>/<id>/<id>.ipynb`, one short pipeline:
                    place of Execute: gradebook, late penalty, autograded/ notebook)
         -> feedback (feedback.py: nbgrader's generate_feedback, in batches, in one process per
                      eight workers, while the others are graded)
-    then, for the class: grades.csv (nbgrader's CSV export), Gradescope results.json.
+    then, for the class: grades.csv (nbgrader's CSV export), Gradescope results.json; each
+    student's report is kept for `autograder report` (classreport.py).
 
 Every gradebook write happens in this process, one at a time (SQLite). A submission that cannot
 be graded is recorded as 0 with its reason, and the others are graded as usual.
@@ -275,7 +276,7 @@ def _grade_course(course, workers, on_progress, scheduler, require_isolation,
 
 def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, students: list[str],
                   workers: int, progress, scheduler: str | None, warm: bool) -> list[Outcome]:
-    from . import feedback
+    from . import classreport, feedback
 
     try:
         points = gradebook_points(lesson, cfg.CourseDirectory.db_url, course_id)
@@ -303,6 +304,7 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
             score, max_score, penalty, late = recorder.scores(student)
             outcomes[student] = Outcome(student, max(0.0, score - penalty), max_score, report,
                                         lesson.id, reason, penalty, late)
+            classreport.keep(course, lesson.id, student, report, reason)
             progress(total, outcomes[student])
 
         # Read and sanitize as workers free up: a class of thousands is never all in memory.

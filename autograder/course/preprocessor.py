@@ -4,7 +4,9 @@ In `Autograde.autograde_preprocessors` (see `release.CONFIG`) it receives the no
 has just sanitized (outputs cleared, ids deduplicated, test cells and points restored from the
 gradebook), grades it with our engine (the student's code runs in its own process, never in a
 Jupyter kernel), and writes each grade cell's outputs: our report for its target, then an
-`execute_result` holding the score, which nbgrader's `determine_grade` reads as partial credit.
+`execute_result` holding the score, which nbgrader's `determine_grade` reads as partial credit
+(feedback pages leave it out: `feedback.ReportAlone`). The notes on the whole notebook go in a
+cell of their own at the top, except the sandbox's, which only the instructor's log gets.
 `SaveAutoGrades` and the rest then run as stock, so stock `nbgrader autograde` and
 `autograder grade` record the same scores.
 """
@@ -62,6 +64,9 @@ class IsolatedCheck(NbGraderPreprocessor):
                                                    student=info["student"]),
                                       str(reference) if reference else None, True,
                                       source_notebook(lesson))
+        for note in report.notes:
+            if not for_students(note):
+                self.log.info("%s: %s", info["student"], note)
         write_results(nb, report, lesson)
         return nb, resources
 
@@ -82,9 +87,20 @@ def gradebook_points(lesson: Lesson, db_url: str, course_id: str = "default_cour
     return resolve.points(lesson, gradebook=held)
 
 
+#: Notes that only the instructor reads (the jail's layers): never in a student's notebook or page.
+INSTRUCTOR_ONLY = ("sandbox:",)
+#: The id of the notes cell at the top of a graded notebook (nbformat 4.5 cells have ids).
+NOTES_CELL_ID = "autograder-notes"
+
+
+def for_students(note: str) -> bool:
+    return not note.startswith(INSTRUCTOR_ONLY)
+
+
 def write_results(nb, report: Report, lesson: Lesson) -> None:
-    """Each grade cell `check_<target>` shows the target's report and, last, its score."""
-    first = True
+    """Each grade cell `check_<target>` shows the target's report and, last, its score (tagged
+    `{"autograder": "score"}`: what nbgrader reads, and feedback pages leave out). The notes a
+    student may read, on the whole notebook, go in a markdown cell at the top."""
     for cell in nb.cells:
         if not notebook.is_grade_cell(cell) or cell.cell_type != "code":
             continue
@@ -92,14 +108,27 @@ def write_results(nb, report: Report, lesson: Lesson) -> None:
         target = next((t.name for t in lesson.targets if t.grade_cell == grade_id), None)
         if target is None:
             continue
-        text = report.target_text(target)
-        if first and report.notes:
-            text += "".join(f"\nnote: {n}" for n in report.notes)
-        first = False
         got, _ = report.target_score(target)
         cell.execution_count = lesson.names.index(target) + 1
         cell.outputs = [
-            nbformat.v4.new_output("stream", name="stdout", text=text + "\n"),
+            nbformat.v4.new_output("stream", name="stdout", text=report.target_text(target) + "\n"),
             nbformat.v4.new_output("execute_result", data={"text/plain": repr(float(got))},
+                                   metadata={"autograder": "score"},
                                    execution_count=cell.execution_count),
         ]
+    notes = [n for n in report.notes if for_students(n)]
+    if notes:
+        nb.cells.insert(0, notes_cell(nb, "The grader's notes on the whole notebook", notes))
+
+
+def notes_cell(nb, title: str, lines: list[str]) -> nbformat.NotebookNode:
+    """A markdown cell: a bold title, then `lines` as a code block (shown as written, never read
+    as markdown or HTML: a note may quote a student's line). Its id is the same on every run."""
+    body = "\n".join("    " + " ".join(line.split()) for line in lines)
+    cell = nbformat.NotebookNode(cell_type="markdown", metadata={"autograder": "notes"},
+                                 source=f"**{title}**\n\n{body}\n")
+    if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
+        taken = {c.get("id") for c in nb.cells}
+        cell.id = next(f"{NOTES_CELL_ID}{n or ''}" for n in range(len(taken) + 1)
+                       if f"{NOTES_CELL_ID}{n or ''}" not in taken)
+    return cell

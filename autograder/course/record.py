@@ -37,7 +37,7 @@ from .. import files
 from ..lesson import Lesson
 from ..report import Report
 from . import steps
-from .preprocessor import IsolatedCheck
+from .preprocessor import IsolatedCheck, notes_cell
 
 MAX_OTHER_FILE_BYTES = 64 << 20  # a student's other files larger than this are not copied
 
@@ -171,6 +171,31 @@ class SanitizedAutograde(Autograde):
         self.write_single_notebook(output, resources)
 
 
+def write_not_graded(course: Path, student: str, reason: str, lesson: Lesson) -> Path:
+    """`autograded/<student>/<id>/<id>.ipynb` for a submission that could not be graded, so that
+    formgrader lists it in Manual Grading (it lists the notebooks it finds there) and shows why:
+    the released notebook, the reason at the top, in each answer cell and under each grade cell.
+    A manual score given there counts as for any submission. Where the released notebook cannot
+    be read, the reason alone."""
+    try:
+        nb = nbformat.read(course / "release" / lesson.id / lesson.notebook, as_version=4)
+    except Exception:  # noqa: BLE001 - the instructor's file, gone or changed: the reason alone
+        nb = nbformat.v4.new_notebook()
+    said = f"Not graded: {reason}"
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not cell.metadata.get("nbgrader"):
+            continue
+        if cell.metadata.nbgrader.get("solution"):
+            cell.source = "# " + " ".join(said.split())
+        elif cell.metadata.nbgrader.get("grade"):
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=said + "\n")]
+    nb.cells.insert(0, notes_cell(nb, "Not graded", [reason]))
+    path = course / "autograded" / student / lesson.id / lesson.notebook
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
 # --- the recorder ---------------------------------------------------------------------------------
 
 class Recorder:
@@ -229,7 +254,8 @@ class Recorder:
         return None
 
     def record_unusable(self, student: str, reason: str) -> None:
-        """0 for every grade cell (a manual score still wins), the reason as each cell's comment."""
+        """0 for every grade cell (a manual score still wins), the reason as each cell's comment,
+        and a notebook in `autograded/` that says why (`write_not_graded`)."""
         gb = self.gradebook
         timestamp = submitted_timestamp(self.course, student, self.assignment)
         gb.update_or_create_student(student)
@@ -245,6 +271,7 @@ class Recorder:
         # An earlier graded notebook must not stand for this submission in formgrader or feedback.
         for folder in ("autograded", "feedback"):
             shutil.rmtree(self.course / folder / student / self.assignment, ignore_errors=True)
+        write_not_graded(self.course, student, reason, self.lesson)
 
     def scores(self, student: str) -> tuple[float, float, float, float]:
         """(score, max score, late penalty, seconds late) as the gradebook holds them."""

@@ -37,6 +37,12 @@ c.Autograde.autograde_preprocessors = [
 c.IsolatedCheck.seed = {seed}
 '''
 
+#: Feedback pages (stock `generate_feedback` too) and formgrader show each report alone.
+FEEDBACK = '''
+# Feedback pages and formgrader show each grade cell's report without the score under it.
+c.HTMLExporter.preprocessors = ["autograder.course.feedback.ReportAlone"]
+'''
+
 
 CONFIG = '''\
 # nbgrader configuration, written by `autograder release`. Stock nbgrader commands work here.
@@ -46,7 +52,7 @@ c.CourseDirectory.course_id = "{course_id}"
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 # Stock `nbgrader autograde` restores changed or deleted test cells from the gradebook.
 c.OverwriteCells.add_missing_cells = True
-''' + AUTOGRADE
+''' + AUTOGRADE + FEEDBACK
 
 class ReleaseError(RuntimeError):
     """Release failed; the message says why in one line."""
@@ -83,9 +89,13 @@ def release(course: str | Path, course_id: str = "backprop",
     config = course / "nbgrader_config.py"
     if not config.exists():
         config.write_text(CONFIG.format(course_id=course_id, seed=secrets.randbits(31)))
-    elif "IsolatedCheck" not in config.read_text():
+    else:
+        text = config.read_text()
         with config.open("a") as out:
-            out.write(AUTOGRADE.format(seed=secrets.randbits(31)))
+            if "IsolatedCheck" not in text:
+                out.write(AUTOGRADE.format(seed=secrets.randbits(31)))
+            if "ReportAlone" not in text:
+                out.write(FEEDBACK)
     return [release_lesson(course, course_lesson(course, lesson)) for lesson in chosen]
 
 

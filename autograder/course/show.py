@@ -64,5 +64,5 @@ def print_class(outcomes: list, course: Path, console: Console) -> None:
         example = feedback.page(course, first.student, lessons.find(first.assignment, course))
         console.print(f"feedback pages: {course / 'feedback'}/<student>/<assignment>/"
                       f"<notebook>.html, e.g. {example}", highlight=False, soft_wrap=True)
-    console.print(f"gradebook: {course / 'gradebook.db'} (nbgrader formgrader shows it); "
+    console.print(f"gradebook: {course / 'gradebook.db'} (formgrader in JupyterLab shows it); "
                   f"grades: {course / 'grades.csv'}", highlight=False, soft_wrap=True)
