@@ -72,32 +72,21 @@ def check(
 
 
 def print_report(report, console: Console) -> None:
-    """A row per target: its points, and what to fix (each distinct mistake once).
-
-    Checks that fail for the same mistakes share one line, with the first one's message: the
-    JSON keeps every check's own message (their shapes and numbers differ).
-    """
+    """A row per target: its points, and what to fix (each distinct mistake once,
+    `Report.grouped`)."""
     table = Table(title="autograder check")
     table.add_column("target")
     table.add_column("points", justify="right")
     table.add_column("what the checks say")
     for target in dict.fromkeys(c.target for c in report.checks):
         got, out_of = report.target_score(target)
-        mine = [c for c in report.checks if c.target == target]
-        failing: dict[str, list] = {}
-        for c in mine:
-            if not c.passed:
-                failing.setdefault(tuple(c.mistakes) or c.message, []).append(c)
+        failing, passing = report.grouped(target)
         if not failing:
-            said = f"[green]all {len(mine)} checks pass[/]"
+            said = f"[green]all {len(passing)} checks pass[/]"
         else:
-            lines = []
-            for checks in failing.values():
-                names = ", ".join(c.id.split("/", 1)[1] for c in checks)
-                codes = ", ".join(checks[0].mistakes)
-                lines.append(f"[red]FAIL[/] {escape(names)}: {escape(checks[0].message)} "
-                             f"[dim]({codes})[/]")
-            said = "\n".join(lines)
+            said = "\n".join(f"[red]FAIL[/] {escape(', '.join(names))}: {escape(message)} "
+                             f"[dim]({escape(', '.join(codes))})[/]"
+                             for names, message, codes in failing)
         table.add_row(target, f"{got:g} / {out_of:g}", said)
     console.print(table)
     console.print(f"[bold]score: {report.score:g} / {report.max_score:g}[/]")

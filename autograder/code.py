@@ -12,10 +12,15 @@ from __future__ import annotations
 import ast
 import re
 import symtable
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 #: IPython's line magics, cell magics and shell escapes, at the start of a line.
+#: One parse at a time: CPython 3.11's parser keeps its recursion depth per interpreter, not
+#: per thread, and two threads parsing at once (a batch's workers) can fail with "SystemError:
+#: AST constructor recursion depth mismatch" (python/cpython#106905).
+_PARSING = threading.Lock()
 MAGIC = re.compile(r"^(\s*)(%%?|!)", re.MULTILINE)
 
 
@@ -92,8 +97,9 @@ def read_cell(index: int, source: str, *, magics: bool = True, name: str = "",
     text = MAGIC.sub(r"\1# \2", source) if magics else source
     name = name or f"cell {index}"
     try:
-        tree = ast.parse(text)
-        table = symtable.symtable(text, "<cell>", "exec")
+        with _PARSING:
+            tree = ast.parse(text)
+            table = symtable.symtable(text, "<cell>", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return Cell(index, source, None, magics=found, name=name)
     return Cell(index, source, tree, _statements(index, tree, table), found, name)

@@ -27,7 +27,7 @@ def gradient_error(got: torch.Tensor, truth: torch.Tensor,
 
 
 def _shape(t: torch.Size | tuple) -> str:
-    return str(tuple(t)).replace(",)", ")")
+    return diagnose.shape_text(t)
 
 
 def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = None,
@@ -42,7 +42,8 @@ def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = No
     if status == "ok":
         return None
     if status == "undefined":
-        return Verdict(False, f"{target} is not defined: did its cell run without errors?",
+        entry = planned.call.function if planned is not None else target
+        return Verdict(False, f"{entry} is not defined: did the {target} cell run without errors?",
                        (f"{target}.error",))
     error = meta.get("error") if isinstance(meta.get("error"), dict) else {}
     kind, text = str(error.get("type", "an error")), str(error.get("message", ""))[:300]
@@ -295,6 +296,14 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
         results.append(CheckResult(check.id(target), target, verdict.passed,
                                    share if verdict.passed else 0.0, share,
                                    verdict.message or check.summary, list(verdict.mistakes)))
+    by_name = {check.name: result for check, result in zip(checks, results, strict=True)}
+    for check, result in zip(checks, results, strict=True):
+        needed = by_name.get(check.requires)
+        if needed is not None and not needed.passed and result.passed:
+            # Right for one sample, wrong for a batch: the mistake is the required check's.
+            result.passed, result.points = False, 0.0
+            result.message = (f"no points while {needed.id} fails: {needed.message}")
+            result.mistakes = list(needed.mistakes)
     for result in results:
         if gates and result.id not in (g for g, _ in gates):
             gate, code = gates[0]
@@ -314,6 +323,25 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
             result.passed, result.points = False, 0.0
             result.mistakes = [code]
     return results
+
+
+def misnamed(target: str, planned: PlannedCall, source: str) -> Verdict | None:
+    """The answer cell ran but defines no `entry` (a base class named as in another course,
+    `LayerFunction`): say what it defines instead."""
+    import ast
+
+    from . import code
+
+    entry, what = planned.call.function, "class" if planned.call.kind == "probe" else "function"
+    kinds = (ast.ClassDef,) if what == "class" else (ast.FunctionDef, ast.AsyncFunctionDef)
+    defined = [s.node.name for s in code.read_cell(0, source).statements
+               if isinstance(s.node, kinds)]
+    if entry in defined or not defined:
+        return None
+    shown = ", ".join(dict.fromkeys(defined[:6]))
+    return Verdict(False, f"there is no {what} {entry} in the {target} cell: it defines {shown}; "
+                          f"the grader calls {entry}, so give yours that name",
+                   (f"{target}.error",))
 
 
 def skipped(planned: PlannedCall, outcome: TargetOutcome) -> bool:
@@ -347,6 +375,8 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
                 failure = Verdict(False, f"{target} is not defined: its cell {said}: "
                                          f"{message}{where}{limit}{own_cell(target, message, own)}",
                                   (f"{target}.{code}",))
+            else:
+                failure = misnamed(target, planned, solution_cell[1]) or failure
         return failure
     kind = planned.check.kind
     if kind == "probe":

@@ -18,6 +18,9 @@ def summarize(plan: Plan, run: UntrustedRun, device: str = "all") -> dict:
     """Per lane: "passed", "failed", "not available here" or "not requested"; and the backend."""
     found: dict[str, list[bool]] = {"cpu": [], "gpu-ready": [], "cuda": []}
     unavailable, backends = False, []
+    # A check with stand-in cases is GPU-readiness: its CPU case (the right gradient first)
+    # counts there too, so that the line says what the check says.
+    ready = {(p.target, p.check.name) for p in plan.calls if p.case.fake}
     for planned in plan.calls:
         outcome = run.targets.get(planned.target, TargetOutcome("crashed"))
         if skipped(planned, outcome):
@@ -28,6 +31,8 @@ def summarize(plan: Plan, run: UntrustedRun, device: str = "all") -> dict:
             continue  # never reached (an earlier call crashed): says nothing about the GPU
         verdict = judge_call(planned.target, planned, outcome, run, None)
         found[planned.case.lane].append(verdict.passed)
+        if planned.case.lane == "cpu" and (planned.target, planned.check.name) in ready:
+            found["gpu-ready"].append(verdict.passed)
         if planned.case.fake and isinstance(meta, dict) and meta.get("backend") in FAKE_DEVICES:
             backends.append(meta["backend"])
 

@@ -23,7 +23,8 @@ from .report import Verdict
 
 
 def shape_text(shape: torch.Size | tuple) -> str:
-    return str(tuple(shape)).replace(",)", ")")
+    """As Python writes a shape: (4,), (3, 2), ()."""
+    return str(tuple(int(d) for d in shape))
 
 
 def tolerance(got_dtype: torch.dtype, case_dtype: str, lesson=None) -> float:
@@ -115,8 +116,9 @@ def kept_batch(got: torch.Tensor, truth: torch.Tensor, n: int) -> bool:
 
 
 def square_broadcast(got: torch.Tensor, n: int) -> bool:
-    """(N, 1) against (N,): a (N, N) result, where broadcasting made every pair."""
-    return n > 1 and tuple(got.shape) == (n, n)
+    """(N, 1) against (N,): a (N, N) result, where broadcasting made every pair (or (N, N, 1),
+    a dimension added after it)."""
+    return n > 1 and tuple(got.shape)[:2] == (n, n) and got.numel() == n * n
 
 
 def mask_errors(got: torch.Tensor, upstream: torch.Tensor, open_: torch.Tensor,
@@ -168,6 +170,18 @@ def ratio_words(c: float, n: int) -> str:
     return f"{c:.4g} times"
 
 
+def fixed_batch(c: float | None, n: int) -> int | None:
+    """The fixed size M when `c` = N / M: a gradient divided by a number (a global's shape[0],
+    the training set's size) where this batch's N belongs. Only a size far beyond the batch
+    (M >= 10 N) and not N squared (a 1/N too many), so that no simple fraction is read as one."""
+    if not c or c <= 0 or n < 1:
+        return None
+    m = n / c
+    if m < 10 * n or abs(m - round(m)) > 1e-6 * m or round(m) == n * n:
+        return None
+    return round(m)
+
+
 def _generic_fix(target: str, c: float, n: int, planned=None) -> str:
     own = lesson_hook(planned, "fix_for_factor") if planned is not None else None
     said = own(target, c, n) if own else None
@@ -193,6 +207,13 @@ def ratio_verdict(target: str, name: str, got: torch.Tensor, planned, tol: float
             return Verdict(False, f"{head}: {fix}", (*codes, f"{target}.wrong_values"))
     # Any other simple factor (a small fraction, such as -1, 2 or 1/N) is still worth naming.
     c = best_ratio(got, truth)
+    fixed = fixed_batch(c, n)
+    if fixed and off_by(got, c * truth, None if also is None else c * also) <= tol:
+        size = "inp.shape[0]" if "inp" in planned.inputs else "its first dimension"
+        return Verdict(False, f"{name}.g is {c:.3g} times the true gradient, as if divided by "
+                              f"{fixed} and not by this batch's N = {n}: divide by the size of "
+                              f"the batch the function is given ({size}), not a fixed number",
+                       (f"{target}.wrong_values",))
     limit = max(2 * n, 4)
     if c is None or not 1 / limit <= abs(c) <= limit:
         return None
@@ -232,8 +253,13 @@ def wrong_shape(target: str, name: str, got: torch.Tensor, planned) -> Verdict |
             return found
         undone, said, codes = found
     elif got.numel() == truth.numel():
-        hint = (getattr(planned.lesson.code(), "RESHAPED", {}) if planned.lesson else
-                {}).get(target, "")
+        # The lesson's hint says how to add what is missing; a .g with more dimensions has them
+        # to spare, and is told so.
+        extra = got.dim() - truth.dim()
+        hint = ((getattr(planned.lesson.code(), "RESHAPED", {}) if planned.lesson else
+                 {}).get(target, "") if extra < 0 else
+                f" ({name}.g has {extra} dimension{'s' if extra > 1 else ''} more than {name})"
+                if extra > 0 else "")
         undone = got.reshape(truth.shape)
         said = (f"{name}.g has shape {have} but {name} has shape {want}: reshape it to "
                 f"{name}.shape{hint}")

@@ -111,23 +111,32 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
             notes.append(describe_cell_error(cells[index], error))
     if run.stray:
         notes.append(f"{run.stray} bytes on the grader's channel were not the grader's: ignored")
+    labels = {c["name"]: c["label"] for c in graded.cells}
+    for check in checks:
+        check.message = name_cells(check.message, labels)
+    notes = [name_cells(note, labels) for note in notes]
     notes.append("sandbox: " + "; ".join(run.sandbox))
     return Report(checks, reference=plan.reference, seed=plan.seed, notes=notes,
                   output=run.stdout + run.stderr, devices=devices, lesson=lesson.id)
 
 
+def name_cells(text: str, labels: dict[str, str]) -> str:
+    """'(cell 13, line 2)' as a student finds it: '(the lin_grad cell, line 2)', or the cell by
+    its first line (Jupyter shows no cell numbers; the runner names cells by index)."""
+    import re
+
+    return re.sub(r"\bcell \d+\b(?=, line)", lambda m: labels.get(m.group(0), m.group(0)), text)
+
+
 def describe_cell_error(cell: dict, error: dict) -> str:
-    """'cell 8 ("def forward_and_backward(...") raised NameError: ...' — findable by a student."""
-    index = cell["name"].removeprefix("cell ")
-    first = cell["first_line"]
-    first = first if len(first) <= 40 else first[:37] + "..."
+    """'the cell "def forward_and_backward(..." raised NameError: ... at line 3' — findable."""
     message = str(error.get("message") or "")[:200]
     if error.get("limit"):
         message += f" ({error['limit']})"
     where = error.get("where")
-    at = f" at {where}" if where and not where.startswith(f"cell {index}, ") else (
+    at = f" at {where}" if where and not where.startswith(f"{cell['name']}, ") else (
         f" at line {where.split('line ')[-1]}" if where else "")
-    return (f'cell {index} ("{first}") raised {error.get("type")}'
+    return (f'{cell["label"]} raised {error.get("type")}'
             f'{": " + message if message else ""}{at}')
 
 

@@ -92,6 +92,9 @@ class Check:
     kind: str
     cases: tuple[Case, ...] = field(default_factory=tuple)
     summary: str = ""
+    #: A check whose points this one earns only with: a gradient right for one sample alone
+    #: (N = 1) is not the gradient.
+    requires: str = ""
 
     def id(self, target: str) -> str:
         return f"{target}/{self.name}"
@@ -235,7 +238,12 @@ def _target(t: dict, sets: dict) -> Target:
             raise ValueError(f"check {c['name']!r} of {name}: kind is one of {', '.join(KINDS)}")
         cases = tuple(_case(case, flags) for case in c.get("cases", ()))
         checks.append(Check(str(c["name"]), float(c["weight"]), c["kind"], cases,
-                            str(summaries.get(c["name"], c.get("summary", "")))))
+                            str(summaries.get(c["name"], c.get("summary", ""))),
+                            str(c.get("requires", ""))))
+    names = {c.name for c in checks}
+    for c in checks:
+        if c.requires and c.requires not in names:
+            raise ValueError(f"check {c.name!r} of {name} requires {c.requires!r}, which it lacks")
     forward = t.get("forward", {})
     derived = tuple((k, str(v["forward"]), tuple(v["of"])) for k, v in t.get("derived", {}).items())
     return Target(name, str(t.get("entry", name)), str(t.get("kind", "function")),

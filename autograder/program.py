@@ -42,6 +42,15 @@ def _first_line(source: str) -> str:
     return next((line.strip() for line in source.splitlines() if line.strip()), "")
 
 
+def cell_label(source: str, target: str | None = None) -> str:
+    """A cell as a student finds it: `the lin_grad cell`, or `the cell "def forward_and..."`
+    by its first line (Jupyter shows no cell numbers)."""
+    if target is not None:
+        return f"the {target} cell"
+    first = _first_line(source)
+    return f'the cell "{first if len(first) <= 40 else first[:37] + "..."}"'
+
+
 def given_cells(nb: dict, answer_ids: set[int]) -> list[tuple[int, str]]:
     """The code cells of `nb` that are neither answers nor tests, as (index, source)."""
     return [(i, notebook.source(c)) for i, c in enumerate(nb["cells"])
@@ -85,24 +94,27 @@ def build(nb: dict, source: dict | None, entries: dict[str, str]) -> Program:
         if target is not None:
             student_index = mine[target][0]
             cells.append({"index": cell.index, "source": cell.source,
-                          "name": f"cell {student_index}", "first_line": _first_line(cell.source)})
+                          "name": f"cell {student_index}", "first_line": _first_line(cell.source),
+                          "label": cell_label(cell.source, target)})
             continue
         kept = [s for s in needed if s.cell == cell.index]
         if kept:
             cells.append({"index": cell.index, "source": reading.keep_lines(cell.source, kept),
                           "name": cell.name.replace(" of the lesson", ""),
-                          "first_line": _first_line(cell.source)})
+                          "first_line": _first_line(cell.source),
+                          "label": cell_label(cell.source)})
     return Program(cells, {t: (c.index, c.source) for t, c in answers.items()}, findings,
                    not_run, source is not None, _own_names(nb, mine, given) if source else {})
 
 
 def _own_names(nb: dict, mine: dict[str, tuple[int, str]], lesson: list[tuple[int, str]]) -> dict:
-    """What the student's own cells (not answers, not the lesson's) define: name -> 'cell N'."""
+    """What the student's own cells (not answers, not the lesson's) define: name -> the cell,
+    as a student finds it (`the cell "first line..."`: Jupyter shows no cell numbers)."""
     theirs = {text for _, text in lesson}
     found = {}
     for index, text in given_cells(nb, {i for i, _ in mine.values()}):
         if text not in theirs:
             for s in reading.read_cell(index, text).statements:
                 for name in s.defines:
-                    found.setdefault(name, f"cell {index}")
+                    found.setdefault(name, cell_label(text))
     return found

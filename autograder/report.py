@@ -5,6 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+#: Notes that only the instructor reads (the jail's layers): never in what a student sees.
+INSTRUCTOR_ONLY = ("sandbox:",)
+
+
+def for_students(note: str) -> bool:
+    return not note.startswith(INSTRUCTOR_ONLY)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -67,6 +74,45 @@ class Report:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+    def grouped(self, target: str) -> tuple[list[tuple[list[str], str, list[str]]], list[str]]:
+        """What a student reads about one target, as `check` and the self-check show it: each
+        distinct mistake once, as (the checks it fails, the first one's message, its codes), and
+        the names of the checks that pass. Checks that fail for the same mistakes share one line
+        (the JSON keeps every check's own message: their shapes and numbers differ)."""
+        failing: dict[object, list[CheckResult]] = {}
+        passing = []
+        for c in self.checks:
+            if c.target != target:
+                continue
+            if c.passed:
+                passing.append(c.id.split("/", 1)[1])
+            else:
+                failing.setdefault(tuple(c.mistakes) or c.message, []).append(c)
+        return ([([c.id.split("/", 1)[1] for c in checks], checks[0].message, checks[0].mistakes)
+                 for checks in failing.values()], passing)
+
+    def student_text(self, target: str, width: int = 88) -> str:
+        """The self-check's words on one target: a head line, a line per distinct mistake (its
+        codes on a line of their own, so that a narrow notebook never breaks one), and what
+        passes. Plain text, wrapped at `width`."""
+        import textwrap
+
+        mine = [c for c in self.checks if c.target == target]
+        failed, passing = self.grouped(target)
+        failing = sum(len(names) for names, _, _ in failed)
+        lines = [f"{target}: " + (f"{failing} of {len(mine)} checks fail" if failing
+                                  else f"all {len(mine)} checks pass")]
+        for names, message, codes in failed:
+            lines += textwrap.wrap(f"FAIL {', '.join(names)}: {message}", width,
+                                   initial_indent="  ", subsequent_indent="       ",
+                                   break_long_words=False, break_on_hyphens=False)
+            if codes:
+                lines.append(f"       mistakes: {', '.join(codes)}")
+        if failed and passing:
+            lines += textwrap.wrap(f"pass: {', '.join(passing)}", width, initial_indent="  ",
+                                   subsequent_indent="        ", break_on_hyphens=False)
+        return "\n".join(lines)
 
     def target_text(self, target: str, points: bool = True) -> str:
         """The lines a student reads about one target: the same words everywhere."""

@@ -21,7 +21,13 @@ from .untrusted.calls import run_call
 
 
 class SelfCheckFailed(AssertionError):
-    """Some check failed; the printed report says which and why."""
+    """Some check failed; the printed report says which and why.
+
+    In a notebook it shows as one line, not a traceback into the grader (IPython asks an
+    exception for `_render_traceback_`); it is still an error, which `nbgrader validate` sees."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"SelfCheckFailed: {self}"]
 
 
 def self_check(target: str, obj: object, device: str = "all", lesson: str | None = None) -> None:
@@ -31,12 +37,42 @@ def self_check(target: str, obj: object, device: str = "all", lesson: str | None
     partial credit from a displayed value).
     """
     report = run_self_check(target, obj, device, lesson)
-    print(report.target_text(target, points=False))
+    print(report.student_text(target))
     print(f"  devices: {describe(report.devices)}")
     failed = [c for c in report.checks if not c.passed]
     if failed:
         raise SelfCheckFailed(f"{target}: {len(failed)} of {len(report.checks)} checks fail "
                               "(see above)")
+
+
+def source_of(obj: object) -> str | None:
+    """The code the no-autograd gate reads: `obj`'s own source, blank lines first, so that line
+    numbers are its cell's (or file's). A class defined in a notebook cell keeps no file Python
+    can find, so its block is read from the lines IPython keeps for tracebacks (`linecache`),
+    found through its methods."""
+    try:
+        lines, first = inspect.getsourcelines(obj)
+        return "\n" * max(first - 1, 0) + "".join(lines)
+    except (OSError, TypeError):
+        pass
+    if not isinstance(obj, type):
+        return None
+    import ast
+    import linecache
+
+    for method in vars(obj).values():
+        cell = linecache.getlines(getattr(getattr(method, "__code__", None), "co_filename", ""))
+        if not cell:
+            continue
+        try:
+            tree = ast.parse("".join(cell))
+        except (SyntaxError, ValueError):
+            return None
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name == obj.__name__:
+                start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+                return "\n" * (start - 1) + "".join(cell[start - 1:node.end_lineno])
+    return None
 
 
 def find_lesson(target: str, lesson: str | None = None) -> lessons.Lesson:
@@ -62,11 +98,8 @@ def run_self_check(target: str, obj: object, device: str = "all",
     found = find_lesson(target, lesson)
     if target not in found.names:
         raise ValueError(f"unknown target {target!r}: one of {', '.join(found.names)}")
-    try:  # read for the no-autograd gate; blank lines first, so that line numbers are the cell's
-        lines, first = inspect.getsourcelines(obj)
-        findings = rules.findings_in("\n" * max(first - 1, 0) + "".join(lines))
-    except (OSError, TypeError):
-        findings = None
+    source = source_of(obj)
+    findings = rules.findings_in(source) if source is not None else None
     clean = findings is not None and not any(f.kind == rules.AUTOGRAD for f in findings)
     plan = build_plan(found, resolve.seed(found, "self-check"), (target,), lanes=lanes_for(device),
                       refuse_autograd={target} if clean else set())

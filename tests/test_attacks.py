@@ -32,7 +32,8 @@ from .conftest import CORRECT, REPO, check_report, run_cli, target_mistakes, tar
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 REST = {"relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}  # all but mse_grad
-SOLUTIONS = REPO / "solutions" / "backward.py"
+SOLUTIONS = REPO / "assignments" / "backward" / "reference.py"
+assert SOLUTIONS.is_file()  # the attacks below read it: a file moved must not make them pass
 SOURCE_NOTEBOOK = REPO / "assignments" / "backward" / "backward.ipynb"
 
 LAYERS = choose_layers()

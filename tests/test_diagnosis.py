@@ -78,7 +78,7 @@ MISTAKES = [
           {"wrong_values"}, "inp.g is not the gradient: worst at index"),
     wrong("mse: shape (N,)", "mse_grad",
           mse("    inp.g = 2. * (inp.squeeze(-1) - targ) / inp.shape[0]\n"),
-          {"wrong_shape"}, "inp.g has shape (3) but inp has shape (3, 1)"),
+          {"wrong_shape"}, "inp.g has shape (3,) but inp has shape (3, 1)"),
     wrong("mse: (N, 1) - (N,) broadcasts", "mse_grad",
           mse("    inp.g = 2. * (inp - targ) / inp.shape[0]\n"),
           {"wrong_shape"}, "broadcasts to (N, N)"),
@@ -127,7 +127,7 @@ MISTAKES = [
           {"weight_transposed", "wrong_shape"},
           "w.g has shape (4, 5), the transpose of w's (5, 4)"),
     wrong("lin: b.g not summed", "lin_grad", lin(b="out.g"),
-          {"bias_not_summed", "wrong_shape"}, "b.g has shape (3, 4) but b has shape (4)"),
+          {"bias_not_summed", "wrong_shape"}, "b.g has shape (3, 4) but b has shape (4,)"),
     wrong("lin: b.g averaged", "lin_grad", lin(b="out.g.mean(0)"),
           {"bias_averaged", "wrong_values"}, "b.g is 1/N = 1/3 of the true gradient"),
     wrong("lin: inp.g from out", "lin_grad", lin(inp="out @ w.t()"),
@@ -223,9 +223,10 @@ def test_autograd_inside_the_stub_loses_the_whole_target_even_with_right_values(
     # The self-check on the same code says the same words.
     with pytest.raises(SelfCheckFailed):
         self_check("mse_grad", load_function(tmp_path, autograd.source, "mse_grad", prelude=""))
-    out = capsys.readouterr().out
-    for check_id in ("mse_grad/no-autograd", "mse_grad/values-float64"):
-        assert f"FAIL {check_id}: {checks[check_id]['message']}  [" in out
+    out = " ".join(capsys.readouterr().out.split())
+    # The gate's line covers every check, with the gate's words, as `check` shows it.
+    assert f"FAIL no-autograd, values-float64, batch-of-one, values-float32, inputs-unchanged, " \
+           f"gpu-ready: {checks['mse_grad/no-autograd']['message']}" in out
 
 
 # --- the self-check says the same as the grader -----------------------------------------------
@@ -245,8 +246,8 @@ def test_the_self_check_names_the_mistake_in_the_graders_words(tmp_path, capsys,
     (mistake,) = [m for m in MISTAKES if m.label == label]
     with pytest.raises(SelfCheckFailed):
         self_check(mistake.target, load_function(tmp_path, mistake.source, mistake.target))
-    out = capsys.readouterr().out
-    assert mistake.says in out
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count(mistake.says) == 1  # each distinct mistake once
     assert all(code in out for code in mistake.codes)
 
 
@@ -258,9 +259,10 @@ def test_the_self_check_gate_reads_the_source_of_the_function(tmp_path, capsys):
               "    inp.g = x.grad\n")
     with pytest.raises(SelfCheckFailed, match="mse_grad: 6 of 6 checks fail"):
         self_check("mse_grad", load_function(tmp_path, source, "mse_grad"))
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     # student.py starts with `import torch`: line numbers count from the top, as in a cell.
-    assert "FAIL mse_grad/no-autograd: mse_grad uses autograd (requires_grad_() on line 3" in out
+    assert "FAIL no-autograd, values-float64" in out
+    assert "mse_grad uses autograd (requires_grad_() on line 3" in out
 
 
 # --- the no-autograd scan, on source text ---------------------------------------------------
@@ -392,3 +394,77 @@ def test_a_message_never_shows_a_hidden_value():
     for got in (0.5 * truth, -truth, 3 * truth, truth + 1, truth.flatten(), truth * 0):
         message = judged("mse_grad", "inp", got, planned).message
         assert not any(value in message for value in shown if len(value) > 2), message
+
+
+# --- messages on real code (issue 16), through the real check -----------------------------------
+
+RIGHT_LIN = ("    inp.g = out.g @ w.t()\n    w.g = inp.t() @ out.g\n    b.g = out.g.sum(0)\n")
+
+
+def failing_lines(report: dict, target: str) -> list[tuple[str, list[str]]]:
+    return [(c["message"], c["mistakes"]) for c in report["checks"]
+            if c["target"] == target and not c["passed"]]
+
+
+def test_a_debugger_call_left_in_a_right_answer_does_nothing_in_grading(make_notebook):
+    source = "import pdb\ndef lin_grad(inp, out, w, b):\n    pdb.set_trace()\n    breakpoint()\n"
+    code, report = check_report(make_notebook({"lin_grad": source + RIGHT_LIN}))
+    assert code == 0 and target_points(report) == FULL
+
+
+def test_a_base_class_named_otherwise_is_told_what_the_grader_calls(make_notebook):
+    source = ("class LayerFunction():\n    def __call__(self, *args):\n        self.args = args\n"
+              "        self.out = self.forward(*args)\n        return self.out\n\n"
+              "    def backward(self):\n        self.bwd(self.out, *self.args)\n")
+    _, report = check_report(make_notebook({"module_backward": source}))
+    messages = {m for m, _ in failing_lines(report, "module_backward")}
+    assert messages == {"there is no class Module in the module_backward cell: it defines "
+                        "LayerFunction; the grader calls Module, so give yours that name"}
+
+
+def test_an_n_by_n_by_1_broadcast_is_named_as_the_broadcast(make_notebook):
+    source = "def mse_grad(inp, targ):\n    inp.g = (2. * (inp - targ) / inp.shape[0]).unsqueeze(-1)\n"
+    _, report = check_report(make_notebook({"mse_grad": source}), seed=3)
+    messages = {m for m, _ in failing_lines(report, "mse_grad")}
+    assert any("inp (N, 1) minus targ (N,) broadcasts to (N, N)" in m for m in messages)
+    assert not any(".unsqueeze(-1))" in m for m in messages)  # one dimension too many, not few
+
+
+def test_one_dimension_too_many_at_n_1_is_not_told_to_unsqueeze(make_notebook):
+    source = ("def mse_grad(inp, targ):\n"
+              "    inp.g = (2. * (inp.squeeze(-1) - targ) / inp.shape[0]).reshape(-1, 1, 1)\n")
+    _, report = check_report(make_notebook({"mse_grad": source}), seed=3)
+    messages = [m for m, _ in failing_lines(report, "mse_grad")]
+    assert any("(3, 1, 1) but inp has shape (3, 1)" in m and "1 dimension more than inp" in m
+               for m in messages), messages
+    assert not any("unsqueeze" in m for m in messages)
+
+
+def test_dividing_by_a_fixed_size_is_told_to_divide_by_the_batch(make_notebook):
+    source = "def mse_grad(inp, targ):\n    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / 1500\n"
+    _, report = check_report(make_notebook({"mse_grad": source}), seed=3)
+    messages = {m for m, _ in failing_lines(report, "mse_grad")}
+    assert any("as if divided by 1500 and not by this batch's N = 3" in m for m in messages)
+    assert all("as if divided by 1500" in m and "inp.shape[0]" in m for m in messages), messages
+
+
+def test_a_gradient_right_only_at_n_1_earns_nothing_for_the_batch_of_one(make_notebook):
+    source = "def mse_grad(inp, targ):\n    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1)\n"
+    _, report = check_report(make_notebook({"mse_grad": source}))
+    checks = {c["id"]: c for c in report["checks"]}
+    assert not checks["mse_grad/batch-of-one"]["passed"]
+    assert checks["mse_grad/batch-of-one"]["mistakes"] == checks["mse_grad/values-float64"]["mistakes"]
+    assert checks["mse_grad/batch-of-one"]["message"].startswith(
+        "no points while mse_grad/values-float64 fails")
+
+
+def test_cells_are_named_as_a_student_finds_them_and_shapes_as_python_writes_them(make_notebook):
+    source = "def lin_grad(inp, out, w, b):\n" + RIGHT_LIN.replace("sum(0)", "sum(0) + missing")
+    _, report = check_report(make_notebook({"lin_grad": source}))
+    messages = [m for m, _ in failing_lines(report, "lin_grad")]
+    assert any("(the lin_grad cell, line 4)" in m for m in messages), messages
+    assert not any("cell 1" in m for m in messages)
+    source = "def lin_grad(inp, out, w, b):\n" + RIGHT_LIN.replace("sum(0)", "sum(1)")
+    _, report = check_report(make_notebook({"lin_grad": source}), seed=3)
+    messages = [m for m, _ in failing_lines(report, "lin_grad")]
+    assert any("b.g has shape (3,) but b has shape (4,)" in m for m in messages), messages

@@ -30,10 +30,17 @@ def test_a_correct_answer_passes_and_says_so(target, name, capsys):
 
 def test_a_wrong_answer_raises_with_the_same_message_as_the_grader(capsys):
     ns = namespace_of("def mse_grad(inp, targ):\n    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1)\n")
-    with pytest.raises(SelfCheckFailed, match="mse_grad: .* checks fail"):
+    with pytest.raises(SelfCheckFailed, match="mse_grad: .* checks fail") as raised:
         self_check("mse_grad", ns["mse_grad"])
-    out = capsys.readouterr().out
-    assert "FAIL mse_grad/values-float64" in out and "inp.g" in out
+    out = " ".join(capsys.readouterr().out.split())
+    # One line per distinct mistake, naming the checks it covers, as `autograder check` does.
+    assert out.count("mse is a mean, so divide by N = inp.shape[0]") == 1
+    assert "FAIL values-float64, values-float32, inputs-unchanged, gpu-ready: inp.g is" in out
+    assert "mistakes: mse_grad.missing_factor_2, mse_grad.not_averaged, mse_grad.wrong_values" in out
+    # The devices line says what the gpu-ready check says.
+    assert "GPU-readiness: failed" in out
+    # In a notebook: one line, not a traceback into the grader.
+    assert raised.value._render_traceback_() == [f"SelfCheckFailed: {raised.value}"]
 
 
 @pytest.mark.sandbox  # a fresh Python

@@ -30,6 +30,10 @@ for lesson in lessons.available(course).values():
     first = next(iter(right))
     wrong = right[first].replace("def ", "def _unused_", 1) + "\\ndef " + first + "(*a):\\n    pass\\n"
     samples.write_class(released, course, lesson, {"right": ({}, []), "wrong": ({first: wrong}, [])})
+    if lesson.id == "backward":  # right only where the installed reference can be read
+        reference = lessons.BUNDLED / "backward" / "reference.py"
+        reader = right[first].replace("):\\n", "):\\n    open(%r).read()\\n" % str(reference), 1)
+        samples.write_class(released, course, lesson, {"reader": ({first: reader}, [])})
 print(sorted(lessons.available(course)))
 print(lessons.BUNDLED)
 """
@@ -83,6 +87,8 @@ def test_a_wheel_installed_outside_the_checkout_releases_and_grades_both_lessons
                 for r in csv.DictReader(f)}
     assert rows[("backward", "right")] == 10.0 and rows[("classifier", "right")] == 6.0
     assert rows[("backward", "wrong")] == 8.0 and rows[("classifier", "wrong")] == 3.0
+    # The wheel's references sit inside the package: the student's process cannot read them.
+    assert rows[("backward", "reader")] == 8.0
     graded = {lesson: (course / "autograded" / "wrong" / lesson / f"{lesson}.ipynb").read_text()
               for lesson in ("backward", "classifier")}
     assert "autograd alone" in graded["classifier"] and "autograd alone" not in graded["backward"]

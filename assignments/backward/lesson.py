@@ -143,7 +143,7 @@ def diagnose_shape(target: str, name: str, got: torch.Tensor, planned, tol: floa
                                   "over dim 1; sum it over the batch, dim 0: out.g.sum(0)",
                            ("lin_grad.wrong_shape",))
     if target == "mse_grad" and diagnose.square_broadcast(got, n):
-        return got.diagonal().reshape(truth.shape), (
+        return got.reshape(n, n).diagonal().reshape(truth.shape), (
             f"inp.g has shape {have} but inp has shape {want}: inp (N, 1) minus targ (N,) "
             "broadcasts to (N, N); subtract inp.squeeze(-1), then give inp.g inp's shape"), ()
     return None

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from .. import lesson as lessons
-from ..report import Report
+from ..report import Report, for_students
 
 
 def results(report: Report | None, reason: str | None = None, max_score: float | None = None,
@@ -40,7 +40,8 @@ def results(report: Report | None, reason: str | None = None, max_score: float |
                       "output": c.message + codes, "tags": [c.target], "visibility": "visible"})
     summary = [f"{t}: {report.target_score(t)[0]:g} / {report.target_score(t)[1]:g}"
                for t in dict.fromkeys(c.target for c in report.checks)]
-    out.update(score=float(report.score), output="\n".join(summary + [f"note: {n}" for n in report.notes]),
+    notes = [f"note: {n}" for n in report.notes if for_students(n)]  # the jail's: not for them
+    out.update(score=float(report.score), output="\n".join(summary + notes),
                tests=tests)
     return out
 

@@ -26,7 +26,7 @@ from .. import lesson as lessons
 from .. import notebook, resolve
 from ..engine import grade_submission, source_notebook
 from ..lesson import Lesson
-from ..report import Report
+from ..report import Report, for_students
 
 
 class IsolatedCheck(NbGraderPreprocessor):
@@ -87,14 +87,8 @@ def gradebook_points(lesson: Lesson, db_url: str, course_id: str = "default_cour
     return resolve.points(lesson, gradebook=held)
 
 
-#: Notes that only the instructor reads (the jail's layers): never in a student's notebook or page.
-INSTRUCTOR_ONLY = ("sandbox:",)
 #: The id of the notes cell at the top of a graded notebook (nbformat 4.5 cells have ids).
 NOTES_CELL_ID = "autograder-notes"
-
-
-def for_students(note: str) -> bool:
-    return not note.startswith(INSTRUCTOR_ONLY)
 
 
 def write_results(nb, report: Report, lesson: Lesson) -> None:

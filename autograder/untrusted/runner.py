@@ -59,6 +59,19 @@ def _sender(fd: int, token: bytes):
     return send
 
 
+def _no_debuggers() -> None:
+    """A `breakpoint()` or `pdb.set_trace()` left in an answer does nothing here: there is no
+    one at the keyboard, and standard input is the grader's channel."""
+    sys.breakpointhook = lambda *args, **kwargs: None
+    os.environ["PYTHONBREAKPOINT"] = "0"
+    try:
+        import pdb
+    except ImportError:
+        return
+    pdb.set_trace = lambda *args, **kwargs: None
+    pdb.Pdb.set_trace = lambda self, *args, **kwargs: None
+
+
 def run_cells(cells: list[dict], namespace: dict, send) -> dict[str, dict]:
     """Run each cell in order; an error (SystemExit included) stops that cell only."""
     errors: dict[str, dict] = {}
@@ -88,6 +101,7 @@ def main(job_fd: int = 0, channel_fd: int | None = None) -> None:
     _not_dumpable()
     del job
 
+    _no_debuggers()
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     skip = set(spec["skip"])
     errors = run_cells([c for c in spec["cells"] if c["index"] not in skip], namespace, send)
