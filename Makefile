@@ -34,8 +34,9 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --extend-exclude "*.ipynb" autograder tests assignments benchmarks
 
+SIZES ?= 16,144
 bench: $(STAMP)
-	$(PY) benchmarks/bench_grade.py --students $(or $(STUDENTS),24)
+	$(PY) benchmarks/bench_grade.py --sizes $(SIZES)
 
 clean:
 	rm -rf $(VENV) demo-course .pytest_cache

@@ -70,3 +70,24 @@ def test_nbgrader_validate_reports_a_failing_self_check(released, tmp_path):
     assert "Success! Your notebook passes all the tests." in results["right"]
     assert "VALIDATION FAILED" in results["wrong"]
     assert "mse_grad" in results["wrong"]  # the failing self-check names its target
+
+
+def test_a_class_defined_in_a_notebook_cell_has_its_source_read(capsys):
+    # IPython keeps each cell's lines in linecache under a file name of its own, where
+    # inspect cannot find a class: the self-check reads it there, as `check` reads the cell.
+    import linecache
+
+    source = "import torch\n" + CORRECT["module_backward"]
+    name = "/tmp/ipykernel_0000/2178309.py"
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    namespace: dict = {}
+    exec(compile(source, name, "exec"), namespace)
+    report = run_self_check("module_backward", namespace["Module"])
+    gate = next(c for c in report.checks if c.id == "module_backward/no-autograd")
+    assert gate.passed and gate.message.startswith("written by hand"), gate.message
+    with_autograd = source.replace("        self.bwd(self.out, *self.args)\n",
+                                   "        self.out.sum().backward()\n")
+    linecache.cache[name] = (len(with_autograd), None, with_autograd.splitlines(True), name)
+    exec(compile(with_autograd, name, "exec"), namespace)
+    report = run_self_check("module_backward", namespace["Module"])
+    assert "module_backward.uses_autograd" in report.mistakes()
