@@ -353,6 +353,13 @@ def test_the_demo_grades_a_sample_class(tmp_path):
     rows = csv_rows(tmp_path / "demo" / "grades.csv", "classifier")
     assert float(rows["ada"]["score"]) == float(rows["ben"]["score"]) == 6.0
     assert float(rows["mallory"]["score"]) == 3.0 and float(rows["eve"]["score"]) < 6.0
+    demo = tmp_path / "demo"
+    for lesson in ("backward", "classifier"):  # each lesson's feedback, Gradescope, report
+        assert (demo / "feedback" / "ada" / lesson / f"{lesson}.html").is_file()
+        assert json.loads((demo / "gradescope" / "ben" / lesson / "results.json").read_text())[
+            "score"] == {"backward": 10.0, "classifier": 6.0}[lesson]
+        assert "ada" in (demo / "reports" / lesson / "mistakes.csv").read_text()
+    assert "log_softmax_grad.overflows" in (demo / "reports" / "classifier" / "index.html").read_text()
     page = (tmp_path / "demo" / "reports" / "backward" / "index.html").read_text()
     assert "mse_grad.missing_factor_2" in page and "zoe" in page
     assert "class report:" in done.stdout and "Nbgrader > Formgrader" in done.stdout
