@@ -37,6 +37,19 @@ class Statement:
     changes: frozenset[str] = frozenset()  # names whose contents it may change, or aliases
 
 
+def first_line(source: str) -> str:
+    return next((line.strip() for line in source.splitlines() if line.strip()), "")
+
+
+def cell_label(source: str, target: str | None = None) -> str:
+    """A cell as a student finds it: `the lin_grad cell`, or `the cell "def forward_and..."`
+    by its first line (Jupyter shows no cell numbers)."""
+    if target is not None:
+        return f"the {target} cell"
+    first = first_line(source)
+    return f'the cell "{first if len(first) <= 40 else first[:37] + "..."}"'
+
+
 @dataclass
 class Cell:
     """A code cell, read: its statements, or why it could not be read.

@@ -38,17 +38,7 @@ class Program:
                 if not any(f.kind == rules.AUTOGRAD for f in found)}
 
 
-def _first_line(source: str) -> str:
-    return next((line.strip() for line in source.splitlines() if line.strip()), "")
-
-
-def cell_label(source: str, target: str | None = None) -> str:
-    """A cell as a student finds it: `the lin_grad cell`, or `the cell "def forward_and..."`
-    by its first line (Jupyter shows no cell numbers)."""
-    if target is not None:
-        return f"the {target} cell"
-    first = _first_line(source)
-    return f'the cell "{first if len(first) <= 40 else first[:37] + "..."}"'
+_first_line, cell_label = reading.first_line, reading.cell_label
 
 
 def given_cells(nb: dict, answer_ids: set[int]) -> list[tuple[int, str]]:

@@ -388,7 +388,8 @@ def judge(answers: dict[str, reading.Cell], given: list[reading.Cell],
                     if not isinstance(s.node, definitions) and s not in reached]
         for s in sorted(reached, key=lambda s: (s.cell != cell.index, s.cell, s.first)):
             home, in_it = per_cell[s.cell]
-            where = "" if s.cell == cell.index else home.name
+            where = "" if s.cell == cell.index else home.name if id(home) in answer_ids else (
+                reading.cell_label(home.source) + (" of the lesson" if trusted_given else ""))
             for f in in_it:
                 if s.first <= f.line <= s.last:
                     found[Finding(f.kind, f.what, f.line, where)] = None

@@ -135,7 +135,7 @@ def test_the_lessons_own_autograd_counts_only_where_an_answer_reaches_it():
     honest = judged({"mse_grad": CORRECT["mse_grad"]}, lesson)
     assert honest["mse_grad"] == []
     calls_it = judged({"mse_grad": "def mse_grad(inp, targ):\n    check_with_autograd(inp)\n"}, lesson)
-    assert [f.where for f in calls_it["mse_grad"]] == ["cell 101 of the lesson"]
+    assert [f.where for f in calls_it["mse_grad"]] == ['the cell "def check_with_autograd(x):" of the lesson']
 
 
 def test_the_graded_program_runs_the_answers_and_only_the_lesson_code_they_use(released):
