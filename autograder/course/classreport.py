@@ -199,6 +199,15 @@ class Row:
         codes = [m for c in self.checks if c.target == target and not c.passed for m in c.mistakes]
         return list(dict.fromkeys(codes))
 
+    def named(self, target: str) -> list[str]:
+        """What the ranking counts: the specific codes where the checks name one (the general
+        kind that comes with them, `lin_grad.wrong_values`, says nothing more), else the
+        general ones."""
+        from ..diagnose import GENERAL
+
+        codes = self.mistakes(target)
+        return [c for c in codes if c.split(".", 1)[-1] not in GENERAL] or codes
+
 
 @dataclass
 class Mistake:
@@ -233,7 +242,7 @@ class ClassReport:
         said: dict[str, Counter] = {}
         for row in self.graded:
             for target in self.targets:
-                for code in row.mistakes(target):
+                for code in row.named(target):
                     who.setdefault(code, []).append(row.student)
                     target_of.setdefault(code, target)
             first: dict[str, str] = {}  # a target's first failing check says most (no-autograd's)
