@@ -334,8 +334,8 @@ def misnamed(target: str, planned: PlannedCall, source: str) -> Verdict | None:
 
     entry, what = planned.call.function, "class" if planned.call.kind == "probe" else "function"
     kinds = (ast.ClassDef,) if what == "class" else (ast.FunctionDef, ast.AsyncFunctionDef)
-    defined = [s.node.name for s in code.read_cell(0, source).statements
-               if isinstance(s.node, kinds)]
+    defined = [s.node.name for s in code.read_cell(0, source, limit=rules.MAX_ANSWER_BYTES)
+               .statements if isinstance(s.node, kinds)]
     if entry in defined or not defined:
         return None
     shown = ", ".join(dict.fromkeys(defined[:6]))

@@ -104,7 +104,9 @@ def _own_names(nb: dict, mine: dict[str, tuple[int, str]], lesson: list[tuple[in
     found = {}
     for index, text in given_cells(nb, {i for i, _ in mine.values()}):
         if text not in theirs:
-            for s in reading.read_cell(index, text).statements:
+            # Read for hints only, and bounded as an answer is: a cell of megabytes would hold
+            # the grader (its parse takes seconds and gigabytes, and parses take turns).
+            for s in reading.read_cell(index, text, limit=rules.MAX_ANSWER_BYTES).statements:
                 for name in s.defines:
                     found.setdefault(name, cell_label(text))
     return found

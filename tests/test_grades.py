@@ -295,6 +295,20 @@ def test_a_results_bomb_reaches_the_grader_bounded(make_notebook, honest_alone):
     assert peak_mib(done) < 600, (peak_mib(done), report["notes"])  # with the bomb: over 800
 
 
+def test_a_cell_of_megabytes_of_the_students_own_does_not_hold_the_grader(make_notebook,
+                                                                         honest_alone):
+    # 16 MB of one flat expression (the notebook cap is 20 MiB): the grader reads a student's
+    # own cells only for hints, and only as far as an answer: before, their parse took 11 s
+    # and 3.3 GB on the trusted side, one parse at a time for the whole batch.
+    huge = "x = " + "+".join(["1"] * 8_000_000) + "\n"
+    path = make_notebook(extra_cells=[huge])
+    done = subprocess.run([sys.executable, "-c", PEAK, "check", str(path), "--json", "--seed", "5"],
+                          capture_output=True, text=True)
+    report = json.loads(done.stdout)
+    assert honest_checks(report, list(FULL)) == honest_checks(honest_alone, list(FULL))
+    assert peak_mib(done) < 1000, peak_mib(done)
+
+
 # --- through `grade`: a class of attackers beside an honest student -------------------------------
 
 @pytest.mark.slow
