@@ -16,7 +16,6 @@ student's process can start first.
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -295,28 +294,22 @@ def find(lesson_id: str, course: Path | None = None) -> Lesson:
 
 
 def for_notebook(nb: dict, course: Path | None = None) -> Lesson:
-    """The lesson a notebook belongs to: its metadata's `autograder.lesson` where it names one
-    here, else the lesson whose answer cells (nbgrader grade ids) it has the most of."""
+    """The lesson a notebook belongs to: the one whose answer cells (nbgrader grade ids) it has
+    the most of; its metadata's `autograder.lesson` only chooses between lessons it matches as
+    well (a student's file says what it likes: it never moves a notebook to another lesson).
+    Grading that knows its assignment (a course, Gradescope's) never asks this."""
     from . import notebook
 
     lessons = available(course)
     meta = nb.get("metadata", {}) if isinstance(nb.get("metadata"), dict) else {}
     named = meta.get("autograder", {}).get("lesson") if isinstance(meta.get("autograder"), dict) else None
-    if isinstance(named, str) and named in lessons:
-        return lessons[named]
     ids = {notebook.nbgrader_meta(c).get("grade_id") for c in nb.get("cells", [])
            if isinstance(c, dict)}
-    scored = sorted(((sum(n in ids for n in lesson.names), -i, lesson)
-                     for i, lesson in enumerate(lessons.values())), key=lambda s: s[:2])
+    scored = sorted(((sum(n in ids for n in lesson.names), lesson.id == named, -i, lesson)
+                     for i, lesson in enumerate(lessons.values())), key=lambda s: s[:3])
     if not scored or scored[-1][0] == 0:
         if len(lessons) == 1:
             return next(iter(lessons.values()))
         raise LessonError("the notebook belongs to none of the lessons here ("
                           f"{', '.join(lessons)}): it has none of their answer cells")
-    return scored[-1][2]
-
-
-def subsets(items: list) -> itertools.chain:
-    """Every non-empty subset, smallest first, in the order given (for combined mistakes)."""
-    return itertools.chain.from_iterable(itertools.combinations(items, k)
-                                         for k in range(1, len(items) + 1))
+    return scored[-1][3]

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from autograder.course import gradescope, samples
 from autograder.course.gradescope import results
 from autograder.report import CheckResult, Report
+
+from .conftest import CORRECT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,3 +84,34 @@ def test_the_scripts_gradescope_runs_are_there():
         script = REPO / "gradescope" / name
         assert script.is_file() and script.stat().st_mode & 0o111
     assert "autograder.course.gradescope" in (REPO / "gradescope" / "run_autograder").read_text()
+
+
+# --- the lesson is the instructor's to choose, not the notebook's ---------------------------------
+
+def test_a_notebook_that_names_another_lesson_in_its_metadata_stays_in_its_own(released, tmp_path):
+    # A student who has solved the other lesson sets its id in the metadata: the answer cells
+    # say which lesson the notebook is, and the metadata only breaks a tie.
+    from autograder.lesson import for_notebook
+
+    nb = samples.fill(released, CORRECT)
+    nb["metadata"]["autograder"] = {"lesson": "classifier"}
+    assert for_notebook(nb).id == "backward"
+
+
+@pytest.mark.sandbox
+def test_gradescope_grades_the_assignment_it_was_set_up_for(tmp_path):
+    # A solved notebook of the other lesson, uploaded to the backward assignment: no points.
+    from autograder import lesson as lessons
+
+    classifier = lessons.find("classifier")
+    folder = tmp_path / "submission"
+    answers = samples.of(classifier).CORRECT
+    source = json.loads(classifier.source_path.read_text())
+    samples.write(samples.fill(source, answers), folder / "classifier.ipynb")
+    out = tmp_path / "results.json"
+    assert gradescope.main([str(folder), str(out), "backward"]) == 0
+    data = json.loads(out.read_text())
+    assert data["score"] == 0.0 and {t["name"].split("/")[0] for t in data["tests"]} <= {
+        "mse_grad", "relu_grad", "lin_grad", "module_backward", "the notebook can be graded"}
+    assert gradescope.main([str(folder), str(out), "classifier"]) == 0
+    assert json.loads(out.read_text())["score"] == 6.0

@@ -5,7 +5,11 @@ Gradescope's autograder spec: top-level `score`, `execution_time`, `output`, `vi
 `output` and `visibility`. One test per check (`mse_grad/values-float64`, ...). Needs no
 nbgrader: on Gradescope only torch and this package are installed.
 
-    python -m autograder.course.gradescope SUBMISSION_DIR RESULTS_JSON
+    python -m autograder.course.gradescope SUBMISSION_DIR RESULTS_JSON [ASSIGNMENT]
+
+ASSIGNMENT (`run_autograder` passes its `ASSIGNMENT`) is the lesson this Gradescope assignment
+grades: set by the instructor, never taken from the student's notebook. Without it, the
+notebook's lesson is found from its answer cells (`lesson.for_notebook`).
 """
 
 from __future__ import annotations
@@ -59,10 +63,10 @@ def write_all(course: Path, outcomes: list) -> None:
               results(o.report, o.reason, o.max_score))
 
 
-def find_submission(folder: Path) -> Path | None:
-    """A lesson's notebook (`backward.ipynb`...) in Gradescope's submission folder, else its
-    only notebook."""
-    for lesson in lessons.available().values():
+def find_submission(folder: Path, chosen: list | None = None) -> Path | None:
+    """A lesson's notebook (`backward.ipynb`...; of the `chosen` lessons, default all) in
+    Gradescope's submission folder, else its only notebook."""
+    for lesson in chosen or lessons.available().values():
         named = sorted(folder.rglob(lesson.notebook))
         if named:
             return named[0]
@@ -78,16 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     folder, dest = Path(argv[0] if argv else "/autograder/submission"), \
         Path(argv[1] if len(argv) > 1 else "/autograder/results/results.json")
     start = time.monotonic()
-    path = find_submission(folder)
-    known = lessons.available()
+    lesson = lessons.find(argv[2]) if len(argv) > 2 and argv[2] else None
+    known = [lesson] if lesson else list(lessons.available().values())
+    path = find_submission(folder, known)
     if path is None:
-        names = " or ".join(lesson.notebook for lesson in known.values())
+        names = " or ".join(known_lesson.notebook for known_lesson in known)
         data = results(None, f"no {names} in the submission: upload your notebook",
-                       max((sum(lesson.default_points().values()) for lesson in known.values()),
-                           default=0.0))
+                       max((sum(k.default_points().values()) for k in known), default=0.0))
     else:
         try:
-            report = check_notebook(path)
+            report = check_notebook(path, lesson=lesson)
         except (NotebookError, lessons.LessonError) as exc:
             data = results(None, str(exc).replace(str(path), path.name))
         else:
