@@ -10,9 +10,7 @@ lesson's own code they need, nothing else of the notebook. Imports with only tor
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
 
 from . import lesson as lessons
 from . import notebook, program, resolve, spec
@@ -22,23 +20,10 @@ from .sandbox.launch import run_untrusted
 from .sandbox.limits import Limits
 
 
-def load_solutions(path: Path | None, lesson_id: str = "lesson") -> ModuleType | None:
-    """A lesson's reference module, from its file (None: compare with autograd alone)."""
-    if path is None:
-        return None
-    return lessons._load_module(Path(path), f"autograder_reference_{lesson_id}")
-
-
 def source_notebook(lesson: Lesson) -> dict | None:
     """The lesson's trusted source notebook, parsed, where this install has it."""
     path = lesson.source_path
     return notebook.read_notebook(path) if path.is_file() else None
-
-
-@lru_cache(maxsize=16)
-def lesson_in(folder: str) -> Lesson:
-    """A lesson by its folder, read once per process (a batch's workers get the folder)."""
-    return lessons.load(folder)
 
 
 def check_notebook(path: str | Path, *, seed: int | None = None, device: str = "all",
@@ -53,16 +38,17 @@ def check_notebook(path: str | Path, *, seed: int | None = None, device: str = "
     source = source_notebook(lesson)
     return grade_notebook(nb, lesson, points=resolve.points(lesson, source=source, nb=nb),
                           seed=resolve.seed(lesson, "check", given=seed),
-                          solutions=lesson.reference_path, device=device, source=source, warm=warm)
+                          device=device, source=source, warm=warm)
 
 
 def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
-                   seed: int | None = None, solutions: Path | None = None,
+                   seed: int | None = None, reference: bool = True,
                    targets: tuple[str, ...] | None = None, device: str = "all",
                    warm: bool = False, source: dict | None = None) -> Report:
     """Grade a parsed (and, for a course, sanitized) notebook of `lesson`.
 
-    `solutions` is the reference solutions' file, or None to compare with autograd alone.
+    `reference`: compare with the lesson's reference solutions too, where its folder has them
+    (else, or with False, with autograd alone).
     `device` is one of `spec.DEVICE_CHOICES`: the points are the same whichever ran.
     `warm` starts the student's process from a warm parent (for batches: same isolation).
     `source` is the lesson's trusted source notebook, whose own cells run in place of the
@@ -70,6 +56,7 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
     """
     plans = []
     targets = targets or lesson.names
+    solutions = lesson.reference() if reference else None
     lanes = spec.lanes_for(device)  # torch is not imported yet: the student's process starts first
     graded = program.build(nb, source, lesson.entries(targets))
 
@@ -77,8 +64,8 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
         # Runs once the student's process has started: torch loads while the cells run.
         from .plan import build_plan
 
-        plans.append(build_plan(lesson, seed, targets, load_solutions(solutions, lesson.id),
-                                lanes, refuse_autograd=graded.refuse_autograd()))
+        plans.append(build_plan(lesson, seed, targets, solutions, lanes,
+                                refuse_autograd=graded.refuse_autograd()))
         return plans[0].wire_targets(targets), plans[0].wire_inputs()
 
     run = run_untrusted(graded.cells, draw_inputs,
@@ -140,7 +127,7 @@ def describe_cell_error(cell: dict, error: dict) -> str:
             f'{": " + message if message else ""}{at}')
 
 
-def warm_up(lesson_folder: str, solutions: str | None = None) -> None:
+def warm_up(lesson_folder: str) -> None:
     """A local batch's first step: start the warm workers, then, while their first process
     imports torch, import what judging needs and compute one reference (torch's first autograd
     pass is the slow one), so that the first students wait for neither."""
@@ -149,25 +136,23 @@ def warm_up(lesson_folder: str, solutions: str | None = None) -> None:
     from .sandbox.launch import start_warm_workers
 
     start_warm_workers()
-    lesson = lesson_in(lesson_folder)
-    build_plan(lesson, 0, solutions=load_solutions(Path(solutions) if solutions else None,
-                                                   lesson.id))
+    lesson = lessons.load(lesson_folder)
+    build_plan(lesson, 0, solutions=lesson.reference())
 
 
 def grade_submission(nb: dict, lesson_folder: str, points: dict[str, float],
-                     seed: int | None = None, solutions: str | None = None, warm: bool = True,
+                     seed: int | None = None, warm: bool = True,
                      source: dict | None = None) -> Report:
     """Grade one (sanitized) submission from plain, picklable arguments.
 
     What a batch ships to a worker: `nb` a notebook as JSON data, `lesson_folder` the lesson's
-    folder (the course's copy), `points` per target from the gradebook, `solutions` the path of
-    the reference solutions (or None for autograd alone), `source` the lesson's source notebook
-    as JSON data (None: the lesson folder's).
+    folder (the course's copy: its reference, where it has one, is compared with too), `points`
+    per target from the gradebook, `source` the lesson's source notebook as JSON data (None: the
+    lesson folder's).
     A batch's students' processes fork from warm parents (`warm`), each worker keeping its own.
     Raises `NotebookError` (one line) when `nb` is not a version-4 notebook.
     """
     notebook.validate(nb)
-    lesson = lesson_in(lesson_folder)
-    return grade_notebook(nb, lesson, points=points, seed=seed,
-                          solutions=Path(solutions) if solutions else None, warm=warm,
+    lesson = lessons.load(lesson_folder)
+    return grade_notebook(nb, lesson, points=points, seed=seed, warm=warm,
                           source=source if source is not None else source_notebook(lesson))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -163,6 +163,11 @@ class Lesson:
         return {t.name: t.points for t in self.targets}
 
     @property
+    def notebook_id(self) -> str:
+        """nbgrader's name of the lesson's notebook: its file name without .ipynb."""
+        return self.notebook.removesuffix(".ipynb")
+
+    @property
     def source_path(self) -> Path:
         return self.folder / self.notebook
 
@@ -177,18 +182,22 @@ class Lesson:
 
     @cached_property
     def _code(self) -> ModuleType:
-        return _load_module(self.folder / "lesson.py", f"autograder_lesson_{self.id}")
+        return load_module(self.folder / "lesson.py", f"autograder_lesson_{self.id}")
 
     def reference(self) -> ModuleType | None:
-        """The reference solutions, where this install or course has them."""
+        """The reference solutions, where this install or course has them (imported once)."""
+        return self._reference
+
+    @cached_property
+    def _reference(self) -> ModuleType | None:
         path = self.reference_path
-        return _load_module(path, f"autograder_reference_{self.id}") if path else None
+        return load_module(path, f"autograder_reference_{self.id}") if path else None
 
     def tolerance(self, dtype: str) -> float:
         return float(self.tolerances.get(dtype, DEFAULT_TOLERANCES.get(dtype, 1e-2)))
 
 
-def _load_module(path: Path, name: str) -> ModuleType:
+def load_module(path: Path, name: str) -> ModuleType:
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None:
         raise LessonError(f"{path} cannot be imported")
@@ -200,8 +209,24 @@ def _load_module(path: Path, name: str) -> ModuleType:
 # --- reading lesson.toml ---------------------------------------------------------------------
 
 def load(folder: str | Path) -> Lesson:
-    """The lesson in `folder`; `LessonError` (one line) where its spec is not usable."""
-    folder = Path(folder)
+    """The lesson in `folder`; `LessonError` (one line) where its spec is not usable. Read once
+    per process while its files stay as they are (a batch's workers, every self-check of a
+    kernel); an instructor's edit of one is read again."""
+    folder = Path(folder).resolve()
+    stamps = tuple(_stamp(folder / name) for name in (SPEC, "lesson.py", "reference.py"))
+    return _load(folder, stamps)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
+
+
+@lru_cache(maxsize=32)
+def _load(folder: Path, stamps: tuple) -> Lesson:
     path = folder / SPEC
     try:
         data = tomllib.loads(path.read_text())

@@ -75,8 +75,7 @@ def short_deadlines(monkeypatch):
 def grade_both_ways(nb: dict) -> tuple[list, list]:
     nb = notebook.parse_notebook(json.dumps(nb))
     points = resolve.points(BACKWARD, nb=nb)
-    solutions = BACKWARD.reference_path
-    reports = [engine.grade_notebook(nb, BACKWARD, points=points, seed=7, solutions=solutions, warm=w,
+    reports = [engine.grade_notebook(nb, BACKWARD, points=points, seed=7, warm=w,
                                      source=engine.source_notebook(BACKWARD)) for w in (False, True)]
     return tuple(([(c.id, c.passed, c.points, c.mistakes, c.message) for c in r.checks],
                   [n for n in r.notes if not n.startswith("sandbox:")]) for r in reports)

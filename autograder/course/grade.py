@@ -42,7 +42,7 @@ from ..lesson import Lesson
 from ..report import Report
 from . import put_python_on_path
 from .preprocessor import gradebook_points, plain
-from .record import Recorder, notebook_id, one_line, quiet_log, read_timestamp
+from .record import Recorder, one_line, quiet_log, read_timestamp
 from .steps import step_for
 
 ISOLATED_CHECK = "autograder.course.preprocessor.IsolatedCheck"
@@ -147,7 +147,7 @@ def read_and_sanitize(course: Path, student: str, cfg: Config, lesson: Lesson,
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds; the reason is one line
         raise Unusable(f"{name} cannot be read as a notebook: {one_line(exc)}") from None
     resources = {"nbgrader": {"student": student, "assignment": assignment,
-                              "notebook": notebook_id(lesson), "db_url": cfg.CourseDirectory.db_url}}
+                              "notebook": lesson.notebook_id, "db_url": cfg.CourseDirectory.db_url}}
     steps = cfg.Autograde.get("sanitize_preprocessors", Autograde.sanitize_preprocessors.default())
     for step in steps:
         cls = import_item(step) if isinstance(step, str) else step
@@ -285,14 +285,12 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
                          f"run `autograder release --course {course}` first") from None
     total = len(students)
     seed = int(cfg.IsolatedCheck.get("seed", 0))
-    reference = lesson.reference_path
-    solutions = str(reference) if reference else None
     folder = str(lesson.folder)
     source = source_notebook(lesson)  # the lesson's own cells run in place of the students' copies
     outcomes: dict[str, Outcome] = {}
 
     if scheduler is None and warm:
-        warm_up(folder, solutions)
+        warm_up(folder)
     pages = feedback.Pages(course, cfg, lesson, total, workers)
     with pages, Recorder(course, cfg, lesson) as recorder, \
             executor_for(workers, scheduler) as (pool, slots):
@@ -318,8 +316,7 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
                     continue
                 future = pool.submit(grade_submission, plain(nb), folder, points,
                                      resolve.seed(lesson, "grade", course_seed=seed,
-                                                  student=student),
-                                     solutions, True, source)
+                                                  student=student), True, source)
                 running[future] = (student, nb)
             if not running:
                 break

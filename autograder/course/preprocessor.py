@@ -58,12 +58,10 @@ class IsolatedCheck(NbGraderPreprocessor):
 
                 require_isolation()  # IsolationMissing: nbgrader records the notebook as failed
             points = gradebook_points(lesson, info["db_url"])
-            reference = lesson.reference_path
             report = grade_submission(plain(nb), str(lesson.folder), points,
                                       resolve.seed(lesson, "grade", course_seed=self.seed,
                                                    student=info["student"]),
-                                      str(reference) if reference else None, True,
-                                      source_notebook(lesson))
+                                      True, source_notebook(lesson))
         for note in report.notes:
             if not for_students(note):
                 self.log.info("%s: %s", info["student"], note)
@@ -81,7 +79,7 @@ def gradebook_points(lesson: Lesson, db_url: str, course_id: str = "default_cour
     """Points per target as the gradebook holds them (never as the student's notebook says),
     through the one resolver."""
     with Gradebook(db_url, course_id) as gb:
-        cells = gb.find_notebook(lesson.notebook.removesuffix(".ipynb"), lesson.id).grade_cells
+        cells = gb.find_notebook(lesson.notebook_id, lesson.id).grade_cells
         by_name = {cell.name: float(cell.max_score) for cell in cells}
     held = {t.name: by_name[t.grade_cell] for t in lesson.targets if t.grade_cell in by_name}
     return resolve.points(lesson, gradebook=held)

@@ -42,11 +42,6 @@ from .preprocessor import IsolatedCheck, notes_cell
 MAX_OTHER_FILE_BYTES = 64 << 20  # a student's other files larger than this are not copied
 
 
-def notebook_id(lesson: Lesson) -> str:
-    """nbgrader's name of the lesson's notebook: its file name without .ipynb."""
-    return lesson.notebook.removesuffix(".ipynb")
-
-
 def read_timestamp(course: Path, student: str, assignment: str):
     """The submission's `timestamp.txt` as a date, read without following a link; None where
     there is none. Raises `files.Refused` (a link, too large...) or ValueError (not a date)."""
@@ -204,7 +199,7 @@ class Recorder:
 
     def __init__(self, course: Path, cfg: Config, lesson: Lesson) -> None:
         self.course, self.lesson = course, lesson
-        self.assignment, self.notebook_id = lesson.id, notebook_id(lesson)
+        self.assignment, self.notebook_id = lesson.id, lesson.notebook_id
         coursedir = CourseDirectory(config=cfg)
         coursedir.assignment_id = lesson.id
         self.gradebook = Gradebook(cfg.CourseDirectory.db_url, coursedir.course_id)

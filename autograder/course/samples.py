@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .. import notebook
-from ..lesson import Lesson, LessonError, _load_module
+from ..lesson import Lesson, LessonError, load_module
 
 
 def fill(released: dict, answers: dict[str, str], extra_cells: list[str] = ()) -> dict:
@@ -44,7 +44,7 @@ def of(lesson: Lesson) -> ModuleType:
     path = lesson.folder / "samples.py"
     if not path.is_file():
         raise LessonError(f"lesson {lesson.id} has no sample class (samples.py)")
-    return _load_module(path, f"autograder_samples_{lesson.id}")
+    return load_module(path, f"autograder_samples_{lesson.id}")
 
 
 def write_class(released: dict, course: str | Path, lesson: Lesson,
