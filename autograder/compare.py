@@ -63,8 +63,7 @@ def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = No
         limit = f": {error['limit']}" if error.get("limit") else ""
         return Verdict(False, f"{target} ran out of memory{where}{limit}", (f"{target}.memory",))
     limit = f" ({error['limit']})" if error.get("limit") else ""
-    hint = diagnose.lesson_hook(planned, "error_hint") if planned is not None else None
-    extra, codes = (hint(target, kind, text, planned) if hint else None) or ("", ())
+    extra, codes = diagnose.lesson_hint(planned, "error_hint", target, kind, text)
     return Verdict(False, f"{target} raised {kind}: {text}{where}{limit}{extra}"
                           f"{own_cell(target, text, own)}", (*codes, f"{target}.error"))
 
@@ -137,8 +136,7 @@ def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | Non
                        (f"{target}.wrong_shape",))
     want_dtype = getattr(torch, case.dtype)
     if got.dtype != want_dtype:
-        hint = diagnose.lesson_hook(planned, "dtype_hint")
-        extra, codes = (hint(target, name, got.dtype, planned) if hint else None) or ("", ())
+        extra, codes = diagnose.lesson_hint(planned, "dtype_hint", target, name, got.dtype)
         said = Verdict(False, f"{name}.g is {str(got.dtype)[6:]} but {name} is {case.dtype}: "
                               f"keep the input's dtype{extra}", (*codes, f"{target}.wrong_dtype"))
         # A wrong dtype often comes with a wrong formula (`(inp > 0).float()`): name both.
@@ -156,8 +154,7 @@ def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | Non
 def compare_values(target: str, name: str, got: torch.Tensor, planned) -> Verdict:
     """Judge the numbers of a `.g` of the right shape: finite, then close to the truth."""
     if not torch.isfinite(got).all():
-        hint = diagnose.lesson_hook(planned, "not_finite_hint")
-        extra, codes = (hint(target, name, planned) if hint else None) or ("", ())
+        extra, codes = diagnose.lesson_hint(planned, "not_finite_hint", target, name)
         return Verdict(False, f"{name}.g has NaN or infinite values{extra}",
                        (*codes, f"{target}.not_finite"))
     tol = diagnose.tolerance(got.dtype, planned.case.dtype, planned.lesson)

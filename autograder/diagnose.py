@@ -42,8 +42,16 @@ def _diagnosis_tolerance(got: torch.Tensor, planned) -> float:
 
 
 def lesson_hook(planned, name: str):
-    """The lesson's function `name` (its lesson.py), where it has one."""
-    return getattr(planned.lesson.code(), name, None) if planned.lesson is not None else None
+    """The lesson's function or table `name` (its lesson.py), where it has one."""
+    lesson = getattr(planned, "lesson", None)
+    return getattr(lesson.code(), name, None) if lesson is not None else None
+
+
+def lesson_hint(planned, name: str, *args) -> tuple[str, tuple[str, ...]]:
+    """What the lesson's hook `name` adds to a general verdict: (words, specific codes), or
+    nothing where the lesson has no such hook or it says nothing."""
+    hook = lesson_hook(planned, name)
+    return (hook(*args, planned) if hook else None) or ("", ())
 
 
 def off_by(got: torch.Tensor, want: torch.Tensor, also: torch.Tensor | None = None) -> float:
@@ -183,7 +191,7 @@ def fixed_batch(c: float | None, n: int) -> int | None:
 
 
 def _generic_fix(target: str, c: float, n: int, planned=None) -> str:
-    own = lesson_hook(planned, "fix_for_factor") if planned is not None else None
+    own = lesson_hook(planned, "fix_for_factor")
     said = own(target, c, n) if own else None
     if said:
         return said
@@ -245,8 +253,7 @@ def wrong_shape(target: str, name: str, got: torch.Tensor, planned) -> Verdict |
     codes: tuple[str, ...] = ()
     lesson_says = lesson_hook(planned, "diagnose_shape")
     if is_transposed_shape(got, truth):
-        hint, codes = (getattr(planned.lesson.code(), "TRANSPOSED", {}) if planned.lesson else
-                       {}).get((target, name), ("", ()))
+        hint, codes = (lesson_hook(planned, "TRANSPOSED") or {}).get((target, name), ("", ()))
         undone, said = got.transpose(0, 1), f"{name}.g has shape {have}, the transpose of {name}'s {want}{hint}"
     elif lesson_says is not None and (found := lesson_says(target, name, got, planned, tol)):
         if isinstance(found, Verdict):
@@ -256,8 +263,7 @@ def wrong_shape(target: str, name: str, got: torch.Tensor, planned) -> Verdict |
         # The lesson's hint says how to add what is missing; a .g with more dimensions has them
         # to spare, and is told so.
         extra = got.dim() - truth.dim()
-        hint = ((getattr(planned.lesson.code(), "RESHAPED", {}) if planned.lesson else
-                 {}).get(target, "") if extra < 0 else
+        hint = ((lesson_hook(planned, "RESHAPED") or {}).get(target, "") if extra < 0 else
                 f" ({name}.g has {extra} dimension{'s' if extra > 1 else ''} more than {name})"
                 if extra > 0 else "")
         undone = got.reshape(truth.shape)
@@ -289,7 +295,7 @@ def combine(target: str, verdicts: dict[str, Verdict], planned=None) -> Verdict:
     if len(missing) > 1:
         messages.insert(0, f"{target} did not set {', '.join(m + '.g' for m in missing)}")
     codes = [code for v in failed.values() for code in v.mistakes]
-    hook = lesson_hook(planned, "combine") if planned is not None else None
+    hook = lesson_hook(planned, "combine")
     extra = hook(target, list(failed), verdicts) if hook else None
     if extra:
         messages[0] += extra[0]
