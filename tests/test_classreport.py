@@ -147,3 +147,27 @@ def test_the_reader_reads_what_grade_keeps_and_refuses_what_is_not_json(tmp_path
     with pytest.raises(classreport.Unreadable, match="larger than 4 MiB"):
         classreport.read_kept(tmp_path, "backward", "bob")
     assert json.loads((path.parent / "zoe.json").read_text())["reason"] == "not a notebook"
+
+
+@pytest.mark.slow
+def test_a_students_words_reach_the_page_and_the_feedback_as_text_never_as_html(tmp_path):
+    # The student's exception message travels into the check's message, the class report and
+    # the feedback page: written as HTML, it would run in the instructor's browser.
+    from autograder.course import samples
+    from autograder.course.release import release
+
+    from .conftest import BACKWARD
+
+    payload = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    course = tmp_path / "course"
+    released = json.loads(release(course, assignment="backward")[0].read_text())
+    answer = f"def lin_grad(inp, out, w, b):\n    raise ValueError({payload!r})\n"
+    samples.write_class(released, course, BACKWARD, {"mallory": ({"lin_grad": answer}, [])})
+    assert run_cli("grade", "--course", str(course)).returncode == 0
+    done = run_cli("report", "--course", str(course))
+    assert done.returncode == 0, done.stderr
+    page = (course / "reports" / "backward" / "index.html").read_text()
+    feedback = (course / "feedback" / "mallory" / "backward" / "backward.html").read_text()
+    for html_text in (page, feedback):
+        assert "<script>alert(1)" not in html_text and "<img src=x" not in html_text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_text
