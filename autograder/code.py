@@ -10,6 +10,7 @@ library only; nothing is imported or executed.
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 import symtable
 import threading
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 #: One parse at a time: CPython 3.11's parser keeps its recursion depth per interpreter, not
 #: per thread, and two threads parsing at once (a batch's workers) can fail with "SystemError:
 #: AST constructor recursion depth mismatch" (python/cpython#106905).
-_PARSING = threading.Lock()
+PARSING = threading.Lock()
 MAGIC = re.compile(r"^(\s*)(%%?|!)", re.MULTILINE)
 
 
@@ -69,34 +70,51 @@ class Cell:
 
 def magic_lines(source: str) -> list[tuple[int, str]]:
     """(line, '%time' or '!pip' ...) for each line IPython would treat as a magic or a shell escape,
-    strings left out: only lines that start a statement count."""
+    strings left out: only lines that start a statement count. One pass over the text."""
+    inside = _lines_in_strings(source)
     found = []
-    lines = source.splitlines()
-    for number, line in enumerate(lines, 1):
-        match = MAGIC.match(line)
-        if match is None:
+    for number, line in enumerate(source.splitlines(), 1):
+        if number in inside or MAGIC.match(line) is None:
             continue
-        before = "\n".join(lines[: number - 1])
-        if _open_string(before):
-            continue
-        word = line.strip().split()[0] if line.strip() else line.strip()
-        found.append((number, word[:40]))
+        found.append((number, line.strip().split()[0][:40]))
     return found
 
 
-def _open_string(text: str) -> bool:
-    """Whether `text` ends inside a triple-quoted string (where a `%` line is not a magic)."""
-    import io
-    import tokenize
-
-    try:
-        for _ in tokenize.generate_tokens(io.StringIO(text + "\n").readline):
-            pass
-    except tokenize.TokenError as exc:
-        return "string" in str(exc)
-    except (SyntaxError, IndentationError):
-        return False
-    return False
+def _lines_in_strings(source: str) -> set[int]:
+    """The numbers of the lines that begin inside a triple-quoted string (where a `%` line is
+    not a magic): one pass, whatever the text (a tokenizer error is no concern here)."""
+    inside: set[int] = set()
+    i, n, line = 0, len(source), 1
+    quote = ""  # the open triple quote, if any
+    while i < n:
+        ch = source[i]
+        if ch == "\n":
+            line += 1
+            if quote:
+                inside.add(line)
+            i += 1
+        elif quote:
+            if ch == "\\":
+                i += 2 if i + 1 < n and source[i + 1] != "\n" else 1
+            elif source.startswith(quote, i):
+                quote, i = "", i + 3
+            else:
+                i += 1
+        elif ch == "#":
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+        elif ch in "'\"":
+            if source.startswith(ch * 3, i):
+                quote, i = ch * 3, i + 3
+            else:  # a one-line string: to its closing quote or the end of the line
+                i += 1
+                while i < n and source[i] not in (ch, "\n"):
+                    i += 2 if source[i] == "\\" and i + 1 < n and source[i + 1] != "\n" else 1
+                if i < n and source[i] == ch:
+                    i += 1
+        else:
+            i += 1
+    return inside
 
 
 def read_cell(index: int, source: str, *, magics: bool = True, name: str = "",
@@ -110,7 +128,7 @@ def read_cell(index: int, source: str, *, magics: bool = True, name: str = "",
     text = MAGIC.sub(r"\1# \2", source) if magics else source
     name = name or f"cell {index}"
     try:
-        with _PARSING:
+        with PARSING:
             tree = ast.parse(text)
             table = symtable.symtable(text, "<cell>", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -127,10 +145,11 @@ def _statements(index: int, tree: ast.Module, table: symtable.SymbolTable) -> li
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
         spans.append((first, getattr(node, "end_lineno", node.lineno), node))
     inner: dict[int, tuple[set[str], set[str]]] = {}
+    firsts = [first for first, _, _ in spans]
     for child in table.get_children():
         line = child.get_lineno()
-        at = next((i for i, (first, last, _) in enumerate(spans) if first <= line <= last), None)
-        if at is not None:
+        at = bisect.bisect_right(firsts, line) - 1
+        if at >= 0 and spans[at][0] <= line <= spans[at][1]:
             reads, writes = _globals_in(child)
             have = inner.setdefault(at, (set(), set()))
             have[0].update(reads)
@@ -222,22 +241,33 @@ def reachable(start: Iterable[str], statements: list[Statement], *,
 
     In the cells listed in `touching`, also each statement that may change what such a name
     holds (`hooks[k] = f`, `Module.backward = f`, `h = hooks`), modules aside: the reading for
-    the rules, on the student's cells.
+    the rules, on the student's cells. Each statement is looked at once per name it binds or
+    changes: linear in the code's size.
     """
     touching = set(touching)
     modules = imported(statements) if touching else set()
-    wanted, seen, found = set(start), set(), []
-    while True:
-        more = [s for s in statements if id(s) not in seen and (
-            s.defines & wanted or (s.cell in touching and s.changes & (wanted - modules)))]
-        if not more:
-            break
-        for s in more:
-            seen.add(id(s))
-            found.append(s)
-            wanted |= s.uses | (s.defines if touching else set())
-    order = {id(s): i for i, s in enumerate(statements)}
-    return sorted(found, key=lambda s: order[id(s)])
+    by_name: dict[str, list[int]] = {}
+    for i, s in enumerate(statements):
+        names = set(s.defines)
+        if s.cell in touching:
+            names |= s.changes - modules
+        for name in names:
+            by_name.setdefault(name, []).append(i)
+    wanted: set[str] = set()
+    queue = list(start)
+    found: set[int] = set()
+    while queue:
+        name = queue.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        for i in by_name.get(name, ()):
+            if i in found:
+                continue
+            found.add(i)
+            s = statements[i]
+            queue.extend(s.uses | (s.defines if touching else set()))
+    return [statements[i] for i in sorted(found)]
 
 
 def keep_lines(source: str, statements: list[Statement]) -> str:
@@ -248,3 +278,16 @@ def keep_lines(source: str, statements: list[Statement]) -> str:
     for s in statements:
         keep.update(range(s.first, s.last + 1))
     return "\n".join(line if n in keep else "" for n, line in enumerate(lines, 1)) + "\n"
+
+
+def without(source: str, nodes: Iterable[ast.stmt]) -> str:
+    """`source` with each statement in `nodes` (none inside another) replaced by `pass`, the
+    other lines where they were: what grading runs of a cell whose prints it leaves out."""
+    lines = source.encode("utf-8").split(b"\n")  # ast's columns count UTF-8 bytes
+    for node in sorted(nodes, key=lambda n: (n.lineno, n.col_offset), reverse=True):
+        first, last = node.lineno - 1, node.end_lineno - 1
+        rest = lines[last][node.end_col_offset:]
+        lines[first] = lines[first][:node.col_offset] + b"pass" + rest
+        for i in range(first + 1, last + 1):
+            lines[i] = b""
+    return b"\n".join(lines).decode("utf-8")

@@ -251,12 +251,12 @@ def judge_static(target: str, findings: list | None, ran_autograd: bool = False)
         return PASSED
     first = min(findings, key=lambda f: f.kind != rules.HIDDEN)  # hidden code first
     if first.kind == rules.HIDDEN:
-        return Verdict(False, f"{target} uses {first.what} ({first.place()}): an answer may not "
-                              "hide what it runs or change what other code runs; write it as "
-                              f"plain code. No points for {target} while it is there",
-                       (f"{target}.not_allowed",))
-    return Verdict(False, f"{target} uses autograd ({first.what} {first.place()}): write the "
-                          f"gradient by hand; no points for {target} while autograd is in it",
+        instead = f"; {first.instead}" if first.instead else ""
+        return Verdict(False, f"{target} uses {first.what} ({first.place(target)}), which is "
+                              f"not in the answer language{instead}. No points for {target} "
+                              "while it is there", (f"{target}.not_allowed",))
+    return Verdict(False, f"{target} uses autograd ({first.what} {first.place(target)}): write "
+                          f"the gradient by hand; no points for {target} while autograd is in it",
                    (f"{target}.uses_autograd",))
 
 
@@ -309,12 +309,15 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
             if not_run is not None:
                 result.message = f"not run: the {target} cell was left out of grading (see {gate})"
             elif code.endswith(".not_allowed"):
-                result.message = (f"right, but no points: {target} uses code that is not allowed "
-                                  f"(see {gate})" if result.passed else result.message
-                                  + f" (and no points: {target} uses code that is not allowed, "
-                                    f"see {gate})")
+                result.message = (f"right, but no points: {target} uses code outside the answer "
+                                  f"language (see {gate})" if result.passed else result.message
+                                  + f" (and no points: {target} uses code outside the answer "
+                                    f"language, see {gate})")
             elif result.passed:
                 result.message = f"right, but no points: {target} uses autograd (see {gate})"
+            elif "AutogradRefused" in result.message:  # grading refuses autograd, always
+                result.message = f"no result: autograd refuses while {target} is graded " \
+                                 f"(see {gate})"
             else:
                 result.message += f" (and no points: {target} uses autograd, see {gate})"
             result.passed, result.points = False, 0.0

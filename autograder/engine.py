@@ -58,7 +58,7 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
     targets = targets or lesson.names
     solutions = lesson.reference() if reference else None
     lanes = spec.lanes_for(device)  # torch is not imported yet: the student's process starts first
-    graded = program.build(nb, source, lesson.entries(targets))
+    graded = program.build(nb, source, lesson.entries(targets), lesson.language)
 
     def draw_inputs():
         # Runs once the student's process has started: torch loads while the cells run.

@@ -22,6 +22,9 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from types import ModuleType
 
+from .language import DEFAULT as DEFAULT_LANGUAGE
+from .language import Language
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -141,6 +144,7 @@ class Lesson:
     tolerances: dict
     self_check_seed: int
     mistakes: dict  # code -> what it means (the catalogue)
+    language: Language = DEFAULT_LANGUAGE  # what its answers may run (`language.py`)
 
     # --- what the engine asks ---------------------------------------------------------------
     @property
@@ -249,7 +253,8 @@ def _lesson(folder: Path, data: dict) -> Lesson:
     return Lesson(str(data["id"]), folder.resolve(), str(data.get("title", data["id"])),
                   str(data.get("notebook", f"{data['id']}.ipynb")), targets,
                   {**DEFAULT_TOLERANCES, **data.get("tolerances", {})},
-                  int(data.get("self_check_seed", 0)), dict(data.get("mistakes", {})))
+                  int(data.get("self_check_seed", 0)), dict(data.get("mistakes", {})),
+                  DEFAULT_LANGUAGE.extended(data.get("language", {})))
 
 
 def _target(t: dict, sets: dict) -> Target:

@@ -14,9 +14,11 @@ plots do not run either: grading needs none of it.
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 
 from . import code as reading
+from . import language as lang
 from . import notebook, rules
 
 
@@ -48,9 +50,11 @@ def given_cells(nb: dict, answer_ids: set[int]) -> list[tuple[int, str]]:
             and not notebook.is_grade_cell(c) and not notebook.nbgrader_meta(c).get("solution")]
 
 
-def build(nb: dict, source: dict | None, entries: dict[str, str]) -> Program:
+def build(nb: dict, source: dict | None, entries: dict[str, str],
+          language: lang.Language = lang.DEFAULT) -> Program:
     """The program for the student's notebook `nb`; `source` is the lesson's trusted source
-    notebook (None where this install lacks it); `entries` a target's function or class name."""
+    notebook (None where this install lacks it); `entries` a target's function or class name;
+    `language` the answer language of the lesson."""
     mine = notebook.solution_sources(nb, tuple(entries))
     if source is not None:
         positions = {t: i for t, (i, _) in notebook.solution_sources(source, tuple(entries)).items()}
@@ -68,7 +72,7 @@ def build(nb: dict, source: dict | None, entries: dict[str, str]) -> Program:
                                             limit=rules.MAX_ANSWER_BYTES)
     lesson = [reading.read_cell(i, text, name=label.format(i)) for i, text in given]
     findings = rules.judge(answers, lesson, {t: entries[t] for t in answers},
-                           trusted_given=source is not None)
+                           trusted_given=source is not None, language=language)
     not_run = {t: next(f for f in found if f.kind == rules.HIDDEN and not f.where)
                for t, found in findings.items()
                if any(f.kind == rules.HIDDEN and not f.where for f in found)}
@@ -83,18 +87,36 @@ def build(nb: dict, source: dict | None, entries: dict[str, str]) -> Program:
         target = next((t for t, c in answers.items() if c is cell), None)
         if target is not None:
             student_index = mine[target][0]
-            cells.append({"index": cell.index, "source": cell.source,
+            cells.append({"index": cell.index, "source": _runnable(cell.source, cell.tree),
                           "name": f"cell {student_index}", "first_line": _first_line(cell.source),
                           "label": cell_label(cell.source, target)})
             continue
         kept = [s for s in needed if s.cell == cell.index]
         if kept:
-            cells.append({"index": cell.index, "source": reading.keep_lines(cell.source, kept),
+            text = reading.keep_lines(cell.source, kept)
+            cells.append({"index": cell.index, "source": _runnable(text, _parsed(text)),
                           "name": cell.name.replace(" of the lesson", ""),
                           "first_line": _first_line(cell.source),
                           "label": cell_label(cell.source)})
     return Program(cells, {t: (c.index, c.source) for t, c in answers.items()}, findings,
                    not_run, source is not None, _own_names(nb, mine, given) if source else {})
+
+
+def _runnable(text: str, tree: ast.Module | None) -> str:
+    """What grading runs of a cell: its text, with the statements the rules leave unread
+    (`rules.inert`: prints, debugger calls) replaced by `pass`."""
+    if tree is None:
+        return text
+    return reading.without(text, [n for n in ast.walk(tree)
+                                  if isinstance(n, ast.stmt) and rules.inert(n)])
+
+
+def _parsed(text: str) -> ast.Module | None:
+    try:
+        with reading.PARSING:
+            return ast.parse(reading.MAGIC.sub(r"\1# \2", text))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 def _own_names(nb: dict, mine: dict[str, tuple[int, str]], lesson: list[tuple[int, str]]) -> dict:

@@ -99,7 +99,7 @@ def run_self_check(target: str, obj: object, device: str = "all",
     if target not in found.names:
         raise ValueError(f"unknown target {target!r}: one of {', '.join(found.names)}")
     source = source_of(obj)
-    findings = rules.findings_in(source) if source is not None else None
+    findings = rules.findings_in(source, found.language) if source is not None else None
     clean = findings is not None and not any(f.kind == rules.AUTOGRAD for f in findings)
     plan = build_plan(found, resolve.seed(found, "self-check"), (target,), lanes=lanes_for(device),
                       refuse_autograd={target} if clean else set())

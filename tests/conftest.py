@@ -96,3 +96,21 @@ def target_points(report: dict) -> dict[str, float]:
 
 def target_mistakes(report: dict, target: str) -> set[str]:
     return {m for c in report["checks"] if c["target"] == target for m in c["mistakes"]}
+
+
+def _let_through(answers, *args, **kwargs):
+    return {target: [] for target in answers}
+
+
+@pytest.fixture
+def rules_let_through(monkeypatch):
+    """A bug in the rules, made on purpose: every answer cell runs whatever it holds, so that
+    what the test sees is the sandbox's own doing (grading never runs code outside the answer
+    language; `tests/test_language.py` shows each such construct refused)."""
+    from autograder import rules
+
+    monkeypatch.setattr(rules, "judge", _let_through)
+
+
+#: `python -m tests.unchecked ARGS`: the `autograder` command with the rules let through.
+UNCHECKED = [sys.executable, "-m", "tests.unchecked"]

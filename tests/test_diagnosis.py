@@ -215,11 +215,11 @@ def test_autograd_inside_the_stub_loses_the_whole_target_even_with_right_values(
     checks = {c["id"]: c for c in report["checks"]}
     assert checks["mse_grad/no-autograd"]["mistakes"] == ["mse_grad.uses_autograd"]
     assert checks["mse_grad/no-autograd"]["message"].startswith(
-        "mse_grad uses autograd (torch.enable_grad on line 3 of its cell): "
+        "mse_grad uses autograd (torch.enable_grad on line 3 of the mse_grad cell): "
         "write the gradient by hand")
-    # The values are right: the student is told so, and why there are no points anyway.
+    # Grading refuses autograd for the whole run: the values check says so, once.
     assert checks["mse_grad/values-float64"]["message"] == (
-        "right, but no points: mse_grad uses autograd (see mse_grad/no-autograd)")
+        "no result: autograd refuses while mse_grad is graded (see mse_grad/no-autograd)")
     # The self-check on the same code says the same words.
     with pytest.raises(SelfCheckFailed):
         self_check("mse_grad", load_function(tmp_path, autograd.source, "mse_grad", prelude=""))

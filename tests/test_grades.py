@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.course import samples
+from autograder.course import put_python_on_path, samples
 from autograder.course.release import release
 
-from .conftest import CORRECT, check_json, run_cli, target_mistakes, target_points
+from .conftest import CORRECT, REPO, check_json, run_cli, target_mistakes, target_points
+from .test_language import CHEATS
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 
@@ -77,9 +78,8 @@ for _module in list(sys.modules.values()):
         _forge(_module)
 '''
 
-AUTOGRAD_MSE = ("    with torch.enable_grad():\n"
-                "        x = inp.detach().clone().requires_grad_()\n"
-                "        (x.squeeze(-1) - targ).pow(2).mean().backward()\n"
+AUTOGRAD_MSE = ("    x = inp.detach().clone().requires_grad_()\n"
+                "    (x.squeeze(-1) - targ).pow(2).mean().backward()\n"
                 "    inp.g = x.grad\n")
 
 #: Autograd the rule must see wherever it is: behind a magic, by computed names, in exec, in
@@ -90,11 +90,10 @@ HIDDEN_AUTOGRAD = {
         "mse_grad", "mse_grad.not_allowed", "a magic (%time)"),
     "by computed names": (
         {"relu_grad": "import torch\ndef relu_grad(inp, out):\n"
-                      "    with getattr(torch, 'enable_' + 'grad')():\n"
-                      "        x = getattr(torch.nn, 'Param' + 'eter')(inp.detach().clone())\n"
-                      "        getattr(x.clamp_min(0.), 'back' + 'ward')(out.g)\n"
+                      "    x = getattr(torch.nn, 'Param' + 'eter')(inp.detach().clone())\n"
+                      "    getattr(x.clamp_min(0.), 'back' + 'ward')(out.g)\n"
                       "    inp.g = getattr(x, 'gr' + 'ad')\n"},
-        "relu_grad", "relu_grad.not_allowed", "getattr() with a computed name"),
+        "relu_grad", "relu_grad.not_allowed", "getattr()"),
     "in exec": (
         {"lin_grad": "import torch\nexec('def lin_grad(inp, out, w, b):\\n'\n"
                      "     '    with torch.enable_grad():\\n'\n"
@@ -282,10 +281,13 @@ def peak_mib(done: subprocess.CompletedProcess) -> float:
 
 def test_a_results_bomb_reaches_the_grader_bounded(make_notebook, honest_alone):
     path = make_notebook({"mse_grad": bomb()})
-    # Making the bomb takes seconds of CPU: a deadline sized for it, so that it is made.
+    # Making the bomb takes seconds of CPU: a deadline sized for it, so that it is made. The
+    # bomb is far outside the answer language: the rules are let through (a bug made for the
+    # test), so that what is measured is the wire's bound.
     env = {**os.environ, "AUTOGRADER_TARGET_TIMEOUT": "120"}
-    done = subprocess.run([sys.executable, "-c", PEAK, "check", str(path), "--json",
-                           "--seed", "5"], capture_output=True, text=True, env=env)
+    done = subprocess.run([sys.executable, "-c", PEAK.replace("'autograder'", "'tests.unchecked'"),
+                           "check", str(path), "--json", "--seed", "5"],
+                          capture_output=True, text=True, env=env, cwd=REPO)
     report = json.loads(done.stdout)
     others = [t for t in FULL if t != "mse_grad"]
     assert target_points(report) == {**FULL, "mse_grad": 0.0}
@@ -320,6 +322,9 @@ def test_a_class_of_attackers_gets_nothing_and_the_honest_student_is_graded_as_a
     for i, (answers, _, _, _) in enumerate(HIDDEN_AUTOGRAD.values()):
         class_[f"hidden{i}"] = ({**CORRECT, **answers}, [])
     class_["bomb"] = ({**CORRECT, "mse_grad": bomb()}, [])
+    for how, cheat in CHEATS.items():  # the disguises of round 3, each for mse_grad
+        class_[f"cheat-{how.replace(' ', '-').replace(chr(39), '')}"] = (
+            {**CORRECT, "mse_grad": cheat}, [])
     courses = {}
     course = tmp_path / "class"
     released_nb = json.loads(release(course, assignment="backward")[0].read_text())
@@ -352,6 +357,27 @@ def test_a_class_of_attackers_gets_nothing_and_the_honest_student_is_graded_as_a
     for i, (_, target, _, _) in enumerate(HIDDEN_AUTOGRAD.values()):
         assert scores(course, f"hidden{i}") == {**FULL, target: 0.0}
     assert scores(course, "bomb") == {**FULL, "mse_grad": 0.0}
+    cheats = [s for s in class_ if s.startswith("cheat-")]
+    for student in cheats:
+        assert scores(course, student) == {**FULL, "mse_grad": 0.0}, student
+    # The same disguises through stock nbgrader's autograde (our preprocessor in its place)...
+    put_python_on_path()
+    for student in cheats[:2]:
+        done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "backward",
+                               "--student", student, "--force"], cwd=course,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert scores(course, student) == {**FULL, "mse_grad": 0.0}, student
+    # ...and through Gradescope's entry point.
+    for student in cheats[:2]:
+        upload = tmp_path / "gradescope" / student
+        upload.mkdir(parents=True)
+        shutil.copy(course / "submitted" / student / "backward" / "backward.ipynb", upload)
+        done = subprocess.run([sys.executable, "-m", "autograder.course.gradescope", str(upload),
+                               str(upload / "results.json")], capture_output=True, text=True,
+                              cwd=REPO)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads((upload / "results.json").read_text())["score"] == 8.0, student
     assert scores(course, "honest") == scores(courses["alone"][0], "honest") == FULL
 
     def cells(course: Path) -> list:

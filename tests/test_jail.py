@@ -27,7 +27,15 @@ from autograder.sandbox import warm
 from autograder.sandbox.launch import Budget, run_untrusted
 from autograder.sandbox.limits import Layers, Limits, choose_layers, prepare
 
-from .conftest import BACKWARD, CORRECT, REPO, check_json, target_mistakes, target_points
+from .conftest import (
+    BACKWARD,
+    CORRECT,
+    REPO,
+    check_json,
+    check_report,
+    target_mistakes,
+    target_points,
+)
 from .test_attacks import FULL, RIGHT_MSE, linux_only
 
 LAYERS = choose_layers()
@@ -50,7 +58,7 @@ def said(run) -> str:
 # --- 1. budgets: one wall-clock and one CPU budget, a few restarts, bounded output --------------
 
 def test_a_submission_that_hangs_in_every_answer_takes_its_budget_and_no_more(make_notebook):
-    hang = "import time\ntime.sleep(600)\n"
+    hang = "while True:\n    pass\n"  # in the answer language: only the budget stops it
     answers = {t: hang + CORRECT[t] for t in FULL}
     env = {**os.environ, "AUTOGRADER_CELLS_TIMEOUT": "20", "AUTOGRADER_SUBMISSION_TIMEOUT": "10"}
     start = time.monotonic()
@@ -228,14 +236,15 @@ raise RuntimeError(f"wrote {{wrote}} MiB, made {{made}} files, outside {{outside
 
 @linux_only
 @needs_namespaces
-def test_the_only_writable_place_is_small_its_own_and_gone_afterwards(make_notebook, tmp_path):
+def test_the_only_writable_place_is_small_its_own_and_gone_afterwards(make_notebook, tmp_path,
+                                                                      rules_let_through):
     shared = Path(f"/tmp/agmarker-{uuid.uuid4().hex}")
     shared.mkdir(mode=0o777)
     os.chmod(shared, 0o777)
     marker = str(shared / "left-behind")
     free = shutil.disk_usage("/tmp").free
     try:
-        code, report = check_json(make_notebook(after(FILL.format(marker=marker, repo=str(REPO)))))
+        code, report = check_report(make_notebook(after(FILL.format(marker=marker, repo=str(REPO)))))
         notes = json.dumps(report["notes"])
         wrote = int(notes.split("wrote ")[1].split(" MiB")[0])
         made = int(notes.split("made ")[1].split(" files")[0])

@@ -15,12 +15,10 @@ HIDDEN = [
     ("c = compile('1', 'x', 'eval')\n", "compile()"),
     ("m = __import__('os')\n", "__import__()"),
     ("import importlib\n", "import importlib"),
-    ("import torch\nf = getattr(torch, 'enable_' + 'grad')\n", "getattr() with a computed name"),
-    ("g = getattr\n", "getattr used as a value"),
-    ("import sys\nm = sys.modules\n", "sys.modules"),
-    ("import sys\nf = sys._getframe()\n", "sys._getframe"),
-    ("def f():\n    try:\n        1 / 0\n    except Exception as e:\n        return e.__traceback__.tb_frame\n",
-     ".__traceback__"),
+    ("import torch\nf = getattr(torch, 'enable_' + 'grad')\n", "getattr()"),
+    ("g = getattr\n", "getattr"),
+    ("import sys\nm = sys.modules\n", "import sys"),
+    ("def f(x):\n    return x.f_back\n", "x.f_back"),
     ("import gc\n", "import gc"),
     ("import inspect\n", "import inspect"),
     ("import ctypes\n", "import ctypes"),
@@ -28,37 +26,29 @@ HIDDEN = [
     ("import builtins\n", "import builtins"),
     ("x = __builtins__\n", "__builtins__"),
     ("import subprocess\n", "import subprocess"),
-    ("import os\nos.system('true')\n", "os.system, which starts another program"),
-    ("from os import fork\n", "os.fork, which starts another program"),
+    ("from os import fork\n", "import os"),
     ("import torch\ntorch.allclose = lambda *a: True\n", "a change to torch.allclose, part of a library"),
-    ("from torch import Tensor\nTensor.__eq__ = lambda *a: True\n",
-     "a change to Tensor.__eq__, part of a library"),
+    ("from torch import Tensor\nTensor.__eq__ = lambda *a: True\n", ".__eq__"),
     ("import torch\nT = torch.Tensor\nT.sum = 1\n", "a change to T.sum, part of a library"),
-    ("import torch\nsetattr(torch, 'equal', 1)\n", "a change to torch.equal, part of a library"),
     ("import torch\ndef f(m):\n    m.equal = 1\nf(torch)\n", "the module torch used as a value"),
-    ("import torch\nx = torch._C\n", "torch._C, a private part of torch"),
+    ("import torch\nx = torch._C\n", "torch._C, a private name"),
     ("import torch._dynamo\n", "import torch._dynamo"),
     ("import torch\ntorch.library.impl\n", "torch.library"),
     ("import torch\nx = torch.load('f')\n", "torch.load"),
-    ("class L:\n    def __torch_function__(self, *a): pass\n",
-     "__torch_function__, which changes what torch runs for every caller"),
-    ("class L:\n    def __del__(self): pass\n",
-     "__del__, which runs whenever the object happens to be collected"),
-    ("import threading\n", "import threading, which runs code at times no reader can tell"),
-    ("import signal\nsignal.signal(signal.SIGALRM, print)\n",
-     "a signal handler, which runs at times no reader can tell"),
+    ("class L:\n    def __torch_function__(self, *a): pass\n", "def __torch_function__"),
+    ("class L:\n    def __del__(self): pass\n", "def __del__"),
+    ("import threading\n", "import threading"),
     ("import torch\nx = torch.zeros(2, **{'requires_' + 'grad': True})\n",
      "** with keywords a reader cannot see"),
     ("from torch import *\n", "from torch import *"),
-    ("import operator\nf = operator.attrgetter('grad')\n", "operator.attrgetter"),
-    ("T = type('T', (), {})\n", "type() with three arguments"),
+    ("T = type('T', (), {})\n", "type()"),
     ("%time x = 1\n", "a magic (%time)"),
     ("!pip install torch\n", "a shell escape (!pip)"),
 ]
 
 
 @pytest.mark.parametrize("source,what", HIDDEN, ids=[w for _, w in HIDDEN])
-def test_code_that_hides_what_it_runs_is_named(source, what):
+def test_code_outside_the_answer_language_is_named(source, what):
     found = rules.findings_in(source)
     assert what in [f.what for f in found if f.kind == rules.HIDDEN], found
 
@@ -66,13 +56,13 @@ def test_code_that_hides_what_it_runs_is_named(source, what):
 PLAIN = [
     CORRECT["mse_grad"], CORRECT["lin_grad"], CORRECT["module_backward"],
     "import torch\nfrom torch import Tensor\n\ndef relu_grad(inp: Tensor, out: Tensor) -> None:\n"
-    "    '''exec(...) in a docstring is text'''\n    # getattr(torch, x) in a comment too\n"
+    "    \"\"\"exec(...) in a docstring is text\"\"\"\n    # getattr(torch, x) in a comment too\n"
     "    inp.g = torch.where(inp > 0, out.g, torch.zeros_like(out.g))\n"
     "    print(f'{inp.shape=}', type(inp).__name__, inp.__class__.__name__)\n",
-    "import math, numpy as np, warnings\nimport torch\n\ndef lin_grad(inp, out, w, b):\n"
-    "    warnings.warn('checking')\n    assert isinstance(inp, torch.Tensor)\n"
+    "import math, numpy as np\nimport torch\n\ndef lin_grad(inp, out, w, b):\n"
+    "    assert isinstance(inp, torch.Tensor)\n"
     "    inp.g = torch.einsum('nk,ik->ni', out.g, w)\n"
-    "    w.g = getattr(inp, 't')() @ out.g\n    b.g = out.g.sum(dim=0, dtype=torch.float64)\n"
+    "    w.g = inp.t() @ out.g\n    b.g = out.g.sum(dim=0, dtype=torch.float64)\n"
     "    breakpoint()\n",
     "import torch\nclass Module:\n    def __init__(self):\n        self._inputs = ()\n"
     "    def __call__(self, *args):\n        self._inputs, self._result = args, self.forward(*args)\n"
@@ -80,16 +70,15 @@ PLAIN = [
     "        self.bwd(self._result, *self._inputs)\n\nclass Relu(Module):\n"
     "    def forward(self, x):\n        return x.clamp_min(0.)\n"
     "    def backward(self):\n        super().backward()\n",
-    "import os, signal, sys\ndef mse_grad(inp, targ):\n"
-    "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    n = len(targ)\n"
-    "    inp.g = (2 / n) * (inp[:, 0] - targ)[:, None]\n    if n < 0:\n        sys.exit(1)\n"
-    "    if n < -1:\n        os._exit(1)\n",
+    "def mse_grad(inp, targ):\n    n = len(targ)\n"
+    "    inp.g = (2 / n) * (inp[:, 0] - targ)[:, None]\n    if n < 0:\n"
+    "        raise ValueError('an empty batch')\n",
 ]
 
 
 @pytest.mark.parametrize("source", PLAIN)
 def test_plain_code_in_many_styles_has_no_finding(source):
-    assert rules.findings_in(source) == []
+    assert rules.findings_in(source, BACKWARD.language) == []
 
 
 def judged(answers: dict[str, str], lesson: list[str] = ()) -> dict[str, list[rules.Finding]]:

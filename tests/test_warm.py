@@ -90,7 +90,9 @@ SHOWS = {"looks for other processes": "pid 1 sees [1]", "reads the solutions": "
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
-def test_an_attack_gets_the_same_report_warm_as_cold(released_nb, attack):
+def test_an_attack_gets_the_same_report_warm_as_cold(released_nb, attack, request):
+    if attack != "hidden code, left out":  # what the sandbox does when such code runs
+        request.getfixturevalue("rules_let_through")
     answers, extra = ATTACKS[attack]
     cold, hot = grade_both_ways(samples.fill(released_nb, {**CORRECT, **answers}, extra))
     assert hot == cold
@@ -100,7 +102,8 @@ def test_an_attack_gets_the_same_report_warm_as_cold(released_nb, attack):
 
 
 @pytest.mark.skipif(not LAYERS.namespaces, reason="no pid namespace on this platform")
-def test_a_warm_child_is_the_first_and_only_process_of_its_pid_namespace(released_nb):
+def test_a_warm_child_is_the_first_and_only_process_of_its_pid_namespace(released_nb,
+                                                                          rules_let_through):
     nb = samples.fill(released_nb, {**CORRECT, "mse_grad": LOOKS_AROUND})
     nb = notebook.parse_notebook(json.dumps(nb))
     report = engine.grade_notebook(nb, BACKWARD, points=resolve.points(BACKWARD, nb=nb), seed=1, warm=True,

@@ -185,6 +185,7 @@ def main(fd: int, modules: list[str], user_namespace: bool = False) -> None:
     if user_namespace:
         own_namespaces()
     preload(modules)
+    runner.calls.refuse_autograd_for_good()  # once, for every student's process forked from here
     # What was imported stays out of the collector's sight: a collection in a child would touch,
     # and so copy, every page of it.
     gc.freeze()

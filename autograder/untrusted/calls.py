@@ -76,6 +76,51 @@ class _no_autograd:
             _Variable._execution_engine = _ENGINE
 
 
+def refuse_autograd_for_good() -> None:
+    """For the rest of this process (the graded one, never a student's kernel): autograd's
+    engine refuses, there is no fresh one to make, forward-mode AD is off, and torch's own
+    backward kernels (`aten::*_backward*`) raise, on every device torch dispatches to here.
+    Idempotent: a warm parent does it once for every process forked from it."""
+    global _ENGINE
+    if getattr(refuse_autograd_for_good, "done", False):
+        return
+    refuse_autograd_for_good.done = True
+    if _Variable is not None:
+        _ENGINE = _Refuse()  # what `_no_autograd` puts back after a call, too
+        _Variable._execution_engine = _ENGINE
+    for name in ("_ImperativeEngine",):
+        if hasattr(torch._C, name):
+            delattr(torch._C, name)
+    if hasattr(torch._C, "_set_fwd_grad_enabled"):
+        torch._C._set_fwd_grad_enabled(False)
+    _refuse_backward_kernels()
+
+
+def _refuse_backward_kernels() -> None:
+    def refused(*args, **kwargs):
+        _Refuse.used = True
+        raise AutogradRefused("torch's backward kernels are not allowed here: write the "
+                              "gradient by hand")
+
+    import warnings
+
+    try:
+        names = [n[len("aten::"):] for n in torch._C._dispatch_get_all_op_names()
+                 if n.startswith("aten::") and "backward" in n]
+        library = torch.library.Library("aten", "IMPL")
+    except (AttributeError, RuntimeError):  # a torch without them: the rules remain
+        return
+    refuse_autograd_for_good.library = library  # a registration lasts while its library lives
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "overriding a previously registered kernel"
+        for name in names:
+            for key in ("CPU", "CUDA", "Meta"):
+                try:
+                    library.impl(name, refused, key)
+                except (RuntimeError, ValueError):
+                    pass
+
+
 # --- saying what happened, in one line --------------------------------------------------------
 
 def describe_exception(exc: BaseException) -> dict:

@@ -5,11 +5,13 @@ input), ours go out on `channel_fd`; standard output and error are the student's
 the standard library, torch and `autograder.wire` / `autograder.untrusted.calls`: nothing of the
 trusted side, no reference solution, no hidden answer.
 
-1. The job (before any student code runs): the run's token, the cells, which to skip, the device.
+1. The job, whole, before any student code runs: the run's token, the cells, which to skip, the
+   device; then the work, the calls and their inputs. Then standard input reads nothing more,
+   autograd refuses for the rest of the process (`calls.refuse_autograd_for_good`), and the
+   grader's own package can no longer be imported.
 2. Each cell, with a progress frame before it (so that the grader knows where a process that
    died or hung was); then the cells' errors.
-3. The work: the calls and their inputs (the grader draws them while the cells run).
-4. Per target, its results: each call's account and its tensors; then done, and `os._exit(0)`.
+3. Per target, its results: each call's account and its tensors; then done, and `os._exit(0)`.
 
 Every frame carries the token, which no student code can read: it arrived before that code ran,
 is kept only in closures here, and the process cannot be read from outside or by itself (it is
@@ -86,12 +88,37 @@ def run_cells(cells: list[dict], namespace: dict, send) -> dict[str, dict]:
     return errors
 
 
+def _forget_the_grader(job_fd: int) -> None:
+    """Before any student code: nothing left to read on standard input (the job came whole),
+    and the grader's own package no longer importable (what the runner needs is bound)."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, job_fd, inheritable=False)
+    os.close(null)
+    here = os.path.dirname(os.path.abspath(__file__))  # `python -I runner.py` put it on the path
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    for name in [n for n in sys.modules if n == "autograder" or n.startswith("autograder.")]:
+        del sys.modules[name]
+    sys.meta_path.insert(0, _NoGrader())
+    sys.path_importer_cache.clear()
+
+
+class _NoGrader:
+    """An import finder that refuses the grader's package (its folder may share site-packages
+    with torch, so the path itself stays)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.split(".")[0] in ("autograder", "runner", "calls", "stand_in"):
+            raise ImportError(f"{name} cannot be imported while an answer is graded")
+        return None
+
+
 def main(job_fd: int = 0, channel_fd: int | None = None) -> None:
     job = wire.read_frame(job_fd)  # before any student code: it carries the token
     token, spec = job.token, job.meta
     fd = spec["channel_fd"] if channel_fd is None else channel_fd
-    send, read_frame, exit_ = _sender(fd, token), wire.read_frame, os._exit
-    load, dump, dumps, run_call = wire.load_tensors, wire.dump_tensors, json.dumps, calls.run_call
+    send, exit_ = _sender(fd, token), os._exit
+    dump, dumps, run_call = wire.dump_tensors, json.dumps, calls.run_call
     PROGRESS, CELLS, RESULTS, DONE = wire.PROGRESS, wire.CELLS, wire.RESULTS, wire.DONE
     describe, TooLarge, max_blob = calls.describe_exception, calls.TooLarge, wire.MAX_BLOB_BYTES
     flush_out, flush_err = sys.stdout.flush, sys.stderr.flush
@@ -99,6 +126,13 @@ def main(job_fd: int = 0, channel_fd: int | None = None) -> None:
         os.set_inheritable(own, False)  # a program the student starts gets neither channel
     wire.tensor_ops()  # torch's own functions for the writer, bound before any student code
     _not_dumpable()
+    calls.refuse_autograd_for_good()  # while the grader may still be drawing the inputs
+    try:  # the whole job, the work and its inputs too, before any student code runs
+        work = wire.read_frame(job_fd, token)
+        tensors = wire.load_tensors(work.blob)
+    except (EOFError, ValueError):
+        exit_(3)
+    _forget_the_grader(job_fd)
     del job
 
     _no_debuggers()
@@ -107,11 +141,6 @@ def main(job_fd: int = 0, channel_fd: int | None = None) -> None:
     errors = run_cells([c for c in spec["cells"] if c["index"] not in skip], namespace, send)
     send(CELLS, errors)
 
-    try:
-        work = read_frame(job_fd, token)
-        tensors = load(work.blob)
-    except (EOFError, ValueError):
-        exit_(3)
     for target in work.meta["targets"]:
         send(PROGRESS, {"step": "target", "name": target["name"]})
         metas, out = {}, {}

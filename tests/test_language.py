@@ -1,0 +1,293 @@
+"""The answer language (autograder/language.py, autograder/rules.py): what an answer may run is a
+short list; everything else is refused with a message that names it.
+
+Each disguise here scored 9.3 to 10/10 under the denylist of round 2 (issue "Grades no cell can
+fake, round 3"): read in process, each is a finding; graded through the real `check`, a stub or
+an autograd answer in that disguise earns 0 and the rest of the notebook keeps its points. The
+runtime half (nothing left to steal while student code runs) lets code through the rules on
+purpose (`rules_let_through`) and shows the graded process refusing it all the same.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import code, language, program, rules
+from autograder.lesson import LessonError, load
+from autograder.selfcheck import run_self_check
+
+from .conftest import BACKWARD, CORRECT, REPO, SOURCE, check_report, target_mistakes, target_points
+
+FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
+
+#: (a disguise, its kind, a part of what the finding names). Each was a way to autograd, to
+#: the grader's job, or to code no reader sees, in the round before this one.
+DISGUISES = [
+    ("import pydoc\ngrad = pydoc.locate('torch.autograd.grad')\n", rules.HIDDEN, "import pydoc"),
+    ("import timeit\ntimeit.timeit('inp.g = 1', globals={'inp': inp}, number=1)\n",
+     rules.HIDDEN, "import timeit"),
+    ("from operator import attrgetter\nb = attrgetter('backward')\n", rules.HIDDEN,
+     "import operator"),
+    ("import torch\nengine = torch._C._ImperativeEngine()\n", rules.HIDDEN, "torch._C"),
+    ("from autograder.untrusted.calls import _ENGINE\n", rules.HIDDEN,
+     "an import of the grader's own code"),
+    ("import autograder\n", rules.HIDDEN, "an import of the grader's own code"),
+    ("import torch\ng = torch.ops.aten.mse_loss_backward\n", rules.HIDDEN, "torch.ops"),
+    ("import torch\ng = torch.ops.aten.threshold_backward\n", rules.HIDDEN, "torch.ops"),
+    ("import torch\ng = torch.ops.aten.nll_loss_backward\n", rules.HIDDEN, "torch.ops"),
+    ("import torch\ng = torch._softmax_backward_data\n", rules.HIDDEN, "a private name"),
+    ("import torch\nf = torch.func.jvp\n", rules.AUTOGRAD, "torch.func"),
+    ("from torch.func import jvp\n", rules.AUTOGRAD, "import torch.func"),
+    ("import torch.autograd.forward_ad as fwAD\n", rules.AUTOGRAD, "torch.autograd"),
+    ("def mse_grad(inp, targ):\n    b = inp.backward\n    b()\n", rules.AUTOGRAD, ".backward"),
+    ("import typing\nh = typing.get_type_hints(f)\n", rules.HIDDEN, "import typing"),
+    ("import string\nf = string.Formatter().get_field('0.grad', [x], {})\n", rules.HIDDEN,
+     "import string"),
+    ("s = '{0.__globals__}'.format(f)\n", rules.HIDDEN, "format"),
+    ("import cProfile\ncProfile.run('1')\n", rules.HIDDEN, "import cProfile"),
+    ("import trace\n", rules.HIDDEN, "import trace"),
+    ("import doctest\n", rules.HIDDEN, "import doctest"),
+    ("from unittest import mock\n", rules.HIDDEN, "import unittest"),
+    ("import logging.config\n", rules.HIDDEN, "import logging.config"),
+    ("import torch.utils.checkpoint\n", rules.HIDDEN, "import torch.utils.checkpoint"),
+    ("import torch\nc = torch.utils.checkpoint\n", rules.HIDDEN, "torch.utils"),
+    ("import sys\nsys.argv.append('x')\n", rules.HIDDEN, "import sys"),
+    ("import os\nos.environ['X'] = '1'\n", rules.HIDDEN, "import os"),
+    ("import os\ndata = os.read(0, 1 << 20)\n", rules.HIDDEN, "import os"),
+    ("f = open('/proc/self/fd/3', 'wb')\n", rules.HIDDEN, "open()"),
+    ("x = __builtins__\n", rules.HIDDEN, "__builtins__"),
+    ("e = eval\n", rules.HIDDEN, "eval"),
+    ("if False:\n    exec = print\nexec('1')\n", rules.HIDDEN, "exec()"),
+    ("g = getattr(x, 'gr' + 'ad')\n", rules.HIDDEN, "getattr()"),
+    ("c = type(x)\n", rules.HIDDEN, "type()"),
+    ("v = vars(x)\n", rules.HIDDEN, "vars()"),
+    ("k = x.__class__\n", rules.HIDDEN, ".__class__"),
+    ("g = f.__globals__\n", rules.HIDDEN, ".__globals__"),
+    ("s = object.__subclasses__()\n", rules.HIDDEN, ".__subclasses__"),
+    ("class A:\n    def __getattr__(self, name):\n        return 1\n", rules.HIDDEN,
+     "def __getattr__"),
+    ("class A:\n    def __del__(self):\n        pass\n", rules.HIDDEN, "def __del__"),
+    ("import torch\nclass L(torch.Tensor):\n    pass\n", rules.HIDDEN, "a class built on"),
+    ("class A(metaclass=M):\n    pass\n", rules.HIDDEN, "metaclass"),
+    ("import torch\ndef f(m):\n    return m.ops\nf(torch)\n", rules.HIDDEN,
+     "the module torch used as a value"),
+    ("import torch\nf = lambda: torch.nn\n", rules.HIDDEN, "the module torch.nn used as a value"),
+    ("import torch\nclass A:\n    pass\na = A()\na.ops = 1\nx = torch.ops\n", rules.HIDDEN,
+     "torch.ops"),
+    ("import torch\ntorch.allclose = lambda *a: True\n", rules.HIDDEN,
+     "a change to torch.allclose"),
+    ("import torch\nx = torch.zeros(2, **{'requires_' + 'grad': True})\n", rules.HIDDEN,
+     "** with keywords a reader cannot see"),
+    ("import torch\nopts = {'requires_grad': True}\nx = torch.zeros(2, **opts)\n", rules.HIDDEN,
+     "** with keywords a reader cannot see"),
+    ("try:\n    x = 1\nexcept Exception:\n    pass\n", rules.HIDDEN, "try"),
+    ("class Quiet:\n    def __enter__(self):\n        return self\n"
+     "    def __exit__(self, *error):\n        return True  # would swallow any error\n"
+     "with Quiet():\n    pass\n", rules.HIDDEN, "with"),
+    ("def f():\n    yield 1\n", rules.HIDDEN, "yield"),
+    ("def f():\n    global g\n    g = 1\n", rules.HIDDEN, "global"),
+    ("x = get_ipython()\n", rules.HIDDEN, "get_ipython"),
+    ("from torch import *\n", rules.HIDDEN, "from torch import *"),
+    ("from . import x\n", rules.HIDDEN, "from . import"),
+    ("%time x = 1\n", rules.HIDDEN, "a magic (%time)"),
+    ("!ls\n", rules.HIDDEN, "a shell escape (!ls)"),
+    ("import torch\ndef f(x):\n    x.requires_grad_()\n", rules.AUTOGRAD, "requires_grad_()"),
+    ("def f(x):\n    return x.grad\n", rules.AUTOGRAD, ".grad"),
+    ("import torch\nx = torch.zeros(2, requires_grad=True)\n", rules.AUTOGRAD, "requires_grad="),
+    ("import torch\nx = torch.autograd.grad\n", rules.AUTOGRAD, "torch.autograd"),
+]
+
+
+@pytest.mark.parametrize("source,kind,what", DISGUISES, ids=[d[0] for d in DISGUISES])
+def test_each_disguise_is_a_finding_that_names_it(source, kind, what):
+    found = rules.findings_in(source, BACKWARD.language)
+    assert any(f.kind == kind and what in f.what for f in found), found
+
+
+#: Right answers as people write them: prints (a print reads anything: grading leaves it out),
+#: comments, tabs, docstrings, helpers, `.T`, `**kwargs` forwarding, classes with more methods.
+PLAIN = {
+    "mse_grad": "import torch\n\ndef mse_grad(inp: torch.Tensor, targ: torch.Tensor) -> None:\n"
+                "    '''The gradient of the mean squared error; exec(...) in a docstring is text'''\n"
+                "    print(inp.__dict__, type(inp), inp.__class__.__name__)  # while debugging\n"
+                "    n = targ.shape[0]\n"
+                "    breakpoint()\n"
+                "    import pdb; pdb.set_trace()\n"
+                "    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / n\n",
+    "relu_grad": "import torch\n\ndef mask(x):\n    return torch.where(x > 0, 1.0, 0.0).to(x.dtype)\n\n"
+                 "def relu_grad(inp, out):\n\tinp.g = mask(inp) * out.g  # tabs\n"
+                 "\tprint(f'{inp.g.shape=}')\n",
+    "lin_grad": "import torch\n\ndef lin_grad(inp, out, w, b):\n"
+                "    inp.g = torch.einsum('nk,ik->ni', out.g, w)\n    w.g = inp.T @ out.g\n"
+                "    b.g = out.g.sum(dim=0)\n",
+    "module_backward": "class Module():\n    def __call__(self, *args, **kwargs):\n"
+                       "        self.args = args\n        self.out = self.forward(*args, **kwargs)\n"
+                       "        return self.out\n\n    def forward(self, *args):\n"
+                       "        raise NotImplementedError\n\n    def bwd(self, out, *args):\n"
+                       "        raise NotImplementedError\n\n    def backward(self):\n"
+                       "        print(self.__dict__)\n        self.bwd(self.out, *self.args)\n\n"
+                       "    def __repr__(self):\n        return f'{len(self.args)} inputs'\n",
+}
+
+
+@pytest.mark.parametrize("target", sorted(PLAIN))
+def test_right_answers_as_people_write_them_have_no_finding(target):
+    assert rules.findings_in(PLAIN[target], BACKWARD.language) == []
+
+
+def test_right_answers_as_people_write_them_keep_full_marks(make_notebook):
+    code_, report = check_report(make_notebook(PLAIN))
+    assert code_ == 0 and target_points(report) == FULL, report
+
+
+def test_the_classifiers_right_answers_in_other_styles_have_no_finding():
+    classifier = load(REPO / "assignments" / "classifier")
+    nll = ("import torch.nn.functional as F\n\ndef nll_grad(inp, targ):\n"
+           "    inp.g = -F.one_hot(targ, inp.shape[-1]).to(inp.dtype) / targ.shape[0]\n")
+    log_softmax = ("import torch\n\ndef log_softmax_grad(inp, out):\n"
+                   "    s = inp.softmax(-1)\n    inp.g = out.g - s * out.g.sum(-1, keepdim=True)\n")
+    assert rules.findings_in(nll, classifier.language) == []
+    assert rules.findings_in(log_softmax, classifier.language) == []
+
+
+#: mse_grad in each disguise, as it would compute the right gradient if it ran: each earns 0.
+CHEATS = {
+    "pydoc.locate": "import pydoc, torch\ndef mse_grad(inp, targ):\n"
+                    "    x = inp.detach().clone()\n    x.requires_grad_()\n"
+                    "    grad = pydoc.locate('torch.autograd.grad')\n"
+                    "    inp.g, = grad((x.squeeze(-1) - targ).pow(2).mean(), x)\n",
+    "aten backward kernel": "import torch\ndef mse_grad(inp, targ):\n"
+                            "    inp.g = torch.ops.aten.mse_loss_backward(\n"
+                            "        torch.tensor(1., dtype=inp.dtype), inp.squeeze(-1), targ, 1)"
+                            ".unsqueeze(-1)\n",
+    "a fresh engine": "import torch\ndef mse_grad(inp, targ):\n"
+                      "    e = torch._C._ImperativeEngine()\n    inp.g = e\n",
+    "a bound backward": "import torch\ndef mse_grad(inp, targ):\n"
+                        "    x = inp.detach().clone()\n    x.requires_grad_()\n"
+                        "    b = (x.squeeze(-1) - targ).pow(2).mean().backward\n    b()\n"
+                        "    inp.g = x.grad\n",
+    "forward-mode AD": "import torch\ndef mse_grad(inp, targ):\n"
+                       "    f = lambda x: (x.squeeze(-1) - targ).pow(2).mean()\n"
+                       "    inp.g = torch.stack([torch.func.jvp(f, (inp,), (e,))[1] for e in\n"
+                       "        torch.eye(inp.numel(), dtype=inp.dtype).view(-1, *inp.shape)])"
+                       ".view(inp.shape)\n",
+    "the grader's own engine": "from autograder.untrusted import calls\n"
+                               "def mse_grad(inp, targ):\n    inp.g = calls._ENGINE\n",
+}
+
+
+@pytest.mark.parametrize("how", sorted(CHEATS))
+def test_a_disguised_answer_earns_nothing_through_check(make_notebook, how):
+    code_, report = check_report(make_notebook({"mse_grad": CHEATS[how]}))
+    assert code_ == 1
+    assert target_points(report) == {**FULL, "mse_grad": 0.0}
+    assert target_mistakes(report, "mse_grad") & {"mse_grad.not_allowed", "mse_grad.uses_autograd"}
+
+
+# --- what the graded process holds while student code runs (the rules let through) -------------
+
+#: Each, let through the rules, raises at its end to say what it found; the notes show it.
+AT_CELL_TIME = {
+    "standard input": ("import os\ndata = os.read(0, 1 << 20)\n"
+                       "raise RuntimeError(f'stdin gave {len(data)} bytes')\n", "stdin gave 0 bytes"),
+    "autograd": ("import torch\nx = torch.ones(2, requires_grad=True)\n(x * x).sum().backward()\n",
+                 "autograd is not allowed here"),
+    "autograd.grad": ("import torch\nx = torch.ones(2, requires_grad=True)\n"
+                      "torch.autograd.grad((x * x).sum(), x)\n", "autograd is not allowed here"),
+    "a fresh engine": ("import torch\ne = torch._C._ImperativeEngine()\n", "_ImperativeEngine"),
+    "a backward kernel": ("import torch\nx = torch.ones(3)\n"
+                          "torch.ops.aten.threshold_backward(x, x, 0.0)\n",
+                          "backward kernels are not allowed here"),
+    "forward-mode AD": ("import torch\nimport torch.autograd.forward_ad as fwAD\n"
+                        "with fwAD.dual_level():\n"
+                        "    d = fwAD.make_dual(torch.ones(2), torch.ones(2))\n"
+                        "    t = fwAD.unpack_dual(d * d).tangent\n"
+                        "raise RuntimeError(f'tangent: {t}')\n", "tangent: None"),
+    "the grader's package": ("import autograder.untrusted.calls\n", "cannot be imported"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(AT_CELL_TIME))
+def test_nothing_worth_stealing_is_left_while_cells_run(make_notebook, rules_let_through, what):
+    cell, said = AT_CELL_TIME[what]
+    code_, report = check_report(make_notebook({"relu_grad": CORRECT["relu_grad"] + cell}))
+    notes = "\n".join(report["notes"])
+    assert said in notes, notes
+    assert target_points(report) == FULL  # the cell ran (and failed) after defining relu_grad
+
+
+def test_autograd_is_refused_in_a_target_whose_code_the_rules_let_through(make_notebook,
+                                                                          rules_let_through):
+    code_, report = check_report(make_notebook({"mse_grad": CHEATS["a bound backward"]}))
+    assert target_points(report) == {**FULL, "mse_grad": 0.0}
+    assert "mse_grad.uses_autograd" in target_mistakes(report, "mse_grad")
+
+
+# --- the same words everywhere ---------------------------------------------------------------
+
+def test_the_self_check_names_what_is_refused_as_check_does(tmp_path, make_notebook):
+    answer = "import torch\ndef mse_grad(inp, targ):\n    inp.g = getattr(inp, 'squeeze')(-1)\n"
+    (tmp_path / "answer_module.py").write_text(answer)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("answer_module", tmp_path / "answer_module.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    mine = run_self_check("mse_grad", module.mse_grad, device="cpu")
+    gate = next(c for c in mine.checks if c.id == "mse_grad/no-autograd")
+    _, report = check_report(make_notebook({"mse_grad": answer}))
+    graded = next(c for c in report["checks"] if c["id"] == "mse_grad/no-autograd")
+    assert gate.message == graded["message"]
+    assert "getattr() (on line 3 of the mse_grad cell)" in gate.message
+    assert "not in the answer language" in gate.message and "x.name" in gate.message
+
+
+# --- one list, shown in the README, extended by a lesson ---------------------------------------
+
+def test_the_readme_shows_the_list_from_its_one_place():
+    readme = (REPO / "README.md").read_text()
+    assert language.table() in readme, "run `python -m autograder.language` and paste the table"
+
+
+def test_a_lesson_extends_the_list_and_can_never_allow_a_way_out(tmp_path):
+    assert "bwd" in BACKWARD.language.attributes  # backward's lesson.toml adds its protocol
+    assert "bwd" not in language.DEFAULT.attributes
+    extended = language.DEFAULT.extended({"modules": ["scipy.special"], "attributes": ["expit"]})
+    assert rules.findings_in("import scipy.special\ny = scipy.special.expit(1.)\n", extended) == []
+    for refused in ({"attributes": ["__class__"]}, {"builtins": ["exec"]},
+                    {"attributes": ["_C"]}, {"nothing": []}):
+        with pytest.raises(ValueError):
+            language.DEFAULT.extended(refused)
+    folder = tmp_path / "lesson"
+    folder.mkdir()
+    text = (REPO / "assignments" / "backward" / "lesson.toml").read_text()
+    (folder / "lesson.toml").write_text(text.replace('attributes = ["args"',
+                                                     'attributes = ["__globals__", "args"'))
+    with pytest.raises(LessonError, match="__globals__"):
+        load(folder)
+
+
+# --- linear on any input: the trusted side reads a student's cell once ------------------------
+
+def test_many_magic_lines_are_read_in_one_pass():
+    answer = "%time x = 1\n" * 5000 + "def mse_grad(inp, targ):\n    pass\n"  # 60 KB
+    start = time.monotonic()
+    cell = code.read_cell(0, answer, magics=False, limit=rules.MAX_ANSWER_BYTES)
+    found = rules.scan_cell(cell)
+    assert time.monotonic() - start < 20  # quadratic before: about 80 s for 4.5 KB
+    assert len([f for f in found if f.what == "a magic (%time)"]) == 5000
+
+
+def test_a_long_chain_of_names_is_followed_in_linear_time():
+    answer = "a0 = 1\n" + "".join(f"a{i} = a{i - 1}\n" for i in range(1, 4000)) + \
+             "def mse_grad(inp, targ):\n    inp.g = a3999\n"  # 56 KB
+    nb = {"cells": [{"cell_type": "code", "source": answer,
+                     "metadata": {"nbgrader": {"grade_id": "mse_grad", "solution": True}}}]}
+    source = __import__("json").loads(Path(SOURCE).read_text())
+    start = time.monotonic()
+    graded = program.build(nb, source, {"mse_grad": "mse_grad"})
+    assert time.monotonic() - start < 30  # quadratic before: minutes
+    assert graded.findings["mse_grad"] == []

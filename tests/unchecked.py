@@ -1,0 +1,10 @@
+"""`autograder` with a bug in the rules made on purpose (see conftest.rules_let_through): for
+the tests of what the sandbox holds when code outside the answer language runs anyway."""
+
+from autograder import rules
+from autograder.cli import main
+
+from .conftest import _let_through
+
+rules.judge = _let_through
+main()
