@@ -115,3 +115,80 @@ def test_gradescope_grades_the_assignment_it_was_set_up_for(tmp_path):
         "mse_grad", "relu_grad", "lin_grad", "module_backward", "the notebook can be graded"}
     assert gradescope.main([str(folder), str(out), "classifier"]) == 0
     assert json.loads(out.read_text())["score"] == 6.0
+
+
+# --- what Gradescope hands in is read as `grade` reads it: no link, no FIFO, nothing huge --------
+
+def bounded_entry(submission: Path, out: Path, seconds: float = 120) -> dict:
+    """`run_autograder`'s entry on `submission`: it must end by itself, well within `seconds`
+    (a generous bound, for a busy machine: the refusals take well under one), and within 2 GiB of
+    address space (so that reading /dev/zero fails fast rather than filling the machine)."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "autograder.course.gradescope", str(submission),
+                           str(out), "backward"], capture_output=True, text=True, cwd=REPO,
+                          timeout=seconds, preexec_fn=limit)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    check_spec(data)
+    return data
+
+
+def hand_in(kind: str, submission: Path, elsewhere: Path) -> None:
+    """A submission whose `backward.ipynb` is `kind` (the source notebook, solutions and all,
+    scored 10/10 through a link)."""
+    import os
+
+    source = REPO / "assignments" / "backward" / "backward.ipynb"
+    if kind == "a link to another file":
+        (submission / "backward.ipynb").symlink_to(source)
+    elif kind == "a link to /dev/zero":
+        (submission / "backward.ipynb").symlink_to("/dev/zero")
+    elif kind == "a FIFO":
+        os.mkfifo(submission / "backward.ipynb")
+    elif kind == "a link on the way":
+        (elsewhere / "backward.ipynb").write_bytes(source.read_bytes())
+        (submission / "work").symlink_to(elsewhere, target_is_directory=True)
+    elif kind == "over the cap":
+        with open(submission / "backward.ipynb", "wb") as f:
+            f.truncate(21 << 20)  # sparse: 21 MiB to read, none on disk
+
+
+REFUSED = {
+    "a link to another file": "backward.ipynb is a link: links in a submission are not graded",
+    "a link to /dev/zero": "backward.ipynb is a link: links in a submission are not graded",
+    "a FIFO": "backward.ipynb is not a plain file",
+    "a link on the way": "no backward.ipynb in the submission (work is a link: links in a "
+                         "submission are not followed): upload your notebook",
+    "over the cap": "backward.ipynb is larger than 20 MiB",
+}
+
+
+@pytest.mark.parametrize("kind", list(REFUSED))
+def test_gradescope_reads_no_link_fifo_or_huge_file_and_says_why(tmp_path, kind):
+    submission, elsewhere = tmp_path / "submission", tmp_path / "elsewhere"
+    submission.mkdir()
+    elsewhere.mkdir()
+    hand_in(kind, submission, elsewhere)
+    data = bounded_entry(submission, tmp_path / "results" / "results.json")
+    assert data["score"] == 0.0
+    assert data["output"] == f"Not graded: {REFUSED[kind]}"
+    assert data["tests"] == [{"name": "the notebook can be graded", "score": 0.0,
+                              "max_score": 10.0, "status": "failed", "output": REFUSED[kind],
+                              "visibility": "visible"}]
+
+
+def test_gradescope_writes_results_json_even_when_the_grader_fails(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk\nis full")
+
+    monkeypatch.setattr(gradescope, "find_submission", broken)
+    out = tmp_path / "results.json"
+    assert gradescope.main([str(tmp_path), str(out), "backward"]) == 0
+    data = json.loads(out.read_text())
+    check_spec(data)
+    assert data["score"] == 0.0
+    assert data["output"] == "Not graded: the grader failed: RuntimeError: the disk is full"
