@@ -9,7 +9,9 @@ holds.
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -82,6 +84,64 @@ def plain_files(root: Path, cap: int) -> list[str]:
             if stat.S_ISREG(info.st_mode) and info.st_size <= cap:
                 found.append(os.path.relpath(path, root))
     return sorted(found)
+
+
+def ignored(name: str, ignore: list[str]) -> bool:
+    """Whether nbgrader's `CourseDirectory.ignore` globs name `name` (as its `is_ignored` does,
+    with glob's rule that `*` matches no leading dot), without listing the folder."""
+    return any(fnmatch.fnmatchcase(name, glob) and not (name.startswith(".")
+                                                         and not glob.startswith("."))
+               for glob in ignore)
+
+
+def copy_plain(source: Path, dest: Path, ignore: list[str], max_files: int, max_bytes: int,
+               max_file_bytes: int) -> str | None:
+    """Copy the plain files below `source` (but `*.ipynb` and what `ignore` names) to the same
+    places below `dest`, in one walk, in name order: never through a link (a link, a FIFO, a
+    device is left where it is), at most `max_files` files, `max_bytes` in all, each at most
+    `max_file_bytes`. Returns one line saying what the caps left out, or None."""
+    copied = total = 0
+    past_count = past_bytes = too_large = 0
+    for folder, dirs, names in os.walk(source):  # never into a link to a folder
+        dirs[:] = sorted(d for d in dirs if not ignored(d, ignore)
+                         and not os.path.islink(os.path.join(folder, d)))
+        relative = os.path.relpath(folder, source)
+        for name in sorted(names):
+            if name.endswith(".ipynb") or ignored(name, ignore):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
+            except OSError:  # a link (ELOOP), gone, unreadable
+                continue
+            with os.fdopen(fd, "rb") as f:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                if info.st_size > max_file_bytes:
+                    too_large += 1
+                elif copied >= max_files:
+                    past_count += 1
+                elif total + info.st_size > max_bytes:
+                    past_bytes += 1
+                else:
+                    target = os.path.normpath(os.path.join(dest, relative, name))
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    if os.path.lexists(target):
+                        os.remove(target)
+                    with open(target, "wb") as out:
+                        shutil.copyfileobj(f, out, 1 << 20)
+                    os.chmod(target, stat.S_IMODE(info.st_mode))
+                    copied += 1
+                    total += info.st_size
+    left = [f"{past_count} past the first {max_files}" if past_count else "",
+            f"{past_bytes} past {_size(max_bytes)} in all" if past_bytes else "",
+            f"{too_large} larger than {_size(max_file_bytes)} each" if too_large else ""]
+    left = [part for part in left if part]
+    if not left:
+        return None
+    return (f"{past_count + past_bytes + too_large} of the other files handed in were not copied "
+            f"beside the graded notebook ({', '.join(left)}); {copied} were")
 
 
 def _size(cap: int) -> str:
