@@ -10,6 +10,7 @@ holds.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import shutil
 import stat
@@ -69,21 +70,33 @@ def link_on_the_way(root: Path, parts) -> str | None:
     return None
 
 
-def plain_files(root: Path, cap: int) -> list[str]:
-    """The plain files below `root` (relative paths), links and other kinds left out, each at
-    most `cap` bytes; links to folders are not walked into."""
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
-        for name in files:
-            path = os.path.join(folder, name)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode) and info.st_size <= cap:
-                found.append(os.path.relpath(path, root))
-    return sorted(found)
+def walk(root: Path, limit: int, skip=lambda name: False):
+    """`(folder, entries)` for each folder below `root` (`folder` relative, as a tuple of names;
+    `entries` its `os.DirEntry`s in name order), top down, in one pass: never into a link or a
+    folder `skip` names, without recursion (a folder nested thousands deep is one more step), and
+    no more than `limit` entries in all (then a last `(None, [])` says it stopped there)."""
+    stack: list[tuple[str, ...]] = [()]
+    left = limit
+    while stack and left > 0:
+        rel = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, *rel)) as found:
+                entries = sorted(itertools.islice(found, left), key=lambda e: e.name)
+        except OSError:  # gone, unreadable, a path too long
+            continue
+        left -= len(entries)
+        yield rel, entries
+        stack.extend((*rel, e.name) for e in reversed(entries)
+                     if not skip(e.name) and _is_folder(e))
+    if left <= 0:
+        yield None, []  # the limit was reached: the caller says so
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def ignored(name: str, ignore: list[str]) -> bool:
@@ -99,19 +112,24 @@ def copy_plain(source: Path, dest: Path, ignore: list[str], max_files: int, max_
     """Copy the plain files below `source` (but `*.ipynb` and what `ignore` names) to the same
     places below `dest`, in one walk, in name order: never through a link (a link, a FIFO, a
     device is left where it is), at most `max_files` files, `max_bytes` in all, each at most
-    `max_file_bytes`. Returns one line saying what the caps left out, or None."""
-    copied = total = 0
-    past_count = past_bytes = too_large = 0
-    for folder, dirs, names in os.walk(source):  # never into a link to a folder
-        dirs[:] = sorted(d for d in dirs if not ignored(d, ignore)
-                         and not os.path.islink(os.path.join(folder, d)))
-        relative = os.path.relpath(folder, source)
-        for name in sorted(names):
-            if name.endswith(".ipynb") or ignored(name, ignore):
+    `max_file_bytes`; the walk looks at no more than ten times `max_files` names. Returns one
+    line saying what the caps left out, or None."""
+    copied = total = past_count = past_bytes = too_large = 0
+    reached = False
+    for rel, entries in walk(source, 10 * max_files, lambda name: ignored(name, ignore)):
+        if rel is None:
+            reached = True
+            break
+        for entry in entries:
+            name = entry.name
+            if _is_folder(entry) or name.endswith(".ipynb") or ignored(name, ignore) \
+                    or entry.is_symlink():
                 continue
-            path = os.path.join(folder, name)
+            if copied >= max_files:
+                past_count += 1  # not opened: past the cap, a name is all it costs
+                continue
             try:
-                fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
+                fd = os.open(entry.path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
             except OSError:  # a link (ELOOP), gone, unreadable
                 continue
             with os.fdopen(fd, "rb") as f:
@@ -120,12 +138,10 @@ def copy_plain(source: Path, dest: Path, ignore: list[str], max_files: int, max_
                     continue
                 if info.st_size > max_file_bytes:
                     too_large += 1
-                elif copied >= max_files:
-                    past_count += 1
                 elif total + info.st_size > max_bytes:
                     past_bytes += 1
                 else:
-                    target = os.path.normpath(os.path.join(dest, relative, name))
+                    target = os.path.join(dest, *rel, name)
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     if os.path.lexists(target):
                         os.remove(target)
@@ -136,7 +152,9 @@ def copy_plain(source: Path, dest: Path, ignore: list[str], max_files: int, max_
                     total += info.st_size
     left = [f"{past_count} past the first {max_files}" if past_count else "",
             f"{past_bytes} past {_size(max_bytes)} in all" if past_bytes else "",
-            f"{too_large} larger than {_size(max_file_bytes)} each" if too_large else ""]
+            f"{too_large} larger than {_size(max_file_bytes)} each" if too_large else "",
+            f"and the folder was looked at no further than {10 * max_files} names"
+            if reached else ""]
     left = [part for part in left if part]
     if not left:
         return None

@@ -9,17 +9,17 @@ note says what was left out.
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
 
+from autograder import files
 from autograder.course import samples
 from autograder.course.grade import grade_course
 from autograder.course.release import release
 
 from .conftest import BACKWARD
-
-pytestmark = pytest.mark.sandbox
 
 EXTRA = 5000
 MAX_OTHER_FILES = 1000  # record.MAX_OTHER_FILES, as the README says
@@ -28,6 +28,7 @@ MAX_OTHER_FILES = 1000  # record.MAX_OTHER_FILES, as the README says
 BOUND_S = 150
 
 
+@pytest.mark.sandbox
 def test_a_submission_of_thousands_of_files_is_graded_promptly_and_its_copy_capped(tmp_path):
     course = tmp_path / "course"
     released = json.loads(release(course, assignment="backward")[0].read_text())
@@ -57,3 +58,28 @@ def test_a_submission_of_thousands_of_files_is_graded_promptly_and_its_copy_capp
     assert note in page
     kept = json.loads((course / "reports" / "backward" / "students" / "ann.json").read_text())
     assert note in kept["report"]["notes"]
+
+
+def test_the_copy_leaves_links_and_fifos_and_says_what_its_cap_left_out(tmp_path):
+    source, dest = tmp_path / "s", tmp_path / "d"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    (source / "link.txt").symlink_to(tmp_path / "secret")
+    os.mkfifo(source / "fifo")
+    for i in range(30):
+        (source / f"z{i:03d}").write_text("z")
+    said = files.copy_plain(source, dest, [], 5, 1 << 20, 1 << 20)
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt", "z000", "z001", "z002", "z003"]
+    assert said == ("26 of the other files handed in were not copied beside the graded notebook "
+                    "(26 past the first 5); 5 were")
+
+
+def test_the_copy_looks_at_no_more_than_ten_times_its_cap(tmp_path):
+    source, dest = tmp_path / "s", tmp_path / "d"
+    source.mkdir()
+    for i in range(100):
+        (source / f"z{i:03d}").write_text("z")
+    said = files.copy_plain(source, dest, [], 5, 1 << 20, 1 << 20)
+    assert len(list(dest.iterdir())) == 5
+    assert said.endswith("(45 past the first 5, and the folder was looked at no further than 50 "
+                         "names); 5 were")

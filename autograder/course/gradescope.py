@@ -15,7 +15,6 @@ notebook's lesson is found from its answer cells (`lesson.for_notebook`).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -79,19 +78,18 @@ def find_submission(folder: Path, chosen: list | None = None
     chosen = chosen or list(lessons.available().values())
     named: dict[str, list[tuple[str, ...]]] = {lesson.notebook: [] for lesson in chosen}
     others, links, seen = [], [], 0
-    for here, dirs, names in os.walk(folder):  # never into a link to a folder
-        rel = Path(here).relative_to(folder).parts
-        for name in dirs + names:
-            seen += 1
-            parts = (*rel, name)
-            if os.path.islink(os.path.join(here, name)):
-                links.append(parts)
-            if name in named:
-                named[name].append(parts)
-            elif name.endswith(".ipynb") and ".ipynb_checkpoints" not in parts:
-                others.append(parts)
-        if seen >= MAX_ENTRIES:
+    for rel, entries in files.walk(folder, MAX_ENTRIES):
+        if rel is None:
             break
+        for entry in entries:
+            seen += 1
+            parts = (*rel, entry.name)
+            if entry.is_symlink():
+                links.append(parts)
+            if entry.name in named:
+                named[entry.name].append(parts)
+            elif entry.name.endswith(".ipynb") and ".ipynb_checkpoints" not in parts:
+                others.append(parts)
     for lesson in chosen:
         if named[lesson.notebook]:
             return min(named[lesson.notebook]), ""
