@@ -83,3 +83,13 @@ def test_the_copy_looks_at_no_more_than_ten_times_its_cap(tmp_path):
     assert len(list(dest.iterdir())) == 5
     assert said.endswith("(45 past the first 5, and the folder was looked at no further than 50 "
                          "names); 5 were")
+
+
+def test_a_reason_names_a_few_of_the_files_there_in_one_bounded_pass(tmp_path):
+    from autograder.course.grade import first_names
+
+    for name in ("b.txt", "a.txt", "c.py", "notebook.ipynb", "d", "e", "f"):
+        (tmp_path / name).write_text("")
+    assert first_names(tmp_path) == ["a.txt", "b.txt", "c.py", "d", "e"]
+    assert len(first_names(tmp_path, looked_at=3)) == 3
+    assert first_names(tmp_path / "gone") == []
