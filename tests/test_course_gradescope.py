@@ -192,3 +192,35 @@ def test_gradescope_writes_results_json_even_when_the_grader_fails(tmp_path, mon
     check_spec(data)
     assert data["score"] == 0.0
     assert data["output"] == "Not graded: the grader failed: RuntimeError: the disk is full"
+
+
+def run_script(tmp_path: Path, python: str) -> dict:
+    """`gradescope/run_autograder` as Gradescope runs it, in a stand-in of its /autograder."""
+    import os
+
+    root, bin_dir = tmp_path / "autograder", tmp_path / "bin"
+    (root / "submission").mkdir(parents=True)
+    (root / "source").symlink_to(REPO)
+    os.mkfifo(root / "submission" / "backward.ipynb")
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/bin/sh\nexec {python} \"$@\"\n")
+    (bin_dir / "python3").chmod(0o755)
+    env = {**os.environ, "GRADESCOPE_ROOT": str(root),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(REPO / "gradescope" / "run_autograder")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = json.loads((root / "results" / "results.json").read_text())
+    assert isinstance(data["score"], float) and isinstance(data["output"], str)
+    return data
+
+
+def test_run_autograder_refuses_a_fifo_and_says_why(tmp_path):
+    data = run_script(tmp_path, sys.executable)
+    assert data["score"] == 0.0 and data["output"] == "Not graded: backward.ipynb is not a plain file"
+
+
+def test_run_autograder_writes_results_json_when_python_itself_fails(tmp_path):
+    data = run_script(tmp_path, "/bin/false")
+    assert data["score"] == 0.0
+    assert data["output"] == "Not graded: the grader stopped before it wrote its results"
