@@ -114,7 +114,7 @@ def copy_plain(source: Path, dest: Path, ignore: list[str], max_files: int, max_
     device is left where it is), at most `max_files` files, `max_bytes` in all, each at most
     `max_file_bytes`; the walk looks at no more than ten times `max_files` names. Returns one
     line saying what the caps left out, or None."""
-    copied = total = past_count = past_bytes = too_large = 0
+    copied = total = past_count = past_bytes = too_large = failed = 0
     reached = False
     for rel, entries in walk(source, 10 * max_files, lambda name: ignored(name, ignore)):
         if rel is None:
@@ -141,25 +141,33 @@ def copy_plain(source: Path, dest: Path, ignore: list[str], max_files: int, max_
                 elif total + info.st_size > max_bytes:
                     past_bytes += 1
                 else:
-                    target = os.path.join(dest, *rel, name)
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    if os.path.lexists(target):
-                        os.remove(target)
-                    with open(target, "wb") as out:
-                        shutil.copyfileobj(f, out, 1 << 20)
-                    os.chmod(target, stat.S_IMODE(info.st_mode))
+                    try:
+                        _copy(f, os.path.join(dest, *rel, name), stat.S_IMODE(info.st_mode))
+                    except OSError:  # a path too long there, a folder of that name, a full disk
+                        failed += 1
+                        continue
                     copied += 1
                     total += info.st_size
     left = [f"{past_count} past the first {max_files}" if past_count else "",
             f"{past_bytes} past {_size(max_bytes)} in all" if past_bytes else "",
             f"{too_large} larger than {_size(max_file_bytes)} each" if too_large else "",
+            f"{failed} that could not be written" if failed else "",
             f"and the folder was looked at no further than {10 * max_files} names"
             if reached else ""]
     left = [part for part in left if part]
     if not left:
         return None
-    return (f"{past_count + past_bytes + too_large} of the other files handed in were not copied "
+    return (f"{past_count + past_bytes + too_large + failed} of the other files handed in were not copied "
             f"beside the graded notebook ({', '.join(left)}); {copied} were")
+
+
+def _copy(source, target: str, mode: int) -> None:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.lexists(target):
+        os.remove(target)
+    with open(target, "wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+    os.chmod(target, mode)
 
 
 def _size(cap: int) -> str:

@@ -93,3 +93,15 @@ def test_a_reason_names_a_few_of_the_files_there_in_one_bounded_pass(tmp_path):
     assert first_names(tmp_path) == ["a.txt", "b.txt", "c.py", "d", "e"]
     assert len(first_names(tmp_path, looked_at=3)) == 3
     assert first_names(tmp_path / "gone") == []
+
+
+def test_a_file_that_cannot_be_written_there_is_counted_not_raised(tmp_path):
+    source, dest = tmp_path / "s", tmp_path / "d"
+    (source / "x").mkdir(parents=True)
+    (source / "x" / "a.txt").write_text("a")
+    (source / "b.txt").write_text("b")
+    (dest / "b.txt").mkdir(parents=True)  # a folder where the file would go
+    said = files.copy_plain(source, dest, [], 5, 1 << 20, 1 << 20)
+    assert (dest / "x" / "a.txt").read_text() == "a"
+    assert said == ("1 of the other files handed in were not copied beside the graded notebook "
+                    "(1 that could not be written); 1 were")
