@@ -20,7 +20,10 @@ err = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> None:
     """One line on stderr, no traceback, then exit."""
-    err.print(f"autograder: {message}", markup=False, highlight=False, soft_wrap=True)
+    from .terminal import visible
+
+    err.print(f"autograder: {visible(message, lines=False)}", markup=False, highlight=False,
+              soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -66,8 +69,10 @@ def check(
     else:
         print_report(report, Console())
         if show_output and report.output.strip():
+            from .terminal import visible
+
             Console().rule("what the notebook printed")
-            print(report.output)
+            print(visible(report.output))
     raise typer.Exit(0 if report.passed else 1)
 
 
@@ -87,7 +92,7 @@ def print_report(report, console: Console) -> None:
             said = "\n".join(f"[red]FAIL[/] {escape(', '.join(names))}: {escape(message)} "
                              f"[dim]({escape(', '.join(codes))})[/]"
                              for names, message, codes in failing)
-        table.add_row(target, f"{got:g} / {out_of:g}", said)
+        table.add_row(escape(target), f"{got:g} / {out_of:g}", said)
     console.print(table)
     console.print(f"[bold]score: {report.score:g} / {report.max_score:g}[/]")
     for note in report.notes:
@@ -95,9 +100,10 @@ def print_report(report, console: Console) -> None:
 
 
 def escape(text: str) -> str:
-    from rich.markup import escape as rich_escape
+    """Student text for a rich table or line: control characters visible, markup escaped."""
+    from .terminal import shown
 
-    return rich_escape(text)
+    return shown(text)
 
 
 ASSIGNMENT_HELP = "One lesson (its nbgrader assignment id), not all of the course's."

@@ -33,7 +33,14 @@ def check_notebook(path: str | Path, *, seed: int | None = None, device: str = "
     it belongs to no lesson here, `DeviceUnavailable` when `device="cuda"` and the student's
     process finds no GPU. `warm` forks the student's process from a warm parent (a process that
     checks many notebooks)."""
-    nb = notebook.read_notebook(path)
+    return check_parsed(notebook.read_notebook(path), seed=seed, device=device, warm=warm,
+                        lesson=lesson)
+
+
+def check_parsed(nb: dict, *, seed: int | None = None, device: str = "all", warm: bool = False,
+                 lesson: Lesson | None = None) -> Report:
+    """`check_notebook` for a notebook already read and parsed (Gradescope reads its own, without
+    following a link)."""
     lesson = lesson or lessons.for_notebook(nb)
     source = source_notebook(lesson)
     return grade_notebook(nb, lesson, points=resolve.points(lesson, source=source, nb=nb),

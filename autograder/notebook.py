@@ -7,6 +7,8 @@ with the file becomes a `NotebookError` whose message is one line a student can 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 MAX_NOTEBOOK_BYTES = 20 << 20
@@ -17,17 +19,29 @@ class NotebookError(ValueError):
 
 
 def read_notebook(path: str | Path) -> dict:
+    """The notebook at `path` (`autograder check`'s own file: a link is followed), read as a plain
+    file only (a FIFO would block, `/dev/zero` never end) and at most `MAX_NOTEBOOK_BYTES`."""
     path = Path(path)
     try:
-        if path.is_dir():
-            raise NotebookError(f"{path} is a folder, not a notebook")
-        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-            raise NotebookError(f"{path} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB")
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise NotebookError(f"{path}: no such file") from None
     except OSError as exc:
         raise NotebookError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise NotebookError(f"{path} is a folder, not a notebook")
+        if not stat.S_ISREG(info.st_mode):
+            raise NotebookError(f"{path} is not a plain file")
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            raise NotebookError(f"{path} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB")
+        try:
+            raw = f.read(MAX_NOTEBOOK_BYTES + 1)
+        except OSError as exc:
+            raise NotebookError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(f"{path} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB")
     return parse_notebook(raw, str(path))
 
 

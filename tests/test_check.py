@@ -66,6 +66,31 @@ def test_a_missing_file_exits_2(tmp_path):
     assert done.returncode == 2 and "no such file" in done.stderr
 
 
+@pytest.mark.parametrize("kind", ["a FIFO", "/dev/zero", "a link to /dev/zero"])
+def test_a_file_that_is_not_a_plain_file_exits_2_promptly(tmp_path, kind):
+    # A FIFO hung `check`, /dev/zero filled the memory: read as a plain file only, within the cap.
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    path = tmp_path / "backward.ipynb"
+    if kind == "a FIFO":
+        os.mkfifo(path)
+    elif kind == "a link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    else:
+        path = "/dev/zero"
+
+    def limit() -> None:  # the old reader must fail fast here, not fill the machine
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "autograder", "check", str(path)],
+                          capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"autograder: {path} is not a plain file\n"
+
+
 CORRECT_VARIANTS = {
     "einsum": {
         "lin_grad": "import torch\ndef lin_grad(inp, out, w, b):\n"

@@ -115,3 +115,112 @@ def test_gradescope_grades_the_assignment_it_was_set_up_for(tmp_path):
         "mse_grad", "relu_grad", "lin_grad", "module_backward", "the notebook can be graded"}
     assert gradescope.main([str(folder), str(out), "classifier"]) == 0
     assert json.loads(out.read_text())["score"] == 6.0
+
+
+# --- what Gradescope hands in is read as `grade` reads it: no link, no FIFO, nothing huge --------
+
+def bounded_entry(submission: Path, out: Path, seconds: float = 120) -> dict:
+    """`run_autograder`'s entry on `submission`: it must end by itself, well within `seconds`
+    (a generous bound, for a busy machine: the refusals take well under one), and within 2 GiB of
+    address space (so that reading /dev/zero fails fast rather than filling the machine)."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "autograder.course.gradescope", str(submission),
+                           str(out), "backward"], capture_output=True, text=True, cwd=REPO,
+                          timeout=seconds, preexec_fn=limit)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    check_spec(data)
+    return data
+
+
+def hand_in(kind: str, submission: Path, elsewhere: Path) -> None:
+    """A submission whose `backward.ipynb` is `kind` (the source notebook, solutions and all,
+    scored 10/10 through a link)."""
+    import os
+
+    source = REPO / "assignments" / "backward" / "backward.ipynb"
+    if kind == "a link to another file":
+        (submission / "backward.ipynb").symlink_to(source)
+    elif kind == "a link to /dev/zero":
+        (submission / "backward.ipynb").symlink_to("/dev/zero")
+    elif kind == "a FIFO":
+        os.mkfifo(submission / "backward.ipynb")
+    elif kind == "a link on the way":
+        (elsewhere / "backward.ipynb").write_bytes(source.read_bytes())
+        (submission / "work").symlink_to(elsewhere, target_is_directory=True)
+    elif kind == "over the cap":
+        with open(submission / "backward.ipynb", "wb") as f:
+            f.truncate(21 << 20)  # sparse: 21 MiB to read, none on disk
+
+
+REFUSED = {
+    "a link to another file": "backward.ipynb is a link: links in a submission are not graded",
+    "a link to /dev/zero": "backward.ipynb is a link: links in a submission are not graded",
+    "a FIFO": "backward.ipynb is not a plain file",
+    "a link on the way": "no backward.ipynb in the submission (work is a link: links in a "
+                         "submission are not followed): upload your notebook",
+    "over the cap": "backward.ipynb is larger than 20 MiB",
+}
+
+
+@pytest.mark.parametrize("kind", list(REFUSED))
+def test_gradescope_reads_no_link_fifo_or_huge_file_and_says_why(tmp_path, kind):
+    submission, elsewhere = tmp_path / "submission", tmp_path / "elsewhere"
+    submission.mkdir()
+    elsewhere.mkdir()
+    hand_in(kind, submission, elsewhere)
+    data = bounded_entry(submission, tmp_path / "results" / "results.json")
+    assert data["score"] == 0.0
+    assert data["output"] == f"Not graded: {REFUSED[kind]}"
+    assert data["tests"] == [{"name": "the notebook can be graded", "score": 0.0,
+                              "max_score": 10.0, "status": "failed", "output": REFUSED[kind],
+                              "visibility": "visible"}]
+
+
+def test_gradescope_writes_results_json_even_when_the_grader_fails(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk\nis full")
+
+    monkeypatch.setattr(gradescope, "find_submission", broken)
+    out = tmp_path / "results.json"
+    assert gradescope.main([str(tmp_path), str(out), "backward"]) == 0
+    data = json.loads(out.read_text())
+    check_spec(data)
+    assert data["score"] == 0.0
+    assert data["output"] == "Not graded: the grader failed: RuntimeError: the disk is full"
+
+
+def run_script(tmp_path: Path, python: str) -> dict:
+    """`gradescope/run_autograder` as Gradescope runs it, in a stand-in of its /autograder."""
+    import os
+
+    root, bin_dir = tmp_path / "autograder", tmp_path / "bin"
+    (root / "submission").mkdir(parents=True)
+    (root / "source").symlink_to(REPO)
+    os.mkfifo(root / "submission" / "backward.ipynb")
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/bin/sh\nexec {python} \"$@\"\n")
+    (bin_dir / "python3").chmod(0o755)
+    env = {**os.environ, "GRADESCOPE_ROOT": str(root),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(REPO / "gradescope" / "run_autograder")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = json.loads((root / "results" / "results.json").read_text())
+    assert isinstance(data["score"], float) and isinstance(data["output"], str)
+    return data
+
+
+def test_run_autograder_refuses_a_fifo_and_says_why(tmp_path):
+    data = run_script(tmp_path, sys.executable)
+    assert data["score"] == 0.0 and data["output"] == "Not graded: backward.ipynb is not a plain file"
+
+
+def test_run_autograder_writes_results_json_when_python_itself_fails(tmp_path):
+    data = run_script(tmp_path, "/bin/false")
+    assert data["score"] == 0.0
+    assert data["output"] == "Not graded: the grader stopped before it wrote its results"

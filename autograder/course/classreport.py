@@ -508,8 +508,9 @@ def page(report: ClassReport) -> str:
 def print_summary(report: ClassReport, console) -> None:
     """A short summary on the terminal: per-target scores, the commonest mistakes, who could not
     be graded, and where the page is."""
-    from rich.markup import escape
     from rich.table import Table
+
+    from ..terminal import shown as escape
 
     graded = report.graded
     table = Table(title=f"class report: {escape(report.assignment)}, {len(graded)} graded of "

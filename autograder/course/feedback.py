@@ -192,6 +192,18 @@ class FeedbackFor(GenerateFeedback):
     def _exporter_class_default(self):
         return FeedbackPage
 
+    def init_assignment(self, assignment_id: str, student_id: str) -> None:
+        """`BaseConverter.init_assignment`'s copy of the other files (`autograded/` to
+        `feedback/`), in one walk: nbgrader's `find_all_files` lists a folder again for each file
+        in it."""
+        from .. import files
+        from .record import MAX_OTHER_BYTES, MAX_OTHER_FILE_BYTES, MAX_OTHER_FILES
+
+        files.copy_plain(Path(self._format_source(assignment_id, student_id)),
+                         Path(self._format_dest(assignment_id, student_id)),
+                         self.coursedir.ignore, MAX_OTHER_FILES, MAX_OTHER_BYTES,
+                         MAX_OTHER_FILE_BYTES)
+
     def init_notebooks(self) -> None:
         self.assignments = {}
         for student in self.students:

@@ -18,6 +18,8 @@ be graded is recorded as 0 with its reason, and the others are graded as usual.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -115,6 +117,16 @@ def check_timestamp(course: Path, student: str, assignment: str) -> None:
                        "or delete it, then grade again") from None
 
 
+def first_names(folder: Path, shown: int = 5, looked_at: int = 10_000) -> list[str]:
+    """The first `shown` names in `folder` (none where it cannot be read), in one pass over at
+    most `looked_at` of them: a folder of a million files costs no more."""
+    try:
+        with os.scandir(folder) as entries:
+            return heapq.nsmallest(shown, (e.name for e in itertools.islice(entries, looked_at)))
+    except OSError:
+        return []
+
+
 def read_and_sanitize(course: Path, student: str, cfg: Config, lesson: Lesson,
                       gradebook: Gradebook | None = None) -> nbformat.NotebookNode:
     """The notebook after nbgrader's sanitize steps (what its Autograde converter would grade and
@@ -128,9 +140,9 @@ def read_and_sanitize(course: Path, student: str, cfg: Config, lesson: Lesson,
         raise Unusable(str(exc)) from None
     if data is None:
         folder = course.joinpath(*where[:-1])
-        found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        found = first_names(folder)
         raise Unusable(f"no {name} in submitted/{student}/{assignment}"
-                       + (f" (found: {', '.join(found[:5])})" if found else " (the folder is empty)"))
+                       + (f" (found: {', '.join(found)})" if found else " (the folder is empty)"))
     check_timestamp(course, student, assignment)
     try:
         raw = notebook.parse_notebook(data, name)  # one-line reasons

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import files, notebook
 from .. import lesson as lessons
 from ..report import Report, for_students
 
@@ -63,39 +64,84 @@ def write_all(course: Path, outcomes: list) -> None:
               results(o.report, o.reason, o.max_score))
 
 
-def find_submission(folder: Path, chosen: list | None = None) -> Path | None:
-    """A lesson's notebook (`backward.ipynb`...; of the `chosen` lessons, default all) in
-    Gradescope's submission folder, else its only notebook."""
-    for lesson in chosen or lessons.available().values():
-        named = sorted(folder.rglob(lesson.notebook))
-        if named:
-            return named[0]
-    found = sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-    return found[0] if len(found) == 1 else None
+#: Names looked at in a submission folder, at most (a folder of a million files is walked no
+#: further).
+MAX_ENTRIES = 10_000
+
+
+def find_submission(folder: Path, chosen: list | None = None
+                    ) -> tuple[tuple[str, ...] | None, str]:
+    """Where a lesson's notebook (`backward.ipynb`...; of the `chosen` lessons, default all) is in
+    Gradescope's submission folder, else its only notebook, as the parts of a path under `folder`;
+    or None and the reason there is none. One walk, never into a link, at most `MAX_ENTRIES`
+    names. What it names may still be a link, a FIFO or too large: `files.read_under` says."""
+    chosen = chosen or list(lessons.available().values())
+    named: dict[str, list[tuple[str, ...]]] = {lesson.notebook: [] for lesson in chosen}
+    others, links, seen = [], [], 0
+    for rel, entries in files.walk(folder, MAX_ENTRIES):
+        if rel is None:
+            break
+        for entry in entries:
+            seen += 1
+            parts = (*rel, entry.name)
+            if entry.is_symlink():
+                links.append(parts)
+            if entry.name in named:
+                named[entry.name].append(parts)
+            elif entry.name.endswith(".ipynb") and ".ipynb_checkpoints" not in parts:
+                others.append(parts)
+    for lesson in chosen:
+        if named[lesson.notebook]:
+            return min(named[lesson.notebook]), ""
+    if len(others) == 1:
+        return others[0], ""
+    reason = f"no {' or '.join(lesson.notebook for lesson in chosen)} in the submission"
+    if links:
+        reason += (f" ({'/'.join(min(links))} is a link: links in a submission are not "
+                   "followed)")
+    elif seen >= MAX_ENTRIES:
+        reason += f" (only its first {MAX_ENTRIES} files were looked at)"
+    return None, reason + ": upload your notebook"
+
+
+def grade(folder: Path, assignment: str | None) -> dict:
+    """Gradescope's results for the submission in `folder`, graded as `assignment` (else as the
+    lesson its notebook is). The notebook is read as `autograder grade` reads one: never through
+    a link (at any step), a plain file only, at most `notebook.MAX_NOTEBOOK_BYTES`."""
+    from ..engine import check_parsed
+
+    lesson = lessons.find(assignment) if assignment else None
+    known = [lesson] if lesson else list(lessons.available().values())
+    out_of = max((sum(k.default_points().values()) for k in known), default=0.0)
+    parts, reason = find_submission(folder, known)
+    if parts is None:
+        return results(None, reason, out_of)
+    try:
+        raw = files.read_under(folder, parts, notebook.MAX_NOTEBOOK_BYTES)
+        if raw is None:
+            return results(None, f"{'/'.join(parts)} is gone: upload your notebook", out_of)
+        nb = notebook.parse_notebook(raw, parts[-1])
+        return results(check_parsed(nb, lesson=lesson))
+    except (files.Refused, notebook.NotebookError, lessons.LessonError) as exc:
+        return results(None, one_line(exc), out_of)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..engine import check_notebook
-    from ..notebook import NotebookError
-
+    """Always writes `results.json`: a submission that cannot be graded, or a grader that fails,
+    is 0 with the reason in one line."""
     argv = sys.argv[1:] if argv is None else argv
     folder, dest = Path(argv[0] if argv else "/autograder/submission"), \
         Path(argv[1] if len(argv) > 1 else "/autograder/results/results.json")
     start = time.monotonic()
-    lesson = lessons.find(argv[2]) if len(argv) > 2 and argv[2] else None
-    known = [lesson] if lesson else list(lessons.available().values())
-    path = find_submission(folder, known)
-    if path is None:
-        names = " or ".join(known_lesson.notebook for known_lesson in known)
-        data = results(None, f"no {names} in the submission: upload your notebook",
-                       max((sum(k.default_points().values()) for k in known), default=0.0))
-    else:
-        try:
-            report = check_notebook(path, lesson=lesson)
-        except (NotebookError, lessons.LessonError) as exc:
-            data = results(None, str(exc).replace(str(path), path.name))
-        else:
-            data = results(report)
+    try:
+        data = grade(folder, argv[2] if len(argv) > 2 and argv[2] else None)
+    except Exception as exc:  # noqa: BLE001 - Gradescope must still get a results.json
+        data = results(None, f"the grader failed: {type(exc).__name__}: {one_line(exc)}")
     data["execution_time"] = round(time.monotonic() - start, 3)
     write(dest, data)
     print(f"score: {data['score']:g}")

@@ -39,7 +39,10 @@ from ..report import Report
 from . import steps
 from .preprocessor import IsolatedCheck, notes_cell
 
-MAX_OTHER_FILE_BYTES = 64 << 20  # a student's other files larger than this are not copied
+# What of a student's other files is copied to autograded/ (and so to feedback/): never more.
+MAX_OTHER_FILE_BYTES = 64 << 20  # each
+MAX_OTHER_FILES = 1000
+MAX_OTHER_BYTES = 256 << 20  # in all
 
 
 def read_timestamp(course: Path, student: str, assignment: str):
@@ -121,23 +124,16 @@ class SanitizedAutograde(Autograde):
 
     def copy_other_files(self, assignment_id: str, student_id: str) -> None:
         """What `BaseConverter.init_assignment` does with a student's other files (copy them to
-        `autograded/`), for plain files only: a link (to another student's work, to the source, to
-        /etc/shadow) or a FIFO in the submission is left where it is."""
-        source = self._format_source(assignment_id, student_id)
-        dest = self._format_dest(assignment_id, student_id)
-        for filename in utils.find_all_files(source, self.coursedir.ignore + ["*.ipynb"]):
-            relative = os.path.relpath(filename, source)
-            if relative not in self._plain(source):
-                continue
-            path = os.path.join(dest, relative)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            if os.path.exists(path):
-                utils.remove(path)
-            shutil.copy(filename, path)
-
-    @staticmethod
-    def _plain(source: str) -> set[str]:
-        return set(files.plain_files(Path(source), MAX_OTHER_FILE_BYTES))
+        `autograded/`), in one walk of the submission, for plain files only: a link (to another
+        student's work, to the source, to /etc/shadow) or a FIFO in the submission is left where
+        it is. At most `MAX_OTHER_FILES` files and `MAX_OTHER_BYTES` are copied; what the caps
+        leave out is one note of the report (on the graded notebook and the feedback page)."""
+        left_out = files.copy_plain(
+            Path(self._format_source(assignment_id, student_id)),
+            Path(self._format_dest(assignment_id, student_id)), self.coursedir.ignore,
+            MAX_OTHER_FILES, MAX_OTHER_BYTES, MAX_OTHER_FILE_BYTES)
+        if left_out and student_id in self.ready:
+            self.ready[student_id][1].notes.append(left_out)
 
     def _autograde_steps(self, report: Report) -> None:
         """The configured autograde steps; the gradebook's on the open gradebook, the check with

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ..terminal import shown as escape
 from . import feedback
 
 
@@ -34,7 +34,7 @@ def progress_bar(console: Console) -> Iterator:
             if outcome is None:
                 bar.update(task, total=total)
             else:
-                bar.update(task, advance=1, last=outcome.student)
+                bar.update(task, advance=1, last=escape(outcome.student, lines=False))
 
         yield on_progress
 
@@ -63,6 +63,7 @@ def print_class(outcomes: list, course: Path, console: Console) -> None:
         first = outcomes[0]
         example = feedback.page(course, first.student, lessons.find(first.assignment, course))
         console.print(f"feedback pages: {course / 'feedback'}/<student>/<assignment>/"
-                      f"<notebook>.html, e.g. {example}", highlight=False, soft_wrap=True)
+                      f"<notebook>.html, e.g. {escape(str(example), lines=False)}",
+                      highlight=False, soft_wrap=True)
     console.print(f"gradebook: {course / 'gradebook.db'} (formgrader in JupyterLab shows it); "
                   f"grades: {course / 'grades.csv'}", highlight=False, soft_wrap=True)
