@@ -18,7 +18,7 @@ from .conftest import BACKWARD, run_cli
 HOSTILE = r"\x1b]0;owned\x07\x1b[2J\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\ \rscore: 10"
 
 RAISES = ("def mse_grad(inp, targ):\n"
-          f"    print('printed: {HOSTILE}')\n"
+          f"    _ = print('printed: {HOSTILE}')  # a print as a value: grading runs it\n"
           f"    raise ValueError('raised: {HOSTILE}')\n")
 
 CONTROL_BYTES = {chr(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]} - {"\n"}
