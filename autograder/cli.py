@@ -108,14 +108,22 @@ def release(
     course: Annotated[Path, typer.Option(help="The nbgrader course directory to create or update.")],
     course_id: Annotated[str, typer.Option(help="nbgrader's course id.")] = "backprop",
     assignment: Annotated[str | None, typer.Option(help=ASSIGNMENT_HELP)] = None,
+    exchange: Annotated[Path | None, typer.Option(
+        help="nbgrader's exchange root, where students fetch and hand in (default: the one in "
+             "the course's nbgrader_config.py, else /usr/local/share/nbgrader/exchange).")] = None,
+    no_exchange: Annotated[bool, typer.Option(
+        "--no-exchange", help="Release into the course folder only (no exchange).")] = False,
 ) -> None:
-    """Make COURSE an nbgrader course and release its lessons with nbgrader."""
-    from .course.release import ReleaseError
+    """Make COURSE an nbgrader course and release its lessons with nbgrader (into its exchange)."""
+    from .course.release import EXCHANGE_CONFIGURED, ReleaseError
     from .course.release import release as do_release
     from .lesson import LessonError
 
+    if no_exchange and exchange is not None:
+        fail("--exchange and --no-exchange: choose one")
+    where = None if no_exchange else (exchange or EXCHANGE_CONFIGURED)
     try:
-        released = do_release(course, course_id, assignment)
+        released = do_release(course, course_id, assignment, exchange=where)
     except (ReleaseError, LessonError) as exc:
         fail(str(exc))
     for path in released:
