@@ -184,6 +184,50 @@ def report(
 
 
 @app.command()
+def serve(
+    course: Annotated[Path, typer.Option(help="The nbgrader course directory (released into "
+                                              "its exchange by `release`).")],
+    burst: Annotated[int, typer.Option(help="Results each student gets at once (the rate "
+                                            "limit's bucket).", min=1)] = 3,
+    every: Annotated[float, typer.Option(help="Then one result per EVERY minutes per student "
+                                              "(0: no limit).", min=0)] = 0.0,
+    workers: Annotated[int | None, typer.Option(help="Submissions checked at once (default: "
+                                                "the number of cores).", min=1)] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at the exchange.",
+                                        min=0.05)] = 0.5,
+    batch: Annotated[int | None, typer.Option(help="At most BATCH submissions a round (default: "
+                                              "four per worker, at least 8).", min=1)] = None,
+    once: Annotated[bool, typer.Option("--once", help="Grade what is waiting, then stop.")] = False,
+) -> None:
+    """Grade each submission as it lands in the exchange and release its feedback at once."""
+    from .sandbox.launch import start_warm_workers
+
+    start_warm_workers()
+    import signal
+
+    from .course.serve import ServeError, Server
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(True))
+    try:
+        server = Server(course, burst=burst, every_minutes=every, workers=workers, poll=poll,
+                        batch=batch, log=lambda line: print(line, flush=True))
+    except ServeError as exc:
+        fail(str(exc))
+    print(f"serving {server.course} from {server.inbound} (Ctrl-C stops)", flush=True)
+    try:
+        if once:
+            while server.round():
+                pass
+        else:
+            server.serve(until=lambda: bool(stop))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+@app.command()
 def demo(
     course: Annotated[Path, typer.Argument(help="Where to make the demo course.")] = Path("demo-course"),
 ) -> None:
