@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,15 @@ class Person:
         return self.run(self.env.python, "-m", "nbgrader", *args, cwd=cwd, check=check)
 
     def shell(self, script: str) -> subprocess.CompletedProcess:
-        """A shell line as this user: what a student can try by hand."""
-        return self.run("sh", "-c", script, check=False)
+        """A shell line as this user: what a student can try by hand (from a file of theirs:
+        any quotes in it reach the shell as written)."""
+        path = self.work / f".try-{uuid.uuid4().hex[:8]}.sh"
+        path.write_text(script + "\n")
+        shutil.chown(path, self.name, self.name)
+        try:
+            return self.run("sh", str(path), check=False)
+        finally:
+            path.unlink()
 
     def write_notebook(self, path: Path, nb: dict) -> None:
         """What the user's editor saves: a file the user owns."""

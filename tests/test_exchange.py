@@ -19,7 +19,7 @@ from autograder.course import samples
 from .conftest import REPO
 from .courseusers import COURSE_ID, read_json, shared_server, why_no_users
 
-pytestmark = [pytest.mark.slow, pytest.mark.sandbox,
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.xdist_group("exchange"),
               pytest.mark.skipif(why_no_users() is not None, reason=str(why_no_users()))]
 
 BACKWARD = lessons.load(REPO / "assignments" / "backward")
@@ -107,6 +107,31 @@ def test_a_student_cannot_list_read_or_change_what_others_handed_in(cycle):
     for what, script in tries.items():
         tried = bob.shell(script)
         assert tried.returncode != 0, (what, tried.stdout, tried.stderr)
+        assert re.search("Permission denied|Operation not permitted|No such file", tried.stderr), \
+            (what, tried.stderr)
     assert (exchange / "outbound" / "backward" / "backward.ipynb").is_file()
     # her own page is still hers, and his is his
     assert "Score" in feedback_page(alice)
+
+
+def test_serve_as_the_instructor_grades_a_resubmission_and_refuses_a_forged_one(cycle):
+    """`autograder serve` run by the instructor (not root): alice resubmits a mistake and gets
+    her new page through the Assignment List's fetch_feedback; bob's folder named after alice
+    (anyone can write into inbound/) is refused, never graded as hers."""
+    teacher, exchange, course = cycle["teacher"], cycle["exchange"], cycle["course"]
+    alice, bob = cycle["students"][ALICE], cycle["students"][BOB]
+    mine = alice.work / "backward" / "backward.ipynb"
+    alice.write_notebook(mine, samples.fill(read_json(mine), {**CORRECT, **NO_FACTOR_2}))
+    alice.nbgrader("submit", "backward")
+    inbound = exchange / COURSE_ID / "inbound"
+    forged = f"{ALICE}+backward+2030-01-01 00:00:00.000000 UTC+forged"
+    made = bob.shell(f"mkdir '{inbound / forged}' && cp '{bob.work}/backward/backward.ipynb' "
+                     f"'{inbound / forged}/'")
+    assert made.returncode == 0, made.stderr  # stock nbgrader lets him: serve must not believe it
+    served = teacher.run(teacher.env.python, "-m", "autograder", "serve", "--course",
+                         str(course), "--once", "--workers", "2")
+    assert f"refused {forged}" in served.stdout, served.stdout
+    assert f"graded {ALICE} backward: 8 / 10" in served.stdout, served.stdout
+    alice.nbgrader("fetch_feedback", "backward")
+    pages = sorted((alice.work / "backward" / "feedback").glob("*/backward.html"))
+    assert len(pages) == 2 and "Score: 8.0 / 10.0" in pages[-1].read_text(), pages

@@ -23,13 +23,13 @@ from autograder.course import samples
 from autograder.course.release import release
 from autograder.course.serve import ServeError, Server
 
-from .conftest import CORRECT, REPO
+from .conftest import BACKWARD, CORRECT
 from .courseusers import COURSE_ID, submit_as
 
-pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.xdist_group("serve")]
 
-NO_FACTOR_2 = samples.of(__import__("autograder.lesson", fromlist=["load"]).load(
-    REPO / "assignments" / "backward")).CLASS["cleo"][0]
+#: The factor 2 of d/dx (x - t)^2 left out: 2 points off.
+NO_FACTOR_2 = samples.of(BACKWARD).CLASS["cleo"][0]
 
 
 @pytest.fixture(scope="module")
