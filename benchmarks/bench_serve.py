@@ -90,19 +90,18 @@ def main() -> None:
         burst = sent[-1][2] - sent[0][2]
         pages = {name: page_of(name) for _, name, _ in sent}
         seen: dict[str, float] = {}
-        while len(seen) < len(pages):
+        covered: dict[str, float] = {}  # each submission: its page, or a later one's of its student
+        while len(covered) < len(sent) and time.monotonic() - sent[-1][2] < args.timeout:
             now = time.monotonic()
             for name, page in pages.items():
                 if name not in seen and page.is_file():
                     seen[name] = now
-            if now - sent[-1][2] > args.timeout:
-                break
+            for index, (student, name, _) in enumerate(sent):
+                if name not in covered:
+                    later = [seen[n] for s, n, _ in sent[index:] if s == student and n in seen]
+                    if later:
+                        covered[name] = min(later)
             time.sleep(0.05)
-        covered: dict[str, float] = {}  # each submission: its page, or a later one's of its student
-        for index, (student, name, _) in enumerate(sent):
-            later = [seen[n] for s, n, _ in sent[index:] if s == student and n in seen]
-            if later:
-                covered[name] = min(later)
     finally:
         server.terminate()
         try:
@@ -116,8 +115,8 @@ def main() -> None:
     states = {}
     for e in entries:
         states[e["state"]] = states.get(e["state"], 0) + 1
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"serve --workers {args.workers}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
+          f"average {os.getloadavg()[0]:.1f} at the end; serve --workers {args.workers}")
     print(f"burst: {len(sent)} submissions from {len(students)} students, handed in over "
           f"{burst:.1f} s; journal: {states} (the warm-up included)")
     if len(waits) < len(sent):
