@@ -69,6 +69,21 @@ def test_release_puts_the_lesson_in_the_exchange_and_students_see_it(cycle):
     listed = cycle["listed"].stdout + cycle["listed"].stderr  # nbgrader logs it on stderr
     assert "Released assignments:" in listed and f"{COURSE_ID} backward" in listed, listed
     assert "c.Exchange.root" in (cycle["course"] / "nbgrader_config.py").read_text()
+    # what formgrader's Manage Assignments shows (its own API, as the instructor, in the course)
+    teacher = cycle["teacher"]
+    shown = teacher.run(teacher.env.python, "-c", FORMGRADER, cwd=cycle["course"])
+    assert shown.stdout.split() == ["released", "False"], shown.stdout + shown.stderr
+
+
+FORMGRADER = """
+from nbgrader.apps import NbGrader
+from nbgrader.apps.api import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+app = NbGrader()
+app.load_config_file()
+api = NbGraderAPI(CourseDirectory(config=app.config), config=app.config)
+print(api.get_assignment("backward")["status"], api.exchange_missing)
+"""
 
 
 def test_the_instructor_grades_what_students_submitted_and_each_reads_their_own_page(cycle):
