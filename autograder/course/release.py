@@ -111,7 +111,10 @@ def release(course: str | Path, course_id: str = "backprop",
                 out.write(AUTOGRADE.format(seed=secrets.randbits(31)))
             if "ReportAlone" not in text:
                 out.write(FEEDBACK)
-    make_private(course)
+    from .grade import course_config
+
+    if not course_config(course).CourseDirectory.get("groupshared", False):
+        make_private(course)  # a group-shared course keeps the modes its group needs
     root = configure_exchange(course, exchange) if exchange is not None else None
     done = [release_lesson(course, course_lesson(course, lesson)) for lesson in chosen]
     if root is not None:

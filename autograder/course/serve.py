@@ -246,6 +246,7 @@ class Server:
         self.journal = Journal(state / "journal.jsonl")
         self.buckets = Buckets(state / "buckets.json", burst, every_minutes * 60.0).load()
         self.seen: dict[str, float] = {}
+        self._graded: tuple[int, dict] | None = None  # (journal size, last_graded's answers)
         self.warm = True
         self.duedates: dict[str, datetime | None] = {}
         self.release_missing_pages()
@@ -282,12 +283,18 @@ class Server:
         return waiting
 
     def last_graded(self, student: str, assignment: str) -> datetime | None:
+        """The timestamp of the student's latest graded submission of `assignment`."""
         from nbgrader.utils import parse_utc
 
-        times = [parse_utc(e["timestamp"]) for e in self.journal.entries.values()
-                 if e.get("state") == "graded" and e.get("student") == student
-                 and e.get("assignment") == assignment]
-        return max(times) if times else None
+        if self._graded is None or self._graded[0] != len(self.journal.entries):
+            latest: dict[tuple[str, str], datetime] = {}
+            for e in self.journal.entries.values():
+                if e.get("state") == "graded":
+                    key, when = (e["student"], e["assignment"]), parse_utc(e["timestamp"])
+                    if key not in latest or when > latest[key]:
+                        latest[key] = when
+            self._graded = (len(self.journal.entries), latest)
+        return self._graded[1].get((student, assignment))
 
     def duedate(self, assignment: str) -> datetime | None:
         if assignment not in self.duedates:
@@ -340,12 +347,7 @@ class Server:
         by_lesson: dict[str, list[tuple[Submission, list[Submission]]]] = {}
         for item in work:
             by_lesson.setdefault(item[0].assignment, []).append(item)
-        done = 0
-        for assignment, items in by_lesson.items():
-            done += self.grade(assignment, items)
-        if work:
-            self.buckets.save()
-        return done
+        return sum(self.grade(assignment, items) for assignment, items in by_lesson.items())
 
     def grade(self, assignment: str, items: list[tuple[Submission, list[Submission]]]) -> int:
         from .record import one_line
@@ -379,6 +381,7 @@ class Server:
         now = time.time()
         for (sub, older), outcome in zip(staged, outcomes, strict=True):
             self.buckets.take(sub.student, now)
+            self.buckets.save()  # before the journal: a restart never gives a result back free
             page = self.page(lesson, sub.student)
             next_at = self.buckets.next_at(sub.student, now)
             if next_at is not None and page.is_file():
