@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean browser
+.PHONY: demo test test-fast lint bench bench-serve clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/autograder demo demo-course
 
+# --dist loadgroup: a module marked xdist_group (tests/test_exchange.py, test_serve.py) runs in
+# one worker, its one course set up once; the others are shared out as before.
 test: $(STAMP) browser
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # tests/test_browser.py drives Debian's Chromium: installed where missing, as root with apt-get;
 # elsewhere those tests skip and say why.
@@ -37,6 +39,10 @@ lint: $(STAMP)
 SIZES ?= 16,144
 bench: $(STAMP)
 	$(PY) benchmarks/bench_grade.py --sizes $(SIZES)
+
+# submit -> feedback with `autograder serve` running: a burst of 100 notebooks from 20 students
+bench-serve: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) demo-course .pytest_cache

@@ -114,14 +114,22 @@ def release(
     course: Annotated[Path, typer.Option(help="The nbgrader course directory to create or update.")],
     course_id: Annotated[str, typer.Option(help="nbgrader's course id.")] = "backprop",
     assignment: Annotated[str | None, typer.Option(help=ASSIGNMENT_HELP)] = None,
+    exchange: Annotated[Path | None, typer.Option(
+        help="nbgrader's exchange root, where students fetch and hand in (default: the one in "
+             "the course's nbgrader_config.py, else /usr/local/share/nbgrader/exchange).")] = None,
+    no_exchange: Annotated[bool, typer.Option(
+        "--no-exchange", help="Release into the course folder only (no exchange).")] = False,
 ) -> None:
-    """Make COURSE an nbgrader course and release its lessons with nbgrader."""
-    from .course.release import ReleaseError
+    """Make COURSE an nbgrader course and release its lessons with nbgrader (into its exchange)."""
+    from .course.release import EXCHANGE_CONFIGURED, ReleaseError
     from .course.release import release as do_release
     from .lesson import LessonError
 
+    if no_exchange and exchange is not None:
+        fail("--exchange and --no-exchange: choose one")
+    where = None if no_exchange else (exchange or EXCHANGE_CONFIGURED)
     try:
-        released = do_release(course, course_id, assignment)
+        released = do_release(course, course_id, assignment, exchange=where)
     except (ReleaseError, LessonError) as exc:
         fail(str(exc))
     for path in released:
@@ -179,6 +187,50 @@ def report(
     except ReportError as exc:
         fail(str(exc))
     print_summary(made, Console())
+
+
+@app.command()
+def serve(
+    course: Annotated[Path, typer.Option(help="The nbgrader course directory (released into "
+                                              "its exchange by `release`).")],
+    burst: Annotated[int, typer.Option(help="Results each student gets at once (the rate "
+                                            "limit's bucket).", min=1)] = 3,
+    every: Annotated[float, typer.Option(help="Then one result per EVERY minutes per student "
+                                              "(0: no limit).", min=0)] = 0.0,
+    workers: Annotated[int | None, typer.Option(help="Submissions checked at once (default: "
+                                                "the number of cores).", min=1)] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at the exchange.",
+                                        min=0.05)] = 0.5,
+    batch: Annotated[int | None, typer.Option(help="At most BATCH submissions a round (default: "
+                                              "four per worker, at least 8).", min=1)] = None,
+    once: Annotated[bool, typer.Option("--once", help="Grade what is waiting, then stop.")] = False,
+) -> None:
+    """Grade each submission as it lands in the exchange and release its feedback at once."""
+    from .sandbox.launch import start_warm_workers
+
+    start_warm_workers()
+    import signal
+
+    from .course.serve import ServeError, Server
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(True))
+    try:
+        server = Server(course, burst=burst, every_minutes=every, workers=workers, poll=poll,
+                        batch=batch, log=lambda line: print(line, flush=True))
+    except ServeError as exc:
+        fail(str(exc))
+    print(f"serving {server.course} from {server.inbound} (Ctrl-C stops)", flush=True)
+    try:
+        if once:
+            while server.round():
+                pass
+        else:
+            server.serve(until=lambda: bool(stop))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 @app.command()

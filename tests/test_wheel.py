@@ -70,8 +70,11 @@ def test_a_wheel_installed_outside_the_checkout_releases_and_grades_both_lessons
     where = run("-c", "import autograder; print(autograder.__file__)")
     assert where.stdout.startswith(str(site)), where.stdout + where.stderr
     course = work / "course"
-    done = run("-m", "autograder", "release", "--course", str(course))
+    done = run("-m", "autograder", "release", "--course", str(course),
+               "--exchange", str(work / "exchange"))
     assert done.returncode == 0, done.stderr[-2000:]
+    assert {p.name for p in (work / "exchange" / "backprop" / "outbound").iterdir()} == {
+        "backward", "classifier"}  # released to students through nbgrader's exchange
     assert {p.name for p in (course / "lessons").iterdir()} == {"backward", "classifier"}
     assert not list((course / "release").rglob("reference.py"))  # never released to students
     handed = run("-c", HAND_IN, str(course))

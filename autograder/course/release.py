@@ -4,8 +4,10 @@ For each lesson (every one this install carries, or `--assignment ID`): the less
 copied to `DIR/lessons/<id>/` (the course's own copy, which grading reads and an instructor may
 edit: a copy already there is kept), its notebook to `DIR/source/<id>/`, and nbgrader's own
 `generate_assignment` writes `DIR/release/<id>/<notebook>` (stubs, no solutions, no outputs) and
-records the assignment, its cells and points in the gradebook. The reference stays in
-`DIR/lessons/`, out of nbgrader's release folders.
+records the assignment, its cells and points in the gradebook; then nbgrader's own
+`release_assignment` puts it in the exchange (`c.Exchange.root`, exchange.py) for students to
+fetch. The reference stays in `DIR/lessons/`, out of nbgrader's release folders, and DIR is made
+readable by its owner alone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from .. import lesson as lessons
 from ..lesson import Lesson
 from . import put_python_on_path
+from .exchange import DEFAULT_ROOT, ExchangeError, ensure_root, make_private
 
 #: Stock `nbgrader autograde` grades with our isolated engine instead of a Jupyter kernel.
 AUTOGRADE = '''
@@ -54,6 +57,16 @@ c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 c.OverwriteCells.add_missing_cells = True
 ''' + AUTOGRADE + FEEDBACK
 
+#: Where students fetch and hand in (nbgrader's exchange), read by stock nbgrader too.
+EXCHANGE = '''
+# nbgrader's exchange: `autograder release` releases each lesson there (release_assignment).
+c.Exchange.root = {root!r}
+'''
+
+#: `release(exchange=...)`: the exchange the course's configuration names, else nbgrader's.
+EXCHANGE_CONFIGURED = "configured"
+
+
 class ReleaseError(RuntimeError):
     """Release failed; the message says why in one line."""
 
@@ -75,8 +88,10 @@ def course_lesson(course: Path, lesson: Lesson) -> Lesson:
 
 
 def release(course: str | Path, course_id: str = "backprop",
-            assignment: str | None = None) -> list[Path]:
-    """Make `course` an nbgrader course and release its lessons (or `assignment` alone);
+            assignment: str | None = None, exchange: str | Path | None = None) -> list[Path]:
+    """Make `course` an nbgrader course and release its lessons (or `assignment` alone), and,
+    given `exchange` (nbgrader's exchange root, kept in the course's configuration; `EXCHANGE_
+    CONFIGURED`: the one configured there, else nbgrader's default), into that exchange too;
     return the student notebooks, one per lesson."""
     course = Path(course).resolve()
     found = lessons.available(course)
@@ -96,7 +111,43 @@ def release(course: str | Path, course_id: str = "backprop",
                 out.write(AUTOGRADE.format(seed=secrets.randbits(31)))
             if "ReportAlone" not in text:
                 out.write(FEEDBACK)
-    return [release_lesson(course, course_lesson(course, lesson)) for lesson in chosen]
+    from .grade import course_config
+
+    if not course_config(course).CourseDirectory.get("groupshared", False):
+        make_private(course)  # a group-shared course keeps the modes its group needs
+    root = configure_exchange(course, exchange) if exchange is not None else None
+    done = [release_lesson(course, course_lesson(course, lesson)) for lesson in chosen]
+    if root is not None:
+        for lesson in chosen:
+            release_to_exchange(course, lesson.id)
+    return done
+
+
+def configure_exchange(course: Path, exchange: str | Path) -> Path:
+    """The exchange root in the course's configuration (`exchange` replaces the one there), made
+    where it is missing."""
+    from .grade import course_config
+
+    config = course / "nbgrader_config.py"
+    configured = course_config(course).Exchange.get("root")
+    root = (Path(configured or DEFAULT_ROOT) if exchange == EXCHANGE_CONFIGURED
+            else Path(exchange).resolve())
+    if configured != str(root):
+        with config.open("a") as out:
+            out.write(EXCHANGE.format(root=str(root)))
+    try:
+        ensure_root(root)
+    except ExchangeError as exc:
+        raise ReleaseError(str(exc)) from None
+    return root
+
+
+def release_to_exchange(course: Path, assignment: str) -> None:
+    """nbgrader's own `release_assignment` (again, where it was released before)."""
+    done = nbgrader(course, "release_assignment", assignment, "--force")
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ReleaseError(f"nbgrader release_assignment {assignment} failed: {last[0]}")
 
 
 def release_lesson(course: Path, lesson: Lesson) -> Path:

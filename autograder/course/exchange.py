@@ -1,0 +1,86 @@
+"""nbgrader's exchange for a course: where students fetch lessons and hand in, on a shared server.
+
+`autograder release` writes the exchange's root into the course's `nbgrader_config.py`
+(`c.Exchange.root`, default nbgrader's `/usr/local/share/nbgrader/exchange`) and releases each
+lesson there with nbgrader's own `release_assignment`, so that formgrader shows it released and
+a student's Assignment List (or `nbgrader fetch_assignment`) offers it. Everything else is
+stock nbgrader's exchange: students `submit` into `<root>/<course>/inbound` (writable, not
+listable), the instructor `collect`s, `release_feedback` puts each page in
+`<root>/<course>/feedback` under a name only its student's submission secret gives.
+
+What this module adds around it, for students apart on a shared server:
+
+* the root is made with the sticky bit (`1777`): nbgrader needs it writable by all, and without
+  the bit a student could rename the course's folder away and put their own in its place;
+* the course folder (gradebook, the lessons' reference solutions, every student's work) is made
+  readable by its owner alone (`0700`);
+* `submission_owner_ok`: a submission in `inbound/` is named by its student, but anyone can
+  write there, so a name is believed only from a folder (not a link) owned by that student (or
+  by the instructor, or root).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from pathlib import Path
+
+#: nbgrader's own default root.
+DEFAULT_ROOT = "/usr/local/share/nbgrader/exchange"
+
+
+class ExchangeError(RuntimeError):
+    """The exchange cannot be used; the message says why in one line."""
+
+
+def root_of(cfg) -> Path:
+    """The exchange root a course's configuration names (nbgrader's default otherwise)."""
+    return Path(cfg.Exchange.get("root", DEFAULT_ROOT))
+
+
+def ensure_root(root: Path) -> None:
+    """Make the exchange root (mode 1777) where it is missing, or say in one line what an
+    administrator must run. An existing root is left as it is, but one that others cannot
+    write to is refused (students could not hand in)."""
+    if not root.exists():
+        try:
+            root.mkdir(parents=True)
+            root.chmod(0o1777)
+        except PermissionError:
+            raise ExchangeError(
+                f"cannot create nbgrader's exchange {root}: ask an administrator to run "
+                f"`install -d -m 1777 {root}`, or choose another with --exchange") from None
+        return
+    mode = root.lstat().st_mode
+    if not stat.S_ISDIR(mode):
+        raise ExchangeError(f"nbgrader's exchange {root} is not a folder")
+    if mode & 0o777 != 0o777:
+        raise ExchangeError(
+            f"nbgrader's exchange {root} is mode {oct(mode & 0o7777)}: students cannot hand in "
+            f"there; make it `chmod 1777 {root}`")
+
+
+def make_private(course: Path) -> None:
+    """The course folder, readable by its owner alone: gradebook, reference solutions and every
+    student's work stay out of reach of the students on the same server."""
+    if course.stat().st_uid == os.geteuid():
+        course.chmod(0o700)
+
+
+def submission_owner_ok(folder: Path, student: str) -> bool:
+    """Whether the inbound submission `folder` (not a link) is owned by `student`, by this
+    process's user (the instructor) or by root: anyone can create a folder in `inbound/`, named
+    after anyone."""
+    try:
+        st = folder.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        return False
+    if st.st_uid in (0, os.geteuid()):
+        return True
+    try:
+        return pwd.getpwnam(student).pw_uid == st.st_uid
+    except KeyError:
+        return False
