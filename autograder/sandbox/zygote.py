@@ -157,15 +157,15 @@ def serve(sock: socket.socket) -> None:
                                  "cpu": usage.ru_utime + usage.ru_stime}).encode())
 
 
-def own_namespaces() -> None:
-    """For a grader that is not root: a user namespace, in which this process is root, and a pid
-    namespace it is the first process of, made while it is still single-threaded (before
-    torch). Its warm parents then make each child's namespaces as a root grader's do, and each
-    child ends as the nobody of a nested user namespace (`jail.become_nobody`). The process that
-    called this only waits, and ends as its child ends."""
-    uid, gid = os.getuid(), os.getgid()
-    jail.unshare(jail.CLONE_NEWUSER)
-    jail.map_user(0, uid, gid)
+def own_namespaces(subordinate: dict | None = None) -> None:
+    """For a grader that is not root: a user namespace, in which this process is root (with the
+    grader's `subordinate` ids mapped from 1 on, where it has some: `jail.own_user_namespace`),
+    and a pid namespace it is the first process of, made while it is still single-threaded
+    (before torch). Its warm parents then make each child's namespaces as a root grader's do,
+    and each child ends as one of the subordinate uids, as a root grader's ends as a uid of its
+    own, or else as the nobody of a nested user namespace (`jail.become_nobody`). The process
+    that called this only waits, and ends as its child ends."""
+    jail.own_user_namespace(subordinate)
     jail.unshare(CLONE_NEWPID)
     pid = os.fork()
     if pid == 0:
@@ -180,10 +180,10 @@ def own_namespaces() -> None:
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
-def main(fd: int, modules: list[str], user_namespace: bool = False) -> None:
+def main(fd: int, modules: list[str], user: dict | None = None) -> None:
     die_with_parent()
-    if user_namespace:
-        own_namespaces()
+    if user is not None:
+        own_namespaces(user or None)
     preload(modules)
     # What was imported stays out of the collector's sight: a collection in a child would touch,
     # and so copy, every page of it.
@@ -215,4 +215,5 @@ def main(fd: int, modules: list[str], user_namespace: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3:4] == ["user"])
+    main(int(sys.argv[1]), json.loads(sys.argv[2]),
+         json.loads(sys.argv[4]) if sys.argv[3:4] == ["user"] else None)
