@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from autograder.sandbox.limits import (
     IsolationMissing,
     Layers,
     Limits,
+    nproc_per_user_namespace,
     require_isolation,
     subordinate_ids,
 )
@@ -70,13 +72,21 @@ def test_subordinate_ids_are_read_by_name_or_uid_and_their_absence_is_named(tmp_
            f"--add-subuids 100000-165535 --add-subgids 100000-165535 {name}" in missing
 
 
+def test_the_kernels_that_count_processes_per_user_namespace_are_known():
+    assert not nproc_per_user_namespace("5.13.19-generic")
+    assert not nproc_per_user_namespace("4.18.0-553.el8_10.x86_64")
+    assert nproc_per_user_namespace("5.14.0-427.el9.x86_64")
+    assert nproc_per_user_namespace("6.18.44-fc-v857")
+
+
 def test_without_a_uid_of_its_own_the_layers_say_so_and_require_isolation_refuses():
     missing = "no subordinate ids for ada in /etc/subuid (an admin grants them: usermod ...)"
     layers = Layers(namespaces=True, user_namespace=True, missing=missing)
     names = layers.names(Limits())
-    assert any("the grader's own uid seen from the host, and no process limit: " + missing in n
-               for n in names), names
-    assert not any("processes" in n for n in names)
+    counted = nproc_per_user_namespace()  # the nobody's processes counted apart: a limit still
+    said = "the grader's own uid seen from the host" + ("" if counted else ", and no process limit")
+    assert any(f"{said}: {missing}" in n for n in names), names
+    assert any("processes" in n for n in names) == counted, names
     with pytest.raises(IsolationMissing) as refused:
         require_isolation(layers)
     assert "\n" not in str(refused.value) and missing in str(refused.value)
@@ -217,10 +227,45 @@ def test_without_subordinate_ids_the_layers_say_so_and_require_isolation_refuses
         missing = (f"no subordinate ids for {REFUSED} in /etc/subuid and /etc/subgid (an admin "
                    f"grants them: usermod --add-subuids 100000-165535 --add-subgids "
                    f"100000-165535 {REFUSED}")
-        assert any("the grader's own uid seen from the host, and no process limit" in n
-                   and missing in n for n in notes), notes
+        assert any("the grader's own uid seen from the host" in n and missing in n
+                   for n in notes), notes
         refused = subprocess.run(env.command([*check, "--require-isolation"]),
                                  capture_output=True, text=True, timeout=300)
         assert refused.returncode == 2 and refused.stdout == "", refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
         assert "--require-isolation" in refused.stderr and missing in refused.stderr
+
+
+@as_users
+@pytest.mark.skipif(not nproc_per_user_namespace(),
+                    reason="needs Linux 5.14 or later (RLIMIT_NPROC counted per user namespace)")
+def test_without_subordinate_ids_a_fork_bomb_stops_where_the_kernel_counts_per_namespace():
+    """The nobody of a nested user namespace is the grader's own uid outside, but Linux 5.14 on
+    counts its processes in that namespace apart: the same limit holds, whatever else runs as
+    the grader's user."""
+    with ordinary_user(REFUSED) as env:
+        # More processes of the user's own than the limit, outside: counted apart.
+        others = subprocess.Popen(["runuser", "-u", REFUSED, "--", "sh", "-c",
+                                   "for i in $(seq 200); do sleep 600 & done; wait"],
+                                  start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while users_processes(REFUSED) < 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert users_processes(REFUSED) >= 200
+            done = subprocess.run(env.command([env.python, _inner(env), "bomb"]),
+                                  capture_output=True, text=True, timeout=600)
+        finally:
+            os.killpg(others.pid, signal.SIGKILL)
+            others.wait()
+        report = _report(done)
+        for way, run in report["runs"].items():
+            said = f"{way}: {run}"
+            assert 0 < int(run["stdout"].split("FORKED ")[1].split()[0]) < report["limit"], said
+            assert run["errors"]["0"]["type"] == "BlockingIOError", said
+            assert "after" in run["stdout"] and run["target"] == "ok", said
+
+
+def users_processes(user: str) -> int:
+    return len(subprocess.run(["pgrep", "-u", user], capture_output=True, text=True)
+               .stdout.split())

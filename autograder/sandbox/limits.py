@@ -7,8 +7,9 @@ jail, and keeps the first that works:
   and UTS namespaces, a root of its own with one small writable `/tmp`, a uid of its own (the
   grader is root, or an ordinary user granted subordinate ids: `subordinate_ids`) or else the
   nobody of a nested user namespace (an ordinary user, in a user namespace of the grader's: the
-  grader's own uid seen from the host, and no process limit), limits, a system call filter
-  where libseccomp's binding is here;
+  grader's own uid seen from the host, and a process limit only where the kernel counts
+  processes per user namespace), limits, a system call filter where libseccomp's binding is
+  here;
 - **an own uid** (the grader is root, namespaces refused): a uid unique to the run, so that a
   temp folder is the only place it can write and every process of that uid is killed after it;
   limits; files readable by anyone stay readable;
@@ -150,6 +151,20 @@ _uids_in_use: set[int] = set()
 _uids_lock = threading.Lock()
 
 
+def nproc_per_user_namespace(release: str | None = None) -> bool:
+    """Whether this kernel counts RLIMIT_NPROC per uid and user namespace (Linux 5.14 on, its
+    "ucounts"): then the nobody of a nested user namespace made for one student counts only
+    that student's processes, though its uid outside is the grader's. Before, a uid's processes
+    are counted all together, the grader's own included: no limit can be set there."""
+    if not sys.platform.startswith("linux"):
+        return False
+    numbers = (release or os.uname().release).split("-")[0].split(".")
+    try:
+        return (int(numbers[0]), int(numbers[1])) >= (5, 14)
+    except (IndexError, ValueError):
+        return False
+
+
 def kill_uid(uid: int) -> None:
     """SIGKILL every process of `uid`: a process of that uid signals all it may, i.e. its own."""
     kill = shutil.which("kill", path="/usr/bin:/bin")
@@ -174,6 +189,13 @@ class Layers:
     subordinate: dict | None = None  # an ordinary user's subordinate ids (`subordinate_ids`)
     missing: str = ""  # an ordinary user's: why the student gets no uid of its own, in one line
 
+    @property
+    def process_limit(self) -> bool:
+        """RLIMIT_NPROC applies: a uid of its own, or a nested user namespace on a kernel that
+        counts processes per user namespace (`nproc_per_user_namespace`)."""
+        return self.own_uid or (self.namespaces and self.user_namespace
+                                and nproc_per_user_namespace())
+
     def names(self, limits: Limits) -> list[str]:
         """One short line per layer that applies, for the report."""
         lines = []
@@ -187,7 +209,8 @@ class Layers:
                              else "own uid")
             else:
                 lines.append("no privileges (a nested user namespace), but the grader's own uid "
-                             "seen from the host, and no process limit"
+                             "seen from the host"
+                             + ("" if self.process_limit else ", and no process limit")
                              + (f": {self.missing}" if self.missing else ""))
             lines.append("system calls filtered (seccomp)" if self.seccomp else
                          "no system call filter (no libseccomp binding installed)")
@@ -195,7 +218,7 @@ class Layers:
             lines.append("own uid (no namespaces: files readable by anyone stay readable)")
         else:
             lines.append("no namespaces, no own uid: the process sees what the grader's user sees")
-        lines.append(limits.describe(processes=self.own_uid))
+        lines.append(limits.describe(processes=self.process_limit))
         lines.append("own session, scrubbed environment")
         return lines
 
@@ -228,7 +251,7 @@ def make_policy(limits: Limits, layers: Layers, uid: int | None,
                   work_bytes=limits.work_bytes, work_files=limits.work_files, uid=uid,
                   nested_user=layers.user_namespace and uid is None,
                   subordinate=layers.subordinate if uid is not None else None,
-                  rlimits=rlimits(limits, processes=uid is not None))
+                  rlimits=rlimits(limits, processes=layers.process_limit))
 
 
 def prepare(limits: Limits, layers: Layers, hidden: Iterable[str] = (),
@@ -354,6 +377,6 @@ def require_isolation(layers: Layers | None = None) -> None:
                                "where unshare is allowed, or drop the option")
     if not layers.own_uid:
         raise IsolationMissing("--require-isolation: the student's process would run as the "
-                               "grader's own uid with no process limit: "
+                               "grader's own uid seen from the host: "
                                f"{layers.missing or 'no subordinate ids'}; or drop the option")
 

@@ -19,8 +19,9 @@ whole sandbox where namespaces apply:
    grader's user namespace, neither the instructor's nor root's on the host); else the nobody of
    a nested user namespace (the instructor's own uid, seen from the host). No new privileges,
    ever (`PR_SET_NO_NEW_PRIVS`).
-4. **Limits**: address space, CPU time, file size, processes (`rlimits`; processes only with a
-   uid of its own: RLIMIT_NPROC counts a uid's processes).
+4. **Limits**: address space, CPU time, file size, processes (`rlimits`; processes with a uid
+   of its own, or in a nested user namespace where the kernel counts them per user namespace,
+   Linux 5.14 on: `limits.Layers.process_limit`).
 5. **System calls** (seccomp, where a libseccomp binding is installed): the ones that reach
    beyond the process (`ptrace`, `process_vm_*`, namespaces, mounts, `bpf`, keyrings, kernel
    modules, `io_uring`, ...) fail with EPERM.
