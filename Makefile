@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean browser
+.PHONY: demo test test-fast lint bench clean browser uidmap
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/autograder demo demo-course
 
-test: $(STAMP) browser
+test: $(STAMP) browser uidmap
 	$(PY) -m pytest -q -n 2
 
 # tests/test_browser.py drives Debian's Chromium: installed where missing, as root with apt-get;
@@ -25,6 +25,15 @@ browser:
 		echo "installing chromium and chromium-driver (apt-get) for the browser tests"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			chromium chromium-driver >/dev/null) || echo "make: chromium was not installed: the browser tests will skip"; \
+	fi
+
+# tests/test_subuid.py grants a user subordinate ids: Debian's uidmap (newuidmap, newgidmap),
+# installed where missing, as root with apt-get; elsewhere those tests skip and say why.
+uidmap:
+	@if ! command -v newuidmap >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing uidmap (apt-get) for the subordinate-uid tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			uidmap >/dev/null) || echo "make: uidmap was not installed: the subordinate-uid tests will skip"; \
 	fi
 
 # The inner loop: in-process and unit tests, under a minute.
