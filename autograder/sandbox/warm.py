@@ -93,10 +93,15 @@ class Mother:
         self.sock, self.user = ours, user
         self.proc = subprocess.Popen(
             [sys.executable, "-I", str(ZYGOTE), str(theirs.fileno()), json.dumps(spec.PRELOAD),
-             *(["user", json.dumps(user)] if user is not None else [])],
+             *(["user"] if user is not None else [])],
             pass_fds=(theirs.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=None, start_new_session=True)
         theirs.close()
+        if user is not None:  # on the socket: a command line is shown by every fork of it
+            try:
+                ours.send(json.dumps(user).encode())
+            except OSError:  # it has ended already: the next fork_parent says so
+                pass
 
     def fork_parent(self) -> tuple[socket.socket, int]:
         """A new warm parent: the socket it serves, and its pid. Raises OSError."""

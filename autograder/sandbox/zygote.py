@@ -1,13 +1,14 @@
 """Warm parents for students' processes: torch and the lesson's libraries imported once, a fork each.
 
-Started by the trusted side (`warm.py`) as `python -I zygote.py FD MODULES`: FD is a Unix socket,
-MODULES (JSON) what to import. This first process, the mother, imports them, then only forks
+Started by the trusted side (`warm.py`) as `python -I zygote.py FD MODULES [user]`: FD is a Unix
+socket, MODULES (JSON) what to import, `user` a user namespace to make first (its subordinate ids
+come as the socket's first message). This first process, the mother, imports them, then only forks
 warm parents: one per socket it is sent, each sharing the mother's memory until it writes. A warm
 parent serves its socket: for each request, it forks a child, the first process of a new pid
-namespace, that enters the jail through the same function as a cold start (`jail.enter`: the
-other namespaces, its own root, its uid, limits, the system call filter), then runs the
-runner. Neither ever runs student code itself, and a child closes the sockets before it does.
-Imports only the standard library, torch, its sibling `jail.py` and the untrusted runner.
+namespace, that enters the jail through the same function as a cold start (`jail.enter`: the other
+namespaces, its own root, its uid, limits, the system call filter), then runs the runner. Neither
+ever runs student code itself, and a child closes the sockets before it does. Imports only the
+standard library, torch, its sibling `jail.py` and the untrusted runner.
 
 The mother answers each socket with {"pid": P}. A warm parent serves one request at a time: the
 trusted side sends a JSON request with four descriptors (the child's stdout and stderr, its
@@ -180,15 +181,23 @@ def own_namespaces(subordinate: dict | None = None) -> None:
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
-def main(fd: int, modules: list[str], user: dict | None = None) -> None:
+def main(fd: int, modules: list[str], user: bool = False) -> None:
+    """`user`: make a user namespace first (a grader that is not root); its first message on
+    the socket then says which subordinate ids to map too (JSON: {} for none), never the
+    command line, which every process forked from here would show as its own."""
     die_with_parent()
-    if user is not None:
-        own_namespaces(user or None)
+    mother = socket.socket(fileno=fd)
+    if user:
+        try:
+            subordinate = json.loads(mother.recv(1 << 16) or b"null")
+        except (OSError, ValueError):
+            return
+        own_namespaces(subordinate or None)
+        subordinate = None
     preload(modules)
     # What was imported stays out of the collector's sight: a collection in a child would touch,
     # and so copy, every page of it.
     gc.freeze()
-    mother = socket.socket(fileno=fd)
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(mother, 1024, 1)
@@ -215,5 +224,4 @@ def main(fd: int, modules: list[str], user: dict | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), json.loads(sys.argv[2]),
-         json.loads(sys.argv[4]) if sys.argv[3:4] == ["user"] else None)
+    main(int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3:4] == ["user"])
