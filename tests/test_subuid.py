@@ -269,3 +269,34 @@ def test_without_subordinate_ids_a_fork_bomb_stops_where_the_kernel_counts_per_n
 def users_processes(user: str) -> int:
     return len(subprocess.run(["pgrep", "-u", user], capture_output=True, text=True)
                .stdout.split())
+
+
+FAILING_TOOLS = '''
+import sys
+from pathlib import Path
+from autograder.sandbox import limits
+tools = Path(sys.argv[1])
+for name in ("newuidmap", "newgidmap"):  # found, run, and refusing: as where they are not setuid
+    (tools / name).write_text("#!/bin/sh\\necho $0: could not map >&2\\nexit 1\\n")
+    (tools / name).chmod(0o755)
+limits.ID_MAP_PATH = str(tools)
+layers = limits.choose_layers()
+print(layers.own_uid, "|".join(layers.names(limits.Limits())))
+'''
+
+
+@as_users
+@with_subordinate_ids
+def test_subordinate_ids_that_fail_in_the_real_jail_fall_back_and_the_layers_say_why():
+    with ordinary_user(GRANTED, subordinate=True) as env:
+        script = env.workdir("inner") / "failing.py"
+        script.write_text(FAILING_TOOLS)
+        script.chmod(0o644)
+        done = subprocess.run(env.command([env.python, str(script), str(env.workdir("tools"))]),
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        own_uid, names = done.stdout.strip().splitlines()[-1].split(" ", 1)
+        assert own_uid == "False", names  # the nested user namespace, as without them
+        assert "the grader's own uid seen from the host: the grader's subordinate uids did not " \
+               "work here (the sandbox could not start: [Errno 1] newuidmap or newgidmap could " \
+               "not map the subordinate ids)" in names, names
