@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench bench-serve clean browser
+.PHONY: demo test test-fast lint bench bench-serve clean browser uidmap
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ demo: $(STAMP)
 
 # --dist loadgroup: a module marked xdist_group (tests/test_exchange.py, test_serve.py) runs in
 # one worker, its one course set up once; the others are shared out as before.
-test: $(STAMP) browser
+test: $(STAMP) browser uidmap
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # tests/test_browser.py drives Debian's Chromium: installed where missing, as root with apt-get;
@@ -27,6 +27,15 @@ browser:
 		echo "installing chromium and chromium-driver (apt-get) for the browser tests"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			chromium chromium-driver >/dev/null) || echo "make: chromium was not installed: the browser tests will skip"; \
+	fi
+
+# tests/test_subuid.py grants a user subordinate ids: Debian's uidmap (newuidmap, newgidmap),
+# installed where missing, as root with apt-get; elsewhere those tests skip and say why.
+uidmap:
+	@if ! command -v newuidmap >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing uidmap (apt-get) for the subordinate-uid tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			uidmap >/dev/null) || echo "make: uidmap was not installed: the subordinate-uid tests will skip"; \
 	fi
 
 # The inner loop: in-process and unit tests, under a minute.

@@ -9,7 +9,10 @@ In one run:
 - a class of each size, graded by stock nbgrader (its stock configuration: each notebook runs
   in a Jupyter kernel with its own test cells, our in-notebook self-check), by `autograder grade`
   as root and by `autograder grade` as an ordinary user (made here when run as root: the
-  sandbox of user namespaces, warm workers included), in seconds per notebook and ratios.
+  sandbox of user namespaces, warm workers included), twice where `newuidmap` is installed:
+  without subordinate ids (the student is the nobody of a nested user namespace) and with a
+  range of them (the student runs as one, with a process limit), in seconds per notebook and
+  ratios.
 
 `--stock-sample K` grades only the first K submissions of a class the stock way (stock nbgrader
 takes the same time for each notebook whatever the class size: a fresh kernel each, one after
@@ -151,17 +154,22 @@ def main() -> None:
           f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}")
     student_waits(args.repeat)
 
-    user = None
+    users = []  # (the row's name, the context that makes the user)
     if not args.skip_user:
         sys.path.insert(0, str(REPO))
-        from tests.userenv import ordinary_user, why_not
+        from tests.userenv import ordinary_user, why_no_subordinate_ids, why_not
 
         reason = why_not(BENCH_USER)
         if reason is None:
-            user = ordinary_user(BENCH_USER)
+            users.append(("autograder grade, ordinary user", ordinary_user(BENCH_USER)))
+            if why_no_subordinate_ids() is None:
+                users.append(("autograder grade, ordinary user, subordinate uids",
+                              ordinary_user(BENCH_SUB_USER, subordinate=True)))
+            else:
+                print(f"\nno run with subordinate uids: {why_no_subordinate_ids()}")
         else:
             print(f"\nno ordinary-user run: {reason}")
-    env = user.__enter__() if user is not None else None
+    envs = [(how, user.__enter__()) for how, user in users]
     try:
         rows = []
         for size in sizes:
@@ -183,34 +191,34 @@ def main() -> None:
                 each = grade_seconds([sys.executable, *grade], ours) / size
                 rows.append((size, "autograder grade, root", each, stock_each))
                 scores = scores_of(ours)
-                if env is not None:
+                for how, env in envs:
                     work = env.workdir(f"class-{size}")
                     mine = make_course(work, students, stock=False)
                     subprocess.run(["chown", "-R", f"{env.user}:{env.user}", str(work)], check=True)
                     grade[4] = str(mine)
                     each = grade_seconds(env.command([env.python, *grade], cwd=mine), mine) / size
-                    rows.append((size, "autograder grade, ordinary user", each, stock_each))
+                    rows.append((size, how, each, stock_each))
                     if scores_of(mine) != scores:
-                        print(f"WARNING: the ordinary user's scores differ from root's at {size}: "
+                        print(f"WARNING: {how}: the scores differ from root's at {size}: "
                               f"{scores_of(mine)} against {scores}")
                 if args.dask:
                     rows.append((size, "autograder grade on Dask (2 workers)",
                                  dask_seconds(ours) / size, stock_each))
                     if scores_of(ours) != scores:
                         print(f"WARNING: Dask's scores differ from the local ones at {size}")
-        print(f"\n{'class':>5}  {'how':<44} {'s/notebook':>10} {'vs stock':>9}")
+        print(f"\n{'class':>5}  {'how':<50} {'s/notebook':>10} {'vs stock':>9}")
         for size, how, each, base in rows:
             ratio = f"{base / each:8.1f}x" if base else "        -"
-            print(f"{size:>5}  {how:<44} {each:10.3f} {ratio:>9}")
+            print(f"{size:>5}  {how:<50} {each:10.3f} {ratio:>9}")
         print("\nstock: at most the first --stock-sample submissions of a class graded the stock "
               "way (its time per notebook\ndoes not depend on the class size). Ours grade every "
               "submission, feedback pages and grades included.")
     finally:
-        if user is not None:
+        for _, user in reversed(users):
             user.__exit__(None, None, None)
 
 
-BENCH_USER = "autograder-bench"
+BENCH_USER, BENCH_SUB_USER = "autograder-bench", "autograder-bench-subid"
 
 
 def dask_seconds(course: Path) -> float:

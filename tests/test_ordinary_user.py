@@ -7,6 +7,9 @@ is not readable by others), and runs the attack, sandbox, jail and grade-faking 
 user (all but their tests marked slow: those grade whole classes through nbgrader, whose
 reading of the course is the same for any user). Where the checkout or the packages are not
 readable by others, they are bound, in a mount namespace of the test's own, at a place that is.
+Twice where Debian's `uidmap` is installed: as a user without subordinate ids (the student is
+the nobody of a nested user namespace) and as one granted a range (the student runs as one of
+them, `tests/test_subuid.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import subprocess
 
 import pytest
 
-from .userenv import ordinary_user, why_not
+from .userenv import ordinary_user, why_no_subordinate_ids, why_not
 
 USER = "autograder-test"
 #: The sandbox's suites (the grade-faking suite is about what the rules read and the wire, the
@@ -28,13 +31,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(why_not(USER) is not None,
                                                    reason=str(why_not(USER)))]
 
 
-def test_the_attack_suites_pass_as_an_ordinary_user():
-    with ordinary_user(USER) as env:
+@pytest.mark.parametrize("subordinate", [
+    False, pytest.param(True, marks=pytest.mark.skipif(why_no_subordinate_ids() is not None,
+                                                       reason=str(why_no_subordinate_ids())))],
+    ids=["nested-user", "subordinate-ids"])
+def test_the_attack_suites_pass_as_an_ordinary_user(subordinate):
+    with ordinary_user(USER + "-subid" if subordinate else USER, subordinate=subordinate) as env:
         work = env.workdir("pytest")
         layers = subprocess.run(env.command(
             [env.python, "-c", "from autograder.sandbox.limits import choose_layers; "
                                "print(choose_layers())"]), capture_output=True, text=True)
-        assert "namespaces=True, user_namespace=True" in layers.stdout, layers.stderr[-2000:]
+        assert f"namespaces=True, user_namespace=True, own_uid={subordinate}" in layers.stdout, \
+            layers.stdout + layers.stderr[-2000:]
         done = subprocess.run(env.command(
             [env.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
              f"--basetemp={work / 'base'}", "-m", "not cuda and not slow", *SUITES]),

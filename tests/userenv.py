@@ -45,6 +45,7 @@ class UserEnv:
     home: Path
     repo: Path  # the checkout, as the user sees it
     binds: dict[Path, Path] = field(default_factory=dict)
+    subordinate: tuple[int, int] | None = None  # the range of subordinate ids it holds
 
     @property
     def python(self) -> str:
@@ -71,17 +72,76 @@ class UserEnv:
         return path
 
 
+SUBORDINATE = ("/etc/subuid", "/etc/subgid")
+SUBORDINATE_COUNT = 65536
+
+
+def why_no_subordinate_ids() -> str | None:
+    """Why a user cannot be granted subordinate ids here, or None."""
+    if not (shutil.which("usermod") and shutil.which("newuidmap") and shutil.which("newgidmap")):
+        return ("needs usermod, newuidmap and newgidmap (Debian's uidmap package: "
+                "apt-get install uidmap; `make test` installs it as root)")
+    return None
+
+
+def _subordinate_ranges(user: str) -> set[tuple[int, int]]:
+    found = set()
+    for path in SUBORDINATE:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            name, _, rest = line.partition(":")
+            start, _, count = rest.partition(":")
+            if name == user and start.isdigit() and count.isdigit():
+                found.add((int(start), int(count)))
+    return found
+
+
+def revoke_subordinate_ids(user: str) -> None:
+    """Take back every subordinate range `user` holds in /etc/subuid and /etc/subgid."""
+    for start, count in _subordinate_ranges(user):
+        span = f"{start}-{start + count - 1}"
+        subprocess.run(["usermod", "--del-subuids", span, "--del-subgids", span, user],
+                       capture_output=True)
+
+
+def grant_subordinate_ids(user: str) -> tuple[int, int]:
+    """Give `user` a range of subordinate uids and gids no one else has, as an admin would
+    (`usermod --add-subuids`); returns (start, count)."""
+    end = 1 << 20
+    for path in SUBORDINATE:
+        try:
+            for line in Path(path).read_text().splitlines():
+                parts = line.split(":")
+                if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                    end = max(end, int(parts[1]) + int(parts[2]))
+        except OSError:
+            pass
+    start = (end + SUBORDINATE_COUNT) // SUBORDINATE_COUNT * SUBORDINATE_COUNT
+    span = f"{start}-{start + SUBORDINATE_COUNT - 1}"
+    subprocess.run(["usermod", "--add-subuids", span, "--add-subgids", span, user], check=True)
+    return start, SUBORDINATE_COUNT
+
+
 @contextmanager
-def ordinary_user(user: str):
-    """Make `user` (once) and a home with a venv it can read; removed afterwards."""
+def ordinary_user(user: str, subordinate: bool = False):
+    """Make `user` (once) and a home with a venv it can read; removed afterwards. With
+    `subordinate`, the user holds a range of subordinate ids while it lasts (`env.subordinate`);
+    without, it holds none."""
     if subprocess.run(["id", user], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                         user], check=True)
     home = Path(f"/tmp/autograder-user-{uuid.uuid4().hex[:8]}")
+    if shutil.which("usermod"):
+        revoke_subordinate_ids(user)
     try:
         home.mkdir(mode=0o755)
         site = Path(sysconfig.get_paths()["purelib"])
         env = UserEnv(user, home, REPO)
+        if subordinate:
+            env.subordinate = grant_subordinate_ids(user)
         packages = site
         if not (readable_by(user, REPO / "autograder" / "__init__.py")
                 and readable_by(user, site / "torch" / "__init__.py")):
@@ -103,3 +163,5 @@ def ordinary_user(user: str):
         yield env
     finally:
         shutil.rmtree(home, ignore_errors=True)
+        if subordinate:
+            revoke_subordinate_ids(user)

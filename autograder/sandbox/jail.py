@@ -5,7 +5,8 @@ Two callers, one function:
 
 - a cold start, `python -I jail.py` (`main` below): it reads the policy from its standard input
   (never from its command line, which every local user can read), makes a user namespace where
-  the grader is not root, then a pid namespace, and forks: the child is process 1 there, enters
+  the grader is not root (`own_user_namespace`: with the instructor's subordinate ids mapped,
+  where the system grants them), then a pid namespace, and forks: the child is process 1 there, enters
   the jail and runs the runner; the parent only waits and hands on how it ended;
 - a warm start (`zygote.py`): a warm parent forks the child into a new pid namespace, and the
   child enters the jail the same way.
@@ -88,6 +89,47 @@ def map_user(inside: int, outside_uid: int, outside_gid: int) -> None:
         f.write(f"{inside} {outside_uid} 1")
     with open("/proc/self/gid_map", "w") as f:
         f.write(f"{inside} {outside_gid} 1")
+
+
+def own_user_namespace(subordinate: dict | None = None) -> None:
+    """A user namespace in which this process is root (its own uid and gid stand for 0). With
+    `subordinate` ids (`{"uid": [start, count], "gid": [start, count], "newuidmap": path,
+    "newgidmap": path}`, the instructor's ranges in /etc/subuid and /etc/subgid), those are
+    mapped too, from 1 on: a uid k there is the host's uid start + k - 1, one no other process of
+    the instructor has. A process cannot write such a map for itself: a helper forked first,
+    still outside, has the setuid `newuidmap` and `newgidmap` write it once this process has
+    made the namespace. Raises OSError where either fails."""
+    uid, gid = os.getuid(), os.getgid()
+    if not subordinate:
+        unshare(CLONE_NEWUSER)
+        map_user(0, uid, gid)
+        return
+    ready_r, ready_w = os.pipe()
+    helper = os.fork()
+    if helper == 0:
+        code = 1
+        try:
+            os.close(ready_w)
+            os.read(ready_r, 1)  # end of file: the parent has made its namespace (or failed)
+            parent = str(os.getppid())
+            for tool, own, key in (("newuidmap", uid, "uid"), ("newgidmap", gid, "gid")):
+                start, count = subordinate[key]
+                spawned = os.posix_spawn(subordinate[tool], [
+                    tool, parent, "0", str(own), "1", "1", str(start), str(count)], {})
+                if os.waitpid(spawned, 0)[1] != 0:
+                    break
+            else:
+                code = 0
+        finally:
+            os._exit(code)
+    os.close(ready_r)
+    try:
+        unshare(CLONE_NEWUSER)
+    finally:
+        os.close(ready_w)
+        _, status = os.waitpid(helper, 0)
+    if status != 0:
+        raise OSError(errno.EPERM, "newuidmap or newgidmap could not map the subordinate ids")
 
 
 def become_nobody() -> None:
@@ -277,10 +319,12 @@ def main() -> None:
     frame = wire.read_frame(0)
     policy, channel, probe = frame.meta["policy"], frame.meta["channel_fd"], frame.meta.get("probe")
     del frame
-    if policy.get("nested_user"):  # as an ordinary user: a user namespace first, in which we are root
-        uid, gid = os.getuid(), os.getgid()
-        unshare(CLONE_NEWUSER)
-        map_user(0, uid, gid)
+    if policy.get("nested_user") or policy.get("subordinate"):  # as an ordinary user: a user
+        try:  # namespace first, in which we are root
+            own_user_namespace(policy.get("subordinate"))
+        except OSError as exc:
+            os.write(2, f"autograder: the sandbox could not start: {exc}\n".encode())
+            os._exit(70)
     unshare(CLONE_NEWPID)
     pid = os.fork()
     if pid == 0:

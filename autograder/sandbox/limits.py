@@ -5,15 +5,19 @@ jail, and keeps the first that works:
 
 - **namespaces** (Linux): the whole `policy.Policy` (`jail.enter`): pid, mount, network, IPC
   and UTS namespaces, a root of its own with one small writable `/tmp`, a uid of its own (the
-  grader is root) or the nobody of a nested user namespace (an ordinary user, in a user
-  namespace of the grader's), limits, a system call filter where libseccomp's binding is here;
+  grader is root, or an ordinary user granted subordinate ids: `subordinate_ids`) or else the
+  nobody of a nested user namespace (an ordinary user, in a user namespace of the grader's: the
+  grader's own uid seen from the host, and a process limit only where the kernel counts
+  processes per user namespace), limits, a system call filter where libseccomp's binding is
+  here;
 - **an own uid** (the grader is root, namespaces refused): a uid unique to the run, so that a
   temp folder is the only place it can write and every process of that uid is killed after it;
   limits; files readable by anyone stay readable;
 - **limits only**: resource limits, its own session (killed as a group), a scrubbed environment,
   a temp folder.
 
-`--require-isolation` refuses to grade unless namespaces apply (`require_isolation`).
+`--require-isolation` refuses to grade unless namespaces apply with a uid of the student's own
+(`require_isolation`): as an ordinary user, that takes subordinate ids.
 """
 
 from __future__ import annotations
@@ -74,6 +78,93 @@ def rlimits(limits: Limits, *, processes: bool = False) -> dict[str, tuple[int, 
     return found
 
 
+SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
+#: Where `newuidmap` and `newgidmap` are looked for (Debian's `uidmap` package).
+ID_MAP_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+def _ranges(path: str, name: str, uid: int) -> list[tuple[int, int]]:
+    """The ranges `path` (/etc/subuid's format: NAME-OR-ID:START:COUNT) grants this user."""
+    found = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] in (name, str(uid)) and parts[1].isdigit() \
+                and parts[2].isdigit() and int(parts[2]) >= 2:
+            found.append((int(parts[1]), int(parts[2])))
+    return found
+
+
+def subordinate_ids(subuid: str = SUBUID, subgid: str = SUBGID) -> tuple[dict | None, str]:
+    """The subordinate ids this ordinary user is granted, with the setuid tools that map them
+    (as `policy.Policy.subordinate`); else None, and what is missing, in one line that says how
+    an admin grants it."""
+    uid = os.getuid()
+    try:
+        import pwd
+
+        name = pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        name = str(uid)
+    uids, gids = _ranges(subuid, name, uid), _ranges(subgid, name, uid)
+    tools = {t: shutil.which(t, path=ID_MAP_PATH) for t in ("newuidmap", "newgidmap")}
+    missing = []
+    if not (uids and gids):
+        where = " and ".join(p for p, r in ((subuid, uids), (subgid, gids)) if not r)
+        missing.append(f"no subordinate ids for {name} in {where} (an admin grants them: "
+                       f"usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}, "
+                       "a range no other user has)")
+    if not all(tools.values()):
+        missing.append("no newuidmap and newgidmap here (Debian's uidmap package: "
+                       "apt-get install uidmap)")
+    if missing:
+        return None, "; ".join(missing)
+    (ustart, ucount), (gstart, gcount) = uids[0], gids[0]
+    return {"uid": [ustart, ucount], "gid": [gstart, gcount], **tools}, ""
+
+
+def student_uid(subordinate: dict) -> int:
+    """A uid for one student's process inside the grader's user namespace, among the mapped
+    subordinate ones (1 to the smaller range's size), not one in use by another of this
+    grader's processes (`release_uid` gives it back)."""
+    top = min(subordinate["uid"][1], subordinate["gid"][1])
+    pick = random.SystemRandom()
+    with _uids_lock:
+        uid = pick.randint(1, top)
+        for _ in range(64):
+            if uid not in _uids_in_use:
+                break
+            uid = pick.randint(1, top)
+        _uids_in_use.add(uid)
+    return uid
+
+
+def release_uid(uid: int) -> None:
+    with _uids_lock:
+        _uids_in_use.discard(uid)
+
+
+_uids_in_use: set[int] = set()
+_uids_lock = threading.Lock()
+
+
+def nproc_per_user_namespace(release: str | None = None) -> bool:
+    """Whether this kernel counts RLIMIT_NPROC per uid and user namespace (Linux 5.14 on, its
+    "ucounts"): then the nobody of a nested user namespace made for one student counts only
+    that student's processes, though its uid outside is the grader's. Before, a uid's processes
+    are counted all together, the grader's own included: no limit can be set there."""
+    if not sys.platform.startswith("linux"):
+        return False
+    numbers = (release or os.uname().release).split("-")[0].split(".")
+    try:
+        return (int(numbers[0]), int(numbers[1])) >= (5, 14)
+    except (IndexError, ValueError):
+        return False
+
+
 def kill_uid(uid: int) -> None:
     """SIGKILL every process of `uid`: a process of that uid signals all it may, i.e. its own."""
     kill = shutil.which("kill", path="/usr/bin:/bin")
@@ -93,8 +184,17 @@ class Layers:
 
     namespaces: bool = False
     user_namespace: bool = False  # namespaces made without root, in a user namespace of their own
-    own_uid: bool = False  # run as an unprivileged uid of its own (the grader is root)
+    own_uid: bool = False  # run as an unprivileged uid of its own (root, or subordinate ids)
     seccomp: bool = False  # a libseccomp binding is installed: the filter is loaded
+    subordinate: dict | None = None  # an ordinary user's subordinate ids (`subordinate_ids`)
+    missing: str = ""  # an ordinary user's: why the student gets no uid of its own, in one line
+
+    @property
+    def process_limit(self) -> bool:
+        """RLIMIT_NPROC applies: a uid of its own, or a nested user namespace on a kernel that
+        counts processes per user namespace (`nproc_per_user_namespace`)."""
+        return self.own_uid or (self.namespaces and self.user_namespace
+                                and nproc_per_user_namespace())
 
     def names(self, limits: Limits) -> list[str]:
         """One short line per layer that applies, for the report."""
@@ -104,14 +204,21 @@ class Layers:
                 "pid, mount, network, IPC, UTS"
             lines.append(f"namespaces ({kind}): a root of its own with only Python, its "
                          f"packages and a {limits.work_bytes >> 20} MiB /tmp; no network")
-            lines.append("own uid" if self.own_uid else "no privileges (a nested user namespace)")
+            if self.own_uid:
+                lines.append("own uid (one of the grader's subordinate uids)" if self.subordinate
+                             else "own uid")
+            else:
+                lines.append("no privileges (a nested user namespace), but the grader's own uid "
+                             "seen from the host"
+                             + ("" if self.process_limit else ", and no process limit")
+                             + (f": {self.missing}" if self.missing else ""))
             lines.append("system calls filtered (seccomp)" if self.seccomp else
                          "no system call filter (no libseccomp binding installed)")
         elif self.own_uid:
             lines.append("own uid (no namespaces: files readable by anyone stay readable)")
         else:
             lines.append("no namespaces, no own uid: the process sees what the grader's user sees")
-        lines.append(limits.describe(processes=self.own_uid))
+        lines.append(limits.describe(processes=self.process_limit))
         lines.append("own session, scrubbed environment")
         return lines
 
@@ -131,24 +238,30 @@ class Spawn:
     def kill_all(self) -> None:
         """After the process ended or was killed: whatever it left behind goes too. In a pid
         namespace the kernel has done it already (its first process ends only once every other
-        has), so only a uid without one needs killing."""
+        has), so only a uid without one needs killing. A subordinate uid is free again."""
         if self.uid is not None and self.policy is None:
             kill_uid(self.uid)
+        if self.uid is not None and self.policy is not None and self.policy.get("subordinate"):
+            release_uid(self.uid)
 
 
 def make_policy(limits: Limits, layers: Layers, uid: int | None,
                 hidden: Iterable[str] = ()) -> Policy:
     return Policy(read_only=read_only_paths(), hidden=tuple(lesson_paths()) + tuple(hidden),
                   work_bytes=limits.work_bytes, work_files=limits.work_files, uid=uid,
-                  nested_user=layers.user_namespace,
-                  rlimits=rlimits(limits, processes=uid is not None))
+                  nested_user=layers.user_namespace and uid is None,
+                  subordinate=layers.subordinate if uid is not None else None,
+                  rlimits=rlimits(limits, processes=layers.process_limit))
 
 
 def prepare(limits: Limits, layers: Layers, hidden: Iterable[str] = (),
             folder: Path | None = None) -> Spawn:
     """How to start a graded process under `limits`, in `layers`; `folder` is the host folder
     it works in where no jail applies (made by the caller)."""
-    uid = random.SystemRandom().randrange(1 << 20, 1 << 30) if layers.own_uid else None
+    if layers.subordinate:  # inside the grader's user namespace
+        uid = student_uid(layers.subordinate)
+    else:
+        uid = random.SystemRandom().randrange(1 << 20, 1 << 30) if layers.own_uid else None
     if layers.namespaces:
         policy = make_policy(limits, layers, uid, hidden)
         return Spawn([sys.executable, "-I", str(JAIL)], None, uid, policy.to_json(),
@@ -184,9 +297,16 @@ def _candidates() -> list[Layers]:
     out = []
     if sys.platform.startswith("linux") and os.environ.get("AUTOGRADER_NO_NAMESPACES") != "1":
         seccomp = jail.syscall_filter(Policy(()).refused_syscalls) is not None
-        out.append(Layers(namespaces=True, user_namespace=not root, own_uid=root, seccomp=seccomp))
-        if seccomp:  # a filter that will not load here is no reason to lose the namespaces
-            out.append(Layers(namespaces=True, user_namespace=not root, own_uid=root))
+        filters = [True, False] if seccomp else [False]  # a filter that will not load here is
+        if root:  # no reason to lose the namespaces
+            out += [Layers(namespaces=True, own_uid=True, seccomp=f) for f in filters]
+        else:
+            subordinate, missing = subordinate_ids()
+            if subordinate:
+                out += [Layers(namespaces=True, user_namespace=True, own_uid=True, seccomp=f,
+                               subordinate=subordinate) for f in filters]
+            out += [Layers(namespaces=True, user_namespace=True, seccomp=f, missing=missing)
+                    for f in filters]
     if root:
         out.append(Layers(own_uid=True))
     return out
@@ -195,6 +315,11 @@ def _candidates() -> list[Layers]:
 def probe(layers: Layers) -> bool:
     """Start a process in `layers` as a graded one would start (the real jail), and check
     from inside that Python and torch can be read and only the working folder takes writes."""
+    return _probe(layers)[0]
+
+
+def _probe(layers: Layers) -> tuple[bool, str]:
+    """`probe`, and how it failed: the last line the jail wrote, or its exit code."""
     from .. import wire
 
     limits = Limits()
@@ -214,17 +339,27 @@ def probe(layers: Layers) -> bool:
                                   env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                                   capture_output=True, timeout=60)
             ok = done.returncode == 0 and (spawn.policy is not None or (Path(tmp) / "probe").exists())
-        except (OSError, subprocess.SubprocessError):
-            ok = False
+            said = (done.stderr.decode("utf-8", "replace").strip().splitlines() or [""])[-1]
+            why = said.removeprefix("autograder: ") or (
+                "its process could not read Python and its packages, or wrote outside /tmp"
+                if done.returncode == 71 else f"it ended with {done.returncode}")
+        except (OSError, subprocess.SubprocessError) as exc:
+            ok, why = False, str(exc)
         finally:
             spawn.kill_all()
-    return ok
+    return ok, "" if ok else why
 
 
 def _try_layers() -> Layers:
+    failed = ""
     for layers in _candidates():
-        if probe(layers):
+        if failed and not layers.own_uid and layers.user_namespace and not layers.missing:
+            layers.missing = failed
+        ok, why = _probe(layers)
+        if ok:
             return layers
+        if layers.subordinate and not failed:
+            failed = f"the grader's subordinate uids did not work here ({why})"
     return Layers()
 
 
@@ -240,4 +375,8 @@ def require_isolation(layers: Layers | None = None) -> None:
         raise IsolationMissing("--require-isolation: the sandbox's namespaces are not available "
                                f"here (the layers that would apply: {found}); grade on Linux "
                                "where unshare is allowed, or drop the option")
+    if not layers.own_uid:
+        raise IsolationMissing("--require-isolation: the student's process would run as the "
+                               "grader's own uid seen from the host: "
+                               f"{layers.missing or 'no subordinate ids'}; or drop the option")
 

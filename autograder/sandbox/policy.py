@@ -14,9 +14,14 @@ whole sandbox where namespaces apply:
    `/tmp`, a tmpfs of `work_bytes` and `work_files` owned by the student's uid, gone with the
    process. Nothing else of the machine is there: not the course, not another student's folder,
    not the host's `/tmp`, not a folder made after the grader started.
-3. **No privilege**: a uid of its own where the grader is root; else the nobody of a nested user
-   namespace. No new privileges, ever (`PR_SET_NO_NEW_PRIVS`).
-4. **Limits**: address space, CPU time, file size, processes (`rlimits`).
+3. **No privilege**: a uid of its own where the grader is root, or where an ordinary user is
+   granted subordinate ids (`subordinate`: the student's uid is one of them, mapped into the
+   grader's user namespace, neither the instructor's nor root's on the host); else the nobody of
+   a nested user namespace (the instructor's own uid, seen from the host). No new privileges,
+   ever (`PR_SET_NO_NEW_PRIVS`).
+4. **Limits**: address space, CPU time, file size, processes (`rlimits`; processes with a uid
+   of its own, or in a nested user namespace where the kernel counts them per user namespace,
+   Linux 5.14 on: `limits.Layers.process_limit`).
 5. **System calls** (seccomp, where a libseccomp binding is installed): the ones that reach
    beyond the process (`ptrace`, `process_vm_*`, namespaces, mounts, `bpf`, keyrings, kernel
    modules, `io_uring`, ...) fail with EPERM.
@@ -71,6 +76,9 @@ class Policy:
     shm_bytes: int = 16 << 20
     uid: int | None = None  # a uid of its own (the grader is root)
     nested_user: bool = False  # else: the nobody of a nested user namespace
+    #: As an ordinary user granted subordinate ids (/etc/subuid, /etc/subgid): the ranges, and
+    #: the `newuidmap`/`newgidmap` that map them (`jail.own_user_namespace`); `uid` is one of them.
+    subordinate: dict | None = None
     rlimits: dict = field(default_factory=dict)
     refused_syscalls: tuple[str, ...] = REFUSED_SYSCALLS
     hostname: str = "autograder"

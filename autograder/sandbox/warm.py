@@ -31,7 +31,8 @@ ZYGOTE = Path(__file__).with_name("zygote.py")
 
 def supported(layers: Layers) -> bool:
     """Linux with fork and descriptor passing (as root or not: for an ordinary user, the mother
-    makes a user namespace of its own first, `zygote.own_namespaces`)."""
+    makes a user namespace of its own first, `zygote.own_namespaces`, with the grader's
+    subordinate ids mapped where it has some)."""
     return sys.platform.startswith("linux") and hasattr(socket, "send_fds")
 
 
@@ -85,15 +86,22 @@ def _receive(sock: socket.socket) -> dict | None:
 class Mother:
     """The process that imports torch and the lesson's libraries once, then forks warm parents."""
 
-    def __init__(self, env: dict[str, str], user_namespace: bool = False) -> None:
+    def __init__(self, env: dict[str, str], user: dict | None = None) -> None:
+        """`user`: None (the grader is root), else the user namespace the mother makes: {} (the
+        grader's uid alone) or the subordinate ids to map too (`limits.subordinate_ids`)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock = ours
+        self.sock, self.user = ours, user
         self.proc = subprocess.Popen(
             [sys.executable, "-I", str(ZYGOTE), str(theirs.fileno()), json.dumps(spec.PRELOAD),
-             *(["user"] if user_namespace else [])],
+             *(["user"] if user is not None else [])],
             pass_fds=(theirs.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=None, start_new_session=True)
         theirs.close()
+        if user is not None:  # on the socket: a command line is shown by every fork of it
+            try:
+                ours.send(json.dumps(user).encode())
+            except OSError:  # it has ended already: the next fork_parent says so
+                pass
 
     def fork_parent(self) -> tuple[socket.socket, int]:
         """A new warm parent: the socket it serves, and its pid. Raises OSError."""
@@ -121,35 +129,42 @@ _mother: Mother | None = None
 _mother_lock = threading.Lock()
 
 
-def _mother_for(env: dict[str, str], user_namespace: bool) -> Mother:
+def _mother_for(env: dict[str, str], user: dict | None) -> Mother:
     """The mother; a new one if there is none, or it has ended (it ends with the thread that
-    started it, and its warm parents with it). Call with `_mother_lock` held."""
+    started it, and its warm parents with it), or it made another user namespace than `user`.
+    Call with `_mother_lock` held."""
     global _mother
-    if _mother is None or _mother.proc.poll() is not None:
+    if _mother is None or _mother.proc.poll() is not None or _mother.user != user:
         if _mother is not None:
             _mother.close()
-        _mother = Mother({k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")},
-                         user_namespace)
+        _mother = Mother({k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")}, user)
     return _mother
+
+
+def user_of(policy: dict | None) -> dict | None:
+    """The user namespace a mother must make for `policy` (see `Mother`)."""
+    if not policy or not (policy.get("nested_user") or policy.get("subordinate")):
+        return None
+    return policy.get("subordinate") or {}
 
 
 def prestart(env: dict[str, str], layers: Layers) -> None:
     """Start the mother now, from the calling thread, which it lives as long as: while it
     imports, that thread can go on (a batch reads its first submissions)."""
     with _mother_lock:
-        _mother_for(env, layers.user_namespace)
+        _mother_for(env, (layers.subordinate or {}) if layers.user_namespace else None)
 
 
-def _fork_parent(env: dict[str, str], user_namespace: bool) -> tuple[socket.socket, int]:
+def _fork_parent(env: dict[str, str], user: dict | None) -> tuple[socket.socket, int]:
     with _mother_lock:
-        return _mother_for(env, user_namespace).fork_parent()
+        return _mother_for(env, user).fork_parent()
 
 
 class Zygote:
     """One warm parent, serving one student's process at a time."""
 
-    def __init__(self, env: dict[str, str], user_namespace: bool = False) -> None:
-        self.sock, self.pid = _fork_parent(env, user_namespace)
+    def __init__(self, env: dict[str, str], user: dict | None = None) -> None:
+        self.sock, self.pid, self.user = *_fork_parent(env, user), user
 
     def alive(self) -> bool:
         """Idle, a warm parent sends nothing: a readable socket means it has ended."""
@@ -199,15 +214,15 @@ _lock = threading.Lock()
 def start(spawn: Spawn, env: dict[str, str], job_fd: int, channel_fd: int) -> WarmProcess:
     """Start a student's process from an idle warm parent (a new one if none is idle); the
     parent is busy until the process's `wait()` returns. Raises OSError if none can start it."""
-    zygote = None
+    zygote, user = None, user_of(spawn.policy)
     with _lock:
         while _idle and zygote is None:
             zygote = _idle.pop()
-            if not zygote.alive():  # it ends with the thread that started it
+            if not zygote.alive() or zygote.user != user:  # it ends with the thread that started it
                 zygote.close()
                 zygote = None
     if zygote is None:
-        zygote = Zygote(env, bool(spawn.policy and spawn.policy.get("nested_user")))
+        zygote = Zygote(env, user)
     return zygote.start(spawn, env, job_fd, channel_fd)
 
 

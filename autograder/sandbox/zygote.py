@@ -1,13 +1,14 @@
 """Warm parents for students' processes: torch and the lesson's libraries imported once, a fork each.
 
-Started by the trusted side (`warm.py`) as `python -I zygote.py FD MODULES`: FD is a Unix socket,
-MODULES (JSON) what to import. This first process, the mother, imports them, then only forks
+Started by the trusted side (`warm.py`) as `python -I zygote.py FD MODULES [user]`: FD is a Unix
+socket, MODULES (JSON) what to import, `user` a user namespace to make first (its subordinate ids
+come as the socket's first message). This first process, the mother, imports them, then only forks
 warm parents: one per socket it is sent, each sharing the mother's memory until it writes. A warm
 parent serves its socket: for each request, it forks a child, the first process of a new pid
-namespace, that enters the jail through the same function as a cold start (`jail.enter`: the
-other namespaces, its own root, its uid, limits, the system call filter), then runs the
-runner. Neither ever runs student code itself, and a child closes the sockets before it does.
-Imports only the standard library, torch, its sibling `jail.py` and the untrusted runner.
+namespace, that enters the jail through the same function as a cold start (`jail.enter`: the other
+namespaces, its own root, its uid, limits, the system call filter), then runs the runner. Neither
+ever runs student code itself, and a child closes the sockets before it does. Imports only the
+standard library, torch, its sibling `jail.py` and the untrusted runner.
 
 The mother answers each socket with {"pid": P}. A warm parent serves one request at a time: the
 trusted side sends a JSON request with four descriptors (the child's stdout and stderr, its
@@ -157,15 +158,15 @@ def serve(sock: socket.socket) -> None:
                                  "cpu": usage.ru_utime + usage.ru_stime}).encode())
 
 
-def own_namespaces() -> None:
-    """For a grader that is not root: a user namespace, in which this process is root, and a pid
-    namespace it is the first process of, made while it is still single-threaded (before
-    torch). Its warm parents then make each child's namespaces as a root grader's do, and each
-    child ends as the nobody of a nested user namespace (`jail.become_nobody`). The process that
-    called this only waits, and ends as its child ends."""
-    uid, gid = os.getuid(), os.getgid()
-    jail.unshare(jail.CLONE_NEWUSER)
-    jail.map_user(0, uid, gid)
+def own_namespaces(subordinate: dict | None = None) -> None:
+    """For a grader that is not root: a user namespace, in which this process is root (with the
+    grader's `subordinate` ids mapped from 1 on, where it has some: `jail.own_user_namespace`),
+    and a pid namespace it is the first process of, made while it is still single-threaded
+    (before torch). Its warm parents then make each child's namespaces as a root grader's do,
+    and each child ends as one of the subordinate uids, as a root grader's ends as a uid of its
+    own, or else as the nobody of a nested user namespace (`jail.become_nobody`). The process
+    that called this only waits, and ends as its child ends."""
+    jail.own_user_namespace(subordinate)
     jail.unshare(CLONE_NEWPID)
     pid = os.fork()
     if pid == 0:
@@ -180,16 +181,24 @@ def own_namespaces() -> None:
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
-def main(fd: int, modules: list[str], user_namespace: bool = False) -> None:
+def main(fd: int, modules: list[str], user: bool = False) -> None:
+    """`user`: make a user namespace first (a grader that is not root); its first message on
+    the socket then says which subordinate ids to map too (JSON: {} for none), never the
+    command line, which every process forked from here would show as its own."""
     die_with_parent()
-    if user_namespace:
-        own_namespaces()
+    mother = socket.socket(fileno=fd)
+    if user:
+        try:
+            subordinate = json.loads(mother.recv(1 << 16) or b"null")
+        except (OSError, ValueError):
+            return
+        own_namespaces(subordinate or None)
+        subordinate = None
     preload(modules)
     runner.calls.refuse_autograd_for_good()  # once, for every student's process forked from here
     # What was imported stays out of the collector's sight: a collection in a child would touch,
     # and so copy, every page of it.
     gc.freeze()
-    mother = socket.socket(fileno=fd)
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(mother, 1024, 1)
