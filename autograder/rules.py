@@ -258,7 +258,7 @@ class _Read(ast.NodeVisitor):
 
     def double_star(self, value: ast.expr, node: ast.Call) -> None:
         """`**kwargs` of the enclosing function's own, or a dict whose keys a reader sees."""
-        if isinstance(value, ast.Name) and value.id in self.kwargs:
+        if isinstance(value, ast.Name) and self.kwargs and value.id == self.kwargs[-1]:
             return
         if isinstance(value, ast.Dict) and all(
                 isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys):
@@ -407,7 +407,10 @@ def scan(tree: ast.AST, modules: dict[str, str] | None = None,
     reader = _Read(language, module_names([tree]) if modules is None else modules,
                    defined_attributes([tree]) if defined is None else defined)
     for node in tree.body if isinstance(tree, ast.Module) else [tree]:
-        reader.visit(node)
+        try:
+            reader.visit(node)
+        except RecursionError:  # Python parses deeper than a reader can follow
+            reader.refuse("code nested deeper than the grader reads", node)
     return sorted(reader.found.values(), key=lambda f: (f.line, f.what))
 
 

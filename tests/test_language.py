@@ -272,6 +272,12 @@ def test_a_lesson_extends_the_list_and_can_never_allow_a_way_out(tmp_path):
 
 # --- linear on any input: the trusted side reads a student's cell once ------------------------
 
+def test_code_nested_deeper_than_a_reader_follows_is_refused_in_one_line():
+    answer = "def mse_grad(inp, targ):\n    inp.g = " + "-" * 1000 + "inp\n"  # Python parses it
+    found = rules.findings_in(answer)
+    assert [f.what for f in found] == ["code nested deeper than the grader reads"]
+
+
 def test_many_magic_lines_are_read_in_one_pass():
     answer = "%time x = 1\n" * 5000 + "def mse_grad(inp, targ):\n    pass\n"  # 60 KB
     start = time.monotonic()
