@@ -469,12 +469,15 @@ def judge(answers: dict[str, reading.Cell], given: list[reading.Cell],
         # Code outside the language keeps its whole cell out of the graded run.
         found: dict[Finding, None] = dict.fromkeys(
             f for f in per_cell[cell.index][1] if f.kind == HIDDEN)
-        reached = reading.reachable([entries[target]], statements,
+        # The target's cell runs as a whole: what it runs besides its definitions counts too,
+        # and so does what that code calls (a helper its top-level code runs).
+        top = [s for s in cell.statements if not isinstance(s.node, definitions)]
+        start = {entries[target]} | {n.func.id for s in top for n in ast.walk(s.node)
+                                     if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        reached = reading.reachable(start, statements,
                                     touching=[c.index for c in answers.values()])
         seen = {id(s) for s in reached}
-        # The target's cell runs as a whole: what it runs besides its definitions counts too.
-        reached += [s for s in cell.statements
-                    if not isinstance(s.node, definitions) and id(s) not in seen]
+        reached += [s for s in top if id(s) not in seen]
         for s in sorted(reached, key=lambda s: (s.cell != cell.index, s.cell, s.first)):
             home, in_it, lines = per_cell[s.cell]
             where = "" if s.cell == cell.index else home.name if id(home) in answer_ids else (

@@ -119,6 +119,13 @@ def test_autograd_in_another_cell_that_a_target_reaches_is_its(name, answers, ta
             assert not findings, (other, findings)
 
 
+def test_a_helper_that_the_cells_own_top_level_code_calls_is_read():
+    answer = ("import torch\ndef precompute(x):\n    x.requires_grad_()\n    return x\n"
+              "CACHE = precompute(torch.ones(3))\n" + CORRECT["mse_grad"])
+    found = judged({"mse_grad": answer})["mse_grad"]
+    assert [(f.kind, f.what, f.line) for f in found] == [(rules.AUTOGRAD, "requires_grad_()", 3)]
+
+
 def test_the_lessons_own_autograd_counts_only_where_an_answer_reaches_it():
     lesson = ["import torch\n", "def check_with_autograd(x):\n    x.requires_grad_()\n    return x\n"]
     honest = judged({"mse_grad": CORRECT["mse_grad"]}, lesson)
