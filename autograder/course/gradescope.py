@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             report = check_notebook(path, lesson=lesson)
         except (NotebookError, lessons.LessonError) as exc:
             data = results(None, str(exc).replace(str(path), path.name))
+        except Exception as exc:  # noqa: BLE001 - the grader's own failure: one line, no traceback
+            data = results(None, f"the grader failed: {type(exc).__name__}: "
+                                 f"{' '.join(str(exc).split())[:300]}: tell your instructor")
         else:
             data = results(report)
     data["execution_time"] = round(time.monotonic() - start, 3)
