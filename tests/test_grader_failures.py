@@ -74,3 +74,55 @@ def test_a_wrong_reference_costs_the_student_nothing_and_tells_the_instructor(tm
     said = [n for n in report.notes if n.startswith(REFERENCE_NOTE)]
     assert len(said) == 1 and "classifier's reference log_softmax_grad disagrees" in said[0]
     assert not for_students(said[0])
+
+
+NOTE = (f"{REFERENCE_NOTE} classifier's reference log_softmax_grad disagrees with autograd on "
+        "inp.g in large-logits case 2 (float32): graded against torch.autograd alone, no student "
+        "affected; fix it in the lesson's reference.py")
+
+
+def test_grades_summary_tells_the_instructor_once_per_wrong_reference(tmp_path):
+    from rich.console import Console
+
+    from autograder.course.grade import Outcome
+    from autograder.course.show import print_class
+    from autograder.report import CheckResult, Report
+
+    def outcome(student: str, notes: list[str]) -> Outcome:
+        check = CheckResult("log_softmax_grad:values", "log_softmax_grad", True, 3.0, 3.0, "ok")
+        return Outcome(student, 3.0, 3.0, Report([check], notes=notes), "classifier")
+
+    console = Console(record=True, width=300)
+    print_class([outcome("ada", [NOTE, "sandbox: pid namespace"]), outcome("bob", [NOTE]),
+                 outcome("cy", ["sandbox: pid namespace"])], tmp_path, console)
+    lines = console.export_text().splitlines()
+    said = [line for line in lines if REFERENCE_NOTE in line]
+    assert said == [f"for the instructor (2 submission(s)): {NOTE}"]
+    assert sum(line.count("3 / 3") for line in lines) == 3  # the students' scores, unaffected
+
+
+def test_the_class_report_tells_the_instructor_once_per_wrong_reference(tmp_path):
+    from rich.console import Console
+
+    from autograder.course import classreport
+    from autograder.report import CheckResult, Report
+
+    check = CheckResult("log_softmax_grad:values", "log_softmax_grad", True, 3.0, 3.0, "ok")
+    for student in ("ada", "bob"):
+        classreport.keep(tmp_path, "classifier", student,
+                         Report([check], notes=[NOTE, "sandbox: pid namespace"]), None)
+    kept = classreport.read_kept(tmp_path, "classifier", "ada")
+    assert kept.reference == [NOTE]
+    rows = [classreport.Row(s, 3.0, 3.0, {"log_softmax_grad": (3.0, 3.0)}, k.checks,
+                            reference=k.reference)
+            for s, k in (("ada", kept), ("bob", kept),
+                         ("cy", classreport.Kept(None, kept.checks)))]
+    report = classreport.ClassReport(tmp_path, "classifier", ["log_softmax_grad"], rows)
+    assert report.reference_notes() == {NOTE: ["ada", "bob"]}
+    page = classreport.page(report)
+    assert page.count("fix it in the lesson&#x27;s reference.py") == 1
+    assert "For the instructor</strong> (2 of 3 submissions)" in page
+    console = Console(record=True, width=400)
+    classreport.print_summary(report, console)
+    said = [line for line in console.export_text().splitlines() if REFERENCE_NOTE in line]
+    assert said == [f"for the instructor (2 of 3 submissions): {NOTE}"]
