@@ -8,7 +8,7 @@ import types
 
 import pytest
 import torch
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autograder import lesson as lessons
@@ -81,8 +81,7 @@ def test_a_wrong_reference_is_one_line_for_the_instructor_and_grading_goes_on_wi
 
 
 @pytest.mark.parametrize("name", sorted(LESSONS))
-@settings(max_examples=6, deadline=None, derandomize=False,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))  # a course's seeds (`resolve`)
 @example(seed=ONCE_FAILED[0])
 def test_every_plan_builds_and_its_reference_passes_every_check_of_its_own_target(name, seed):
