@@ -64,6 +64,8 @@ def check(
                                 warm=os.environ.get("AUTOGRADER_WARM") == "1")
     except (NotebookError, LessonError, DeviceUnavailable) as exc:
         fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the grader's own failure: one line, never a traceback
+        fail(f"the grader failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
     if json:
         sys.stdout.write(report.to_json() + "\n")
     else:

@@ -109,6 +109,7 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
     for check in checks:
         check.message = name_cells(check.message, labels)
     notes = [name_cells(note, labels) for note in notes]
+    notes += plan.reference_problems  # the instructor's, as the sandbox's layers are
     notes.append("sandbox: " + "; ".join(run.sandbox))
     return Report(checks, reference=plan.reference, seed=plan.seed, notes=notes,
                   output=run.stdout + run.stderr, devices=devices, lesson=lesson.id)

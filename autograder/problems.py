@@ -34,7 +34,11 @@ def _draw(spec: object, case: Case, gen: torch.Generator) -> torch.Tensor:
 
 def make_inputs(lesson: Lesson, target: str, case: Case, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Fresh CPU inputs for one call of `target` (float64, or int64 labels), in the order of its
-    arguments, then the upstream gradients."""
+    arguments, then the upstream gradients.
+
+    The drawn inputs are rounded to the case's dtype (held in float64, as sent), and a derived
+    one (log_softmax's `out`) is the lesson's forward of those, in float64: exactly what
+    autograd's forward computes from them (the sent copy is rounded once more, `as_case`)."""
     t = lesson.target(target)
     code = lesson.code()
     if t.kind == "probe":
@@ -43,12 +47,21 @@ def make_inputs(lesson: Lesson, target: str, case: Case, gen: torch.Generator) -
     prepare = getattr(code, "prepare", None)
     if prepare is not None:
         prepare(target, drawn, case)
+    drawn = {name: as_case(value, case) for name, value in drawn.items()}
     for name, forward, of in t.derived:
         with torch.no_grad():
             drawn[name] = getattr(code, forward)(*(drawn[k] for k in of))
     ordered = {name: drawn[name] for name in t.args if name in drawn}
     ordered.update((k, v) for k, v in drawn.items() if k not in ordered)
     return ordered
+
+
+def as_case(value: torch.Tensor, case: Case) -> torch.Tensor:
+    """A float input rounded to the case's dtype, then held in float64 (as sent, exactly);
+    integer inputs (class labels) as they are."""
+    if not value.is_floating_point():
+        return value
+    return value.to(DTYPES[case.dtype]).to(torch.float64)
 
 
 def probe_inputs(case: Case, gen: torch.Generator) -> dict[str, torch.Tensor]:

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-#: Notes that only the instructor reads (the jail's layers): never in what a student sees.
-INSTRUCTOR_ONLY = ("sandbox:",)
+#: How a note on the lesson's reference begins (it disagrees with autograd: `plan.build_plan`).
+REFERENCE_NOTE = "reference:"
+#: Notes that only the instructor reads (the jail's layers, the reference's bugs): never in what a
+#: student sees.
+INSTRUCTOR_ONLY = ("sandbox:", REFERENCE_NOTE)
 
 
 def for_students(note: str) -> bool:
     return not note.startswith(INSTRUCTOR_ONLY)
+
+
+def reference_notes(notes_of: Iterable[tuple[str, Iterable[str]]]) -> dict[str, list[str]]:
+    """Each distinct note on the reference, with the students whose grading met it, from
+    (student, notes) pairs: what a class summary says once, not once per student."""
+    found: dict[str, list[str]] = {}
+    for student, notes in notes_of:
+        for note in dict.fromkeys(notes):
+            if note.startswith(REFERENCE_NOTE):
+                found.setdefault(note, []).append(student)
+    return found
 
 
 @dataclass(frozen=True)

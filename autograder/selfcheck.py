@@ -88,9 +88,10 @@ def find_lesson(target: str, lesson: str | None = None) -> lessons.Lesson:
 
 
 def run_self_check(target: str, obj: object, device: str = "all",
-                   lesson: str | None = None) -> Report:
+                   lesson: str | None = None, seed: int | None = None) -> Report:
     """Check `obj` (the student's function, or their `Module` class) as `target` of `lesson`
-    (default: the lesson here that has it), in this process.
+    (default: the lesson here that has it), in this process, on the inputs of `seed` (default:
+    the lesson's self-check seed).
 
     `device` as for `autograder check`: by default on the CPU, on fake CUDA tensors
     (GPU-readiness) and, where this kernel has a GPU, on CUDA; the report says which ran.
@@ -101,7 +102,8 @@ def run_self_check(target: str, obj: object, device: str = "all",
     source = source_of(obj)
     findings = rules.findings_in(source, found.language) if source is not None else None
     clean = findings is not None and not any(f.kind == rules.AUTOGRAD for f in findings)
-    plan = build_plan(found, resolve.seed(found, "self-check"), (target,), lanes=lanes_for(device),
+    seed = resolve.seed(found, "self-check") if seed is None else seed
+    plan = build_plan(found, seed, (target,), lanes=lanes_for(device),
                       refuse_autograd={target} if clean else set())
     wire = plan.wire_inputs()
     outcome = TargetOutcome("ok")

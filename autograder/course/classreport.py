@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .. import files
 from ..lesson import Target
-from ..report import Report
+from ..report import REFERENCE_NOTE, Report, reference_notes
 
 FORMAT = 1  # of a kept report
 MAX_KEPT_BYTES = 4 << 20
@@ -105,6 +105,7 @@ class Check:
 class Kept:
     reason: str | None
     checks: list[Check]
+    reference: list[str] = field(default_factory=list)  # its notes on the lesson's reference
 
 
 def read_kept(course: Path, assignment: str, student: str) -> Kept | None:
@@ -163,6 +164,7 @@ def parse_kept(data, assignment: str, student: str) -> Kept:
     need(isinstance(notes, list) and len(notes) <= MAX_NOTES, "notes is not a short list")
     for note in notes:
         text(note, "a note")
+    said = [n for n in notes if n.startswith(REFERENCE_NOTE)]
     checks = []
     for i, c in enumerate(raw_checks):
         need(isinstance(c, dict), f"check {i} is not an object")
@@ -178,7 +180,7 @@ def parse_kept(data, assignment: str, student: str) -> Kept:
         need(0 <= points <= out_of, f"check {i}'s points are not between 0 and max_points")
         checks.append(Check(target, c["passed"], points, out_of,
                             text(c.get("message"), f"check {i}'s message"), tuple(codes)))
-    return Kept(None, checks)
+    return Kept(None, checks, said)
 
 
 # --- the class, from the gradebook and the kept reports -------------------------------------------
@@ -194,6 +196,7 @@ class Row:
     checks: list[Check] = field(default_factory=list)
     reason: str | None = None  # why it could not be graded
     problem: str | None = None  # why its kept report is missing or not used as it is
+    reference: list[str] = field(default_factory=list)  # what its grading found of the reference
 
     def mistakes(self, target: str) -> list[str]:
         codes = [m for c in self.checks if c.target == target and not c.passed for m in c.mistakes]
@@ -256,6 +259,11 @@ class ClassReport:
                  for code, students in who.items()]
         order = {t: i for i, t in enumerate(self.targets)}
         return sorted(found, key=lambda m: (-len(m.students), order.get(m.target, 0), m.code))
+
+    def reference_notes(self) -> dict[str, list[str]]:
+        """Each note on the lesson's reference (it disagrees with autograd), with the students
+        whose grading met it: the instructor's bug, said once."""
+        return reference_notes((r.student, r.reference) for r in self.rows)
 
     def distribution(self, target: str) -> Counter:
         """Score -> how many graded students have it, for one target."""
@@ -330,7 +338,7 @@ def _row(course: Path, assignment: str, sub) -> Row:
                            "stock `nbgrader autograde`?): its mistakes are not counted; grade "
                            "with `autograder grade` to count them")
         return row
-    row.reason, row.checks = kept.reason, kept.checks
+    row.reason, row.checks, row.reference = kept.reason, kept.checks, kept.reference
     # A kept report from an earlier grading than the gradebook's scores: say so.
     auto = {target_of(g.name): float(g.auto_score or 0.0) for g in grades}
     expected = Counter()
@@ -440,6 +448,9 @@ def page(report: ClassReport) -> str:
              f"<p>{e(str(report.course))}, made {e(report.made)}. {len(report.rows)} handed in: "
              f"{len(graded)} graded (mean score {mean:.3g} / {out_of:g}), {len(not_graded)} could "
              "not be graded.</p>"]
+    for note, students in report.reference_notes().items():  # the instructor's, above the class's
+        parts.append(f"<p><strong>For the instructor</strong> ({len(students)} of "
+                     f"{len(report.rows)} submissions): {e(note)}</p>")
 
     mistakes = report.mistakes()
     parts.append("<h2>What the class got wrong</h2>")
@@ -538,6 +549,9 @@ def print_summary(report: ClassReport, console) -> None:
                                                if len(m.students) > 6 else "")
             table.add_row(escape(m.code), str(len(m.students)), escape(m.message), escape(who))
         console.print(table)
+    for note, students in report.reference_notes().items():
+        console.print(f"[yellow]for the instructor[/] ({len(students)} of {len(report.rows)} "
+                      f"submissions): {escape(note)}", highlight=False, soft_wrap=True)
     for r in report.not_graded:
         console.print(f"[red]not graded[/]: {escape(r.student)}: {escape(r.reason or '')}",
                       highlight=False, soft_wrap=True)

@@ -140,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     try:
         data = grade(folder, argv[2] if len(argv) > 2 and argv[2] else None)
-    except Exception as exc:  # noqa: BLE001 - Gradescope must still get a results.json
-        data = results(None, f"the grader failed: {type(exc).__name__}: {one_line(exc)}")
+    except Exception as exc:  # noqa: BLE001 - the grader's own failure: one line, no traceback
+        data = results(None, f"the grader failed: {type(exc).__name__}: {one_line(exc)}: "
+                             "tell your instructor")
     data["execution_time"] = round(time.monotonic() - start, 3)
     write(dest, data)
     print(f"score: {data['score']:g}")

@@ -57,6 +57,12 @@ def print_class(outcomes: list, course: Path, console: Console) -> None:
         row = [escape(o.student), f"{o.score:g} / {o.max_score:g}{late}", said]
         table.add_row(*([escape(o.assignment)] if several else []), *row)
     console.print(table)
+    from ..report import reference_notes
+
+    wrong = reference_notes((o.student, o.report.notes) for o in outcomes if o.report)
+    for note, students in wrong.items():  # the instructor's bug, said once for the class
+        console.print(f"[yellow]for the instructor[/] ({len(students)} submission(s)): "
+                      f"{escape(note)}", highlight=False, soft_wrap=True)
     if outcomes:
         from .. import lesson as lessons
 
