@@ -28,12 +28,12 @@ def read_notebook(path: str | Path) -> dict:
         raise NotebookError(f"{path}: no such file") from None
     except OSError as exc:
         raise NotebookError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # a folder's descriptor cannot even become a file object
+        os.close(fd)
+        raise NotebookError(f"{path} is a folder, not a notebook" if stat.S_ISDIR(info.st_mode)
+                            else f"{path} is not a plain file")
     with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise NotebookError(f"{path} is a folder, not a notebook")
-        if not stat.S_ISREG(info.st_mode):
-            raise NotebookError(f"{path} is not a plain file")
         if info.st_size > MAX_NOTEBOOK_BYTES:
             raise NotebookError(f"{path} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB")
         try:

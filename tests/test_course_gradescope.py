@@ -191,7 +191,8 @@ def test_gradescope_writes_results_json_even_when_the_grader_fails(tmp_path, mon
     data = json.loads(out.read_text())
     check_spec(data)
     assert data["score"] == 0.0
-    assert data["output"] == "Not graded: the grader failed: RuntimeError: the disk is full"
+    assert data["output"] == ("Not graded: the grader failed: RuntimeError: the disk is full: "
+                              "tell your instructor")
 
 
 def run_script(tmp_path: Path, python: str) -> dict:

@@ -37,7 +37,7 @@ def test_check_says_a_failure_of_the_trusted_side_in_one_line_and_exits_2(monkey
 
 
 def test_gradescope_says_a_failure_of_the_trusted_side_in_one_line(monkeypatch, tmp_path):
-    monkeypatch.setattr(engine, "check_notebook", broken_trusted_side)
+    monkeypatch.setattr(engine, "check_parsed", broken_trusted_side)
     folder = tmp_path / "submission"
     folder.mkdir()
     shutil.copy(REPO / "assignments" / "classifier" / "classifier.ipynb", folder)
