@@ -283,6 +283,8 @@ def keep_lines(source: str, statements: list[Statement]) -> str:
 def without(source: str, nodes: Iterable[ast.stmt]) -> str:
     """`source` with each statement in `nodes` (none inside another) replaced by `pass`, the
     other lines where they were: what grading runs of a cell whose prints it leaves out."""
+    # Python ends a line at \n, \r\n or \r alone: the same lines as ast's, whatever the text.
+    source = source.replace("\r\n", "\n").replace("\r", "\n")
     lines = source.encode("utf-8").split(b"\n")  # ast's columns count UTF-8 bytes
     for node in sorted(nodes, key=lambda n: (n.lineno, n.col_offset), reverse=True):
         first, last = node.lineno - 1, node.end_lineno - 1

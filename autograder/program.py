@@ -73,6 +73,11 @@ def build(nb: dict, source: dict | None, entries: dict[str, str],
     lesson = [reading.read_cell(i, text, name=label.format(i)) for i, text in given]
     findings = rules.judge(answers, lesson, {t: entries[t] for t in answers},
                            trusted_given=source is not None, language=language)
+    runnable = {t: _runnable(c.source, c.tree) for t, c in answers.items()}
+    for target, text in runnable.items():
+        if text is None:  # what would run is not what was read: it does not run
+            findings[target].insert(0, rules.Finding(
+                rules.HIDDEN, "code the grader cannot take apart statement by statement", 1))
     not_run = {t: next(f for f in found if f.kind == rules.HIDDEN and not f.where)
                for t, found in findings.items()
                if any(f.kind == rules.HIDDEN and not f.where for f in found)}
@@ -87,14 +92,17 @@ def build(nb: dict, source: dict | None, entries: dict[str, str],
         target = next((t for t, c in answers.items() if c is cell), None)
         if target is not None:
             student_index = mine[target][0]
-            cells.append({"index": cell.index, "source": _runnable(cell.source, cell.tree),
+            cells.append({"index": cell.index, "source": runnable[target],
                           "name": f"cell {student_index}", "first_line": _first_line(cell.source),
                           "label": cell_label(cell.source, target)})
             continue
         kept = [s for s in needed if s.cell == cell.index]
         if kept:
             text = reading.keep_lines(cell.source, kept)
-            cells.append({"index": cell.index, "source": _runnable(text, _parsed(text)),
+            text = _runnable(text, _parsed(text))
+            if text is None:
+                continue
+            cells.append({"index": cell.index, "source": text,
                           "name": cell.name.replace(" of the lesson", ""),
                           "first_line": _first_line(cell.source),
                           "label": cell_label(cell.source)})
@@ -102,13 +110,37 @@ def build(nb: dict, source: dict | None, entries: dict[str, str],
                    not_run, source is not None, _own_names(nb, mine, given) if source else {})
 
 
-def _runnable(text: str, tree: ast.Module | None) -> str:
+def _runnable(text: str, tree: ast.Module | None) -> str | None:
     """What grading runs of a cell: its text, with the statements the rules leave unread
-    (`rules.inert`: prints, debugger calls) replaced by `pass`."""
+    (`rules.inert`: prints, debugger calls) replaced by `pass`; None where the text that would
+    run does not parse to exactly the statements the rules read (the proof is a second parse)."""
     if tree is None:
         return text
-    return reading.without(text, [n for n in ast.walk(tree)
-                                  if isinstance(n, ast.stmt) and rules.inert(n)])
+    inert = [n for n in ast.walk(tree) if isinstance(n, ast.stmt) and rules.inert(n)]
+    if not inert:
+        return text
+    out = reading.without(text, inert)
+    try:
+        with reading.PARSING:
+            again = ast.parse(out)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    return out if ast.dump(again) == ast.dump(_with_passes(tree, {id(n) for n in inert})) \
+        else None
+
+
+def _with_passes(tree: ast.Module, inert: set[int]) -> ast.Module:
+    """`tree` with each statement in `inert` (by id) a `pass`: what `_runnable` must give."""
+    import copy
+
+    clone = copy.deepcopy(tree)
+    replace = {id(c) for o, c in zip(ast.walk(tree), ast.walk(clone), strict=True)
+               if id(o) in inert}
+    for node in ast.walk(clone):
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                setattr(node, name, [ast.Pass() if id(v) in replace else v for v in value])
+    return clone
 
 
 def _parsed(text: str) -> ast.Module | None:

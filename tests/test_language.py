@@ -245,6 +245,22 @@ def test_the_self_check_names_what_is_refused_as_check_does(tmp_path, make_noteb
     assert "not in the answer language" in gate.message and "x.name" in gate.message
 
 
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_what_runs_is_what_was_read_whatever_ends_the_lines(ending):
+    # Python ends a line at a lone \r too: the prints left out must be the ones read, and the
+    # text that runs must parse to exactly the statements the rules read (a crash before).
+    answer = ('def mse_grad(inp, targ):\n    s = """\nprint(1)\n"""\n    print(s)\n'
+              "    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n")
+    nb = {"cells": [{"cell_type": "code", "source": answer.replace("\n", ending),
+                     "metadata": {"nbgrader": {"grade_id": "mse_grad", "solution": True}}}]}
+    source = __import__("json").loads(Path(SOURCE).read_text())
+    graded = program.build(nb, source, {"mse_grad": "mse_grad"})
+    assert graded.findings["mse_grad"] == [] and "mse_grad" not in graded.not_run
+    ran = next(c["source"] for c in graded.cells if c["label"] == "the mse_grad cell")
+    assert "print(s)" not in ran and "print(1)" in ran  # the print in the string is text
+    assert ran.splitlines()[5].strip().startswith("inp.g = 2. *")
+
+
 # --- one list, shown in the README, extended by a lesson ---------------------------------------
 
 def test_the_readme_shows_the_list_from_its_one_place():
