@@ -117,6 +117,16 @@ def _lines_in_strings(source: str) -> set[int]:
     return inside
 
 
+def parse(text: str, *, magics: bool = False) -> ast.Module | None:
+    """`text` parsed (one parse at a time, see PARSING), magic lines read as comments with
+    `magics`; None where it does not parse."""
+    try:
+        with PARSING:
+            return ast.parse(MAGIC.sub(r"\1# \2", text) if magics else text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 def read_cell(index: int, source: str, *, magics: bool = True, name: str = "",
               limit: int | None = None) -> Cell:
     """Parse a cell. With `magics`, lines IPython would run as magics are read as comments (the

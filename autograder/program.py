@@ -99,7 +99,7 @@ def build(nb: dict, source: dict | None, entries: dict[str, str],
         kept = [s for s in needed if s.cell == cell.index]
         if kept:
             text = reading.keep_lines(cell.source, kept)
-            text = _runnable(text, _parsed(text))
+            text = _runnable(text, reading.parse(text, magics=True))
             if text is None:
                 continue
             cells.append({"index": cell.index, "source": text,
@@ -120,13 +120,9 @@ def _runnable(text: str, tree: ast.Module | None) -> str | None:
     if not inert:
         return text
     out = reading.without(text, inert)
-    try:
-        with reading.PARSING:
-            again = ast.parse(out)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    return out if ast.dump(again) == ast.dump(_with_passes(tree, {id(n) for n in inert})) \
-        else None
+    again = reading.parse(out)
+    return out if again is not None and \
+        ast.dump(again) == ast.dump(_with_passes(tree, {id(n) for n in inert})) else None
 
 
 def _with_passes(tree: ast.Module, inert: set[int]) -> ast.Module:
@@ -141,14 +137,6 @@ def _with_passes(tree: ast.Module, inert: set[int]) -> ast.Module:
             if isinstance(value, list):
                 setattr(node, name, [ast.Pass() if id(v) in replace else v for v in value])
     return clone
-
-
-def _parsed(text: str) -> ast.Module | None:
-    try:
-        with reading.PARSING:
-            return ast.parse(reading.MAGIC.sub(r"\1# \2", text))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
 
 
 def _own_names(nb: dict, mine: dict[str, tuple[int, str]], lesson: list[tuple[int, str]]) -> dict:

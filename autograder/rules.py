@@ -177,9 +177,6 @@ class _Read(ast.NodeVisitor):
             return None
         return self.modules.get(parts[0], "torch" if parts[0] == "torch" else None)
 
-    def is_module(self, dotted: str) -> bool:
-        return dotted in self.language.modules
-
     # --- names ---
 
     def visit_Name(self, node: ast.Name) -> None:
@@ -189,7 +186,7 @@ class _Read(ast.NodeVisitor):
         elif name in lang.IPYTHON and name not in self.language.builtins:
             self.refuse(f"{name}, which only IPython defines", node)
         elif isinstance(node.ctx, ast.Load) and name in self.modules and \
-                self.is_module(self.modules[name]) and id(node) not in self.roles:
+                self.modules[name] in self.language.modules and id(node) not in self.roles:
             self.refuse(f"the module {name} used as a value", node)
 
     # --- attributes ---
@@ -329,7 +326,7 @@ class _Read(ast.NodeVisitor):
                     self.refuse(f"from {module} import *", node)
                 elif alias.name in lang.AUTOGRAD or _autograd_module(dotted):
                     pass  # named above
-                elif not (self.is_module(dotted) or alias.name in self.language.attributes) or \
+                elif not (dotted in self.language.modules or alias.name in self.language.attributes) or \
                         alias.name.startswith("_"):
                     self.refuse(f"from {module} import {alias.name}", node)
 
@@ -340,7 +337,7 @@ class _Read(ast.NodeVisitor):
             if whole:
                 self.add(AUTOGRAD, f"import {dotted}", node)
             return False
-        if not self.is_module(dotted):
+        if dotted not in self.language.modules:
             what = f"import {dotted}" if parts[0] != "autograder" else \
                 "an import of the grader's own code"
             self.add(HIDDEN, what, node, "an answer imports only "

@@ -88,9 +88,8 @@ def refuse_autograd_for_good() -> None:
     if _Variable is not None:
         _ENGINE = _Refuse()  # what `_no_autograd` puts back after a call, too
         _Variable._execution_engine = _ENGINE
-    for name in ("_ImperativeEngine",):
-        if hasattr(torch._C, name):
-            delattr(torch._C, name)
+    if hasattr(torch._C, "_ImperativeEngine"):  # no fresh engine to make either
+        del torch._C._ImperativeEngine
     if hasattr(torch._C, "_set_fwd_grad_enabled"):
         torch._C._set_fwd_grad_enabled(False)
     _refuse_backward_kernels()
