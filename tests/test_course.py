@@ -22,8 +22,9 @@ from nbconvert.exporters import HTMLExporter
 from nbgrader.api import Gradebook
 
 from autograder.course import put_python_on_path, samples
+from autograder.course.config import course_config
 from autograder.course.feedback import FeedbackPage
-from autograder.course.grade import course_config, grade_course
+from autograder.course.grade import grade_course
 from autograder.course.release import release
 
 from .conftest import BACKWARD, CLASS, CORRECT, run_cli

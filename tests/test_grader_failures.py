@@ -120,7 +120,7 @@ def test_the_class_report_tells_the_instructor_once_per_wrong_reference(tmp_path
     report = classreport.ClassReport(tmp_path, "classifier", ["log_softmax_grad"], rows)
     assert report.reference_notes() == {NOTE: ["ada", "bob"]}
     page = classreport.page(report)
-    assert page.count("fix it in the lesson&#x27;s reference.py") == 1
+    assert page.count("fix it in the lesson&#39;s reference.py") == 1
     assert "For the instructor</strong> (2 of 3 submissions)" in page
     console = Console(record=True, width=400)
     classreport.print_summary(report, console)

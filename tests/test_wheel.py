@@ -98,3 +98,8 @@ def test_a_wheel_installed_outside_the_checkout_releases_and_grades_both_lessons
     report = json.loads(run("-m", "autograder", "check", "--json", str(
         course / "submitted" / "wrong" / "classifier" / "classifier.ipynb")).stdout)
     assert report["lesson"] == "classifier" and report["reference"].startswith("reference")
+    # The class report's page comes from a template the wheel carries as package data.
+    done = run("-m", "autograder", "report", "--course", str(course), "--assignment", "backward")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "<h1>Class report: backward</h1>" in (course / "reports" / "backward" / "index.html"
+                                                 ).read_text()

@@ -10,7 +10,7 @@ each `DIR/submitted/<student>/<id>/<id>.ipynb`, one short pipeline:
         -> feedback (feedback.py: nbgrader's generate_feedback, in batches, in one process per
                      eight workers, while the others are graded)
     then, for the class: grades.csv (nbgrader's CSV export), Gradescope results.json; each
-    student's report is kept for `autograder report` (classreport.py).
+    student's report is kept for `autograder report` (classreport/kept.py).
 
 Every gradebook write happens in this process, one at a time (SQLite). A submission that cannot
 be graded is recorded as 0 with its reason, and the others are graded as usual.
@@ -34,7 +34,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from sqlalchemy.exc import SAWarning
-from traitlets.config import Config, PyFileConfigLoader
+from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
 from .. import files, notebook, resolve
@@ -43,11 +43,10 @@ from ..engine import grade_submission, source_notebook, warm_up
 from ..lesson import Lesson
 from ..report import Report
 from . import put_python_on_path
+from .config import course_config
 from .preprocessor import gradebook_points, plain
 from .record import Recorder, one_line, quiet_log, read_timestamp
 from .steps import step_for
-
-ISOLATED_CHECK = "autograder.course.preprocessor.IsolatedCheck"
 
 
 class GradeError(RuntimeError):
@@ -74,33 +73,6 @@ class Outcome:
     @property
     def mistakes(self) -> list[str]:
         return self.report.mistakes() if self.report else []
-
-
-# --- the course's nbgrader configuration --------------------------------------------------------
-
-def course_config(course: Path) -> Config:
-    """The course's `nbgrader_config.py`, made sure to grade with IsolatedCheck."""
-    cfg = Config()
-    if (course / "nbgrader_config.py").is_file():
-        cfg.merge(PyFileConfigLoader("nbgrader_config.py", str(course)).load_config())
-    cfg.CourseDirectory.root = str(course)
-    db_url = cfg.CourseDirectory.get("db_url", f"sqlite:///{course / 'gradebook.db'}")
-    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
-        db_url = f"sqlite:///{course / db_url.removeprefix('sqlite:///')}"
-    cfg.CourseDirectory.db_url = db_url
-    cfg.OverwriteCells.add_missing_cells = True
-    steps = list(cfg.Autograde.get("autograde_preprocessors", Autograde.autograde_preprocessors.default()))
-    steps = [ISOLATED_CHECK if name_of(s) == "nbgrader.preprocessors.execute.Execute" else s
-             for s in steps]
-    if ISOLATED_CHECK not in [name_of(s) for s in steps]:
-        steps.insert(0, ISOLATED_CHECK)
-    cfg.Autograde.autograde_preprocessors = steps
-    return cfg
-
-
-def name_of(step) -> str:
-    cls = import_item(step) if isinstance(step, str) else step
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 # --- one submission ------------------------------------------------------------------------------
