@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import gc
 import glob
-import html
 import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -28,6 +27,7 @@ from traitlets import List, Unicode, default
 from traitlets.config import Config
 
 from ..lesson import Lesson
+from .pages import render
 from .record import quiet_log
 
 
@@ -229,11 +229,7 @@ def generate_for(course: Path, cfg: Config, assignment: str, students: list[str]
 
 
 def write_unusable_page(path: Path, reason: str, max_score: float, lesson: Lesson) -> None:
+    """The page of a submission that could not be graded: its score, 0, and the reason."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Feedback: "
-        f"{lesson.id}</title></head>\n<body>\n<h1>Feedback: {lesson.id}</h1>\n"
-        f"<p><strong>Score: 0 / {max_score:g}</strong>: your {lesson.notebook} could not be "
-        f"graded.</p>\n<p>Why: {html.escape(reason)}</p>\n<p>Run <code>autograder check "
-        f"{lesson.notebook}</code> on your notebook before you submit it again.</p>\n"
-        "</body></html>\n")
+    path.write_text(render("not_graded.html.j2", lesson=lesson, reason=reason, max_score=max_score),
+                    encoding="utf-8")
