@@ -1,6 +1,7 @@
 """nbgrader's metadata check with its schema compiled once: the same verdict as stock's, notebook
 for notebook, on good and on damaged nbgrader metadata. (The steps on the class's open gradebook
-are compared with stock nbgrader file for file in tests/test_course.py.)"""
+are compared with stock nbgrader file for file in tests/test_course.py.) And the parts copied
+from nbgrader refuse, in one line, a version they were not copied from."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import nbformat
 import pytest
 from nbgrader.preprocessors import CheckCellMetadata
 
-from autograder.course.steps import CheckCellMetadataOnce
+from autograder.course.nbgrader_parts import CheckCellMetadataOnce, VersionMismatch, check_versions
 
 
 def damaged(released: dict, how: str) -> nbformat.NotebookNode:
@@ -49,3 +50,12 @@ def test_the_metadata_check_gives_stocks_verdict(released, how):
     assert verdict(ours, damaged(released, how)) == stock
     assert verdict(ours, damaged(released, how)) == stock  # and again, its validator reused
     assert (stock[0] == "ok") == (how == "as released")
+
+
+def test_the_copied_parts_refuse_another_nbgrader_in_one_line():
+    check_versions()  # the installed ones, which the parts were copied from
+    with pytest.raises(VersionMismatch) as refused:
+        check_versions({"nbgrader": "0.10.0"})
+    said = str(refused.value)
+    assert "\n" not in said and "nbgrader 0.10.0 is installed" in said
+    assert "pip install 'nbgrader==0.9.*'" in said

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import atexit
 import gc
-import glob
-import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from nbconvert.exporters import HTMLExporter, TemplateExporter
+from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.highlight import Highlight2HTML
-from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbconvert.preprocessors import Preprocessor
 from nbgrader.converters import GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
@@ -27,6 +24,7 @@ from traitlets import List, Unicode, default
 from traitlets.config import Config
 
 from ..lesson import Lesson
+from . import nbgrader_parts
 from .pages import render
 from .record import quiet_log
 
@@ -171,12 +169,8 @@ class FeedbackPage(HTMLExporter):
         # Where the stock pass runs, it takes the highlighter from here. (Set to the same value
         # for each page, it does not make nbconvert build its templates again.)
         self.filters = {**self.filters, "highlight_code": self.highlighters[lexer]}
-        # HTMLExporter.from_notebook_node up to its BeautifulSoup pass.
-        res = self._init_resources(resources)
-        self.register_filter("highlight_code", self.highlighters[lexer])
-        self.register_filter("filter_data_type", WidgetsDataTypeFilter(
-            notebook_metadata=self._nb_metadata, parent=self, resources=res))
-        html, res = TemplateExporter.from_notebook_node(self, nb, res, **kw)
+        html, res = nbgrader_parts.html_without_soup(self, nb, resources,
+                                                     self.highlighters[lexer], **kw)
         if any(target in html.lower() for target in _SOUP_TARGETS):
             return super().from_notebook_node(nb, resources, **kw)
         return html, res
@@ -205,12 +199,7 @@ class FeedbackFor(GenerateFeedback):
                          MAX_OTHER_FILE_BYTES)
 
     def init_notebooks(self) -> None:
-        self.assignments = {}
-        for student in self.students:
-            folder = self._format_source(self.coursedir.assignment_id, student)
-            found = glob.glob(os.path.join(glob.escape(folder), f"{self.coursedir.notebook_id}.ipynb"))
-            if found:
-                self.assignments[folder] = found
+        self.assignments = nbgrader_parts.notebooks_of(self, self.students)
 
 
 def generate_for(course: Path, cfg: Config, assignment: str, students: list[str]) -> None:

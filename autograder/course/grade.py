@@ -44,9 +44,9 @@ from ..lesson import Lesson
 from ..report import Report
 from . import put_python_on_path
 from .config import course_config
+from .nbgrader_parts import step_for
 from .preprocessor import gradebook_points, plain
 from .record import Recorder, one_line, quiet_log, read_timestamp
-from .steps import step_for
 
 
 class GradeError(RuntimeError):

@@ -9,7 +9,7 @@ stock `nbgrader autograde` does for each student, with two differences that chan
 - The gradebook is opened once for the class, and each submission is committed once. Stock
   nbgrader opens it ten times per student (each time a new SQLAlchemy engine: every query is
   compiled again) and commits about thirty times. Its steps that open it use this one instead
-  (`steps.py`, which also compiles nbgrader's metadata schema once for the class).
+  (`nbgrader_parts.py`, which also compiles nbgrader's metadata schema once for the class).
 
 Everything else is nbgrader's: the student and submission rows, the timestamp and late penalty,
 the source folder's files, `IsolatedCheck` writing each grade cell's result, `SaveAutoGrades`
@@ -22,7 +22,6 @@ All of it runs in the grading process, one submission at a time (the gradebook i
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from traitlets.config import Config
 from .. import files
 from ..lesson import Lesson
 from ..report import Report
-from . import steps
+from . import nbgrader_parts
 from .preprocessor import IsolatedCheck, notes_cell
 
 # What of a student's other files is copied to autograded/ (and so to feedback/): never more.
@@ -101,26 +100,13 @@ class SanitizedAutograde(Autograde):
         self.ready: dict[str, tuple[nbformat.NotebookNode, Report]] = {}  # student -> (nb, report)
 
     def init_assignment(self, assignment_id: str, student_id: str) -> None:
-        """What `Autograde.init_assignment` does, on the open gradebook, never through a link. The
-        assignment's existence was checked once for the class; a missing notebook is never
-        graded."""
+        """What `Autograde.init_assignment` does, on the open gradebook, never through a link
+        (`nbgrader_parts.init_autograde_assignment`)."""
         self.copy_other_files(assignment_id, student_id)
-        self.gradebook.update_or_create_student(student_id)
-        timestamp = submitted_timestamp(Path(self.coursedir.root), student_id, assignment_id)
-        self.gradebook.update_or_create_submission(
-            assignment_id, student_id, **({"timestamp": timestamp} if timestamp else {}))
-        dest = self._format_dest(assignment_id, student_id)
-        source = self.coursedir.format_path(self.coursedir.source_directory, ".", assignment_id)
-        files = set(utils.find_all_files(source, self.coursedir.ignore + ["*.ipynb"]))
-        files -= {os.path.join(source, x) for x in self.exclude_overwriting.get(assignment_id, [])}
-        for filename in files:  # the instructor's versions of the assignment's other files
-            target = os.path.join(dest, os.path.relpath(filename, source))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            if os.path.exists(target):
-                os.remove(target)
-            shutil.copy(filename, target)
-        # The gradebook knows one notebook; nbgrader skips the others a student hands in.
-        self.notebooks = [n for n in self.notebooks if os.path.basename(n) == self.lesson.notebook]
+        nbgrader_parts.init_autograde_assignment(
+            self, self.gradebook, assignment_id, student_id,
+            submitted_timestamp(Path(self.coursedir.root), student_id, assignment_id),
+            self.lesson.notebook)
 
     def copy_other_files(self, assignment_id: str, student_id: str) -> None:
         """What `BaseConverter.init_assignment` does with a student's other files (copy them to
@@ -135,30 +121,29 @@ class SanitizedAutograde(Autograde):
         if left_out and student_id in self.ready:
             self.ready[student_id][1].notes.append(left_out)
 
-    def _autograde_steps(self, report: Report) -> None:
-        """The configured autograde steps; the gradebook's on the open gradebook, the check with
-        the report already made."""
-        self.exporter._preprocessors = []
+    def autograde_exporter(self, report: Report) -> None:
+        """A fresh exporter with the configured autograde steps (what stock registers on its one
+        exporter, after emptying it): the gradebook's on the open gradebook, the check with the
+        report already made."""
+        self.exporter = self.exporter_class(parent=self, config=self.config, preprocessors=[])
         for configured in self.autograde_preprocessors:
-            step = steps.step_for(configured, self.gradebook, parent=self.exporter)
+            step = nbgrader_parts.step_for(configured, self.gradebook, parent=self.exporter)
             if isinstance(step, IsolatedCheck):
                 step.report, step.lesson = report, self.lesson
             self.exporter.register_preprocessor(step)
 
     def convert_single_notebook(self, notebook_filename: str) -> None:
+        """The notebook as it was sanitized and graded, through the autograde steps, written to
+        `autograded/`: stock reads it from `submitted/`, sanitizes it, writes it, reads it back
+        and runs the steps."""
         resources = self.init_single_notebook_resources(notebook_filename)
-        nb, report = self.ready[resources["nbgrader"]["student"]]
-        # What nbconvert's from_filename would have put there, for the steps that read it.
-        resources["metadata"] = {"name": resources["unique_key"],
-                                 "path": self._format_dest(resources["nbgrader"]["assignment"],
-                                                           resources["nbgrader"]["student"])}
-        self._sanitizing = False
-        self._autograde_steps(report)
-        try:
-            with utils.setenv(NBGRADER_EXECUTION="autograde"):
-                output, resources = self.exporter.from_notebook_node(nb, resources)
-        finally:
-            self._sanitizing = True
+        info = resources["nbgrader"]
+        nb, report = self.ready[info["student"]]
+        self.autograde_exporter(report)
+        nbgrader_parts.as_from_filename(resources, resources["unique_key"],
+                                        self._format_dest(info["assignment"], info["student"]))
+        with utils.setenv(NBGRADER_EXECUTION="autograde"):
+            output, resources = self.exporter.from_notebook_node(nb, resources)
         self.write_single_notebook(output, resources)
 
 
@@ -199,7 +184,7 @@ class Recorder:
         coursedir = CourseDirectory(config=cfg)
         coursedir.assignment_id = lesson.id
         self.gradebook = Gradebook(cfg.CourseDirectory.db_url, coursedir.course_id)
-        self.gradebook.db = steps.OneCommit(self.gradebook.db)
+        self.gradebook.db = nbgrader_parts.OneCommit(self.gradebook.db)
         self.app = SanitizedAutograde(self.gradebook, lesson, coursedir=coursedir,
                                       config=cfg, log=quiet_log())
         self.app.force, self.app.create_student = True, True

@@ -1,26 +1,70 @@
-"""nbgrader's own sanitize and autograde steps, each doing what it does for one notebook, with the
-work that is the same for every student of a class done once for the class:
+"""Every part of nbgrader 0.9 (and nbconvert 7) that autograder copies, in one place, checked
+against the installed versions when it is imported.
+
+Where nbgrader has a public way, autograder uses it; what is here has none: nbgrader's steps and
+converters open the gradebook again for each notebook, copy a student's files through links, list
+a whole folder for each file, or parse every feedback page a second time. Each part names what it
+copies and how it differs. A later nbgrader may change what these parts copy, so another version
+is refused, in one line, before anything is graded (`COPIED_FROM`).
 
 - The steps that open the gradebook (each time a new SQLAlchemy engine: every query compiled
   again) use the class's open gradebook (`OnOpenGradebook`), whose commits are the recorder's
   (`OneCommit`): `OverwriteKernelspec` and `OverwriteCells` (sanitize), `SaveAutoGrades` and
-  `AssignLatePenalties` (autograde).
+  `AssignLatePenalties` (autograde). `step_for(configured, gradebook)` gives the step to run for
+  a configured one; a step not listed here (a course's own, or a later nbgrader's) runs as
+  configured.
 - `CheckCellMetadata` checks each cell against nbgrader's schema compiled once, where
   `jsonschema.validate` checks the schema itself, then compiles it, for every cell.
-
-`step_for(configured, gradebook)` gives the step to run for a configured one; a step not listed
-here (a course's own, or a later nbgrader's) runs as configured.
+- `init_autograde_assignment`: `Autograde.init_assignment` on the open gradebook.
+- `notebooks_of`: `BaseConverter.init_notebooks` for the students listed.
+- `html_without_soup`: `HTMLExporter.from_notebook_node` up to its BeautifulSoup pass.
+- `as_from_filename`: the resources nbconvert's `from_filename` gives a notebook read from a file.
 """
+# ruff: noqa: E402 - the versions are checked before nbgrader's own modules are imported
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
+#: The versions the parts below were copied from: (distribution, version prefix).
+COPIED_FROM = (("nbgrader", "0.9."), ("nbconvert", "7."))
+
+
+class VersionMismatch(ImportError):
+    """The installed nbgrader or nbconvert is not the one these parts were copied from."""
+
+
+def check_versions(installed: dict[str, str] | None = None) -> None:
+    """Raise `VersionMismatch`, in one line, where an installed version (`installed`, else the
+    environment's) is not one `COPIED_FROM` names."""
+    for dist, prefix in COPIED_FROM:
+        got = (installed or {}).get(dist) or version(dist)
+        if not got.startswith(prefix):
+            raise VersionMismatch(
+                f"autograder's course tools copy parts of {dist} {prefix}x "
+                f"(autograder/course/nbgrader_parts.py), and {dist} {got} is installed: "
+                f"pip install '{dist}=={prefix}*'")
+
+
+check_versions()  # before the imports below: a later nbgrader may lack what they name
+
+import glob
 import json
+import os
+import shutil
 import traceback
 
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
+from nbconvert.exporters import TemplateExporter
+from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+from nbgrader import utils
 from nbgrader.api import Gradebook
-from nbgrader.nbgraderformat import SchemaTooNewError, SchemaTooOldError, ValidationError
+from nbgrader.nbgraderformat import (
+    SchemaTooNewError,
+    SchemaTooOldError,
+    ValidationError,
+)
 from nbgrader.nbgraderformat.common import BaseMetadataValidator
 from nbgrader.nbgraderformat.v3 import MetadataValidatorV3
 from nbgrader.preprocessors import (
@@ -33,6 +77,7 @@ from nbgrader.preprocessors import (
 )
 from traitlets.utils.importstring import import_item
 
+# --- nbgrader's steps on the class's open gradebook (nbgrader/preprocessors/) ---------------------
 
 class OneCommit:
     """A gradebook session whose commits wait for the recorder's: nbgrader commits after every
@@ -180,3 +225,64 @@ def step_for(configured, gradebook: Gradebook | None, **kwargs):
     if isinstance(step, OnOpenGradebook):
         step.open_gradebook = gradebook
     return step
+
+
+# --- Autograde.init_assignment, on the class's open gradebook (nbgrader/converters/autograde.py) ---
+
+def init_autograde_assignment(app, gradebook: Gradebook, assignment_id: str, student_id: str,
+                              timestamp, notebook: str) -> None:
+    """What `Autograde.init_assignment` does once the student's other files are copied (the
+    caller copies them, never through a link), on the open `gradebook`: the student's and the
+    submission's rows (with `timestamp`, which the caller read), the instructor's versions of the
+    source folder's other files over the student's, and the notebooks to grade: `notebook`
+    alone (the gradebook knows one; stock skips the others a student hands in). Stock opens the
+    gradebook five times, checks that the assignment exists (checked once for the class here)
+    and gives a missing notebook 0 (one is never graded here)."""
+    gradebook.update_or_create_student(student_id)
+    gradebook.update_or_create_submission(
+        assignment_id, student_id, **({"timestamp": timestamp} if timestamp else {}))
+    dest = app._format_dest(assignment_id, student_id)
+    source = app.coursedir.format_path(app.coursedir.source_directory, ".", assignment_id)
+    found = set(utils.find_all_files(source, app.coursedir.ignore + ["*.ipynb"]))
+    found -= {os.path.join(source, x) for x in app.exclude_overwriting.get(assignment_id, [])}
+    for filename in found:
+        target = os.path.join(dest, os.path.relpath(filename, source))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.exists(target):
+            os.remove(target)
+        shutil.copy(filename, target)
+    app.notebooks = [n for n in app.notebooks if os.path.basename(n) == notebook]
+
+
+def as_from_filename(resources: dict, name: str, path: str) -> dict:
+    """`resources` with what nbconvert's `Exporter.from_filename` puts there for the steps that
+    read it (the notebook's name and folder), for a notebook given from memory."""
+    resources["metadata"] = {"name": name, "path": path}
+    return resources
+
+
+# --- BaseConverter.init_notebooks, for the students listed (nbgrader/converters/base.py) ---------
+
+def notebooks_of(app, students: list[str]) -> dict[str, list[str]]:
+    """`BaseConverter.init_notebooks`'s `assignments` (a submission's folder -> its notebooks)
+    for `students` alone: stock globs every student's folder."""
+    found = {}
+    for student in students:
+        folder = app._format_source(app.coursedir.assignment_id, student)
+        notebooks = glob.glob(os.path.join(glob.escape(folder), f"{app.coursedir.notebook_id}.ipynb"))
+        if notebooks:
+            found[folder] = notebooks
+    return found
+
+
+# --- HTMLExporter.from_notebook_node, without its BeautifulSoup pass (nbconvert/exporters/html.py) -
+
+def html_without_soup(exporter, nb, resources, highlight_code, **kw) -> tuple[str, dict]:
+    """The page `HTMLExporter.from_notebook_node` renders, before its BeautifulSoup pass (which
+    gives images without alternative text their text and JupyterLab cells a tab stop), with
+    `highlight_code` as its highlighter."""
+    res = exporter._init_resources(resources)
+    exporter.register_filter("highlight_code", highlight_code)
+    exporter.register_filter("filter_data_type", WidgetsDataTypeFilter(
+        notebook_metadata=exporter._nb_metadata, parent=exporter, resources=res))
+    return TemplateExporter.from_notebook_node(exporter, nb, res, **kw)
