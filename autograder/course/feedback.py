@@ -34,18 +34,18 @@ def page(course: Path, student: str, lesson: Lesson) -> Path:
 
 
 #: Students per batch handed to a feedback process: each batch compiles nbgrader's templates
-#: once (about 0.1 s), then writes a page in about 0.04 s.
+#: once, which costs a few pages' writing, then writes its pages.
 BATCH = 10
-#: Grading workers that one feedback process keeps up with: a worker grades about 3 students a
-#: second, a feedback process writes about 25 pages.
+#: Grading workers that one feedback process keeps up with: a feedback process writes pages
+#: several times faster than a worker grades notebooks (benchmarks/bench_grade.py measures both).
 WORKERS_PER_PROCESS = 8
 
 
 class Pages:
     """Feedback pages, written while the class is graded: each student is handed over once the
     gradebook holds their scores (`add`), in batches to one process per few workers, which only
-    read the gradebook. A class too small to pay for a process (a fresh Python and nbgrader,
-    about 1 s) gets its pages here, at `finish`; so does a batch whose process died."""
+    read the gradebook. A class too small to pay for a process (a fresh Python that imports
+    nbgrader) gets its pages here, at `finish`; so does a batch whose process died."""
 
     def __init__(self, course: Path, cfg: Config, lesson: Lesson, class_size: int,
                  workers: int = 1) -> None:
@@ -146,8 +146,8 @@ _SOUP_TARGETS = ("<img", "jp-notebook")
 class FeedbackPage(HTMLExporter):
     """nbconvert's HTML export for feedback pages, which a browser shows exactly as stock's.
 
-    Stock parses each page with BeautifulSoup (about 0.1 s of a 0.15 s page) to give images their
-    alternative text and JupyterLab cells a tab stop, then writes the parse back out. A page that
+    Stock parses each page with BeautifulSoup (most of the time a page takes) to give images
+    their alternative text and JupyterLab cells a tab stop, then writes the parse back out. A page that
     has neither changes in that pass only in whitespace and how tags are closed, so here it is
     written as rendered; any other page gets the stock pass. Parsed, ours and stock's pages are
     the same (`tests/test_course.py`).
