@@ -31,7 +31,9 @@ COPIED_FROM = (("nbgrader", "0.9."), ("nbconvert", "7."))
 
 
 class VersionMismatch(ImportError):
-    """The installed nbgrader or nbconvert is not the one these parts were copied from."""
+    """The installed nbgrader or nbconvert is not the one these parts were copied from: this
+    module cannot be imported (its `name`, as an ImportError's, says which module that is; the
+    command line shows the message alone)."""
 
 
 def check_versions(installed: dict[str, str] | None = None) -> None:
@@ -43,7 +45,7 @@ def check_versions(installed: dict[str, str] | None = None) -> None:
             raise VersionMismatch(
                 f"autograder's course tools copy parts of {dist} {prefix}x "
                 f"(autograder/course/nbgrader_parts.py), and {dist} {got} is installed: "
-                f"pip install '{dist}=={prefix}*'")
+                f"pip install '{dist}=={prefix}*'", name=__name__)
 
 
 check_versions()  # before the imports below: a later nbgrader may lack what they name
