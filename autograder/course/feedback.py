@@ -147,9 +147,9 @@ class FeedbackPage(HTMLExporter):
     """nbconvert's HTML export for feedback pages, which a browser shows exactly as stock's.
 
     Stock parses each page with BeautifulSoup (most of the time a page takes) to give images
-    their alternative text and JupyterLab cells a tab stop, then writes the parse back out. A page that
-    has neither changes in that pass only in whitespace and how tags are closed, so here it is
-    written as rendered; any other page gets the stock pass. Parsed, ours and stock's pages are
+    their alternative text and JupyterLab cells a tab stop, then writes the parse back out. A
+    page that has neither changes in that pass only in whitespace and how tags are closed, so
+    here it is written as rendered; any other page gets the stock pass. Parsed, ours and stock's pages are
     the same (`tests/test_course.py`).
     """
 

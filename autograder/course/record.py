@@ -121,10 +121,10 @@ class SanitizedAutograde(Autograde):
         if left_out and student_id in self.ready:
             self.ready[student_id][1].notes.append(left_out)
 
-    def autograde_exporter(self, report: Report) -> None:
-        """A fresh exporter with the configured autograde steps (what stock registers on its one
-        exporter, after emptying it): the gradebook's on the open gradebook, the check with the
-        report already made."""
+    def prepare_exporter(self, report: Report) -> None:
+        """A fresh exporter with the configured autograde steps, registered through nbconvert's
+        public `register_preprocessor` (stock empties its one exporter's private list of them):
+        the gradebook's on the open gradebook, the check with the report already made."""
         self.exporter = self.exporter_class(parent=self, config=self.config, preprocessors=[])
         for configured in self.autograde_preprocessors:
             step = nbgrader_parts.step_for(configured, self.gradebook, parent=self.exporter)
@@ -139,7 +139,7 @@ class SanitizedAutograde(Autograde):
         resources = self.init_single_notebook_resources(notebook_filename)
         info = resources["nbgrader"]
         nb, report = self.ready[info["student"]]
-        self.autograde_exporter(report)
+        self.prepare_exporter(report)
         nbgrader_parts.as_from_filename(resources, resources["unique_key"],
                                         self._format_dest(info["assignment"], info["student"]))
         with utils.setenv(NBGRADER_EXECUTION="autograde"):
