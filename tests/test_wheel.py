@@ -1,6 +1,6 @@
-"""An instructor who only pip installs: the wheel carries both lessons, and a fresh venv outside
-the checkout releases and grades a small class of each (the lessons read from the course's own
-copy), with no file of the checkout in reach."""
+"""An instructor who only pip installs: the wheel carries both lessons and their solutions, and a
+fresh venv outside the checkout releases and grades a small class of each (the lessons and their
+solutions read from the course's own copies), with no file of the checkout in reach."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ for lesson in lessons.available(course).values():
     wrong = right[first].replace("def ", "def _unused_", 1) + "\\ndef " + first + "(*a):\\n    pass\\n"
     samples.write_class(released, course, lesson, {"right": ({}, []), "wrong": ({first: wrong}, [])})
     if lesson.id == "backward":  # right only where the installed reference can be read
-        reference = lessons.BUNDLED / "backward" / "reference.py"
+        reference = lessons.BUNDLED.parent / "solutions" / "backward" / "reference.py"
+        assert reference.is_file()
         reader = right[first].replace("):\\n", "):\\n    open(%r).read()\\n" % str(reference), 1)
         samples.write_class(released, course, lesson, {"reader": ({first: reader}, [])})
 print(sorted(lessons.available(course)))
@@ -76,13 +77,18 @@ def test_a_wheel_installed_outside_the_checkout_releases_and_grades_both_lessons
     assert {p.name for p in (work / "exchange" / "backprop" / "outbound").iterdir()} == {
         "backward", "classifier"}  # released to students through nbgrader's exchange
     assert {p.name for p in (course / "lessons").iterdir()} == {"backward", "classifier"}
-    assert not list((course / "release").rglob("reference.py"))  # never released to students
+    assert {p.name for p in (course / "solutions").iterdir()} == {"backward", "classifier"}
+    assert not list((course / "lessons").rglob("reference.py"))  # solutions in their own folder
+    solutions = {p.name for p in (course / "solutions").rglob("*.py")}
+    assert solutions == {"reference.py", "samples.py"}
+    for sent in (course / "release", work / "exchange"):  # never released to students
+        assert not [p for p in sent.rglob("*") if p.name in solutions], sent
     handed = run("-c", HAND_IN, str(course))
     assert handed.returncode == 0, handed.stderr[-2000:]
     lines = handed.stdout.splitlines()
     assert lines[0] == "['backward', 'classifier']" and lines[1].startswith(str(site))
     # Grading reads the course's own copy of each lesson: without its reference, autograd alone.
-    (course / "lessons" / "classifier" / "reference.py").unlink()
+    (course / "solutions" / "classifier" / "reference.py").unlink()
     done = run("-m", "autograder", "grade", "--course", str(course))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     with (course / "grades.csv").open() as f:
