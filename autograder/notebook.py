@@ -91,12 +91,6 @@ def is_grade_cell(cell: dict) -> bool:
     return bool(meta.get("grade")) and not meta.get("solution")
 
 
-def cells_to_run(nb: dict) -> list[dict]:
-    """The code cells in order, grade cells left out, as `{"index", "source"}`."""
-    return [{"index": i, "source": source(c)} for i, c in enumerate(nb["cells"])
-            if c.get("cell_type") == "code" and not is_grade_cell(c)]
-
-
 def solution_sources(nb: dict, targets: tuple[str, ...]) -> dict[str, tuple[int, str]]:
     """For each target, the index and source of its solution cell (by grade_id)."""
     found = {}

@@ -430,12 +430,6 @@ def scan_cell(cell: reading.Cell, modules: dict[str, str] | None = None,
     return sorted(found, key=lambda f: (f.line, f.what))
 
 
-def find_autograd(source: str) -> list[Finding]:
-    """Every use of autograd in `source`, by line; [] when there is none or it does not parse."""
-    cell = reading.read_cell(0, source)
-    return [f for f in scan_cell(cell) if f.kind == AUTOGRAD] if cell.tree else []
-
-
 def findings_in(source: str, language: lang.Language = lang.DEFAULT) -> list[Finding]:
     """Every finding in one piece of source (a function the self-check read), magics included."""
     return scan_cell(reading.read_cell(0, source, magics=False), language=language)
