@@ -472,7 +472,7 @@ def judge(answers: dict[str, reading.Cell], given: list[reading.Cell],
         for s in sorted(reached, key=lambda s: (s.cell != cell.index, s.cell, s.first)):
             home, in_it, lines = per_cell[s.cell]
             where = "" if s.cell == cell.index else home.name if id(home) in answer_ids else (
-                reading.cell_label(home.source) + (" of the lesson" if trusted_given else ""))
+                home.label() + (" of the lesson" if trusted_given else ""))
             for f in in_it[bisect.bisect_left(lines, s.first):bisect.bisect_right(lines, s.last)]:
                 found[Finding(f.kind, f.what, f.line, where, f.instead)] = None
         out[target] = list(found)
