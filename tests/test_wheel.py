@@ -13,6 +13,8 @@ import sysconfig
 
 import pytest
 
+from autograder.sandbox.limits import choose_layers
+
 from .conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
@@ -37,6 +39,15 @@ for lesson in lessons.available(course).values():
         samples.write_class(released, course, lesson, {"reader": ({first: reader}, [])})
 print(sorted(lessons.available(course)))
 print(lessons.BUNDLED)
+"""
+
+
+#: `autograder` with the rules letting every answer cell run (see conftest.rules_let_through).
+LET_THROUGH = """
+from autograder import rules
+rules.judge = lambda answers, *args, **kwargs: {target: [] for target in answers}
+from autograder.cli import main
+main()
 """
 
 
@@ -96,8 +107,16 @@ def test_a_wheel_installed_outside_the_checkout_releases_and_grades_both_lessons
                 for r in csv.DictReader(f)}
     assert rows[("backward", "right")] == 10.0 and rows[("classifier", "right")] == 6.0
     assert rows[("backward", "wrong")] == 8.0 and rows[("classifier", "wrong")] == 3.0
-    # The wheel's references sit inside the package: the student's process cannot read them.
-    assert rows[("backward", "reader")] == 8.0
+    assert rows[("backward", "reader")] == 8.0  # `open` is outside the answer language
+    # The wheel's solutions sit inside the package: the student's process cannot read them, even
+    # where the rules would let `open` run (a bug in them, made on purpose here).
+    if choose_layers().namespaces:
+        reader = course / "submitted" / "reader" / "backward" / "backward.ipynb"
+        done = run("-c", LET_THROUGH, "check", "--json", str(reader))
+        said = json.loads(done.stdout)
+        assert said["score"] == 8.0, said
+        assert any("FileNotFoundError" in c["message"] or "PermissionError" in c["message"]
+                   for c in said["checks"]), said
     graded = {lesson: (course / "autograded" / "wrong" / lesson / f"{lesson}.ipynb").read_text()
               for lesson in ("backward", "classifier")}
     assert "autograd alone" in graded["classifier"] and "autograd alone" not in graded["backward"]
