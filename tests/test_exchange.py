@@ -102,6 +102,7 @@ def test_the_course_folder_is_the_instructors_alone(cycle):
     bob = cycle["students"][BOB]
     for target in ("gradebook.db", "solutions/backward/reference.py", "submitted",
                    f"feedback/{ALICE}/backward/backward.html", "nbgrader_config.py"):
+        assert (course / target).exists(), target  # there, and out of a student's reach
         tried = bob.shell(f"cat '{course / target}' || ls '{course / target}'")
         assert tried.returncode != 0 and "Permission denied" in tried.stderr, (target, tried)
 
