@@ -1,4 +1,4 @@
-"""The `autograder` command: check a notebook; release, grade and report on a class (see CONTRACT)."""
+"""The `autograder` command: check a notebook; release, grade and report on a class (see docs/contract.md)."""
 
 from __future__ import annotations
 

@@ -53,10 +53,12 @@ def cell_label(source: str, target: str | None = None) -> str:
 
 @dataclass
 class Cell:
-    """A code cell, read: its statements, or why it could not be read.
+    """A code cell, read once (`read_cell`): its text, its tree, its statements with the names
+    each defines and uses, or why it could not be read. The rules judge it, the program runs
+    what it keeps of it, and the messages name it and what it defines.
 
-    `index` orders cells as they run (the lesson's order); `name` is how a student finds the
-    cell ("the mse_grad cell", "cell 5 of the lesson").
+    `index` orders cells as they run (the lesson's order); `name` is how the grader's messages
+    find the cell ("the mse_grad cell", "cell 5 of the lesson").
     """
 
     index: int
@@ -66,6 +68,23 @@ class Cell:
     magics: list[tuple[int, str]] = field(default_factory=list)  # (line, the magic's first word)
     name: str = ""
     too_long: bool = False  # longer than `limit`: not read at all
+
+    @property
+    def first_line(self) -> str:
+        return first_line(self.source)
+
+    def label(self, target: str | None = None) -> str:
+        """The cell as a student finds it (`cell_label`)."""
+        return cell_label(self.source, target)
+
+    @property
+    def defines(self) -> list[str]:
+        """The module-level names its statements bind, in order, each once."""
+        return list(dict.fromkeys(name for s in self.statements for name in sorted(s.defines)))
+
+    def definitions(self, kinds: tuple[type[ast.stmt], ...]) -> list[str]:
+        """The names of its top-level definitions of `kinds` (`ast.ClassDef`, ...), in order."""
+        return [s.node.name for s in self.statements if isinstance(s.node, kinds)]
 
 
 def magic_lines(source: str) -> list[tuple[int, str]]:

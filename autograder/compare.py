@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from . import diagnose, rules
+from .code import Cell
 from .plan import Plan, PlannedCall
 from .report import CheckResult, Verdict
 from .sandbox.launch import TargetOutcome, UntrustedRun
@@ -261,7 +262,7 @@ def judge_static(target: str, findings: list | None, ran_autograd: bool = False)
 
 
 def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
-                 solution_cell: tuple[int, str] | None, findings: list | None = None,
+                 solution_cell: Cell | None, findings: list | None = None,
                  not_run: object | None = None,
                  own_names: dict[str, str] | None = None) -> list[CheckResult]:
     """Each check of `target` with its share of the target's points.
@@ -325,17 +326,14 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
     return results
 
 
-def misnamed(target: str, planned: PlannedCall, source: str) -> Verdict | None:
+def misnamed(target: str, planned: PlannedCall, cell: Cell) -> Verdict | None:
     """The answer cell ran but defines no `entry` (a base class named as in another course,
     `LayerFunction`): say what it defines instead."""
     import ast
 
-    from . import code
-
     entry, what = planned.call.function, "class" if planned.call.kind == "probe" else "function"
     kinds = (ast.ClassDef,) if what == "class" else (ast.FunctionDef, ast.AsyncFunctionDef)
-    defined = [s.node.name for s in code.read_cell(0, source, limit=rules.MAX_ANSWER_BYTES)
-               .statements if isinstance(s.node, kinds)]
+    defined = cell.definitions(kinds)
     if entry in defined or not defined:
         return None
     shown = ", ".join(dict.fromkeys(defined[:6]))
@@ -352,7 +350,7 @@ def skipped(planned: PlannedCall, outcome: TargetOutcome) -> bool:
 
 
 def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: UntrustedRun,
-               solution_cell: tuple[int, str] | None, own: dict[str, str] | None = None) -> Verdict:
+               solution_cell: Cell | None, own: dict[str, str] | None = None) -> Verdict:
     if outcome.status != "ok":
         code = {"timeout": "timeout", "memory": "memory"}.get(outcome.status, "crashed")
         what = {"timeout": "did not finish", "memory": "ran out of memory"}.get(
@@ -362,7 +360,7 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
     failure = call_failure(target, meta, own, planned)
     if failure is not None:
         if meta and meta.get("status") == "undefined" and solution_cell is not None:
-            error = run.cell_errors.get(solution_cell[0])
+            error = run.cell_errors.get(solution_cell.index)
             if error:
                 where = f" ({error['where']})" if error.get("where") else ""
                 limit = f" ({error['limit']})" if error.get("limit") else ""
@@ -376,7 +374,7 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
                                          f"{message}{where}{limit}{own_cell(target, message, own)}",
                                   (f"{target}.{code}",))
             else:
-                failure = misnamed(target, planned, solution_cell[1]) or failure
+                failure = misnamed(target, planned, solution_cell) or failure
         return failure
     kind = planned.check.kind
     if kind == "probe":

@@ -3,7 +3,7 @@
 `compare` finds that a `.g` is wrong; this module says how. Each function returns a `Verdict`
 whose message gives the direction of the fix and the numbers that show it (shapes, a ratio, a
 count of elements), never a value of a hidden input, and whose codes are the specific one from
-the catalogue in CONTRACT followed by the general one; or None to let the general message stand.
+the catalogue in docs/contract.md followed by the general one; or None to let the general message stand.
 Everything here works from tensors that came back as plain data: no student code runs.
 
 The engine names no target: the tools here are general (a factor off, a transpose, a broadcast,

@@ -1,12 +1,15 @@
-"""A lesson is a folder: what the engine grades, read from data (see CONTRACT, "lesson folder").
+"""A lesson is a folder: what the engine grades, read from data (see docs/contract.md, "A lesson").
 
-    assignments/<id>/            (in a wheel: autograder/lessons/<id>/; a course keeps its copy
-        <id>.ipynb                in DIR/lessons/<id>/, which grading reads)
+    assignments/<id>/     what students and the engine read (in a wheel: autograder/lessons/<id>/;
+        <id>.ipynb         a course keeps its copy in DIR/lessons/<id>/, which grading reads)
         lesson.toml   the spec: targets, their signatures, inputs and shapes, checks and cases,
                       weights, points, tolerances, the self-check's seed, the mistake catalogue
         lesson.py     the lesson's code: the forward pass (the truth is autograd on it, float64),
                       input hooks, and which of the engine's diagnoses apply to which target
-        reference.py  the hand-written gradients, each next to its forward (instructor side)
+    solutions/<id>/       what only an instructor may see (in a wheel: autograder/solutions/<id>/;
+                          in a course: DIR/solutions/<id>/), beside the lessons' folder
+        reference.py  the hand-written gradients, each next to its forward
+        samples.py    the sample class: right and wrong answers, for the demo and the tests
 
 The engine names no target, no shape and no lesson: it reads them here. Loading a lesson reads
 its TOML only; `code()` imports its lesson.py (and torch) when the plan is drawn, so that a
@@ -176,8 +179,13 @@ class Lesson:
         return self.folder / self.notebook
 
     @property
+    def solutions(self) -> Path:
+        """The folder of what only an instructor may see (it may be absent: a student's install)."""
+        return solutions_folder(self.folder)
+
+    @property
     def reference_path(self) -> Path | None:
-        path = self.folder / "reference.py"
+        path = self.solutions / "reference.py"
         return path if path.is_file() else None
 
     def code(self) -> ModuleType:
@@ -217,8 +225,21 @@ def load(folder: str | Path) -> Lesson:
     per process while its files stay as they are (a batch's workers, every self-check of a
     kernel); an instructor's edit of one is read again."""
     folder = Path(folder).resolve()
-    stamps = tuple(_stamp(folder / name) for name in (SPEC, "lesson.py", "reference.py"))
+    stamps = tuple(_stamp(path) for path in (folder / SPEC, folder / "lesson.py",
+                                             solutions_folder(folder) / "reference.py"))
     return _load(folder, stamps)
+
+
+def solutions_folder(folder: Path) -> Path:
+    """Where the lesson in `folder` keeps what only an instructor may see: `solutions/<name>/`
+    beside the folder that holds the lessons (assignments/ and solutions/ in a checkout,
+    autograder/lessons/ and autograder/solutions/ in a wheel, DIR/lessons/ and DIR/solutions/ in
+    a course); the lesson's own folder where that holds a reference.py (a course released before
+    solutions/ existed, or a lesson kept in one folder)."""
+    folder = Path(folder)
+    if (folder / "reference.py").is_file():
+        return folder
+    return folder.parent.parent / "solutions" / folder.name
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

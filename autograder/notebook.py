@@ -1,4 +1,5 @@
-"""Read a notebook as plain JSON and find its parts: code cells to run, solution cells, points.
+"""Read a notebook as plain JSON and find its parts: its code cells (read once, with their
+nbgrader roles), solution cells, points.
 
 Only the standard library: the engine must work where nbformat is not installed. Every problem
 with the file becomes a `NotebookError` whose message is one line a student can act on.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 MAX_NOTEBOOK_BYTES = 20 << 20
@@ -91,19 +93,36 @@ def is_grade_cell(cell: dict) -> bool:
     return bool(meta.get("grade")) and not meta.get("solution")
 
 
-def cells_to_run(nb: dict) -> list[dict]:
-    """The code cells in order, grade cells left out, as `{"index", "source"}`."""
-    return [{"index": i, "source": source(c)} for i, c in enumerate(nb["cells"])
-            if c.get("cell_type") == "code" and not is_grade_cell(c)]
+@dataclass(frozen=True)
+class CodeCell:
+    """A code cell as the notebook holds it, read once: where it is, its text, its nbgrader role."""
+
+    index: int  # its place among all the notebook's cells
+    source: str
+    grade_id: str | None
+    solution: bool  # a cell the student writes (nbgrader's solution cell)
+    test: bool  # a grade cell the student does not write (`is_grade_cell`): never run
 
 
-def solution_sources(nb: dict, targets: tuple[str, ...]) -> dict[str, tuple[int, str]]:
-    """For each target, the index and source of its solution cell (by grade_id)."""
-    found = {}
+def code_cells(nb: dict) -> list[CodeCell]:
+    """The notebook's code cells, in order: one pass over a (validated) notebook."""
+    found = []
     for i, c in enumerate(nb["cells"]):
-        grade_id = nbgrader_meta(c).get("grade_id")
-        if grade_id in targets and c.get("cell_type") == "code" and grade_id not in found:
-            found[grade_id] = (i, source(c))
+        if c.get("cell_type") != "code":
+            continue
+        meta = nbgrader_meta(c)
+        grade_id = meta.get("grade_id")
+        found.append(CodeCell(i, source(c), grade_id if isinstance(grade_id, str) else None,
+                              bool(meta.get("solution")), is_grade_cell(c)))
+    return found
+
+
+def answer_cells(cells: list[CodeCell], targets: tuple[str, ...]) -> dict[str, CodeCell]:
+    """For each target, its solution cell (the first code cell whose grade_id is the target)."""
+    found: dict[str, CodeCell] = {}
+    for c in cells:
+        if c.grade_id in targets:
+            found.setdefault(c.grade_id, c)
     return found
 
 

@@ -26,8 +26,8 @@ from . import notebook, rules
 class Program:
     """The graded run's code, and what the rules found on the way."""
 
-    cells: list[dict]  # in run order: {"index", "source", "name", "first_line"}
-    answers: dict[str, tuple[int, str]]  # target -> (its cell's index in `cells`' order, source)
+    cells: list[dict]  # in run order: {"index", "source", "name", "first_line", "label"}
+    answers: dict[str, reading.Cell]  # target -> its answer cell, read (index: in run order)
     findings: dict[str, list[rules.Finding]] = field(default_factory=dict)
     not_run: dict[str, rules.Finding] = field(default_factory=dict)  # target -> why it did not
     lesson_cells: bool = True  # the lesson's cells came from its source, not the notebook
@@ -40,37 +40,35 @@ class Program:
                 if not any(f.kind == rules.AUTOGRAD for f in found)}
 
 
-_first_line, cell_label = reading.first_line, reading.cell_label
-
-
-def given_cells(nb: dict, answer_ids: set[int]) -> list[tuple[int, str]]:
-    """The code cells of `nb` that are neither answers nor tests, as (index, source)."""
-    return [(i, notebook.source(c)) for i, c in enumerate(nb["cells"])
-            if c.get("cell_type") == "code" and i not in answer_ids
-            and not notebook.is_grade_cell(c) and not notebook.nbgrader_meta(c).get("solution")]
+def given_cells(cells: list[notebook.CodeCell], answer_ids: set[int]) -> list[notebook.CodeCell]:
+    """The code cells that are neither answers nor tests."""
+    return [c for c in cells if c.index not in answer_ids and not c.test and not c.solution]
 
 
 def build(nb: dict, source: dict | None, entries: dict[str, str],
           language: lang.Language = lang.DEFAULT) -> Program:
     """The program for the student's notebook `nb`; `source` is the lesson's trusted source
     notebook (None where this install lacks it); `entries` a target's function or class name;
-    `language` the answer language of the lesson."""
-    mine = notebook.solution_sources(nb, tuple(entries))
+    `language` the answer language of the lesson. Each cell is read once (`code.read_cell`),
+    and what the rules, the run and the messages need comes from that reading."""
+    theirs = notebook.code_cells(nb)
+    mine = notebook.answer_cells(theirs, tuple(entries))
     if source is not None:
-        positions = {t: i for t, (i, _) in notebook.solution_sources(source, tuple(entries)).items()}
-        given = given_cells(source, set(positions.values()))
+        trusted = notebook.code_cells(source)
+        positions = {t: c.index for t, c in notebook.answer_cells(trusted, tuple(entries)).items()}
+        given = given_cells(trusted, set(positions.values()))
         label = "cell {} of the lesson"
     else:
-        positions = {t: i for t, (i, _) in mine.items()}
-        given = given_cells(nb, set(positions.values()))
+        positions = {t: c.index for t, c in mine.items()}
+        given = given_cells(theirs, set(positions.values()))
         label = "cell {}"
-    last = max([i for i, _ in given] + list(positions.values()) + [0])
+    last = max([c.index for c in given] + list(positions.values()) + [0])
     answers: dict[str, reading.Cell] = {}
-    for target, (index, text) in mine.items():
-        at = positions.get(target, last + 1 + index)
-        answers[target] = reading.read_cell(at, text, magics=False, name=f"the {target} cell",
-                                            limit=rules.MAX_ANSWER_BYTES)
-    lesson = [reading.read_cell(i, text, name=label.format(i)) for i, text in given]
+    for target, cell in mine.items():
+        at = positions.get(target, last + 1 + cell.index)
+        answers[target] = reading.read_cell(at, cell.source, magics=False,
+                                            name=f"the {target} cell", limit=rules.MAX_ANSWER_BYTES)
+    lesson = [reading.read_cell(c.index, c.source, name=label.format(c.index)) for c in given]
     findings = rules.judge(answers, lesson, {t: entries[t] for t in answers},
                            trusted_given=source is not None, language=language)
     runnable = {t: _runnable(c.source, c.tree) for t, c in answers.items()}
@@ -91,10 +89,9 @@ def build(nb: dict, source: dict | None, entries: dict[str, str],
     for cell in sorted([*running, *lesson], key=lambda c: c.index):
         target = next((t for t, c in answers.items() if c is cell), None)
         if target is not None:
-            student_index = mine[target][0]
             cells.append({"index": cell.index, "source": runnable[target],
-                          "name": f"cell {student_index}", "first_line": _first_line(cell.source),
-                          "label": cell_label(cell.source, target)})
+                          "name": f"cell {mine[target].index}", "first_line": cell.first_line,
+                          "label": cell.label(target)})
             continue
         kept = [s for s in needed if s.cell == cell.index]
         if kept:
@@ -104,10 +101,10 @@ def build(nb: dict, source: dict | None, entries: dict[str, str],
                 continue
             cells.append({"index": cell.index, "source": text,
                           "name": cell.name.replace(" of the lesson", ""),
-                          "first_line": _first_line(cell.source),
-                          "label": cell_label(cell.source)})
-    return Program(cells, {t: (c.index, c.source) for t, c in answers.items()}, findings,
-                   not_run, source is not None, _own_names(nb, mine, given) if source else {})
+                          "first_line": cell.first_line, "label": cell.label()})
+    own = _own_names(given_cells(theirs, {c.index for c in mine.values()}), lesson) \
+        if source is not None else {}
+    return Program(cells, answers, findings, not_run, source is not None, own)
 
 
 def _runnable(text: str, tree: ast.Module | None) -> str | None:
@@ -139,16 +136,17 @@ def _with_passes(tree: ast.Module, inert: set[int]) -> ast.Module:
     return clone
 
 
-def _own_names(nb: dict, mine: dict[str, tuple[int, str]], lesson: list[tuple[int, str]]) -> dict:
-    """What the student's own cells (not answers, not the lesson's) define: name -> the cell,
-    as a student finds it (`the cell "first line..."`: Jupyter shows no cell numbers)."""
-    theirs = {text for _, text in lesson}
-    found = {}
-    for index, text in given_cells(nb, {i for i, _ in mine.values()}):
-        if text not in theirs:
+def _own_names(cells: list[notebook.CodeCell], lesson: list[reading.Cell]) -> dict[str, str]:
+    """What the student's own `cells` (neither answers nor tests, and not the lesson's) define:
+    name -> the cell, as a student finds it (`the cell "first line..."`: Jupyter shows no cell
+    numbers)."""
+    theirs = {c.source for c in lesson}
+    found: dict[str, str] = {}
+    for cell in cells:
+        if cell.source not in theirs:
             # Read for hints only, and bounded as an answer is: a cell of megabytes would hold
             # the grader (its parse takes seconds and gigabytes, and parses take turns).
-            for s in reading.read_cell(index, text, limit=rules.MAX_ANSWER_BYTES).statements:
-                for name in s.defines:
-                    found.setdefault(name, cell_label(text))
+            read = reading.read_cell(cell.index, cell.source, limit=rules.MAX_ANSWER_BYTES)
+            for name in read.defines:
+                found.setdefault(name, read.label())
     return found

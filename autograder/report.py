@@ -1,4 +1,4 @@
-"""The report of one notebook: per-check results, points, messages, mistake codes (see CONTRACT)."""
+"""The report of one notebook: per-check results, points, messages, mistake codes (see docs/contract.md)."""
 
 from __future__ import annotations
 

@@ -430,12 +430,6 @@ def scan_cell(cell: reading.Cell, modules: dict[str, str] | None = None,
     return sorted(found, key=lambda f: (f.line, f.what))
 
 
-def find_autograd(source: str) -> list[Finding]:
-    """Every use of autograd in `source`, by line; [] when there is none or it does not parse."""
-    cell = reading.read_cell(0, source)
-    return [f for f in scan_cell(cell) if f.kind == AUTOGRAD] if cell.tree else []
-
-
 def findings_in(source: str, language: lang.Language = lang.DEFAULT) -> list[Finding]:
     """Every finding in one piece of source (a function the self-check read), magics included."""
     return scan_cell(reading.read_cell(0, source, magics=False), language=language)
@@ -478,7 +472,7 @@ def judge(answers: dict[str, reading.Cell], given: list[reading.Cell],
         for s in sorted(reached, key=lambda s: (s.cell != cell.index, s.cell, s.first)):
             home, in_it, lines = per_cell[s.cell]
             where = "" if s.cell == cell.index else home.name if id(home) in answer_ids else (
-                reading.cell_label(home.source) + (" of the lesson" if trusted_given else ""))
+                home.label() + (" of the lesson" if trusted_given else ""))
             for f in in_it[bisect.bisect_left(lines, s.first):bisect.bisect_right(lines, s.last)]:
                 found[Finding(f.kind, f.what, f.line, where, f.instead)] = None
         out[target] = list(found)

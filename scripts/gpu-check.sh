@@ -48,7 +48,7 @@ done
 
 step "pytest -m cuda"
 # From a copy of the tests outside the tree, so that the installed package is the one tested.
-cp -r tests assignments "$site/" && cp pyproject.toml "$site/"
+cp -r tests assignments solutions "$site/" && cp pyproject.toml "$site/"
 (cd "$site" && timeout 150 "$py" -m pytest -q -p no:cacheprovider -m cuda \
     --rootdir "$site" tests/test_devices.py) 2>&1 | tee "$out/pytest-cuda.log"
 code=${PIPESTATUS[0]}

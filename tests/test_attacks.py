@@ -1,4 +1,4 @@
-"""Every attack in CONTRACT's list, as a notebook graded by the real `autograder check`.
+"""Every attack in docs/contract.md's list, as a notebook graded by the real `autograder check`.
 
 Each test asserts what the attack gets (never full marks it did not earn), that the rest of the
 submission keeps its points, and that the files it could try to reach are as they were. Grading
@@ -41,7 +41,7 @@ from .conftest import (
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 REST = {"relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}  # all but mse_grad
-SOLUTIONS = REPO / "assignments" / "backward" / "reference.py"
+SOLUTIONS = REPO / "solutions" / "backward" / "reference.py"
 assert SOLUTIONS.is_file()  # the attacks below read it: a file moved must not make them pass
 SOURCE_NOTEBOOK = REPO / "assignments" / "backward" / "backward.ipynb"
 

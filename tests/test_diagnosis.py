@@ -265,7 +265,11 @@ def test_the_self_check_gate_reads_the_source_of_the_function(tmp_path, capsys):
     assert "mse_grad uses autograd (requires_grad_() on line 3" in out
 
 
-# --- the no-autograd scan, on source text ---------------------------------------------------
+# --- the no-autograd scan, on source text, as grading reads an answer (rules.findings_in) ------
+
+def autograd_in(source: str) -> list[str]:
+    return [f.what for f in rules.findings_in(source) if f.kind == rules.AUTOGRAD]
+
 
 @pytest.mark.parametrize("source,what", [
     ("def f(x):\n    x.sum().backward()\n", ".backward()"),
@@ -278,10 +282,9 @@ def test_the_self_check_gate_reads_the_source_of_the_function(tmp_path, capsys):
     ("def f(x):\n    with torch.set_grad_enabled(True):\n        pass\n", "torch.set_grad_enabled"),
     ("from torch import enable_grad\n", "torch.enable_grad"),
     ("def f(x):\n    return torch.func.grad(g)(x)\n", "torch.func"),
-    ("%time y = 1\nx.backward()\n", ".backward()"),
 ])
 def test_the_scan_finds_autograd(source, what):
-    assert what in [f.what for f in rules.find_autograd(source)]
+    assert what in autograd_in(source)
 
 
 @pytest.mark.parametrize("source", [
@@ -295,7 +298,7 @@ def test_the_scan_finds_autograd(source, what):
     "def f(x)\n    x.backward()\n",  # does not parse: its checks fail anyway
 ])
 def test_the_scan_leaves_hand_written_code_alone(source):
-    assert rules.find_autograd(source) == []
+    assert autograd_in(source) == []
 
 
 # --- the diagnosis, on tensors ---------------------------------------------------------------

@@ -100,8 +100,9 @@ def test_the_course_folder_is_the_instructors_alone(cycle):
     course = cycle["course"]
     assert course.stat().st_mode & 0o777 == 0o700
     bob = cycle["students"][BOB]
-    for target in ("gradebook.db", "lessons/backward/reference.py", "submitted",
+    for target in ("gradebook.db", "solutions/backward/reference.py", "submitted",
                    f"feedback/{ALICE}/backward/backward.html", "nbgrader_config.py"):
+        assert (course / target).exists(), target  # there, and out of a student's reach
         tried = bob.shell(f"cat '{course / target}' || ls '{course / target}'")
         assert tried.returncode != 0 and "Permission denied" in tried.stderr, (target, tried)
 

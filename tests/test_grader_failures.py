@@ -63,8 +63,9 @@ def test_the_solutions_get_full_marks_on_the_seeds_that_once_failed(lesson_id):
 
 @pytest.mark.sandbox
 def test_a_wrong_reference_costs_the_student_nothing_and_tells_the_instructor(tmp_path):
-    folder = shutil.copytree(REPO / "assignments" / "classifier", tmp_path / "classifier")
-    reference = folder / "reference.py"
+    folder = shutil.copytree(REPO / "assignments" / "classifier", tmp_path / "lessons" / "classifier")
+    solutions = shutil.copytree(REPO / "solutions" / "classifier", tmp_path / "solutions" / "classifier")
+    reference = solutions / "reference.py"
     reference.write_text(reference.read_text().replace(
         "inp.g = out.g - out.exp() * out.g.sum(-1, keepdim=True)", "inp.g = out.g.clone()"))
     lesson = lessons.load(folder)

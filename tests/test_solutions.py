@@ -1,51 +1,87 @@
-"""The reference solutions are themselves right: equal to torch.autograd in float64."""
+"""The reference solutions are themselves right: equal to torch.autograd in float64, for every
+lesson here and every case of its lesson.toml; and they live where only an instructor reads them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autograder import lesson as lessons
 from autograder import problems
+from autograder.course.release import course_lesson
 from autograder.lesson import Case
 from autograder.plan import reference_gradients
 
-from .conftest import BACKWARD
+from .conftest import BACKWARD, REPO
 
 solutions = BACKWARD.reference()
 
-sizes = st.integers(min_value=1, max_value=9)
+
+def lesson_cases() -> list:
+    """(lesson, target, case) for each distinct case of each function target's checks, in
+    float64 on the CPU (its sizes and flags as lesson.toml gives them)."""
+    found = {}
+    for lesson in lessons.available().values():
+        for target in lesson.targets:
+            if target.kind != "function":
+                continue
+            for check in target.checks:
+                for case in check.cases:
+                    plain = dataclasses.replace(case, dtype="float64", device="cpu", fake=False)
+                    sizes = ",".join(f"{k}={v}" for k, v in (("n", plain.n), *plain.dims))
+                    found.setdefault((lesson.id, target.name, plain), pytest.param(
+                        lesson, target.name, plain,
+                        id="-".join([lesson.id, target.name, sizes, *plain.flags])))
+    return list(found.values())
 
 
-def assert_matches_autograd(target: str, case: Case, seed: int) -> None:
-    inputs = problems.make_inputs(BACKWARD, target, case, torch.Generator().manual_seed(seed))
-    call = problems.make_call(BACKWARD.target(target), "c", case)
-    got = reference_gradients(solutions, call, inputs)
-    truth = problems.true_gradients(BACKWARD, target, inputs)
+@pytest.mark.parametrize("lesson,target,case", lesson_cases())
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), data=st.data())
+def test_the_reference_is_autograd_in_float64(lesson, target, case, seed, data):
+    """On the case's own sizes, and on sizes drawn from 1 to 9 (N = 1 and non-square layers)."""
+    if data.draw(st.booleans(), label="other sizes"):
+        case = dataclasses.replace(case, n=data.draw(st.integers(1, 9), label="n"), dims=tuple(
+            (name, data.draw(st.integers(1, 9), label=name)) for name, _ in case.dims))
+    inputs = problems.make_inputs(lesson, target, case, torch.Generator().manual_seed(seed))
+    call = problems.make_call(lesson.target(target), "c", case)
+    got = reference_gradients(lesson.reference(), call, inputs)
+    truth = problems.true_gradients(lesson, target, inputs)
     assert got.keys() == truth.keys()
     for name in truth:
+        assert torch.isfinite(truth[name]).all()
         assert got[name].dtype == torch.float64
         assert got[name].shape == truth[name].shape, name
         torch.testing.assert_close(got[name], truth[name], rtol=1e-12, atol=1e-12)
 
 
-@settings(max_examples=40, deadline=None)
-@given(n=sizes, n_in=sizes, n_out=sizes, seed=st.integers(0, 2**31 - 1))
-def test_lin_grad_is_autograd(n, n_in, n_out, seed):
-    assert_matches_autograd("lin_grad", Case.of(n=n, n_in=n_in, n_out=n_out), seed)
+def test_every_lesson_here_has_its_reference_and_cases():
+    for lesson in lessons.available().values():
+        assert lesson.reference() is not None, lesson.id
+        assert lesson.reference_path == REPO / "solutions" / lesson.id / "reference.py"
+        assert lesson.id in {p.values[0].id for p in lesson_cases()}
 
 
-@settings(max_examples=40, deadline=None)
-@given(n=sizes, seed=st.integers(0, 2**31 - 1))
-def test_mse_grad_is_autograd(n, seed):
-    assert_matches_autograd("mse_grad", Case.of(n=n), seed)
+def test_a_course_gets_the_solutions_in_their_own_folder(tmp_path):
+    mine = course_lesson(tmp_path, BACKWARD)
+    assert mine.folder == tmp_path / "lessons" / "backward"
+    assert {p.name for p in mine.folder.iterdir()} == {"backward.ipynb", "lesson.toml", "lesson.py"}
+    assert mine.reference_path == tmp_path / "solutions" / "backward" / "reference.py"
+    assert (tmp_path / "solutions" / "backward" / "samples.py").is_file()
 
 
-@settings(max_examples=40, deadline=None)
-@given(n=sizes, width=sizes, zeros=st.booleans(), seed=st.integers(0, 2**31 - 1))
-def test_relu_grad_is_autograd_including_exact_zeros(n, width, zeros, seed):
-    # torch.relu's backward takes the subgradient 0 at exactly 0, as the reference does.
-    assert_matches_autograd("relu_grad", Case.of(n=n, n_out=width, flags=('zeros',) if zeros else ()), seed)
+def test_a_course_released_before_solutions_existed_keeps_its_reference_where_it_is(tmp_path):
+    old = shutil.copytree(REPO / "assignments" / "backward", tmp_path / "lessons" / "backward")
+    shutil.copy(REPO / "solutions" / "backward" / "reference.py", old / "reference.py")
+    mine = course_lesson(tmp_path, BACKWARD)
+    assert mine.reference_path == old / "reference.py" and mine.reference() is not None
+    assert not (tmp_path / "solutions").exists()  # nothing beside it to contradict it
 
 
 def test_the_exact_zero_case_really_has_zeros():

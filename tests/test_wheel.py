@@ -1,6 +1,6 @@
-"""An instructor who only pip installs: the wheel carries both lessons, and a fresh venv outside
-the checkout releases and grades a small class of each (the lessons read from the course's own
-copy), with no file of the checkout in reach."""
+"""An instructor who only pip installs: the wheel carries both lessons and their solutions, and a
+fresh venv outside the checkout releases and grades a small class of each (the lessons and their
+solutions read from the course's own copies), with no file of the checkout in reach."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import sys
 import sysconfig
 
 import pytest
+
+from autograder.sandbox.limits import choose_layers
 
 from .conftest import REPO
 
@@ -31,11 +33,21 @@ for lesson in lessons.available(course).values():
     wrong = right[first].replace("def ", "def _unused_", 1) + "\\ndef " + first + "(*a):\\n    pass\\n"
     samples.write_class(released, course, lesson, {"right": ({}, []), "wrong": ({first: wrong}, [])})
     if lesson.id == "backward":  # right only where the installed reference can be read
-        reference = lessons.BUNDLED / "backward" / "reference.py"
+        reference = lessons.BUNDLED.parent / "solutions" / "backward" / "reference.py"
+        assert reference.is_file()
         reader = right[first].replace("):\\n", "):\\n    open(%r).read()\\n" % str(reference), 1)
         samples.write_class(released, course, lesson, {"reader": ({first: reader}, [])})
 print(sorted(lessons.available(course)))
 print(lessons.BUNDLED)
+"""
+
+
+#: `autograder` with the rules letting every answer cell run (see conftest.rules_let_through).
+LET_THROUGH = """
+from autograder import rules
+rules.judge = lambda answers, *args, **kwargs: {target: [] for target in answers}
+from autograder.cli import main
+main()
 """
 
 
@@ -76,13 +88,18 @@ def test_a_wheel_installed_outside_the_checkout_releases_and_grades_both_lessons
     assert {p.name for p in (work / "exchange" / "backprop" / "outbound").iterdir()} == {
         "backward", "classifier"}  # released to students through nbgrader's exchange
     assert {p.name for p in (course / "lessons").iterdir()} == {"backward", "classifier"}
-    assert not list((course / "release").rglob("reference.py"))  # never released to students
+    assert {p.name for p in (course / "solutions").iterdir()} == {"backward", "classifier"}
+    assert not list((course / "lessons").rglob("reference.py"))  # solutions in their own folder
+    solutions = {p.name for p in (course / "solutions").rglob("*.py")}
+    assert solutions == {"reference.py", "samples.py"}
+    for sent in (course / "release", work / "exchange"):  # never released to students
+        assert not [p for p in sent.rglob("*") if p.name in solutions], sent
     handed = run("-c", HAND_IN, str(course))
     assert handed.returncode == 0, handed.stderr[-2000:]
     lines = handed.stdout.splitlines()
     assert lines[0] == "['backward', 'classifier']" and lines[1].startswith(str(site))
     # Grading reads the course's own copy of each lesson: without its reference, autograd alone.
-    (course / "lessons" / "classifier" / "reference.py").unlink()
+    (course / "solutions" / "classifier" / "reference.py").unlink()
     done = run("-m", "autograder", "grade", "--course", str(course))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     with (course / "grades.csv").open() as f:
@@ -90,8 +107,16 @@ def test_a_wheel_installed_outside_the_checkout_releases_and_grades_both_lessons
                 for r in csv.DictReader(f)}
     assert rows[("backward", "right")] == 10.0 and rows[("classifier", "right")] == 6.0
     assert rows[("backward", "wrong")] == 8.0 and rows[("classifier", "wrong")] == 3.0
-    # The wheel's references sit inside the package: the student's process cannot read them.
-    assert rows[("backward", "reader")] == 8.0
+    assert rows[("backward", "reader")] == 8.0  # `open` is outside the answer language
+    # The wheel's solutions sit inside the package: the student's process cannot read them, even
+    # where the rules would let `open` run (a bug in them, made on purpose here).
+    if choose_layers().namespaces:
+        reader = course / "submitted" / "reader" / "backward" / "backward.ipynb"
+        done = run("-c", LET_THROUGH, "check", "--json", str(reader))
+        said = json.loads(done.stdout)
+        assert said["score"] == 8.0, said
+        assert any("FileNotFoundError" in c["message"] or "PermissionError" in c["message"]
+                   for c in said["checks"]), said
     graded = {lesson: (course / "autograded" / "wrong" / lesson / f"{lesson}.ipynb").read_text()
               for lesson in ("backward", "classifier")}
     assert "autograd alone" in graded["classifier"] and "autograd alone" not in graded["backward"]

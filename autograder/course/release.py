@@ -1,13 +1,14 @@
 """`autograder release --course DIR`: DIR becomes a working nbgrader course, its lessons released.
 
 For each lesson (every one this install carries, or `--assignment ID`): the lesson's folder is
-copied to `DIR/lessons/<id>/` (the course's own copy, which grading reads and an instructor may
-edit: a copy already there is kept), its notebook to `DIR/source/<id>/`, and nbgrader's own
-`generate_assignment` writes `DIR/release/<id>/<notebook>` (stubs, no solutions, no outputs) and
-records the assignment, its cells and points in the gradebook; then nbgrader's own
-`release_assignment` puts it in the exchange (`c.Exchange.root`, exchange.py) for students to
-fetch. The reference stays in `DIR/lessons/`, out of nbgrader's release folders, and DIR is made
-readable by its owner alone.
+copied to `DIR/lessons/<id>/` and its solutions folder to `DIR/solutions/<id>/` (the course's own
+copies, which grading reads and an instructor may edit: a copy already there is kept; a course
+released before solutions/ existed keeps its `DIR/lessons/<id>/reference.py`, which is read where
+it is), its notebook to `DIR/source/<id>/`, and nbgrader's own `generate_assignment` writes
+`DIR/release/<id>/<notebook>` (stubs, no solutions, no outputs) and records the assignment, its
+cells and points in the gradebook; then nbgrader's own `release_assignment` puts it in the
+exchange (`c.Exchange.root`, exchange.py) for students to fetch. Nothing of `DIR/solutions/`
+reaches nbgrader's folders, and DIR is made readable by its owner alone.
 """
 
 from __future__ import annotations
@@ -78,12 +79,18 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
+COPY_IGNORES = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+
+
 def course_lesson(course: Path, lesson: Lesson) -> Lesson:
-    """The course's own copy of `lesson` (made from it the first time)."""
+    """The course's own copy of `lesson` and of its solutions (each made from the lesson's the
+    first time)."""
     mine = course / "lessons" / lesson.id
     if not (mine / lessons.SPEC).is_file():
-        shutil.copytree(lesson.folder, mine, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
+        shutil.copytree(lesson.folder, mine, dirs_exist_ok=True, ignore=COPY_IGNORES)
+    solutions = lessons.solutions_folder(mine)
+    if not solutions.is_dir() and lesson.solutions.is_dir():
+        shutil.copytree(lesson.solutions, solutions, ignore=COPY_IGNORES)
     return lessons.load(mine)
 
 

@@ -1,5 +1,5 @@
-"""Student notebooks made from the released one: a lesson's sample class (its samples.py, for
-the demo), and the tests' cases.
+"""Student notebooks made from the released one: a lesson's sample class (solutions/<id>/
+samples.py, for the demo), and the tests' cases.
 
 `fill(released, answers)` puts code into the solution cells, as a student would, leaving every
 other cell as released.
@@ -40,10 +40,11 @@ def write(nb: dict, path: str | Path) -> Path:
 
 
 def of(lesson: Lesson) -> ModuleType:
-    """The lesson's sample class (its samples.py: `CORRECT` answers and a `CLASS`)."""
-    path = lesson.folder / "samples.py"
+    """The lesson's sample class (samples.py in its solutions folder: `CORRECT` answers and a
+    `CLASS`)."""
+    path = lesson.solutions / "samples.py"
     if not path.is_file():
-        raise LessonError(f"lesson {lesson.id} has no sample class (samples.py)")
+        raise LessonError(f"lesson {lesson.id} has no sample class ({path})")
     return load_module(path, f"autograder_samples_{lesson.id}")
 
 

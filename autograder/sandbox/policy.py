@@ -115,7 +115,8 @@ def read_only_paths() -> tuple[str, ...]:
 def lesson_paths() -> tuple[str, ...]:
     """What must stay out of reach inside the bound paths: the reference solutions and the
     lessons' sources, where this install keeps them inside a bound folder (a checkout's
-    lessons, references included, `assignments/`, sit beside the package, which is bound alone; a
-    wheel's sit inside it, in `autograder/lessons/`, kept out here)."""
+    lessons and solutions, `assignments/` and `solutions/`, sit beside the package, which is bound
+    alone; a wheel's sit inside it, in `autograder/lessons/` and `autograder/solutions/`, kept out
+    here)."""
     package = Path(__file__).resolve().parents[1]
-    return tuple(str(p) for p in (package / "lessons",) if p.exists())
+    return tuple(str(p) for p in (package / "lessons", package / "solutions") if p.exists())
