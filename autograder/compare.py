@@ -63,7 +63,7 @@ def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = No
         limit = f": {error['limit']}" if error.get("limit") else ""
         return Verdict(False, f"{target} ran out of memory{where}{limit}", (f"{target}.memory",))
     limit = f" ({error['limit']})" if error.get("limit") else ""
-    extra, codes = diagnose.lesson_hint(planned, "error_hint", target, kind, text)
+    extra, codes = diagnose.said(diagnose.hooks(planned).error_hint(target, kind, text, planned))
     return Verdict(False, f"{target} raised {kind}: {text}{where}{limit}{extra}"
                           f"{own_cell(target, text, own)}", (*codes, f"{target}.error"))
 
@@ -136,7 +136,8 @@ def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | Non
                        (f"{target}.wrong_shape",))
     want_dtype = getattr(torch, case.dtype)
     if got.dtype != want_dtype:
-        extra, codes = diagnose.lesson_hint(planned, "dtype_hint", target, name, got.dtype)
+        extra, codes = diagnose.said(diagnose.hooks(planned).dtype_hint(target, name, got.dtype,
+                                                                        planned))
         said = Verdict(False, f"{name}.g is {str(got.dtype)[6:]} but {name} is {case.dtype}: "
                               f"keep the input's dtype{extra}", (*codes, f"{target}.wrong_dtype"))
         # A wrong dtype often comes with a wrong formula (`(inp > 0).float()`): name both.
@@ -154,7 +155,7 @@ def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | Non
 def compare_values(target: str, name: str, got: torch.Tensor, planned) -> Verdict:
     """Judge the numbers of a `.g` of the right shape: finite, then close to the truth."""
     if not torch.isfinite(got).all():
-        extra, codes = diagnose.lesson_hint(planned, "not_finite_hint", target, name)
+        extra, codes = diagnose.said(diagnose.hooks(planned).not_finite_hint(target, name, planned))
         return Verdict(False, f"{name}.g has NaN or infinite values{extra}",
                        (*codes, f"{target}.not_finite"))
     tol = diagnose.tolerance(got.dtype, planned.case.dtype, planned.lesson)

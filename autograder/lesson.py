@@ -5,7 +5,8 @@
         lesson.toml   the spec: targets, their signatures, inputs and shapes, checks and cases,
                       weights, points, tolerances, the self-check's seed, the mistake catalogue
         lesson.py     the lesson's code: the forward pass (the truth is autograd on it, float64),
-                      input hooks, and which of the engine's diagnoses apply to which target
+                      and one subclass of `lesson_api.LessonCode`: its input hooks, and which
+                      of the engine's diagnoses apply to which target
         reference.py  the hand-written gradients, each next to its forward (instructor side)
 
 The engine names no target, no shape and no lesson: it reads them here. Loading a lesson reads
@@ -17,13 +18,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from .language import DEFAULT as DEFAULT_LANGUAGE
 from .language import Language
+
+if TYPE_CHECKING:
+    from .lesson_api import LessonCode
 
 try:
     import tomllib
@@ -180,13 +186,32 @@ class Lesson:
         path = self.folder / "reference.py"
         return path if path.is_file() else None
 
-    def code(self) -> ModuleType:
-        """The lesson's lesson.py (imports torch)."""
+    def code(self) -> LessonCode:
+        """The lesson's hooks: the one `lesson_api.LessonCode` subclass of its lesson.py, made
+        once (imports torch); `LessonError` (one line) where lesson.py has none, or a hook is
+        misspelt."""
         return self._code
 
+    def forward(self, name: str) -> Callable:
+        """The forward `name` of the lesson's lesson.py (named in lesson.toml)."""
+        found = getattr(self._module, name, None)
+        if not callable(found):
+            raise LessonError(f"{self.folder / 'lesson.py'} has no forward {name!r}, which "
+                              f"{SPEC} names")
+        return found
+
     @cached_property
-    def _code(self) -> ModuleType:
+    def _module(self) -> ModuleType:
         return load_module(self.folder / "lesson.py", f"autograder_lesson_{self.id}")
+
+    @cached_property
+    def _code(self) -> LessonCode:
+        from .lesson_api import lesson_code
+
+        try:
+            return lesson_code(self._module, str(self.folder / "lesson.py"))
+        except ValueError as exc:
+            raise LessonError(str(exc)) from None
 
     def reference(self) -> ModuleType | None:
         """The reference solutions, where this install or course has them (imported once)."""

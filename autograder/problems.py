@@ -40,17 +40,14 @@ def make_inputs(lesson: Lesson, target: str, case: Case, gen: torch.Generator) -
     one (log_softmax's `out`) is the lesson's forward of those, in float64: exactly what
     autograd's forward computes from them (the sent copy is rounded once more, `as_case`)."""
     t = lesson.target(target)
-    code = lesson.code()
     if t.kind == "probe":
         return probe_inputs(case, gen)
     drawn = {name: _draw(spec, case, gen) for name, spec in t.inputs}
-    prepare = getattr(code, "prepare", None)
-    if prepare is not None:
-        prepare(target, drawn, case)
+    lesson.code().prepare(target, drawn, case)
     drawn = {name: as_case(value, case) for name, value in drawn.items()}
     for name, forward, of in t.derived:
         with torch.no_grad():
-            drawn[name] = getattr(code, forward)(*(drawn[k] for k in of))
+            drawn[name] = lesson.forward(forward)(*(drawn[k] for k in of))
     ordered = {name: drawn[name] for name in t.args if name in drawn}
     ordered.update((k, v) for k, v in drawn.items() if k not in ordered)
     return ordered
@@ -96,7 +93,7 @@ def true_gradients(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor])
     gradient bit for bit (its backward multiplies it by ones), and a scalar's backward spares
     torch's check of a given gradient, which imports sympy (0.5 s of a first self-check)."""
     t = lesson.target(target)
-    forward = getattr(lesson.code(), t.forward)
+    forward = lesson.forward(t.forward)
     with torch.enable_grad():
         leaves = {k: inputs[k].detach().clone().requires_grad_() for k in t.collect}
         out = forward(*(leaves.get(k, inputs[k]) for k in t.forward_args))
@@ -107,5 +104,4 @@ def true_gradients(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor])
 def also_accepted(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Other right answers, element by element (the lesson's `also_accepted`, e.g. at an exact
     zero, ReLU's subgradient may be 1)."""
-    accepted = getattr(lesson.code(), "also_accepted", None)
-    return accepted(target, inputs) if accepted else {}
+    return lesson.code().also_accepted(target, inputs)
