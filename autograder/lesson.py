@@ -2,7 +2,8 @@
 
     assignments/<id>/            (in a wheel: autograder/lessons/<id>/; a course keeps its copy
         <id>.ipynb                in DIR/lessons/<id>/, which grading reads)
-        lesson.toml   the spec: targets, their signatures, inputs and shapes, checks and cases,
+        lesson.toml   the spec: targets, their signatures, inputs and shapes, checks and cases
+                      (or the name of one of the engine's standard sets, `checks.toml`),
                       weights, points, tolerances, the self-check's seed, the mistake catalogue
         lesson.py     the lesson's code: the forward pass (the truth is autograd on it, float64),
                       and one subclass of `lesson_api.LessonCode`: its input hooks, and which
@@ -41,6 +42,8 @@ PACKAGE = Path(__file__).resolve().parent
 BUNDLED = (PACKAGE.parent / "assignments" if (PACKAGE.parent / "assignments").is_dir()
            else PACKAGE / "lessons")
 SPEC = "lesson.toml"
+#: The engine's standard sets of checks, which a lesson.toml names instead of copying.
+STANDARD_CHECKS = "checks.toml"
 #: Largest relative error allowed where a lesson says nothing, measured as
 #: max|got - true| / max(max|true|, 1). On CUDA the runner turns TF32 off first.
 DEFAULT_TOLERANCES = {"float64": 1e-9, "float32": 1e-4}
@@ -269,8 +272,15 @@ def _load(folder: Path, stamps: tuple) -> Lesson:
         raise LessonError(f"{path}: {exc}") from None
 
 
+@lru_cache(maxsize=1)
+def standard_checks() -> dict[str, list]:
+    """The engine's standard sets of checks (`checks.toml`), by name: what a target's
+    `checks = "gradient"` names where its lesson.toml defines no set of that name."""
+    return tomllib.loads((PACKAGE / STANDARD_CHECKS).read_text())["checkset"]
+
+
 def _lesson(folder: Path, data: dict) -> Lesson:
-    sets = data.get("checkset", {})
+    sets = {**standard_checks(), **data.get("checkset", {})}
     targets = tuple(_target(t, sets) for t in data["target"])
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
@@ -287,7 +297,11 @@ def _target(t: dict, sets: dict) -> Target:
     flags = tuple(t.get("flags", ()))
     summaries = t.get("summaries", {})
     checks = [NO_AUTOGRAD]
-    for c in sets[t["checks"]] if isinstance(t["checks"], str) else t["checks"]:
+    named = t["checks"]
+    if isinstance(named, str) and named not in sets:
+        raise ValueError(f"{name}'s checks {named!r} are no set of checks: one of "
+                         f"{', '.join(sets)}")
+    for c in sets[named] if isinstance(named, str) else named:
         if c["kind"] not in KINDS:
             raise ValueError(f"check {c['name']!r} of {name}: kind is one of {', '.join(KINDS)}")
         cases = tuple(_case(case, flags) for case in c.get("cases", ()))
