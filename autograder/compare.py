@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 
 from . import diagnose, rules
+from .outcome import CallResult, ErrorInfo, TargetOutcome, UntrustedRun, ValueInfo
 from .plan import Plan, PlannedCall
 from .report import CheckResult, Verdict
-from .sandbox.launch import TargetOutcome, UntrustedRun
 
 PASSED = Verdict(True)
 
@@ -30,7 +30,7 @@ def _shape(t: torch.Size | tuple) -> str:
     return diagnose.shape_text(t)
 
 
-def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = None,
+def call_failure(target: str, meta: CallResult | None, own: dict[str, str] | None = None,
                  planned=None) -> Verdict | None:
     """A call that did not run to completion, in the student's words where we have them. `own`
     is what the student's own cells define (which grading does not run), for a NameError's hint;
@@ -38,16 +38,17 @@ def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = No
     error: (what to add, codes)."""
     if meta is None:
         return Verdict(False, f"{target} gave no result for this call", (f"{target}.crashed",))
-    status = meta.get("status")
+    status = meta.status
     if status == "ok":
         return None
     if status == "undefined":
         entry = planned.call.function if planned is not None else target
         return Verdict(False, f"{entry} is not defined: did the {target} cell run without errors?",
                        (f"{target}.error",))
-    error = meta.get("error") if isinstance(meta.get("error"), dict) else {}
-    kind, text = str(error.get("type", "an error")), str(error.get("message", ""))[:300]
-    where = f" ({error['where']})" if error.get("where") else ""
+    error = meta.error or ErrorInfo()
+    kind = error.type if error.type is not None else "an error"
+    text = (error.message if error.message is not None else "")[:300]
+    where = f" ({error.where})" if error.where else ""
     if kind == "NotImplementedError":
         return Verdict(False, f"{target} still raises NotImplementedError: replace the stub's "
                               "`raise` with your code", (f"{target}.not_implemented",))
@@ -60,9 +61,9 @@ def call_failure(target: str, meta: dict | None, own: dict[str, str] | None = No
                               f"an if on a tensor){where}: the GPU-readiness check runs without "
                               "values; keep the computation on tensors", (f"{target}.error",))
     if kind == "MemoryError" or "allocate memory" in text or "out of memory" in text.lower():
-        limit = f": {error['limit']}" if error.get("limit") else ""
+        limit = f": {error.limit}" if error.limit else ""
         return Verdict(False, f"{target} ran out of memory{where}{limit}", (f"{target}.memory",))
-    limit = f" ({error['limit']})" if error.get("limit") else ""
+    limit = f" ({error.limit})" if error.limit else ""
     extra, codes = diagnose.said(diagnose.hooks(planned).error_hint(target, kind, text, planned))
     return Verdict(False, f"{target} raised {kind}: {text}{where}{limit}{extra}"
                           f"{own_cell(target, text, own)}", (*codes, f"{target}.error"))
@@ -88,45 +89,43 @@ _MIXED_DEVICES = ("Expected all tensors to be on the same device", "is not on th
 FAKE_DEVICES = {"meta": "meta"}
 
 
-def compare_structure(target: str, name: str, meta: dict, planned) -> Verdict:
+def compare_structure(target: str, name: str, meta: CallResult, planned) -> Verdict:
     """Judge one `.g` of a fake-CUDA call: a tensor on the input's device, shape, dtype."""
-    info = meta.get("g", {}).get(name) if isinstance(meta.get("g"), dict) else None
-    info = info if isinstance(info, dict) else {"kind": "missing"}
+    info = meta.g(name)
     truth = planned.expected[name]
-    if info.get("kind") == "missing":
+    if info.kind == "missing":
         return Verdict(False, f"{target} did not set {name}.g", (f"{target}.missing_g",))
-    if info.get("kind") != "tensor":
-        kind = str(info.get("type", "something else"))[:60]
-        return Verdict(False, f"{name}.g is a {kind}, not a tensor", (f"{target}.not_tensor",))
-    want = FAKE_DEVICES.get(str(meta.get("backend")))
-    got_device = str(info.get("device", "?"))[:40]
+    if info.kind != "tensor":
+        return Verdict(False, f"{name}.g is a {_type_of(info)}, not a tensor",
+                       (f"{target}.not_tensor",))
+    want = FAKE_DEVICES.get(str(meta.backend))
+    got_device = (info.device if info.device is not None else "?")[:40]
     if want is None or got_device.split(":")[0] != want:
         return Verdict(False, f"{name}.g is on {got_device} when {name} is on the GPU: make it "
                               "on the input's device (torch.zeros_like(w), device=w.device)",
                        (f"{target}.wrong_device",))
-    shape = info.get("shape")
-    if not isinstance(shape, list) or tuple(shape) != tuple(truth.shape):
-        return Verdict(False, f"{name}.g has shape {str(shape)[:40]} on the GPU but {name} has "
+    if info.shape != tuple(truth.shape):
+        shape = str(list(info.shape)) if info.shape is not None else "None"
+        return Verdict(False, f"{name}.g has shape {shape[:40]} on the GPU but {name} has "
                               f"shape {_shape(truth.shape)}", (f"{target}.wrong_shape",))
-    if info.get("dtype") != planned.case.dtype:
-        return Verdict(False, f"{name}.g is {str(info.get('dtype'))[:20]} on the GPU but {name} is "
+    if info.dtype != planned.case.dtype:
+        return Verdict(False, f"{name}.g is {str(info.dtype)[:20]} on the GPU but {name} is "
                               f"{planned.case.dtype}: keep the input's dtype",
                        (f"{target}.wrong_dtype",))
     return PASSED
 
 
-def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | None,
+def compare_gradient(target: str, name: str, meta: CallResult, got: torch.Tensor | None,
                      planned) -> Verdict:
     """Judge one `.g`: set, a tensor, its tensor's shape, dtype and device, finite, right."""
-    info = meta.get("g", {}).get(name) if isinstance(meta.get("g"), dict) else None
-    info = info if isinstance(info, dict) else {"kind": "missing"}
+    info = meta.g(name)
     truth = planned.expected[name]
     case = planned.case
-    if info.get("kind") == "missing":
+    if info.kind == "missing":
         return Verdict(False, f"{target} did not set {name}.g", (f"{target}.missing_g",))
-    if info.get("kind") != "tensor" or got is None:
-        kind = str(info.get("type", "something else"))[:60]
-        return Verdict(False, f"{name}.g is a {kind}, not a tensor", (f"{target}.not_tensor",))
+    if info.kind != "tensor" or got is None:
+        return Verdict(False, f"{name}.g is a {_type_of(info)}, not a tensor",
+                       (f"{target}.not_tensor",))
     if got.shape != truth.shape:
         verdict = diagnose.wrong_shape(target, name, got, planned)
         if verdict is not None:
@@ -146,8 +145,9 @@ def compare_gradient(target: str, name: str, meta: dict, got: torch.Tensor | Non
             return said
         return Verdict(False, f"{values.message}; and {said.message}",
                        diagnose.specific_first((*values.mistakes, *said.mistakes)))
-    if str(info.get("device", "cpu")).split(":")[0] != case.device.split(":")[0]:
-        return Verdict(False, f"{name}.g is on {info.get('device')} but {name} is on {case.device}",
+    if (info.device if info.device is not None else "cpu").split(":")[0] != \
+            case.device.split(":")[0]:
+        return Verdict(False, f"{name}.g is on {info.device} but {name} is on {case.device}",
                        (f"{target}.wrong_device",))
     return compare_values(target, name, got, planned)
 
@@ -172,7 +172,7 @@ def compare_values(target: str, name: str, got: torch.Tensor, planned) -> Verdic
                           f"{tol:g})", (f"{target}.wrong_values",))
 
 
-def compare_unchanged(target: str, meta: dict, tensors: dict, planned) -> Verdict:
+def compare_unchanged(target: str, meta: CallResult, tensors: dict, planned) -> Verdict:
     """The call must leave its inputs and the upstream gradient as they were."""
     cid = planned.call.id
     changed = []
@@ -193,31 +193,34 @@ def compare_unchanged(target: str, meta: dict, tensors: dict, planned) -> Verdic
     return PASSED
 
 
+def _type_of(info: ValueInfo) -> str:
+    return (info.type if info.type is not None else "something else")[:60]
+
+
 def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     return a is not None and b is not None and a.shape == b.shape and torch.equal(a, b)
 
 
-def compare_probe(target: str, meta: dict, tensors: dict, planned) -> Verdict:
+def compare_probe(target: str, meta: CallResult, tensors: dict, planned) -> Verdict:
     """`Module.backward` must call `self.bwd(self.out, *self.args)` once, with the latest call's.
 
     What `bwd` received came back as tensors; each is named here by its values, against the
     inputs and forward outputs this side sent (all distinct): nothing the student's process says
     about them is taken on trust."""
-    calls = meta.get("bwd_calls")
+    calls = meta.bwd_calls
     nargs, repeat = len(planned.call.args), planned.call.repeat
     want = ["out"] + [f"args[{i}]" for i in range(nargs)]
     shown = f"bwd({', '.join(want)})"
-    if not isinstance(calls, list) or not calls:
+    if not calls:
         return Verdict(False, f"backward() did not call self.bwd: it should call {shown}",
                        (f"{target}.does_nothing",))
-    count = meta.get("bwd_count") if isinstance(meta.get("bwd_count"), int) else len(calls)
+    count = meta.bwd_count if meta.bwd_count is not None else len(calls)
     cid = planned.call.id
 
-    def name_of(i: int, j: int, said: object) -> str:
-        said = said if isinstance(said, dict) else {}
-        got = tensors.get(f"{cid}/bwd{i}/{j}") if said.get("kind") == "tensor" else None
+    def name_of(i: int, j: int, said: ValueInfo) -> str:
+        got = tensors.get(f"{cid}/bwd{i}/{j}") if said.kind == "tensor" else None
         if got is None:
-            kind = str(said.get("type", "object"))[:60]
+            kind = (said.type if said.type is not None else "object")[:60]
             return "a tuple" if kind == "tuple" else f"a {kind}"
         for age, k in enumerate(reversed(range(repeat))):
             suffix = "" if age == 0 else " (from an earlier call)"
@@ -228,8 +231,7 @@ def compare_probe(target: str, meta: dict, tensors: dict, planned) -> Verdict:
                     return f"args[{index}]" + suffix
         return "a Tensor"
 
-    named = [[name_of(i, j, d) for j, d in enumerate(c)] if isinstance(c, list) else []
-             for i, c in enumerate(calls)]
+    named = [[name_of(i, j, d) for j, d in enumerate(c)] for i, c in enumerate(calls)]
     if count == 1 and named == [want]:
         return PASSED
     got = named[-1]
@@ -275,7 +277,7 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, points: float,
     checks = plan.lesson.checks(target)
     total = sum(c.weight for c in checks)
     outcome = run.targets.get(target, TargetOutcome("crashed", "no result came back"))
-    ran_autograd = any(isinstance(m, dict) and m.get("autograd") for m in outcome.calls.values())
+    ran_autograd = any(m.autograd for m in outcome.calls.values())
     results, gates = [], []
     for check in checks:
         verdict = PASSED
@@ -348,8 +350,7 @@ def misnamed(target: str, planned: PlannedCall, source: str) -> Verdict | None:
 def skipped(planned: PlannedCall, outcome: TargetOutcome) -> bool:
     """A real-CUDA case where the student's process found no GPU: it counts for nothing."""
     meta = outcome.calls.get(planned.call.id)
-    return (planned.case.lane == "cuda" and isinstance(meta, dict)
-            and meta.get("status") == "unavailable")
+    return planned.case.lane == "cuda" and meta is not None and meta.status == "unavailable"
 
 
 def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: UntrustedRun,
@@ -362,17 +363,17 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
     meta = outcome.calls.get(planned.call.id)
     failure = call_failure(target, meta, own, planned)
     if failure is not None:
-        if meta and meta.get("status") == "undefined" and solution_cell is not None:
-            error = run.cell_errors.get(solution_cell[0])
+        if meta is not None and meta.status == "undefined" and solution_cell is not None:
+            error = run.cell_error(solution_cell[0])
             if error:
-                where = f" ({error['where']})" if error.get("where") else ""
-                limit = f" ({error['limit']})" if error.get("limit") else ""
+                where = f" ({error.where})" if error.where else ""
+                limit = f" ({error.limit})" if error.limit else ""
                 # A cell stopped by a limit, or whose process died, costs its target that code.
                 code = {"timeout": "timeout", "memory": "memory", "MemoryError": "memory",
-                        "crashed": "crashed"}.get(str(error.get("type")), "error")
-                said = "raised " + str(error.get("type")) if code == "error" or \
-                    error.get("type") == "MemoryError" else "was stopped"
-                message = str(error.get("message"))[:200]
+                        "crashed": "crashed"}.get(str(error.type), "error")
+                said = "raised " + str(error.type) if code == "error" or \
+                    error.type == "MemoryError" else "was stopped"
+                message = str(error.message)[:200]
                 failure = Verdict(False, f"{target} is not defined: its cell {said}: "
                                          f"{message}{where}{limit}{own_cell(target, message, own)}",
                                   (f"{target}.{code}",))

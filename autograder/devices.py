@@ -9,8 +9,8 @@ whether it could (a CUDA call comes back "unavailable" without a GPU).
 from __future__ import annotations
 
 from .compare import FAKE_DEVICES, judge_call, skipped
+from .outcome import TargetOutcome, UntrustedRun
 from .plan import Plan
-from .sandbox.launch import TargetOutcome, UntrustedRun
 from .spec import DeviceUnavailable, lanes_for  # noqa: F401 - part of this module's API
 
 
@@ -27,14 +27,14 @@ def summarize(plan: Plan, run: UntrustedRun, device: str = "all") -> dict:
             unavailable = True
             continue
         meta = outcome.calls.get(planned.call.id)
-        if planned.case.lane == "cuda" and not isinstance(meta, dict):
+        if planned.case.lane == "cuda" and meta is None:
             continue  # never reached (an earlier call crashed): says nothing about the GPU
         verdict = judge_call(planned.target, planned, outcome, run, None)
         found[planned.case.lane].append(verdict.passed)
         if planned.case.lane == "cpu" and (planned.target, planned.check.name) in ready:
             found["gpu-ready"].append(verdict.passed)
-        if planned.case.fake and isinstance(meta, dict) and meta.get("backend") in FAKE_DEVICES:
-            backends.append(meta["backend"])
+        if planned.case.fake and meta is not None and meta.backend in FAKE_DEVICES:
+            backends.append(meta.backend)
 
     def state(lane: str) -> str:
         if lane == "cuda" and device == "cpu":

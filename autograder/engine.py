@@ -15,6 +15,7 @@ from pathlib import Path
 from . import lesson as lessons
 from . import notebook, program, resolve, spec
 from .lesson import Lesson
+from .outcome import ErrorInfo
 from .report import CheckResult, Report
 from .sandbox.launch import run_untrusted
 from .sandbox.limits import Limits
@@ -100,9 +101,9 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
                      "cells stood in for them (grading runs the lesson's)")
     notes.append(describe(devices))
     cells = {c["index"]: c for c in graded.cells}
-    for index, error in sorted(run.cell_errors.items())[:5]:
+    for index in sorted(run.cell_errors)[:5]:
         if index in cells:
-            notes.append(describe_cell_error(cells[index], error))
+            notes.append(describe_cell_error(cells[index], run.cell_error(index)))
     if run.stray:
         notes.append(f"{run.stray} bytes on the grader's channel were not the grader's: ignored")
     labels = {c["name"]: c["label"] for c in graded.cells}
@@ -123,15 +124,15 @@ def name_cells(text: str, labels: dict[str, str]) -> str:
     return re.sub(r"\bcell \d+\b(?=, line)", lambda m: labels.get(m.group(0), m.group(0)), text)
 
 
-def describe_cell_error(cell: dict, error: dict) -> str:
+def describe_cell_error(cell: dict, error: ErrorInfo) -> str:
     """'the cell "def forward_and_backward(..." raised NameError: ... at line 3' — findable."""
-    message = str(error.get("message") or "")[:200]
-    if error.get("limit"):
-        message += f" ({error['limit']})"
-    where = error.get("where")
+    message = (error.message or "")[:200]
+    if error.limit:
+        message += f" ({error.limit})"
+    where = error.where
     at = f" at {where}" if where and not where.startswith(f"{cell['name']}, ") else (
         f" at line {where.split('line ')[-1]}" if where else "")
-    return (f'{cell["label"]} raised {error.get("type")}'
+    return (f'{cell["label"]} raised {error.type}'
             f'{": " + message if message else ""}{at}')
 
 
