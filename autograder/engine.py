@@ -1,7 +1,7 @@
 """The journey of one submission, top to bottom:
 
     read notebook -> rules and program (what runs) -> run it (untrusted process)
-                  -> compare (trusted) -> diagnose -> report
+                  -> judge each call (trusted: judging, compare, diagnose) -> score -> report
 
 Nothing here imports or executes student code: that happens only in `untrusted/runner.py`, in
 its own process, which runs the program `program.py` built: the answers the rules allow and the
@@ -79,19 +79,20 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
     run = run_untrusted(graded.cells, draw_inputs,
                         cells_timeout=spec.CELLS_TIMEOUT, target_timeout=spec.TARGET_TIMEOUT,
                         limits=Limits(), warm=warm)
-    from .compare import judge_target
     from .devices import describe, summarize
+    from .judging import judge_calls
+    from .scoring import judge_target
 
     plan = plans[0]
-    devices = summarize(plan, run, device)
+    verdicts = judge_calls(plan, run, graded.answers, graded.own_names)  # each call, once
+    devices = summarize(plan, run, verdicts, device)
     if device == "cuda" and devices["cuda"] == "not available here":
         raise spec.DeviceUnavailable("--device cuda: the grading process finds no CUDA GPU here "
                                 "(torch.cuda.is_available() is False); use --device all or cpu")
     checks: list[CheckResult] = []
     for target in targets:
-        checks += judge_target(target, plan, run, points.get(target, 0.0),
-                               graded.answers.get(target), graded.findings.get(target, []),
-                               graded.not_run.get(target), graded.own_names)
+        checks += judge_target(target, plan, run, verdicts, points.get(target, 0.0),
+                               graded.findings.get(target, []), graded.not_run.get(target))
     notes = []
     if solutions is None:
         notes.append("compared with torch.autograd alone: the reference solutions are not "
@@ -140,7 +141,7 @@ def warm_up(lesson_folder: str) -> None:
     """A local batch's first step: start the warm workers, then, while their first process
     imports torch, import what judging needs and compute one reference (torch's first autograd
     pass is the slow one), so that the first students wait for neither."""
-    from . import compare, devices  # noqa: F401
+    from . import devices, judging, scoring  # noqa: F401
     from .plan import build_plan
     from .sandbox.launch import start_warm_workers
 

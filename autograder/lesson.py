@@ -26,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from . import kinds
 from .language import DEFAULT as DEFAULT_LANGUAGE
 from .language import Language
 
@@ -98,8 +99,8 @@ class Check:
 
     name: str
     weight: float
-    # "values": gradients right; "unchanged": inputs not mutated; "probe": a Module's backward;
-    # "static": the source read, not run (a gate: when it fails, the target scores 0)
+    # one of `kinds.KINDS` ("values", "unchanged", "probe"), or "static": the source read, not
+    # run (a gate: when it fails, the target scores 0)
     kind: str
     cases: tuple[Case, ...] = field(default_factory=tuple)
     summary: str = ""
@@ -113,9 +114,8 @@ class Check:
 
 #: The gate every target has: hand-written gradients, as plain code (`rules.py`). Weight 0, yet
 #: failing it takes the target's points.
-NO_AUTOGRAD = Check("no-autograd", 0, "static", (),
+NO_AUTOGRAD = Check("no-autograd", 0, kinds.STATIC, (),
                     "written by hand: no .backward(), .grad, requires_grad or torch.autograd")
-KINDS = ("values", "unchanged", "probe")
 
 
 @dataclass(frozen=True)
@@ -302,8 +302,12 @@ def _target(t: dict, sets: dict) -> Target:
         raise ValueError(f"{name}'s checks {named!r} are no set of checks: one of "
                          f"{', '.join(sets)}")
     for c in sets[named] if isinstance(named, str) else named:
-        if c["kind"] not in KINDS:
-            raise ValueError(f"check {c['name']!r} of {name}: kind is one of {', '.join(KINDS)}")
+        if c["kind"] not in kinds.KINDS:
+            raise ValueError(f"check {c['name']!r} of {name}: kind is one of "
+                             f"{', '.join(kinds.NAMES)}")
+        if kinds.of(c["kind"]).runs != str(t.get("kind", "function")):
+            raise ValueError(f"check {c['name']!r} of {name}: a {c['kind']} check is for a "
+                             f"{kinds.of(c['kind']).runs} target")
         cases = tuple(_case(case, flags) for case in c.get("cases", ()))
         checks.append(Check(str(c["name"]), float(c["weight"]), c["kind"], cases,
                             str(summaries.get(c["name"], c.get("summary", ""))),

@@ -15,9 +15,9 @@ import sys
 import pytest
 import torch
 
-from autograder.compare import judge_call
 from autograder.course import samples
 from autograder.engine import check_notebook
+from autograder.judging import judge_call, judge_calls
 from autograder.outcome import TargetOutcome, UntrustedRun
 from autograder.plan import build_plan
 from autograder.selfcheck import SelfCheckFailed, run_self_check, self_check
@@ -223,9 +223,10 @@ def test_a_crashed_target_does_not_read_as_a_failure_on_a_gpu_that_is_not_there(
                                      if p.target == "lin_grad" and p.case.lane == "cuda"})
     run = UntrustedRun(targets={"mse_grad": TargetOutcome("timeout", "still running"),
                                 "lin_grad": lin})
-    assert describe(summarize(plan, run)) == (
+    verdicts = judge_calls(plan, run)
+    assert describe(summarize(plan, run, verdicts)) == (
         "CPU: failed; CUDA: not available here; GPU-readiness: failed")
-    assert summarize(plan, run, "cpu")["cuda"] == "not requested"
+    assert summarize(plan, run, verdicts, "cpu")["cuda"] == "not requested"
 
 
 # --- whole notebooks, as the grader sees them -------------------------------------------------

@@ -56,6 +56,26 @@ def test_the_self_check_imports_with_only_torch():
     assert done.stdout.strip() == "ok", done.stderr
 
 
+@pytest.mark.sandbox  # a fresh Python
+def test_the_self_check_runs_where_the_sandbox_cannot_even_be_imported():
+    # As on Windows, where the jail's import-time ctypes.CDLL(None) fails: the self-check judges
+    # in the student's kernel and needs no sandbox module at all.
+    code = ("import sys\n"
+            "class NoSandbox:\n"
+            "    @staticmethod\n"
+            "    def find_spec(name, path=None, target=None):\n"
+            "        if name.startswith('autograder.sandbox'):\n"
+            "            raise ImportError(name)\n"
+            "sys.meta_path.insert(0, NoSandbox())\n"
+            "from autograder.selfcheck import run_self_check\n"
+            "def mse_grad(inp, targ):\n"
+            "    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n"
+            "report = run_self_check('mse_grad', mse_grad, device='cpu')\n"
+            "print(report.score, report.max_score)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "2.0 2.0", done.stderr
+
+
 @pytest.mark.slow
 def test_nbgrader_validate_reports_a_failing_self_check(released, tmp_path):
     wrong = samples.fill(released, {**CORRECT,
