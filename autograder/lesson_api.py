@@ -14,7 +14,8 @@ the call (`plan.PlannedCall`: `.inputs`, `.expected`, `.accepted`, `.case`), `to
 error a diagnosis allows. Codes are the lesson's catalogue (`[mistakes]`), the general codes
 follow them. A public name on the subclass that is not a hook here, or a hook with other
 parameters, is a `LessonError` when the lesson's code is loaded: a misspelt hook is never
-silently ignored. Helpers are private (`_name`) or live at the module's top level.
+silently ignored. Helpers are private (`_name`) or live at the module's top level. (A lesson.py
+with no subclass, written before this class, has its module-level hooks read by these names.)
 """
 
 from __future__ import annotations
@@ -112,10 +113,11 @@ def lesson_code(module: ModuleType, where: str) -> LessonCode:
     found = [c for c in vars(module).values() if isinstance(c, type)
              and issubclass(c, LessonCode) and c is not LessonCode
              and c.__module__ == module.__name__]
-    if len(found) != 1:
-        said = "none" if not found else ", ".join(c.__name__ for c in found)
+    if not found:
+        return _written_before_the_class(module)
+    if len(found) > 1:
         raise ValueError(f"{where} must define one subclass of autograder.lesson_api.LessonCode "
-                         f"(it defines {said})")
+                         f"(it defines {', '.join(c.__name__ for c in found)})")
     cls = found[0]
     for owner in cls.__mro__:
         if owner is LessonCode or not issubclass(owner, LessonCode):
@@ -148,3 +150,14 @@ def _same_parameters(owner: type, name: str, value: object, where: str) -> None:
         shown = ", ".join(inspect.signature(base).parameters)
         raise ValueError(f"{where}: {owner.__name__}.{name} takes ({', '.join(p.name for p in params)}); "
                          f"the hook takes ({shown})")
+
+
+def _written_before_the_class(module: ModuleType) -> LessonCode:
+    """A lesson.py with no subclass: its hooks were module-level functions and tables, as in a
+    course's own copy of a lesson made by an older `release` (which later releases keep). The
+    hooks it has, by their names here, become the methods of its class; it has no misspelt-hook
+    check, which needs the class."""
+    hooks = {name: getattr(module, name) for name in HOOKS if hasattr(module, name)}
+    return type("ModuleLevelHooks", (LessonCode,),
+                {name: staticmethod(v) if inspect.isfunction(v) else v
+                 for name, v in hooks.items()})()
