@@ -2,7 +2,8 @@
 which of the engine's diagnoses apply to which target, in this lesson's words.
 
 The spec (targets, shapes, checks, points) is lesson.toml; the hand-written gradients are
-reference.py; the hooks are the class `Backward` (a `LessonCode`, see `autograder.lesson_api`). The truth is autograd on the forwards below, in float64 (`autograder.problems`).
+reference.py; the hooks are the class `Backward` (a `LessonCode`, see `autograder.lesson_api`).
+The truth is autograd on the forwards below, in float64 (`autograder.problems`).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class Backward(LessonCode):
 
     #: What to add when a `.g` has its tensor's shape transposed: a hint, and a specific code.
     TRANSPOSED = {
-        ("lin_grad", "w"): (": w.g = inp.t() @ out.g has w's shape", ("lin_grad.weight_transposed",)),
+        ("lin_grad", "w"): (": w.g = inp.t() @ out.g has w's shape",
+                            ("lin_grad.weight_transposed",)),
         ("lin_grad", "inp"): (": inp.g = out.g @ w.t() has inp's shape", ()),
     }
 
@@ -95,13 +97,15 @@ class Backward(LessonCode):
             inputs["inp"][0] = 0.0
             inputs["inp"][-1, 0] = 0.0
 
-    def also_accepted(self, target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def also_accepted(self, target: str, inputs: dict[str, torch.Tensor]
+                      ) -> dict[str, torch.Tensor]:
         """At an exact zero, ReLU's subgradient may be 1."""
         if target == "relu_grad":
             return {"inp": inputs["out.g"] * (inputs["inp"] >= 0)}
         return {}
 
-    def named_ratios(self, target: str, name: str, n: int) -> list[tuple[float, tuple[str, ...], str]]:
+    def named_ratios(self, target: str, name: str,
+                     n: int) -> list[tuple[float, tuple[str, ...], str]]:
         """(ratio, codes, the fix) for the factors this lesson names, at batch size n. At N = 1 a
         factor of N is no mistake, so it is left out."""
         if target == "mse_grad" and name == "inp":
@@ -118,7 +122,8 @@ class Backward(LessonCode):
             return "the mean's 1/N appears once: divide by N only once"
         return None
 
-    def diagnose_values(self, target: str, name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
+    def diagnose_values(self, target: str, name: str, got: torch.Tensor, planned,
+                        tol: float) -> Verdict | None:
         """A `.g` of the right shape that is not the gradient: this lesson's own patterns."""
         if target == "relu_grad":
             return _relu(name, got, planned, tol)
@@ -136,7 +141,8 @@ class Backward(LessonCode):
                 return got.sum(0), (f"b.g has shape {have} but b has shape {want}: b is added to "
                                     "every row, so sum out.g over the batch, out.g.sum(0)"), \
                     ("lin_grad.bias_not_summed",)
-            if tuple(got.shape) == (n,) and diagnose.off_by(got, planned.inputs["out.g"].sum(1)) <= tol:
+            summed_over_dim_1 = planned.inputs["out.g"].sum(1)
+            if tuple(got.shape) == (n,) and diagnose.off_by(got, summed_over_dim_1) <= tol:
                 return Verdict(False, f"b.g has shape {have} but b has shape {want}: out.g was summed "
                                       "over dim 1; sum it over the batch, dim 0: out.g.sum(0)",
                                ("lin_grad.wrong_shape",))
@@ -146,7 +152,8 @@ class Backward(LessonCode):
                 "broadcasts to (N, N); subtract inp.squeeze(-1), then give inp.g inp's shape"), ()
         return None
 
-    def combine(self, target: str, failed: list[str], verdicts: dict) -> tuple[str, tuple[str, ...]] | None:
+    def combine(self, target: str, failed: list[str],
+                verdicts: dict) -> tuple[str, tuple[str, ...]] | None:
         """When only lin_grad's inp.g is wrong: say so, with its formula."""
         if target == "lin_grad" and failed == ["inp"] and len(verdicts) > 1:
             others = " and ".join(f"{name}.g" for name in verdicts if name != "inp")

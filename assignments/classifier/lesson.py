@@ -59,7 +59,8 @@ class Classifier(LessonCode):
         if target == "nll_grad":
             inputs["inp"] = log_softmax(inputs["inp"])
 
-    def named_ratios(self, target: str, name: str, n: int) -> list[tuple[float, tuple[str, ...], str]]:
+    def named_ratios(self, target: str, name: str,
+                     n: int) -> list[tuple[float, tuple[str, ...], str]]:
         if target == "nll_grad":
             return diagnose.combined_factors(_NLL_PARTS, n, per_n="nll_grad.not_averaged")
         return []
@@ -69,7 +70,8 @@ class Classifier(LessonCode):
             return "out.g already carries nll's 1/N: do not divide by N again"
         return None
 
-    def diagnose_values(self, target: str, name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
+    def diagnose_values(self, target: str, name: str, got: torch.Tensor, planned,
+                        tol: float) -> Verdict | None:
         if target != "log_softmax_grad":
             return None
         upstream, soft = planned.inputs["out.g"], _softmax_of(planned)
@@ -92,7 +94,8 @@ class Classifier(LessonCode):
     def diagnose_shape(self, target: str, name: str, got: torch.Tensor, planned, tol: float):
         """nll_grad's one-hot built with too few columns (F.one_hot without num_classes)."""
         truth, n = planned.expected[name], planned.case.n
-        if target == "nll_grad" and got.dim() == 2 and got.shape[0] == n and got.shape[1] < truth.shape[1]:
+        if target == "nll_grad" and got.dim() == 2 and got.shape[0] == n \
+                and got.shape[1] < truth.shape[1]:
             return Verdict(False, f"inp.g has {got.shape[1]} columns but there are "
                                   f"{truth.shape[1]} classes: give the one-hot inp's shape, "
                                   "F.one_hot(targ, num_classes=inp.shape[1])",
