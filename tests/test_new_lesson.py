@@ -177,3 +177,17 @@ def test_a_lesson_py_written_before_the_class_keeps_its_hooks(tmp_path, monkeypa
     exec("import torch\n" + SIGN_FLIPPED, namespace)
     report = run_self_check("tanh_grad", namespace["tanh_grad"], device="cpu", lesson="tanh")
     assert report.mistakes("tanh_grad") == ["tanh_grad.sign_flipped", "tanh_grad.wrong_values"]
+
+
+@pytest.mark.parametrize("checks, said", [
+    ('"gradients"', "tanh_grad's checks 'gradients' are no set of checks: one of gradient"),
+    ('[{ name = "p", weight = 1, kind = "probe", cases = [{ n = 1 }] }]',
+     "check 'p' of tanh_grad: a probe check is for a probe target"),
+])
+def test_a_spec_naming_checks_it_cannot_have_is_one_line(tmp_path, checks, said):
+    folder = write_lesson(tmp_path)
+    (folder / "lesson.toml").write_text(LESSON_TOML.replace('checks = "gradient"',
+                                                            f"checks = {checks}"))
+    with pytest.raises(lessons.LessonError) as raised:
+        lessons.load(folder)
+    assert str(raised.value) == f"{folder / 'lesson.toml'}: {said}"
