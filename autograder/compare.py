@@ -30,6 +30,7 @@ def gradient_error(got: torch.Tensor, truth: torch.Tensor,
 def _shape(t: torch.Size | tuple) -> str:
     return diagnose.shape_text(t)
 
+
 #: Where a GPU-readiness backend puts the tensors that stand for CUDA: `meta` tensors, which
 #: have a device, a shape and a dtype, and refuse to meet a CPU tensor (`untrusted/calls.py`).
 FAKE_DEVICES = {"meta": "meta"}
