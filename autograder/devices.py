@@ -8,33 +8,35 @@ whether it could (a CUDA call comes back "unavailable" without a GPU).
 
 from __future__ import annotations
 
-from .compare import FAKE_DEVICES, judge_call, skipped
+from .compare import FAKE_DEVICES
+from .judging import Verdicts
+from .outcome import UntrustedRun
 from .plan import Plan
-from .sandbox.launch import TargetOutcome, UntrustedRun
 from .spec import DeviceUnavailable, lanes_for  # noqa: F401 - part of this module's API
 
 
-def summarize(plan: Plan, run: UntrustedRun, device: str = "all") -> dict:
-    """Per lane: "passed", "failed", "not available here" or "not requested"; and the backend."""
+def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "all") -> dict:
+    """Per lane: "passed", "failed", "not available here" or "not requested"; and the backend.
+    Reads the verdict on each call (`judging.judge_calls`): nothing is judged here."""
     found: dict[str, list[bool]] = {"cpu": [], "gpu-ready": [], "cuda": []}
     unavailable, backends = False, []
     # A check with stand-in cases is GPU-readiness: its CPU case (the right gradient first)
     # counts there too, so that the line says what the check says.
     ready = {(p.target, p.check.name) for p in plan.calls if p.case.fake}
     for planned in plan.calls:
-        outcome = run.targets.get(planned.target, TargetOutcome("crashed"))
-        if skipped(planned, outcome):
+        verdict = verdicts[planned.call.id]
+        if verdict is None:  # a CUDA call without a GPU
             unavailable = True
             continue
-        meta = outcome.calls.get(planned.call.id)
-        if planned.case.lane == "cuda" and not isinstance(meta, dict):
+        outcome = run.targets.get(planned.target)
+        meta = outcome.calls.get(planned.call.id) if outcome is not None else None
+        if planned.case.lane == "cuda" and meta is None:
             continue  # never reached (an earlier call crashed): says nothing about the GPU
-        verdict = judge_call(planned.target, planned, outcome, run, None)
         found[planned.case.lane].append(verdict.passed)
         if planned.case.lane == "cpu" and (planned.target, planned.check.name) in ready:
             found["gpu-ready"].append(verdict.passed)
-        if planned.case.fake and isinstance(meta, dict) and meta.get("backend") in FAKE_DEVICES:
-            backends.append(meta["backend"])
+        if planned.case.fake and meta is not None and meta.backend in FAKE_DEVICES:
+            backends.append(meta.backend)
 
     def state(lane: str) -> str:
         if lane == "cuda" and device == "cpu":

@@ -8,9 +8,7 @@ Everything here works from tensors that came back as plain data: no student code
 
 The engine names no target: the tools here are general (a factor off, a transpose, a broadcast,
 a sum missing over the batch, a mask); which apply to which target, in which words, is the
-lesson's (its lesson.py, each optional: `named_ratios`, `fix_for_factor`, `diagnose_values`,
-`diagnose_shape`, `TRANSPOSED`, `RESHAPED`, `combine`; and, read by `compare`, `dtype_hint`,
-`not_finite_hint`, `error_hint`).
+lesson's: the hooks of its `lesson_api.LessonCode` subclass (its lesson.py).
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from fractions import Fraction
 
 import torch
 
+from .lesson_api import LessonCode
 from .report import Verdict
 
 
@@ -41,17 +40,18 @@ def _diagnosis_tolerance(got: torch.Tensor, planned) -> float:
     return min(10 * tolerance(got.dtype, planned.case.dtype, planned.lesson), 1e-2)
 
 
-def lesson_hook(planned, name: str):
-    """The lesson's function or table `name` (its lesson.py), where it has one."""
+_NO_HOOKS = LessonCode()
+
+
+def hooks(planned) -> LessonCode:
+    """The hooks of the lesson `planned` belongs to (none: the defaults, which do nothing)."""
     lesson = getattr(planned, "lesson", None)
-    return getattr(lesson.code(), name, None) if lesson is not None else None
+    return lesson.code() if lesson is not None else _NO_HOOKS
 
 
-def lesson_hint(planned, name: str, *args) -> tuple[str, tuple[str, ...]]:
-    """What the lesson's hook `name` adds to a general verdict: (words, specific codes), or
-    nothing where the lesson has no such hook or it says nothing."""
-    hook = lesson_hook(planned, name)
-    return (hook(*args, planned) if hook else None) or ("", ())
+def said(hint: tuple[str, tuple[str, ...]] | None) -> tuple[str, tuple[str, ...]]:
+    """A lesson's hint, or nothing to add."""
+    return hint or ("", ())
 
 
 def off_by(got: torch.Tensor, want: torch.Tensor, also: torch.Tensor | None = None) -> float:
@@ -191,10 +191,9 @@ def fixed_batch(c: float | None, n: int) -> int | None:
 
 
 def _generic_fix(target: str, c: float, n: int, planned=None) -> str:
-    own = lesson_hook(planned, "fix_for_factor")
-    said = own(target, c, n) if own else None
-    if said:
-        return said
+    own = hooks(planned).fix_for_factor(target, c, n)
+    if own:
+        return own
     if n > 1 and abs(abs(c) - 1 / n) < 1e-9:
         return "out.g already carries the loss's 1/N: do not divide by N again"
     if n > 1 and abs(abs(c) - n) < 1e-9:
@@ -207,8 +206,7 @@ def _generic_fix(target: str, c: float, n: int, planned=None) -> str:
 def ratio_verdict(target: str, name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
     """`got` is a scalar multiple of the true gradient: name the factor."""
     truth, also, n = planned.expected[name], planned.accepted.get(name), planned.case.n
-    named = lesson_hook(planned, "named_ratios")
-    for ratio, codes, fix in (named(target, name, n) if named else []):
+    for ratio, codes, fix in hooks(planned).named_ratios(target, name, n):
         if off_by(got, ratio * truth, None if also is None else ratio * also) <= tol:
             head = (f"{name}.g has the wrong sign" if ratio == -1 else
                     f"{name}.g is {ratio_words(ratio, n)} the true gradient")
@@ -240,8 +238,7 @@ def wrong_values(target: str, name: str, got: torch.Tensor, planned) -> Verdict 
     if got.numel() and not got.to(torch.float64).abs().max().item():
         return Verdict(False, f"{name}.g is all zeros: compute the gradient, not a placeholder",
                        (f"{target}.wrong_values",))
-    specific = lesson_hook(planned, "diagnose_values")
-    verdict = specific(target, name, got, planned, tol) if specific else None
+    verdict = hooks(planned).diagnose_values(target, name, got, planned, tol)
     return verdict or ratio_verdict(target, name, got, planned, tol)
 
 
@@ -251,11 +248,11 @@ def wrong_shape(target: str, name: str, got: torch.Tensor, planned) -> Verdict |
     have, want = shape_text(got.shape), shape_text(truth.shape)
     tol = _diagnosis_tolerance(got, planned)
     codes: tuple[str, ...] = ()
-    lesson_says = lesson_hook(planned, "diagnose_shape")
+    lesson = hooks(planned)
     if is_transposed_shape(got, truth):
-        hint, codes = (lesson_hook(planned, "TRANSPOSED") or {}).get((target, name), ("", ()))
+        hint, codes = lesson.TRANSPOSED.get((target, name), ("", ()))
         undone, said = got.transpose(0, 1), f"{name}.g has shape {have}, the transpose of {name}'s {want}{hint}"
-    elif lesson_says is not None and (found := lesson_says(target, name, got, planned, tol)):
+    elif found := lesson.diagnose_shape(target, name, got, planned, tol):
         if isinstance(found, Verdict):
             return found
         undone, said, codes = found
@@ -263,7 +260,7 @@ def wrong_shape(target: str, name: str, got: torch.Tensor, planned) -> Verdict |
         # The lesson's hint says how to add what is missing; a .g with more dimensions has them
         # to spare, and is told so.
         extra = got.dim() - truth.dim()
-        hint = ((lesson_hook(planned, "RESHAPED") or {}).get(target, "") if extra < 0 else
+        hint = (lesson.RESHAPED.get(target, "") if extra < 0 else
                 f" ({name}.g has {extra} dimension{'s' if extra > 1 else ''} more than {name})"
                 if extra > 0 else "")
         undone = got.reshape(truth.shape)
@@ -295,8 +292,7 @@ def combine(target: str, verdicts: dict[str, Verdict], planned=None) -> Verdict:
     if len(missing) > 1:
         messages.insert(0, f"{target} did not set {', '.join(m + '.g' for m in missing)}")
     codes = [code for v in failed.values() for code in v.mistakes]
-    hook = lesson_hook(planned, "combine")
-    extra = hook(target, list(failed), verdicts) if hook else None
+    extra = hooks(planned).combine(target, list(failed), verdicts)
     if extra:
         messages[0] += extra[0]
         codes[:0] = extra[1]

@@ -1,7 +1,7 @@
 """The journey of one submission, top to bottom:
 
     read notebook -> rules and program (what runs) -> run it (untrusted process)
-                  -> compare (trusted) -> diagnose -> report
+                  -> judge each call (trusted: judging, compare, diagnose) -> score -> report
 
 Nothing here imports or executes student code: that happens only in `untrusted/runner.py`, in
 its own process, which runs the program `program.py` built: the answers the rules allow and the
@@ -15,6 +15,7 @@ from pathlib import Path
 from . import lesson as lessons
 from . import notebook, program, resolve, spec
 from .lesson import Lesson
+from .outcome import ErrorInfo
 from .report import CheckResult, Report
 from .sandbox.launch import run_untrusted
 from .sandbox.limits import Limits
@@ -78,19 +79,20 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
     run = run_untrusted(graded.cells, draw_inputs,
                         cells_timeout=spec.CELLS_TIMEOUT, target_timeout=spec.TARGET_TIMEOUT,
                         limits=Limits(), warm=warm)
-    from .compare import judge_target
     from .devices import describe, summarize
+    from .judging import judge_calls
+    from .scoring import judge_target
 
     plan = plans[0]
-    devices = summarize(plan, run, device)
+    verdicts = judge_calls(plan, run, graded.answers, graded.own_names)  # each call, once
+    devices = summarize(plan, run, verdicts, device)
     if device == "cuda" and devices["cuda"] == "not available here":
         raise spec.DeviceUnavailable("--device cuda: the grading process finds no CUDA GPU here "
                                 "(torch.cuda.is_available() is False); use --device all or cpu")
     checks: list[CheckResult] = []
     for target in targets:
-        checks += judge_target(target, plan, run, points.get(target, 0.0),
-                               graded.answers.get(target), graded.findings.get(target, []),
-                               graded.not_run.get(target), graded.own_names)
+        checks += judge_target(target, plan, run, verdicts, points.get(target, 0.0),
+                               graded.findings.get(target, []), graded.not_run.get(target))
     notes = []
     if solutions is None:
         notes.append("compared with torch.autograd alone: the reference solutions are not "
@@ -100,9 +102,9 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
                      "cells stood in for them (grading runs the lesson's)")
     notes.append(describe(devices))
     cells = {c["index"]: c for c in graded.cells}
-    for index, error in sorted(run.cell_errors.items())[:5]:
+    for index in sorted(run.cell_errors)[:5]:
         if index in cells:
-            notes.append(describe_cell_error(cells[index], error))
+            notes.append(describe_cell_error(cells[index], run.cell_error(index)))
     if run.stray:
         notes.append(f"{run.stray} bytes on the grader's channel were not the grader's: ignored")
     labels = {c["name"]: c["label"] for c in graded.cells}
@@ -123,15 +125,15 @@ def name_cells(text: str, labels: dict[str, str]) -> str:
     return re.sub(r"\bcell \d+\b(?=, line)", lambda m: labels.get(m.group(0), m.group(0)), text)
 
 
-def describe_cell_error(cell: dict, error: dict) -> str:
+def describe_cell_error(cell: dict, error: ErrorInfo) -> str:
     """'the cell "def forward_and_backward(..." raised NameError: ... at line 3' — findable."""
-    message = str(error.get("message") or "")[:200]
-    if error.get("limit"):
-        message += f" ({error['limit']})"
-    where = error.get("where")
+    message = (error.message or "")[:200]
+    if error.limit:
+        message += f" ({error.limit})"
+    where = error.where
     at = f" at {where}" if where and not where.startswith(f"{cell['name']}, ") else (
         f" at line {where.split('line ')[-1]}" if where else "")
-    return (f'{cell["label"]} raised {error.get("type")}'
+    return (f'{cell["label"]} raised {error.type}'
             f'{": " + message if message else ""}{at}')
 
 
@@ -139,7 +141,7 @@ def warm_up(lesson_folder: str) -> None:
     """A local batch's first step: start the warm workers, then, while their first process
     imports torch, import what judging needs and compute one reference (torch's first autograd
     pass is the slow one), so that the first students wait for neither."""
-    from . import compare, devices  # noqa: F401
+    from . import devices, judging, scoring  # noqa: F401
     from .plan import build_plan
     from .sandbox.launch import start_warm_workers
 

@@ -2,10 +2,12 @@
 
     assignments/<id>/     what students and the engine read (in a wheel: autograder/lessons/<id>/;
         <id>.ipynb         a course keeps its copy in DIR/lessons/<id>/, which grading reads)
-        lesson.toml   the spec: targets, their signatures, inputs and shapes, checks and cases,
+        lesson.toml   the spec: targets, their signatures, inputs and shapes, checks and cases
+                      (or the name of one of the engine's standard sets, `checks.toml`),
                       weights, points, tolerances, the self-check's seed, the mistake catalogue
         lesson.py     the lesson's code: the forward pass (the truth is autograd on it, float64),
-                      input hooks, and which of the engine's diagnoses apply to which target
+                      and one subclass of `lesson_api.LessonCode`: its input hooks, and which
+                      of the engine's diagnoses apply to which target
     solutions/<id>/       what only an instructor may see (in a wheel: autograder/solutions/<id>/;
                           in a course: DIR/solutions/<id>/), beside the lessons' folder
         reference.py  the hand-written gradients, each next to its forward
@@ -20,13 +22,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
+from . import kinds
 from .language import DEFAULT as DEFAULT_LANGUAGE
 from .language import Language
+
+if TYPE_CHECKING:
+    from .lesson_api import LessonCode
 
 try:
     import tomllib
@@ -38,6 +46,8 @@ PACKAGE = Path(__file__).resolve().parent
 BUNDLED = (PACKAGE.parent / "assignments" if (PACKAGE.parent / "assignments").is_dir()
            else PACKAGE / "lessons")
 SPEC = "lesson.toml"
+#: The engine's standard sets of checks, which a lesson.toml names instead of copying.
+STANDARD_CHECKS = "checks.toml"
 #: Largest relative error allowed where a lesson says nothing, measured as
 #: max|got - true| / max(max|true|, 1). On CUDA the runner turns TF32 off first.
 DEFAULT_TOLERANCES = {"float64": 1e-9, "float32": 1e-4}
@@ -92,8 +102,8 @@ class Check:
 
     name: str
     weight: float
-    # "values": gradients right; "unchanged": inputs not mutated; "probe": a Module's backward;
-    # "static": the source read, not run (a gate: when it fails, the target scores 0)
+    # one of `kinds.KINDS` ("values", "unchanged", "probe"), or "static": the source read, not
+    # run (a gate: when it fails, the target scores 0)
     kind: str
     cases: tuple[Case, ...] = field(default_factory=tuple)
     summary: str = ""
@@ -107,9 +117,8 @@ class Check:
 
 #: The gate every target has: hand-written gradients, as plain code (`rules.py`). Weight 0, yet
 #: failing it takes the target's points.
-NO_AUTOGRAD = Check("no-autograd", 0, "static", (),
+NO_AUTOGRAD = Check("no-autograd", 0, kinds.STATIC, (),
                     "written by hand: no .backward(), .grad, requires_grad or torch.autograd")
-KINDS = ("values", "unchanged", "probe")
 
 
 @dataclass(frozen=True)
@@ -188,13 +197,32 @@ class Lesson:
         path = self.solutions / "reference.py"
         return path if path.is_file() else None
 
-    def code(self) -> ModuleType:
-        """The lesson's lesson.py (imports torch)."""
+    def code(self) -> LessonCode:
+        """The lesson's hooks: the one `lesson_api.LessonCode` subclass of its lesson.py, made
+        once (imports torch); `LessonError` (one line) where lesson.py has none, or a hook is
+        misspelt."""
         return self._code
 
+    def forward(self, name: str) -> Callable:
+        """The forward `name` of the lesson's lesson.py (named in lesson.toml)."""
+        found = getattr(self._module, name, None)
+        if not callable(found):
+            raise LessonError(f"{self.folder / 'lesson.py'} has no forward {name!r}, which "
+                              f"{SPEC} names")
+        return found
+
     @cached_property
-    def _code(self) -> ModuleType:
+    def _module(self) -> ModuleType:
         return load_module(self.folder / "lesson.py", f"autograder_lesson_{self.id}")
+
+    @cached_property
+    def _code(self) -> LessonCode:
+        from .lesson_api import lesson_code
+
+        try:
+            return lesson_code(self._module, str(self.folder / "lesson.py"))
+        except ValueError as exc:
+            raise LessonError(str(exc)) from None
 
     def reference(self) -> ModuleType | None:
         """The reference solutions, where this install or course has them (imported once)."""
@@ -265,8 +293,15 @@ def _load(folder: Path, stamps: tuple) -> Lesson:
         raise LessonError(f"{path}: {exc}") from None
 
 
+@lru_cache(maxsize=1)
+def standard_checks() -> dict[str, list]:
+    """The engine's standard sets of checks (`checks.toml`), by name: what a target's
+    `checks = "gradient"` names where its lesson.toml defines no set of that name."""
+    return tomllib.loads((PACKAGE / STANDARD_CHECKS).read_text())["checkset"]
+
+
 def _lesson(folder: Path, data: dict) -> Lesson:
-    sets = data.get("checkset", {})
+    sets = {**standard_checks(), **data.get("checkset", {})}
     targets = tuple(_target(t, sets) for t in data["target"])
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
@@ -283,9 +318,17 @@ def _target(t: dict, sets: dict) -> Target:
     flags = tuple(t.get("flags", ()))
     summaries = t.get("summaries", {})
     checks = [NO_AUTOGRAD]
-    for c in sets[t["checks"]] if isinstance(t["checks"], str) else t["checks"]:
-        if c["kind"] not in KINDS:
-            raise ValueError(f"check {c['name']!r} of {name}: kind is one of {', '.join(KINDS)}")
+    named = t["checks"]
+    if isinstance(named, str) and named not in sets:
+        raise ValueError(f"{name}'s checks {named!r} are no set of checks: one of "
+                         f"{', '.join(sets)}")
+    for c in sets[named] if isinstance(named, str) else named:
+        if c["kind"] not in kinds.KINDS:
+            raise ValueError(f"check {c['name']!r} of {name}: kind is one of "
+                             f"{', '.join(kinds.NAMES)}")
+        if kinds.of(c["kind"]).runs != str(t.get("kind", "function")):
+            raise ValueError(f"check {c['name']!r} of {name}: a {c['kind']} check is for a "
+                             f"{kinds.of(c['kind']).runs} target")
         cases = tuple(_case(case, flags) for case in c.get("cases", ()))
         checks.append(Check(str(c["name"]), float(c["weight"]), c["kind"], cases,
                             str(summaries.get(c["name"], c.get("summary", ""))),

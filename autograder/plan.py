@@ -11,10 +11,11 @@ from types import ModuleType
 
 import torch
 
-from . import problems
+from . import kinds, problems
 from .lesson import Case, Check, Lesson
 from .report import REFERENCE_NOTE
 from .resolve import fresh_seed
+from .wire import Call
 
 
 @dataclass
@@ -22,7 +23,7 @@ class PlannedCall:
     target: str
     check: Check
     case: Case
-    call: problems.Call
+    call: Call
     inputs: dict[str, torch.Tensor]  # float64, as sent (rounded to the case's dtype first)
     expected: dict[str, torch.Tensor] = field(default_factory=dict)
     accepted: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -60,7 +61,7 @@ class ReferenceMismatch(RuntimeError):
     says in a note (`Plan.reference_problems`), never raises."""
 
 
-def reference_gradients(solutions: ModuleType, call: problems.Call,
+def reference_gradients(solutions: ModuleType, call: Call,
                         inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The reference's `.g` for one call, made here: the reference is trusted code, called
     directly on copies of the inputs (the untrusted harness is never used on this side)."""
@@ -98,22 +99,24 @@ def build_plan(lesson: Lesson, seed: int | None = None, targets: tuple[str, ...]
     for target in targets or lesson.names:
         spec = lesson.target(target)
         for check in spec.checks:
+            if check.kind == kinds.STATIC:  # the gate: read, never run
+                continue
+            kind = kinds.of(check.kind)
             for i, case in enumerate(check.cases):
-                call = problems.make_call(spec, f"{target}:{check.name}:{i}", case,
-                                          target in refuse_autograd)
-                exact = problems.make_inputs(lesson, target, case, gen)
+                call = kind.call(spec, f"{target}:{check.name}:{i}", case,
+                                 target in refuse_autograd)
+                exact = kind.inputs(lesson, target, case, gen)
                 if case.lane not in lanes:  # drawn all the same: a seed gives the same inputs
                     continue
                 inputs = {k: problems.as_case(v, case) for k, v in exact.items()}
                 planned = PlannedCall(target, check, case, call, inputs, lesson=lesson)
-                if call.kind == "function":
-                    planned.expected = problems.true_gradients(lesson, target, inputs)
-                    planned.accepted = problems.also_accepted(lesson, target, inputs)
-                    if solutions is not None and case.lane == "cpu":  # no GPU on this side
-                        said = _cross_check(solutions, planned, exact)
-                        if said:
-                            where = f"{check.name} case {i + 1} ({case.dtype})"
-                            wrong.setdefault(call.function, []).append(f"{said} in {where}")
+                planned.expected, planned.accepted = kind.answers(lesson, target, inputs)
+                # A gradient to compare the reference's with, on the CPU (no GPU on this side).
+                if planned.expected and solutions is not None and case.lane == "cpu":
+                    said = _cross_check(solutions, planned, exact)
+                    if said:
+                        where = f"{check.name} case {i + 1} ({case.dtype})"
+                        wrong.setdefault(call.function, []).append(f"{said} in {where}")
                 calls.append(planned)
     return Plan(seed, "reference solutions and autograd" if solutions else "autograd", calls,
                 lesson, [_reference_note(lesson, function, said)

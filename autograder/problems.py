@@ -7,8 +7,6 @@ lesson's own code. The student's process receives only the tensors of `make_inpu
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from .lesson import Case, Lesson, Target
@@ -33,24 +31,19 @@ def _draw(spec: object, case: Case, gen: torch.Generator) -> torch.Tensor:
 
 
 def make_inputs(lesson: Lesson, target: str, case: Case, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Fresh CPU inputs for one call of `target` (float64, or int64 labels), in the order of its
-    arguments, then the upstream gradients.
+    """Fresh CPU inputs for one call of the function target `target` (float64, or int64 labels),
+    in the order of its arguments, then the upstream gradients (a probe's are `kinds.Probe`'s).
 
     The drawn inputs are rounded to the case's dtype (held in float64, as sent), and a derived
     one (log_softmax's `out`) is the lesson's forward of those, in float64: exactly what
     autograd's forward computes from them (the sent copy is rounded once more, `as_case`)."""
     t = lesson.target(target)
-    code = lesson.code()
-    if t.kind == "probe":
-        return probe_inputs(case, gen)
     drawn = {name: _draw(spec, case, gen) for name, spec in t.inputs}
-    prepare = getattr(code, "prepare", None)
-    if prepare is not None:
-        prepare(target, drawn, case)
+    lesson.code().prepare(target, drawn, case)
     drawn = {name: as_case(value, case) for name, value in drawn.items()}
     for name, forward, of in t.derived:
         with torch.no_grad():
-            drawn[name] = getattr(code, forward)(*(drawn[k] for k in of))
+            drawn[name] = lesson.forward(forward)(*(drawn[k] for k in of))
     ordered = {name: drawn[name] for name in t.args if name in drawn}
     ordered.update((k, v) for k, v in drawn.items() if k not in ordered)
     return ordered
@@ -64,30 +57,11 @@ def as_case(value: torch.Tensor, case: Case) -> torch.Tensor:
     return value.to(DTYPES[case.dtype]).to(torch.float64)
 
 
-def probe_inputs(case: Case, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """The probe's inputs and its forward's outputs, per call (see `probe_shape`): each distinct,
-    so that the grader can tell by value which one backward() passed on."""
-    nargs, repeat = probe_shape(case)
-    found = {f"x{i}/{k}": torch.randn(case.n + 1, 2, generator=gen, dtype=torch.float64)
-             for i in range(nargs) for k in range(repeat)}
-    found.update({f"out/{k}": torch.randn(case.n + 1, 1, generator=gen, dtype=torch.float64)
-                  for k in range(repeat)})
-    return found
-
-
-def probe_shape(case: Case) -> tuple[int, int]:
-    """(inputs per call, calls before backward()) of a Module probe: case.n 1 -> one input,
-    2 -> two inputs, 3 -> two inputs and two calls."""
-    return (1 if case.n == 1 else 2), (2 if case.n == 3 else 1)
-
-
 def make_call(t: Target, call_id: str, case: Case, refuse_autograd: bool = False) -> Call:
-    if t.kind == "probe":
-        nargs, repeat = probe_shape(case)
-        call = Call(call_id, "probe", t.entry, tuple(f"x{i}" for i in range(nargs)), repeat=repeat)
-    else:
-        call = Call(call_id, "function", t.entry, t.args, dict(t.grads), t.collect)
-    return replace(call, device=case.device, fake=case.fake, refuse_autograd=refuse_autograd)
+    """The call of a function target (`kinds.Values.call`)."""
+    from .kinds import KINDS
+
+    return KINDS["values"].call(t, call_id, case, refuse_autograd)
 
 
 def true_gradients(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -96,7 +70,7 @@ def true_gradients(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor])
     gradient bit for bit (its backward multiplies it by ones), and a scalar's backward spares
     torch's check of a given gradient, which imports sympy (0.5 s of a first self-check)."""
     t = lesson.target(target)
-    forward = getattr(lesson.code(), t.forward)
+    forward = lesson.forward(t.forward)
     with torch.enable_grad():
         leaves = {k: inputs[k].detach().clone().requires_grad_() for k in t.collect}
         out = forward(*(leaves.get(k, inputs[k]) for k in t.forward_args))
@@ -107,5 +81,4 @@ def true_gradients(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor])
 def also_accepted(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Other right answers, element by element (the lesson's `also_accepted`, e.g. at an exact
     zero, ReLU's subgradient may be 1)."""
-    accepted = getattr(lesson.code(), "also_accepted", None)
-    return accepted(target, inputs) if accepted else {}
+    return lesson.code().also_accepted(target, inputs)

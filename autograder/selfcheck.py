@@ -12,11 +12,12 @@ import inspect
 
 from . import lesson as lessons
 from . import resolve, rules
-from .compare import judge_target
 from .devices import describe, lanes_for, summarize
+from .judging import judge_calls
+from .outcome import TargetOutcome, UntrustedRun
 from .plan import build_plan
 from .report import Report
-from .sandbox.launch import TargetOutcome, UntrustedRun
+from .scoring import judge_target
 from .untrusted.calls import run_call
 
 
@@ -109,11 +110,10 @@ def run_self_check(target: str, obj: object, device: str = "all",
     outcome = TargetOutcome("ok")
     for planned in plan.calls:
         namespace = {planned.call.function: obj}
-        meta, tensors = run_call(namespace, planned.call.to_json(), wire)
-        outcome.calls[planned.call.id] = meta
-        outcome.tensors.update(tensors)
+        outcome.add(planned.call.id, *run_call(namespace, planned.call.to_json(), wire))
     run = UntrustedRun(targets={target: outcome})
-    checks = judge_target(target, plan, run, resolve.points(found)[target], None, findings)
-    devices = summarize(plan, run, device)
+    verdicts = judge_calls(plan, run)
+    checks = judge_target(target, plan, run, verdicts, resolve.points(found)[target], findings)
+    devices = summarize(plan, run, verdicts, device)
     return Report(checks, seed=plan.seed, notes=[describe(devices)], devices=devices,
                   lesson=found.id)

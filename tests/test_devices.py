@@ -15,11 +15,11 @@ import sys
 import pytest
 import torch
 
-from autograder.compare import judge_call
 from autograder.course import samples
 from autograder.engine import check_notebook
+from autograder.judging import judge_call, judge_calls
+from autograder.outcome import TargetOutcome, UntrustedRun
 from autograder.plan import build_plan
-from autograder.sandbox.launch import TargetOutcome, UntrustedRun
 from autograder.selfcheck import SelfCheckFailed, run_self_check, self_check
 from autograder.untrusted import calls as runner
 
@@ -73,9 +73,7 @@ def run_lane(namespace: dict, target: str, lane: str) -> list[tuple]:
     wire = plan.wire_inputs()
     outcome = TargetOutcome("ok")
     for planned in plan.calls:
-        meta, tensors = runner.run_call(namespace, planned.call.to_json(), wire)
-        outcome.calls[planned.call.id] = meta
-        outcome.tensors.update(tensors)
+        outcome.add(planned.call.id, *runner.run_call(namespace, planned.call.to_json(), wire))
     run = UntrustedRun(targets={target: outcome})
     return [(p, outcome.calls[p.call.id], judge_call(target, p, outcome, run, None))
             for p in plan.calls]
@@ -128,9 +126,9 @@ def test_the_reference_solution_is_gpu_ready(target):
     assert results
     for planned, meta, verdict in results:
         assert verdict.passed, verdict
-        assert meta["backend"] == "meta"
+        assert meta.backend == "meta"
         for name in planned.call.collect:  # structure only: no bytes of a fake tensor cross
-            assert meta["g"][name]["shape"] == list(planned.expected[name].shape)
+            assert meta.g(name).shape == tuple(planned.expected[name].shape)
 
 
 def test_fake_cuda_tensors_catch_a_cpu_tensor_made_inside_lin_grad():
@@ -147,7 +145,7 @@ def test_indexing_and_loops_are_judged_right_and_wrong_on_the_stand_in():
     wrong = run_lane(namespace_of(CPU_ONLY_LOOP_LIN_GRAD), "lin_grad", "gpu-ready")
     assert all(v.passed for _, _, v in right), [v for _, _, v in right]
     assert all(v.mistakes == ("lin_grad.wrong_device",) for _, _, v in wrong)
-    assert {m["backend"] for _, m, _ in right} == {"meta"}
+    assert {m.backend for _, m, _ in right} == {"meta"}
 
 
 @pytest.mark.parametrize("body", [
@@ -225,9 +223,10 @@ def test_a_crashed_target_does_not_read_as_a_failure_on_a_gpu_that_is_not_there(
                                      if p.target == "lin_grad" and p.case.lane == "cuda"})
     run = UntrustedRun(targets={"mse_grad": TargetOutcome("timeout", "still running"),
                                 "lin_grad": lin})
-    assert describe(summarize(plan, run)) == (
+    verdicts = judge_calls(plan, run)
+    assert describe(summarize(plan, run, verdicts)) == (
         "CPU: failed; CUDA: not available here; GPU-readiness: failed")
-    assert summarize(plan, run, "cpu")["cuda"] == "not requested"
+    assert summarize(plan, run, verdicts, "cpu")["cuda"] == "not requested"
 
 
 # --- whole notebooks, as the grader sees them -------------------------------------------------
@@ -309,7 +308,7 @@ def test_cuda_the_reference_solution_matches_on_the_gpu_with_tf32_off():
         assert {p.case.dtype for p, _, _ in results} == {"float64", "float32"}
         for planned, meta, verdict in results:
             assert verdict.passed, verdict
-            assert all(meta["g"][n]["device"].startswith("cuda") for n in planned.call.collect)
+            assert all(meta.g(n).device.startswith("cuda") for n in planned.call.collect)
     assert torch.backends.cuda.matmul.allow_tf32 is False
 
 

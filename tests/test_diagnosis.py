@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from autograder import problems, rules
 from autograder.compare import compare_gradient
 from autograder.lesson import Case, Check
+from autograder.outcome import CallResult
 from autograder.plan import PlannedCall
 from autograder.selfcheck import SelfCheckFailed, self_check
 
@@ -313,7 +314,7 @@ def planned_call(target: str, case: Case, seed: int) -> PlannedCall:
 
 
 def judged(target: str, name: str, got: torch.Tensor, planned: PlannedCall):
-    meta = {"g": {name: {"kind": "tensor", "device": "cpu"}}}
+    meta = CallResult.parse({"g": {name: {"kind": "tensor", "device": "cpu"}}})
     return compare_gradient(target, name, meta, got, planned)
 
 

@@ -146,3 +146,39 @@ def test_the_reference_is_computed_without_the_untrusted_harness():
             "plan = build_plan(find('backward'), 3, solutions=find('backward').reference())\n"
             "print(plan.reference)\n")
     assert run_python(code) == "reference solutions and autograd"
+
+
+# --- what crosses back, read once (autograder/outcome.py) -------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(junk=st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                         lambda inner: st.lists(inner, max_size=4)
+                         | st.dictionaries(st.sampled_from(["status", "g", "inp", "kind", "type",
+                                                            "shape", "bwd_calls", "bwd_count",
+                                                            "error", "message", "device"]),
+                                           inner, max_size=5), max_leaves=20))
+def test_whatever_a_call_account_holds_it_is_read_into_types_or_left_out(junk):
+    from autograder.outcome import CallResult, ValueInfo
+
+    result = CallResult.parse(junk)
+    assert result.status is None or isinstance(result.status, str)
+    assert all(isinstance(v, ValueInfo) for v in result.grads.values())
+    assert all(isinstance(d, ValueInfo) for c in result.bwd_calls for d in c)
+    assert result.bwd_count is None or isinstance(result.bwd_count, int)
+    for info in (*result.grads.values(), *(d for c in result.bwd_calls for d in c)):
+        assert info.shape is None or all(isinstance(d, int) for d in info.shape)
+
+
+def test_only_the_calls_asked_for_come_back_and_a_limit_is_named_once():
+    from autograder.outcome import parse_results
+
+    named = []
+    frame = wire.Frame(wire.RESULTS, {"name": "t", "calls": {
+        "t:a:0": {"status": "error", "error": {"type": "MemoryError", "message": "x"}},
+        "t:a:1": "not an account", "other:a:0": {"status": "ok"}}},
+        wire.dump_tensors({"t:a:0/inp.g": torch.ones(2), "other:a:0/inp.g": torch.ones(2)}))
+    outcome = parse_results(frame, {"t:a:0", "t:a:1"}, named.append)
+    assert list(outcome.calls) == ["t:a:0"] and list(outcome.tensors) == ["t:a:0/inp.g"]
+    assert outcome.calls["t:a:0"].error.type == "MemoryError"
+    assert named == [{"type": "MemoryError", "message": "x"}]
+    assert parse_results(wire.Frame(wire.RESULTS, {"calls": []}, b""), set()).status == "invalid"

@@ -25,38 +25,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import spec, wire
+from ..outcome import TargetOutcome, UntrustedRun, parse_results
 from .limits import Layers, Limits, Spawn, choose_layers, prepare
 from .policy import WORK
 from .warm import prestart as warm_prestart
 from .warm import start as warm_start
 from .warm import supported
-
-if TYPE_CHECKING:
-    import torch
-
-
-@dataclass
-class TargetOutcome:
-    """What came back for one target: per call, the runner's account and the tensors."""
-
-    status: str  # "ok", or why nothing usable came back: "timeout", "crashed", "memory", "invalid"
-    detail: str = ""
-    calls: dict[str, dict] = field(default_factory=dict)
-    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class UntrustedRun:
-    cell_errors: dict[int, dict] = field(default_factory=dict)
-    targets: dict[str, TargetOutcome] = field(default_factory=dict)
-    stdout: str = ""
-    stderr: str = ""
-    restarts: int = 0
-    sandbox: list[str] = field(default_factory=list)  # the isolation layers that applied
-    stray: int = 0  # bytes on the channel that were not frames of this run
 
 
 @dataclass
@@ -246,22 +222,6 @@ def _why_it_ended(returncode: int | None, timed_out: bool, limit: float, limits:
     return "crashed", f"the process exited with code {returncode}"
 
 
-def _outcome(result: wire.Frame, call_ids: set[str], limits: Limits) -> TargetOutcome:
-    """One target's results as plain, validated data."""
-    calls = result.meta.get("calls") if isinstance(result.meta, dict) else None
-    if not isinstance(calls, dict):
-        return TargetOutcome("invalid", "the results were not in the expected form")
-    try:
-        tensors = wire.load_tensors(result.blob)
-    except wire.WireError as exc:
-        return TargetOutcome("invalid", f"the results could not be read back: {exc}")
-    clean_calls = {cid: calls[cid] for cid in call_ids if isinstance(calls.get(cid), dict)}
-    for meta in clean_calls.values():
-        _name_the_limit(meta.get("error"), limits)
-    clean = {k: v for k, v in tensors.items() if k.split("/", 1)[0] in call_ids}
-    return TargetOutcome("ok", calls=clean_calls, tensors=clean)
-
-
 Work = tuple[list[dict], dict]  # the targets' calls (JSON-able) and the tensors they name
 
 
@@ -362,8 +322,9 @@ def _attempt(cells: list[dict], skip: set[int], device: str, limits: Limits, lay
                         name = meta.get("name")
                         target = next((t for t in remaining if t["name"] == name), None)
                         if target is not None and name not in run.targets:
-                            run.targets[name] = _outcome(
-                                got, {c["id"] for c in target["calls"]}, limits)
+                            run.targets[name] = parse_results(
+                                got, {c["id"] for c in target["calls"]},
+                                lambda error: _name_the_limit(error, limits))
                     elif got.kind == wire.DONE:
                         finished = True
         budget_hit = timed_out and deadline >= wall_end

@@ -224,8 +224,13 @@ def run_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
         return run_fake_call(namespace, call, tensors), {}
     if device.startswith("cuda") and not cuda_ready():
         return {"status": "unavailable", "device": device}, {}
-    if call["kind"] == "probe":
-        return run_probe(namespace, call, tensors, device)
+    return RUNNERS[call["kind"]](namespace, call, tensors, device)
+
+
+def run_function(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
+                 device: str = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
+    """Call a student's function (a `wire.Call` of kind "function"): set the upstream `.g`s,
+    call it, and send back each collected `.g`, the inputs after, and the upstream `.g` after."""
     meta, objs = _call_student(namespace, call, tensors,
                                lambda t: _to(t, device, copy=True), _no_grad)
     if meta["status"] == "undefined":
@@ -296,6 +301,11 @@ def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
                 described.append({"kind": "other", "type": _type(obj).__name__[:60]})
         calls.append(described)
     return {"status": "ok", "bwd_calls": calls, "bwd_count": _len(recorded)}, sent
+
+
+#: The runner's half of each check kind (`autograder/kinds.py`, `CheckKind.runs`), by the
+#: `wire.Call` kind it makes.
+RUNNERS = {"function": run_function, "probe": run_probe}
 
 
 # --- devices: a real GPU where there is one, a stand-in for it anywhere -----------------------

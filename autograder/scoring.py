@@ -1,0 +1,101 @@
+"""The points of a target's checks, from the verdicts on its calls (trusted side).
+
+A check passes when every call of it does; it earns its weight's share of the target's points.
+A check that `requires` another earns nothing while that one fails; a failed gate (the static
+"no-autograd" check, `rules.py`) takes the points of every check of its target.
+"""
+
+from __future__ import annotations
+
+from . import kinds, rules
+from .judging import Verdicts, outcome_of
+from .outcome import UntrustedRun
+from .plan import Plan
+from .report import CheckResult, Verdict
+
+PASSED = Verdict(True)
+
+
+def judge_static(target: str, findings: list | None, ran_autograd: bool = False) -> Verdict:
+    """The gate: the rule on the code `target` reaches (`rules.py`, read, never run), and what
+    the graded process found when it ran: autograd's engine called where the rules saw none."""
+    if ran_autograd:
+        return Verdict(False, f"{target} ran autograd while it was graded, though no reading of "
+                              "its code shows where: write the gradient by hand; no points for "
+                              f"{target} while autograd is in it", (f"{target}.uses_autograd",))
+    if findings is None:
+        return Verdict(True, f"not checked: the source of {target} could not be read")
+    if not findings:
+        return PASSED
+    first = min(findings, key=lambda f: f.kind != rules.HIDDEN)  # hidden code first
+    if first.kind == rules.HIDDEN:
+        instead = f"; {first.instead}" if first.instead else ""
+        return Verdict(False, f"{target} uses {first.what} ({first.place(target)}), which is "
+                              f"not in the answer language{instead}. No points for {target} "
+                              "while it is there", (f"{target}.not_allowed",))
+    return Verdict(False, f"{target} uses autograd ({first.what} {first.place(target)}): write "
+                          f"the gradient by hand; no points for {target} while autograd is in it",
+                   (f"{target}.uses_autograd",))
+
+
+def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
+                 points: float, findings: list | None = None,
+                 not_run: object | None = None) -> list[CheckResult]:
+    """Each check of `target` with its share of the target's points, from `verdicts`, every
+    call's (`judging.judge_calls`): a check's message is its first failing call's.
+
+    `findings` are the rule's findings in the code the target reaches (None: it could not be
+    read); `not_run` the finding for which its answer cell was left out of the graded run. A
+    failed gate (a "static" check) takes the points of every check of the target.
+    """
+    checks = plan.lesson.checks(target)
+    total = sum(c.weight for c in checks)
+    outcome = outcome_of(run, target)
+    ran_autograd = any(m.autograd for m in outcome.calls.values())
+    results, gates = [], []
+    for check in checks:
+        verdict = PASSED
+        if check.kind == kinds.STATIC:
+            verdict = judge_static(target, findings, ran_autograd)
+            if not verdict.passed:
+                gates.append((check.id(target), verdict.mistakes[0]))
+        elif not_run is None:
+            for planned in plan.for_check(target, check):
+                said = verdicts.get(planned.call.id)
+                if said is not None and not said.passed:
+                    verdict = said
+                    break
+        share = round(points * check.weight / total, 6) if total else 0.0
+        results.append(CheckResult(check.id(target), target, verdict.passed,
+                                   share if verdict.passed else 0.0, share,
+                                   verdict.message or check.summary, list(verdict.mistakes)))
+    by_name = {check.name: result for check, result in zip(checks, results, strict=True)}
+    for check, result in zip(checks, results, strict=True):
+        needed = by_name.get(check.requires)
+        if needed is not None and not needed.passed and result.passed:
+            # Right for one sample, wrong for a batch: the mistake is the required check's.
+            result.passed, result.points = False, 0.0
+            result.message = (f"no points while {needed.id} fails: {needed.message}")
+            result.mistakes = list(needed.mistakes)
+    for result in results:
+        if gates and result.id not in (g for g, _ in gates):
+            gate, code = gates[0]
+            # The gate names the mistake; what else failed follows from it (the grader runs
+            # GPU-readiness with autograd off), so the gate's code stands alone.
+            if not_run is not None:
+                result.message = f"not run: the {target} cell was left out of grading (see {gate})"
+            elif code.endswith(".not_allowed"):
+                result.message = (f"right, but no points: {target} uses code outside the answer "
+                                  f"language (see {gate})" if result.passed else result.message
+                                  + f" (and no points: {target} uses code outside the answer "
+                                    f"language, see {gate})")
+            elif result.passed:
+                result.message = f"right, but no points: {target} uses autograd (see {gate})"
+            elif "AutogradRefused" in result.message:  # grading refuses autograd, always
+                result.message = f"no result: autograd refuses while {target} is graded " \
+                                 f"(see {gate})"
+            else:
+                result.message += f" (and no points: {target} uses autograd, see {gate})"
+            result.passed, result.points = False, 0.0
+            result.mistakes = [code]
+    return results
