@@ -7,7 +7,7 @@ mistake code for it. No student code runs here.
 
 from __future__ import annotations
 
-from . import diagnose, rules
+from . import diagnose
 from .code import Cell
 from .outcome import CallResult, ErrorInfo, TargetOutcome
 from .plan import PlannedCall
