@@ -34,10 +34,13 @@ from .conftest import (
     REPO,
     UNCHECKED,
     check_report,
+    needs_layer,
     run_cli,
     target_mistakes,
     target_points,
 )
+
+pytestmark = pytest.mark.sandbox
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 REST = {"relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}  # all but mse_grad
@@ -46,12 +49,12 @@ assert SOLUTIONS.is_file()  # the attacks below read it: a file moved must not m
 SOURCE_NOTEBOOK = REPO / "assignments" / "backward" / "backward.ipynb"
 
 LAYERS = choose_layers()
-needs_namespaces = pytest.mark.skipif(not LAYERS.namespaces,
-                                      reason="no Linux namespaces here (unshare): files and "
+needs_namespaces = needs_layer(not LAYERS.namespaces,
+                               "no Linux namespaces here (unshare): files and "
                                              "network are not hidden from the student")
-needs_process_control = pytest.mark.skipif(
+needs_process_control = needs_layer(
     not (LAYERS.namespaces or LAYERS.own_uid),
-    reason="neither a pid namespace nor an own uid here: setsid() children can escape")
+    "neither a pid namespace nor an own uid here: setsid() children can escape")
 needs_memory_limit = pytest.mark.skipif(
     _gpu_here(), reason="a GPU is here: CUDA needs more address space than the memory limit")
 linux_only = pytest.mark.skipif(not Path("/proc/self/comm").exists(), reason="needs /proc")

@@ -12,6 +12,8 @@ from nbgrader.preprocessors import CheckCellMetadata
 
 from autograder.course.steps import CheckCellMetadataOnce
 
+pytestmark = pytest.mark.sandbox
+
 
 def damaged(released: dict, how: str) -> nbformat.NotebookNode:
     nb = nbformat.from_dict(json.loads(json.dumps(released)))
