@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from autograder import spec
-from autograder.sandbox.launch import _gpu_here
 from autograder.sandbox.limits import choose_layers
+from autograder.sandbox.process import gpu_here
 
 from .conftest import (
     CORRECT,
@@ -56,7 +56,7 @@ needs_process_control = needs_layer(
     not (LAYERS.namespaces or LAYERS.own_uid),
     "neither a pid namespace nor an own uid here: setsid() children can escape")
 needs_memory_limit = pytest.mark.skipif(
-    _gpu_here(), reason="a GPU is here: CUDA needs more address space than the memory limit")
+    gpu_here(), reason="a GPU is here: CUDA needs more address space than the memory limit")
 linux_only = pytest.mark.skipif(not Path("/proc/self/comm").exists(), reason="needs /proc")
 
 

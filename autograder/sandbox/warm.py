@@ -33,7 +33,8 @@ def supported(layers: Layers) -> bool:
     """Linux with fork and descriptor passing (as root or not: for an ordinary user, the mother
     makes a user namespace of its own first, `zygote.own_namespaces`, with the grader's
     subordinate ids mapped where it has some)."""
-    return sys.platform.startswith("linux") and hasattr(socket, "send_fds")
+    return (sys.platform.startswith("linux") and hasattr(socket, "send_fds")
+            and hasattr(os, "fork"))
 
 
 class WarmProcess:

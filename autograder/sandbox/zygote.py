@@ -60,21 +60,21 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
 def keep_freed_memory() -> None:
-    mallopt = getattr(jail._libc, "mallopt", None)
+    mallopt = getattr(jail.libc(), "mallopt", None)
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, 64 << 20)
         mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
 def die_with_parent() -> None:
-    jail._check(jail._libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+    jail._check(jail.libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
 
 
 def new_pid_namespace_for_children(own: int) -> None:
     """Make this process's next child the first process (pid 1) of a new pid namespace: back to
     its own namespace for children (`own`: its /proc/self/ns/pid, open), then a new one."""
-    jail._check(jail._libc.setns(own, CLONE_NEWPID), "setns")
-    jail._check(jail._libc.unshare(CLONE_NEWPID), "unshare")
+    jail._check(jail.libc().setns(own, CLONE_NEWPID), "setns")
+    jail._check(jail.libc().unshare(CLONE_NEWPID), "unshare")
 
 
 def child(request: dict, fds: list[int], failed: OSError | None = None) -> None:
