@@ -1,6 +1,6 @@
 """Warm workers: a student's process forked from a warm parent is graded exactly as a cold one.
 
-The warm child makes its own namespaces, uid and limits (sandbox/zygote.py) where a cold start
+The warm child makes its own namespaces, uid and limits (sandbox/forkserver.py) where a cold start
 uses `unshare` and `jail.py`: so the attacks that test those layers run both ways here, and the
 reports must be the same, check by check, with nothing left running.
 """

@@ -98,7 +98,7 @@ def test_the_self_check_runs_without_the_linux_parts(tmp_path):
             f"exec({CORRECT['mse_grad']!r})\n"
             "self_check('mse_grad', mse_grad)\n"
             "print('linux parts loaded:', sorted(m for m in sys.modules\n"
-            "      if m.startswith('autograder.sandbox.jail') or m == 'autograder.sandbox.zygote'))\n")
+            "      if m.startswith('autograder.sandbox.jail') or m == 'autograder.sandbox.forkserver'))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=without_linux(tmp_path))
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,7 @@ Two callers, one function:
   the grader is not root (`own_user_namespace`: with the instructor's subordinate ids mapped,
   where the system grants them), then a pid namespace, and forks: the child is process 1 there, enters
   the jail and runs the runner; the parent only waits and hands on how it ended;
-- a warm start (`zygote.py`): a warm parent forks the child into a new pid namespace, and the
+- a warm start (`forkserver.py`): a warm parent forks the child into a new pid namespace, and the
   child enters the jail the same way.
 
 `enter` never runs student code itself, and leaves nothing of the policy where the student's

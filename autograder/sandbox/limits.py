@@ -295,7 +295,7 @@ _lock = threading.Lock()
 
 
 def choose_layers() -> Layers:
-    """The strongest layers that work here, found once per grader process (about 0.1 s)."""
+    """The strongest layers that work here, found once per grader process."""
     global _chosen
     with _lock:
         if _chosen is None:

@@ -1,6 +1,6 @@
-"""Warm parents for students' processes: torch and the lesson's libraries imported once, a fork each.
+"""The fork server of the warm workers: torch and the lesson's libraries imported once, a fork each.
 
-Started by the trusted side (`warm.py`) as `python -I zygote.py FD MODULES [user]`: FD is a Unix
+Started by the trusted side (`warm.py`) as `python -I forkserver.py FD MODULES [user]`: FD is a Unix
 socket, MODULES (JSON) what to import, `user` a user namespace to make first (its subordinate ids
 come as the socket's first message). This first process, the mother, imports them, then only forks
 warm parents: one per socket it is sent, each sharing the mother's memory until it writes. A warm
@@ -8,7 +8,8 @@ parent serves its socket: for each request, it forks a child, the first process 
 namespace, that enters the jail through the same function as a cold start (`jail.enter`: the other
 namespaces, its own root, its uid, limits, the system call filter), then runs the runner. Neither
 ever runs student code itself, and a child closes the sockets before it does. Imports only the
-standard library, torch, its sibling `jail.py` and the untrusted runner.
+standard library, torch, its sibling `jail.py` and the untrusted runner. Linux only, and never
+imported: `warm.supported` says where it runs.
 
 The mother answers each socket with {"pid": P}. A warm parent serves one request at a time: the
 trusted side sends a JSON request with four descriptors (the child's stdout and stderr, its
