@@ -46,7 +46,6 @@ _KEEP = {1: MS_RDONLY, 2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: MS_NOATIME
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 
 
-
 @functools.cache
 def libc() -> ctypes.CDLL:
     """This process's C library, loaded on first use (Windows has none to load by that name:

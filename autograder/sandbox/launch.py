@@ -107,10 +107,12 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
         limits = replace(limits, address_space=False)
     layers = choose_layers()
     began = time.monotonic()
-    sub = Submission(cells, DrawnWork(work), UntrustedRun(sandbox=layers.names(limits)),
-                     _outcome, layers, (Output(budget.output), Output(budget.output)),
-                     began + budget.wall, device, tuple(str(p) for p in hide), warm,
-                     cells_timeout, target_timeout)
+    sub = Submission(cells=cells, work=DrawnWork(work),
+                     run=UntrustedRun(sandbox=layers.names(limits)), outcome=_outcome,
+                     layers=layers, outputs=(Output(budget.output), Output(budget.output)),
+                     wall_end=began + budget.wall, device=device,
+                     hide=tuple(str(p) for p in hide), warm=warm, cells_timeout=cells_timeout,
+                     target_timeout=target_timeout)
     run, drawn, cpu_used = sub.run, sub.work, 0.0
     for attempt in range(budget.restarts + 1):
         wall_left, cpu_left = began + budget.wall - time.monotonic(), budget.cpu - cpu_used
