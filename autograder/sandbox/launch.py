@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from .. import spec, wire
 from .attempt import DrawnWork, Submission, Work, run_attempt
-from .failures import name_the_limit as _name_the_limit
+from .failures import name_the_limit as _name_the_limit  # `_outcome`'s name for it
 from .failures import why_it_ended
 from .limits import Limits, choose_layers
 from .policy import WORK
