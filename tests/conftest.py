@@ -22,19 +22,41 @@ CORRECT = samples.of(BACKWARD).CORRECT
 CLASS = samples.of(BACKWARD).CLASS
 
 #: Tests in tiers. `make test-fast` runs what is in process and quick (-m "not sandbox and not
-#: slow"); `make test` runs everything. A test is `sandbox` when it starts graded processes or
-#: the CLI: by its module (below), by a fixture that releases a course, or by its own mark.
-SANDBOX_MODULES = {"test_attacks", "test_check", "test_fuzz", "test_grades", "test_jail",
-                   "test_sandbox", "test_warm", "test_ordinary_user", "test_course",
-                   "test_scale", "test_steps"}
+#: slow and not cuda"); `make test` runs everything. A test file names its tier at its top
+#: (`pytestmark`); a test elsewhere is `sandbox` by its own mark, or when it uses a fixture that
+#: releases a course (nbgrader) or writes a notebook for the CLI (below).
 SANDBOX_FIXTURES = {"released", "released_path", "make_notebook", "honest_alone", "graded"}
+
+#: `.ci/run` sets AUTOGRADER_REQUIRE_SANDBOX=1: there a test that needs a layer of the sandbox
+#: this machine does not offer fails and says why, instead of skipping (a CI without user
+#: namespaces would otherwise pass without ever testing the sandbox).
+REQUIRE_SANDBOX = os.environ.get("AUTOGRADER_REQUIRE_SANDBOX") == "1"
+
+
+def needs_layer(missing: bool, reason: str) -> pytest.MarkDecorator:
+    """A test that needs a layer of the sandbox (namespaces, an own uid, warm workers, the
+    system call filter): skipped where `missing`, saying `reason`; failed instead under
+    AUTOGRADER_REQUIRE_SANDBOX=1."""
+    if missing and REQUIRE_SANDBOX:
+        return pytest.mark.layer_missing(reason)
+    return pytest.mark.skipif(missing, reason=reason)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "layer_missing(reason): a layer of the sandbox this "
+                                       "machine lacks, under AUTOGRADER_REQUIRE_SANDBOX=1")
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if module in SANDBOX_MODULES or SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.sandbox)
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("layer_missing"):
+        pytest.fail(f"AUTOGRADER_REQUIRE_SANDBOX=1 (.ci/run) and this test needs what this "
+                    f"machine lacks: {mark.args[0]}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

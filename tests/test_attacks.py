@@ -26,18 +26,21 @@ from pathlib import Path
 import pytest
 
 from autograder import spec
-from autograder.sandbox.launch import _gpu_here
 from autograder.sandbox.limits import choose_layers
+from autograder.sandbox.process import gpu_here
 
 from .conftest import (
     CORRECT,
     REPO,
     UNCHECKED,
     check_report,
+    needs_layer,
     run_cli,
     target_mistakes,
     target_points,
 )
+
+pytestmark = pytest.mark.sandbox
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 REST = {"relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}  # all but mse_grad
@@ -46,14 +49,14 @@ assert SOLUTIONS.is_file()  # the attacks below read it: a file moved must not m
 SOURCE_NOTEBOOK = REPO / "assignments" / "backward" / "backward.ipynb"
 
 LAYERS = choose_layers()
-needs_namespaces = pytest.mark.skipif(not LAYERS.namespaces,
-                                      reason="no Linux namespaces here (unshare): files and "
+needs_namespaces = needs_layer(not LAYERS.namespaces,
+                               "no Linux namespaces here (unshare): files and "
                                              "network are not hidden from the student")
-needs_process_control = pytest.mark.skipif(
+needs_process_control = needs_layer(
     not (LAYERS.namespaces or LAYERS.own_uid),
-    reason="neither a pid namespace nor an own uid here: setsid() children can escape")
+    "neither a pid namespace nor an own uid here: setsid() children can escape")
 needs_memory_limit = pytest.mark.skipif(
-    _gpu_here(), reason="a GPU is here: CUDA needs more address space than the memory limit")
+    gpu_here(), reason="a GPU is here: CUDA needs more address space than the memory limit")
 linux_only = pytest.mark.skipif(not Path("/proc/self/comm").exists(), reason="needs /proc")
 
 
@@ -615,12 +618,17 @@ def test_an_attacker_graded_beside_an_honest_student_changes_nothing_for_them(ma
     honest = make_notebook({"relu_grad": f"def relu_grad(inp, out):\n    inp.g = out.g  # {marker}\n"},
                            name="bob/backward.ipynb")
     honest_bytes = honest.read_bytes()
-    # Runs for as long as it can, alongside bob's check: looks for bob's code and results in
-    # every temp folder, and tries to overwrite bob's notebook and any results it finds.
-    attack = (f"import glob, os, time\nMARKER, BOB = {marker!r}, {str(honest)!r}\n"
+    # Runs alongside bob's check, for as long as its child lives: looks for bob's code and
+    # results in every temp folder, and tries to overwrite bob's notebook and any results it
+    # finds. Its child, with `running` in its command line, is the handshake: the test sees it
+    # (in /proc) once the attack runs, and kills it once bob's check is done, which ends it.
+    running = new_token()
+    attack = (f"import glob, os, subprocess, sys, time\nMARKER, BOB = {marker!r}, {str(honest)!r}\n"
               "seen, wrote = set(), set()\n"
-              "end = time.time() + 6\n"
-              "while time.time() < end:\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', "
+              f"{running!r}])\n"
+              "end = time.time() + 50  # within the cells' deadline, should the test never stop it\n"
+              "while child.poll() is None and time.time() < end:\n"
               "    for p in glob.glob('/tmp/**', recursive=True)[:2000] + [BOB]:\n"
               "        if p.startswith(os.getcwd()):\n"
               "            continue  # its own working folder\n"
@@ -633,14 +641,20 @@ def test_an_attacker_graded_beside_an_honest_student_changes_nothing_for_them(ma
               "        except OSError:\n"
               "            pass\n"
               "    time.sleep(0.2)\n"
-              "raise RuntimeError(f'saw {sorted(seen)} wrote {sorted(wrote)}')\n")
+              "how = 'stopped' if child.poll() is not None else 'timed out'\n"
+              "raise RuntimeError(f'{how}: saw {sorted(seen)} wrote {sorted(wrote)}')\n")
     attacker = make_notebook({"mse_grad": WRONG_MSE + attack}, name="alice/backward.ipynb")
     alone = run_cli("check", str(honest), "--json", "--seed", "7")  # bob, graded on his own
     env = {**os.environ, "AUTOGRADER_CELLS_TIMEOUT": "60"}
     alice = subprocess.Popen([*UNCHECKED, "check", str(attacker), "--json"], cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    time.sleep(3)  # then again while alice's attack is running
+    while not processes_with(running):  # the handshake: alice's attack is running
+        assert alice.poll() is None, alice.communicate()
+        time.sleep(0.1)
     beside = run_cli("check", str(honest), "--json", "--seed", "7")
+    overlapped = processes_with(running)  # alice's attack ran all through bob's check
+    for pid in overlapped:
+        os.kill(pid, 9)  # which ends it
     out, _ = alice.communicate(timeout=300)
     alice_report = json.loads(out)
     assert alone.returncode == beside.returncode == 1
@@ -648,6 +662,7 @@ def test_an_attacker_graded_beside_an_honest_student_changes_nothing_for_them(ma
     assert report["checks"] == json.loads(alone.stdout)["checks"]
     assert target_points(report)["relu_grad"] < 2.0 and rest_of(report)["lin_grad"] == 3.0
     assert honest.read_bytes() == honest_bytes
+    assert overlapped, "alice's attack ended before bob's check did"
     said = notes(alice_report)
-    assert "saw [] wrote []" in said, said
+    assert "stopped: saw [] wrote []" in said, said
     assert target_points(alice_report) == {**FULL, "mse_grad": 0.0}

@@ -17,6 +17,8 @@ from .conftest import (
     target_points,
 )
 
+pytestmark = pytest.mark.sandbox
+
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 
 

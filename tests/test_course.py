@@ -29,7 +29,7 @@ from autograder.course.release import release
 
 from .conftest import BACKWARD, CLASS, CORRECT, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 NO_FACTOR_2 = {"mse_grad": "def mse_grad(inp, targ):\n"

@@ -18,6 +18,8 @@ from autograder.cli import app
 
 from .conftest import SOURCE
 
+pytestmark = pytest.mark.sandbox
+
 CORRECT_MSE = ("def mse_grad(inp, targ):\n"
                "    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n")
 BASE = {

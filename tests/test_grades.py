@@ -26,6 +26,8 @@ from autograder.course.release import release
 from .conftest import CORRECT, REPO, check_json, run_cli, target_mistakes, target_points
 from .test_language import CHEATS
 
+pytestmark = pytest.mark.sandbox
+
 FULL = {"mse_grad": 2.0, "relu_grad": 2.0, "lin_grad": 3.0, "module_backward": 3.0}
 
 #: Replaces the harness's call function, wherever it is, with one that calls an autograd

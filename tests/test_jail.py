@@ -33,15 +33,18 @@ from .conftest import (
     REPO,
     check_json,
     check_report,
+    needs_layer,
     target_mistakes,
     target_points,
 )
 from .test_attacks import FULL, RIGHT_MSE, linux_only
 
+pytestmark = pytest.mark.sandbox
+
 LAYERS = choose_layers()
 WAYS = [False] + ([True] if warm.supported(LAYERS) else [])
-needs_namespaces = pytest.mark.skipif(not LAYERS.namespaces, reason="no namespaces here")
-needs_seccomp = pytest.mark.skipif(not LAYERS.seccomp, reason="no libseccomp binding here")
+needs_namespaces = needs_layer(not LAYERS.namespaces, "no namespaces here")
+needs_seccomp = needs_layer(not LAYERS.seccomp, "no libseccomp binding here")
 
 
 def run_cells(sources: list[str], warm_start: bool = False, **kwargs):

@@ -27,8 +27,8 @@ SUITES = ["tests/test_attacks.py", "tests/test_language.py", "tests/test_sandbox
           "tests/test_warm.py", "tests/test_grades.py::test_a_results_bomb_reaches_the_grader_bounded",
           "tests/test_classifier.py"]  # the second lesson, released and graded as the user
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(why_not(USER) is not None,
-                                                   reason=str(why_not(USER)))]
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox,
+              pytest.mark.skipif(why_not(USER) is not None, reason=str(why_not(USER)))]
 
 
 @pytest.mark.parametrize("subordinate", [

@@ -13,13 +13,16 @@ from autograder.sandbox import warm
 from autograder.sandbox.launch import run_untrusted
 from autograder.sandbox.limits import choose_layers
 
+from .conftest import needs_layer
 from .test_attacks import LOOP, assert_none_left, linux_only, new_token
+
+pytestmark = pytest.mark.sandbox
 
 LAYERS = choose_layers()
 WAYS = [False] + ([True] if warm.supported(LAYERS) else [])
-needs_process_control = pytest.mark.skipif(
+needs_process_control = needs_layer(
     not (LAYERS.namespaces or LAYERS.own_uid),
-    reason="neither a pid namespace nor an own uid here: setsid() children can escape")
+    "neither a pid namespace nor an own uid here: setsid() children can escape")
 
 #: Ways to start a process that tries to outlive the check; each runs LOOP with TOKEN in its
 #: command line (the graded process is not dumpable: it cannot rename itself in /proc).

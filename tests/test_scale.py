@@ -15,7 +15,7 @@ from autograder.course.release import release
 
 from .conftest import BACKWARD
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 MEMBERS = {
     "ada": ({}, []),

@@ -13,6 +13,8 @@ from nbgrader.preprocessors import CheckCellMetadata
 
 from autograder.course.nbgrader_parts import CheckCellMetadataOnce, VersionMismatch, check_versions
 
+pytestmark = pytest.mark.sandbox
+
 
 def damaged(released: dict, how: str) -> nbformat.NotebookNode:
     nb = nbformat.from_dict(json.loads(json.dumps(released)))

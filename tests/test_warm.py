@@ -1,6 +1,6 @@
 """Warm workers: a student's process forked from a warm parent is graded exactly as a cold one.
 
-The warm child makes its own namespaces, uid and limits (sandbox/zygote.py) where a cold start
+The warm child makes its own namespaces, uid and limits (sandbox/forkserver.py) where a cold start
 uses `unshare` and `jail.py`: so the attacks that test those layers run both ways here, and the
 reports must be the same, check by check, with nothing left running.
 """
@@ -18,11 +18,12 @@ from autograder.course import samples
 from autograder.sandbox import warm
 from autograder.sandbox.limits import choose_layers
 
-from .conftest import BACKWARD, CORRECT
+from .conftest import BACKWARD, CORRECT, needs_layer
 from .test_attacks import RIGHT_MSE, SOLUTIONS
 
 LAYERS = choose_layers()
-pytestmark = pytest.mark.skipif(not warm.supported(LAYERS), reason="no warm workers on this platform")
+pytestmark = [pytest.mark.sandbox,
+              needs_layer(not warm.supported(LAYERS), "no warm workers on this platform")]
 
 ENDLESS = ("def mse_grad(inp, targ):\n"
            "    import signal\n"
@@ -101,7 +102,7 @@ def test_an_attack_gets_the_same_report_warm_as_cold(released_nb, attack, reques
         assert any(not passed for _, passed, *_ in cold[0]), "the attack should cost points"
 
 
-@pytest.mark.skipif(not LAYERS.namespaces, reason="no pid namespace on this platform")
+@needs_layer(not LAYERS.namespaces, "no pid namespace on this platform")
 def test_a_warm_child_is_the_first_and_only_process_of_its_pid_namespace(released_nb,
                                                                           rules_let_through):
     nb = samples.fill(released_nb, {**CORRECT, "mse_grad": LOOKS_AROUND})

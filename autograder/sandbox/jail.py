@@ -8,17 +8,22 @@ Two callers, one function:
   the grader is not root (`own_user_namespace`: with the instructor's subordinate ids mapped,
   where the system grants them), then a pid namespace, and forks: the child is process 1 there, enters
   the jail and runs the runner; the parent only waits and hands on how it ended;
-- a warm start (`zygote.py`): a warm parent forks the child into a new pid namespace, and the
+- a warm start (`forkserver.py`): a warm parent forks the child into a new pid namespace, and the
   child enters the jail the same way.
 
 `enter` never runs student code itself, and leaves nothing of the policy where the student's
 code could find it: it returns nothing, and its caller drops the policy before the runner starts.
+
+Linux only where it calls the C library (`libc()`, loaded on first use): importing this module
+is safe anywhere (Windows, macOS), and `set_rlimits` and `drop_privileges`, which the layers
+without namespaces use, need only `resource` and `os`, where the platform has them.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import signal
 import sys
@@ -33,8 +38,6 @@ MS_NOATIME, MS_NODIRATIME, MS_PRIVATE, MS_RELATIME = 1024, 2048, 1 << 18, 1 << 2
 MNT_DETACH = 2
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP = 0x10000000, 0x20000000, 0x40000000, 0x02000000
-NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
-                   | CLONE_NEWNET | CLONE_NEWCGROUP)
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 #: statvfs's flags of a mount, and the mount flags that keep them (a bind mount made in a user
 #: namespace must keep what its source's mount locks).
@@ -42,7 +45,12 @@ _KEEP = {1: MS_RDONLY, 2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: MS_NOATIME
          2048: MS_NODIRATIME, 4096: MS_RELATIME}
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 
-_libc = ctypes.CDLL(None, use_errno=True)
+
+@functools.cache
+def libc() -> ctypes.CDLL:
+    """This process's C library, loaded on first use (Windows has none to load by that name:
+    TypeError there)."""
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _check(result: int, what: str) -> None:
@@ -53,13 +61,13 @@ def _check(result: int, what: str) -> None:
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int,
           data: str | None = None) -> None:
-    _check(_libc.mount(source.encode() if source else None, target.encode(),
+    _check(libc().mount(source.encode() if source else None, target.encode(),
                        fstype.encode() if fstype else None, ctypes.c_ulong(flags),
                        data.encode() if data else None), f"mount {target}")
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags), "unshare")
+    _check(libc().unshare(flags), "unshare")
 
 
 def set_rlimits(limits: dict) -> None:
@@ -215,10 +223,10 @@ def _pivot(root: str) -> None:
     os.chdir(root)
     number = _PIVOT_ROOT.get(os.uname().machine)
     if number is not None:
-        _check(_libc.syscall(number, b".", b"."), "pivot_root")
-        _check(_libc.umount2(b".", MNT_DETACH), "umount old root")
+        _check(libc().syscall(number, b".", b"."), "pivot_root")
+        _check(libc().umount2(b".", MNT_DETACH), "umount old root")
     else:  # no pivot_root number known here: the old root stays, out of reach of a chroot
-        _check(_libc.chroot(b"."), "chroot")
+        _check(libc().chroot(b"."), "chroot")
     os.chdir("/")
 
 
@@ -273,7 +281,7 @@ def enter(policy: dict) -> None:
     unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     name = policy.get("hostname", "autograder").encode()
-    _check(_libc.sethostname(name, len(name)), "sethostname")
+    _check(libc().sethostname(name, len(name)), "sethostname")
     flt = syscall_filter(tuple(policy["refused_syscalls"]))  # built while the host is visible
     build_root(policy, uid if uid is not None else 0)  # 0: the grader, in its user namespace
     if uid is not None:
@@ -281,11 +289,11 @@ def enter(policy: dict) -> None:
     elif policy.get("nested_user"):
         become_nobody()
     set_rlimits(policy["rlimits"])
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    _check(libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     if flt is not None:
         flt.load()
     # Changing credentials clears the parent-death signal: set it again, last.
-    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+    _check(libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
     os.chdir("/tmp")
 
 
@@ -329,7 +337,7 @@ def main() -> None:
     pid = os.fork()
     if pid == 0:
         try:
-            _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+            _check(libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
             enter(policy)
         except BaseException as exc:  # noqa: BLE001 - no student code has run: say why, stop
             os.write(2, f"autograder: the sandbox could not start: {exc}\n".encode())

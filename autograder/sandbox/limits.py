@@ -18,6 +18,10 @@ jail, and keeps the first that works:
 
 `--require-isolation` refuses to grade unless namespaces apply with a uid of the student's own
 (`require_isolation`): as an ordinary user, that takes subordinate ids.
+
+Where the platform lacks a part (Windows and macOS have no namespaces, Windows no `resource`,
+no `fork`, no setuid), the layers it lacks are not tried and the report says which apply: this
+module imports nothing Linux-only (`jail` is imported when a layer needs it).
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import spec
-from . import jail  # imports `resource` before any fork()
 from .policy import Policy, lesson_paths, read_only_paths
 
 JAIL = Path(__file__).with_name("jail.py")
@@ -218,8 +221,13 @@ class Layers:
             lines.append("own uid (no namespaces: files readable by anyone stay readable)")
         else:
             lines.append("no namespaces, no own uid: the process sees what the grader's user sees")
-        lines.append(limits.describe(processes=self.process_limit))
-        lines.append("own session, scrubbed environment")
+        if resource_limits():
+            lines.append(limits.describe(processes=self.process_limit))
+        else:
+            lines.append("no resource limits (this platform has no `resource` module): the "
+                         "time limit and the output cap remain")
+        lines.append("own session, scrubbed environment" if hasattr(os, "setsid") else
+                     "scrubbed environment")
         return lines
 
 
@@ -266,10 +274,13 @@ def prepare(limits: Limits, layers: Layers, hidden: Iterable[str] = (),
         policy = make_policy(limits, layers, uid, hidden)
         return Spawn([sys.executable, "-I", str(JAIL)], None, uid, policy.to_json(),
                      policy.rlimits)
-    limited = rlimits(limits, processes=uid is not None)
+    limited = rlimits(limits, processes=uid is not None) if resource_limits() else {}
     if uid is not None and folder is not None:
         os.chown(folder, uid, uid)
         os.chmod(folder, 0o700)
+    if not limited and uid is None:  # nothing to do in the child (Windows has no preexec_fn)
+        return Spawn([sys.executable, "-I", str(RUNNER)], None, None, None, {}, folder)
+    from . import jail  # here, before the fork: an import in a forked child can wait forever
 
     def preexec() -> None:
         jail.set_rlimits(limited)
@@ -284,7 +295,7 @@ _lock = threading.Lock()
 
 
 def choose_layers() -> Layers:
-    """The strongest layers that work here, found once per grader process (about 0.1 s)."""
+    """The strongest layers that work here, found once per grader process."""
     global _chosen
     with _lock:
         if _chosen is None:
@@ -292,10 +303,36 @@ def choose_layers() -> Layers:
         return _chosen
 
 
+def resource_limits() -> bool:
+    """Whether this platform sets resource limits (`resource`, which Windows lacks)."""
+    try:
+        import resource  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def namespaces_possible() -> bool:
+    """Whether the namespaces' layers can be tried here: Linux, with `fork` and its C library
+    (and not turned off by AUTOGRADER_NO_NAMESPACES=1)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork") \
+            or os.environ.get("AUTOGRADER_NO_NAMESPACES") == "1":
+        return False
+    from . import jail
+
+    try:
+        jail.libc()
+    except (OSError, TypeError):
+        return False
+    return True
+
+
 def _candidates() -> list[Layers]:
-    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    root = hasattr(os, "geteuid") and os.geteuid() == 0 and hasattr(os, "setresuid")
     out = []
-    if sys.platform.startswith("linux") and os.environ.get("AUTOGRADER_NO_NAMESPACES") != "1":
+    if namespaces_possible():
+        from . import jail  # imports `resource` before any fork()
+
         seccomp = jail.syscall_filter(Policy(()).refused_syscalls) is not None
         filters = [True, False] if seccomp else [False]  # a filter that will not load here is
         if root:  # no reason to lose the namespaces

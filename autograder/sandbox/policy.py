@@ -1,7 +1,7 @@
 """What a student's process sees and may do: the one list (trusted side, standard library only).
 
 `jail.enter` applies a `Policy`, in the same order for a process started cold (`python -I
-jail.py`) and one forked from a warm parent (`zygote.py`). Read top to bottom, this is the
+jail.py`) and one forked from a warm parent (`forkserver.py`). Read top to bottom, this is the
 whole sandbox where namespaces apply:
 
 1. **Namespaces**: its own pid namespace (it is process 1: when it ends, every process it

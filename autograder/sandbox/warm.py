@@ -1,13 +1,14 @@
 """Warm workers (trusted side): students' processes forked from a parent that imported torch once.
 
-A cold start pays for a fresh Python, torch and the lesson's libraries (about 2.5 s of CPU); a
-child of a warm parent (`zygote.py`) pays for none of it. One process (the mother) imports them,
-once per grader; each worker's warm parent is a fork of it, sharing its memory. Isolation is the
-same: each child enters the namespaces, uid and limits that `limits.prepare` chose for it, as a
-cold start would, before any student code. No parent runs student code or initialises CUDA.
+A cold start pays for a fresh Python, torch and the lesson's libraries; a child of a warm parent
+pays for none of it. One process, the mother (`forkserver.py`), imports them once per grader;
+each worker's warm parent (`WarmParent` here) is a fork of it, sharing its memory. Isolation is
+the same: each child enters the namespaces, uid and limits that `limits.prepare` chose for it,
+as a cold start would, before any student code. No parent runs student code or initialises CUDA.
 
-`start` returns a process handle with what `launch.run_untrusted` uses of a `subprocess.Popen`:
-`pid` (its own process group), `stdout`, `stderr`, `wait()` and `returncode`.
+`start` returns a process handle with what `attempt.run_attempt` uses of a cold one
+(`process.ColdProcess`): `pid` (its own process group), `stdout`, `stderr`, `wait()`,
+`returncode`, `cpu` and `kill()`.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from typing import BinaryIO
 from .. import spec
 from .limits import Layers, Spawn
 
-ZYGOTE = Path(__file__).with_name("zygote.py")
+FORKSERVER = Path(__file__).with_name("forkserver.py")
 
 
 def supported(layers: Layers) -> bool:
     """Linux with fork and descriptor passing (as root or not: for an ordinary user, the mother
-    makes a user namespace of its own first, `zygote.own_namespaces`, with the grader's
+    makes a user namespace of its own first, `forkserver.own_namespaces`, with the grader's
     subordinate ids mapped where it has some)."""
-    return sys.platform.startswith("linux") and hasattr(socket, "send_fds")
+    return (sys.platform.startswith("linux") and hasattr(socket, "send_fds")
+            and hasattr(os, "fork"))
 
 
 class WarmProcess:
@@ -41,7 +43,7 @@ class WarmProcess:
     pidfd the parent sent: its pid is the parent's (in another pid namespace, where the grader
     is not root), so it is never signalled by pid here."""
 
-    def __init__(self, parent: Zygote, pid: int, pidfd: int, stdout: BinaryIO,
+    def __init__(self, parent: WarmParent, pid: int, pidfd: int, stdout: BinaryIO,
                  stderr: BinaryIO, group: bool = False) -> None:
         self.parent, self.pid, self.pidfd, self.group = parent, pid, pidfd, group
         self.stdout, self.stderr = stdout, stderr
@@ -92,7 +94,7 @@ class Mother:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock, self.user = ours, user
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(ZYGOTE), str(theirs.fileno()), json.dumps(spec.PRELOAD),
+            [sys.executable, "-I", str(FORKSERVER), str(theirs.fileno()), json.dumps(spec.PRELOAD),
              *(["user"] if user is not None else [])],
             pass_fds=(theirs.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=None, start_new_session=True)
@@ -160,7 +162,7 @@ def _fork_parent(env: dict[str, str], user: dict | None) -> tuple[socket.socket,
         return _mother_for(env, user).fork_parent()
 
 
-class Zygote:
+class WarmParent:
     """One warm parent, serving one student's process at a time."""
 
     def __init__(self, env: dict[str, str], user: dict | None = None) -> None:
@@ -207,28 +209,28 @@ class Zygote:
         self.sock.close()  # the parent ends when its socket closes; the mother reaps it
 
 
-_idle: list[Zygote] = []
+_idle: list[WarmParent] = []
 _lock = threading.Lock()
 
 
 def start(spawn: Spawn, env: dict[str, str], job_fd: int, channel_fd: int) -> WarmProcess:
     """Start a student's process from an idle warm parent (a new one if none is idle); the
     parent is busy until the process's `wait()` returns. Raises OSError if none can start it."""
-    zygote, user = None, user_of(spawn.policy)
+    parent, user = None, user_of(spawn.policy)
     with _lock:
-        while _idle and zygote is None:
-            zygote = _idle.pop()
-            if not zygote.alive() or zygote.user != user:  # it ends with the thread that started it
-                zygote.close()
-                zygote = None
-    if zygote is None:
-        zygote = Zygote(env, user)
-    return zygote.start(spawn, env, job_fd, channel_fd)
+        while _idle and parent is None:
+            parent = _idle.pop()
+            if not parent.alive() or parent.user != user:  # it ends with the thread that started it
+                parent.close()
+                parent = None
+    if parent is None:
+        parent = WarmParent(env, user)
+    return parent.start(spawn, env, job_fd, channel_fd)
 
 
-def release(zygote: Zygote) -> None:
-    if zygote.alive():
+def release(parent: WarmParent) -> None:
+    if parent.alive():
         with _lock:
-            _idle.append(zygote)
+            _idle.append(parent)
     else:
-        zygote.close()
+        parent.close()

@@ -1,6 +1,6 @@
-"""Warm parents for students' processes: torch and the lesson's libraries imported once, a fork each.
+"""The fork server of the warm workers: torch and the lesson's libraries imported once, a fork each.
 
-Started by the trusted side (`warm.py`) as `python -I zygote.py FD MODULES [user]`: FD is a Unix
+Started by the trusted side (`warm.py`) as `python -I forkserver.py FD MODULES [user]`: FD is a Unix
 socket, MODULES (JSON) what to import, `user` a user namespace to make first (its subordinate ids
 come as the socket's first message). This first process, the mother, imports them, then only forks
 warm parents: one per socket it is sent, each sharing the mother's memory until it writes. A warm
@@ -8,7 +8,8 @@ parent serves its socket: for each request, it forks a child, the first process 
 namespace, that enters the jail through the same function as a cold start (`jail.enter`: the other
 namespaces, its own root, its uid, limits, the system call filter), then runs the runner. Neither
 ever runs student code itself, and a child closes the sockets before it does. Imports only the
-standard library, torch, its sibling `jail.py` and the untrusted runner.
+standard library, torch, its sibling `jail.py` and the untrusted runner. Linux only, and never
+imported: `warm.supported` says where it runs.
 
 The mother answers each socket with {"pid": P}. A warm parent serves one request at a time: the
 trusted side sends a JSON request with four descriptors (the child's stdout and stderr, its
@@ -60,21 +61,21 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
 def keep_freed_memory() -> None:
-    mallopt = getattr(jail._libc, "mallopt", None)
+    mallopt = getattr(jail.libc(), "mallopt", None)
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, 64 << 20)
         mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
 def die_with_parent() -> None:
-    jail._check(jail._libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+    jail._check(jail.libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
 
 
 def new_pid_namespace_for_children(own: int) -> None:
     """Make this process's next child the first process (pid 1) of a new pid namespace: back to
     its own namespace for children (`own`: its /proc/self/ns/pid, open), then a new one."""
-    jail._check(jail._libc.setns(own, CLONE_NEWPID), "setns")
-    jail._check(jail._libc.unshare(CLONE_NEWPID), "unshare")
+    jail._check(jail.libc().setns(own, CLONE_NEWPID), "setns")
+    jail._check(jail.libc().unshare(CLONE_NEWPID), "unshare")
 
 
 def child(request: dict, fds: list[int], failed: OSError | None = None) -> None:
