@@ -46,9 +46,9 @@ def check(
     from .engine import check_notebook  # no torch yet: the student's process starts first
     from .lesson import LessonError
     from .notebook import NotebookError
-    from .sandbox.limits import IsolationMissing
-    from .sandbox.limits import require_isolation as must_isolate
-    from .spec import DEVICE_CHOICES, DeviceUnavailable
+    from .sandbox.layers import IsolationMissing
+    from .sandbox.layers import require_isolation as must_isolate
+    from .settings import DEVICE_CHOICES, DeviceUnavailable
 
     if device not in DEVICE_CHOICES:
         fail(f"--device {device}: choose one of {', '.join(DEVICE_CHOICES)}")

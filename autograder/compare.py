@@ -33,11 +33,11 @@ def _shape(t: torch.Size | tuple) -> str:
 
 #: Where a GPU-readiness backend puts the tensors that stand for CUDA: `meta` tensors, which
 #: have a device, a shape and a dtype, and refuse to meet a CPU tensor (`untrusted/calls.py`).
-FAKE_DEVICES = {"meta": "meta"}
+STAND_IN_DEVICES = {"meta": "meta"}
 
 
 def compare_structure(target: str, name: str, meta: CallResult, planned) -> Verdict:
-    """Judge one `.g` of a fake-CUDA call: a tensor on the input's device, shape, dtype."""
+    """Judge one `.g` of a stand-in CUDA call: a tensor on the input's device, shape, dtype."""
     info = meta.g(name)
     truth = planned.expected[name]
     if info.kind == "missing":
@@ -45,7 +45,7 @@ def compare_structure(target: str, name: str, meta: CallResult, planned) -> Verd
     if info.kind != "tensor":
         return Verdict(False, f"{name}.g is a {_type_of(info)}, not a tensor",
                        (f"{target}.not_tensor",))
-    want = FAKE_DEVICES.get(str(meta.backend))
+    want = STAND_IN_DEVICES.get(str(meta.backend))
     got_device = (info.device if info.device is not None else "?")[:40]
     if want is None or got_device.split(":")[0] != want:
         return Verdict(False, f"{name}.g is on {got_device} when {name} is on the GPU: make it "

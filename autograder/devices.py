@@ -8,11 +8,11 @@ whether it could (a CUDA call comes back "unavailable" without a GPU).
 
 from __future__ import annotations
 
-from .compare import FAKE_DEVICES
+from .compare import STAND_IN_DEVICES
 from .judging import Verdicts
 from .outcome import UntrustedRun
 from .plan import Plan
-from .spec import DeviceUnavailable, lanes_for  # noqa: F401 - part of this module's API
+from .settings import DeviceUnavailable, lanes_for  # noqa: F401 - part of this module's API
 
 
 def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "all") -> dict:
@@ -22,7 +22,7 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
     unavailable, backends = False, []
     # A check with stand-in cases is GPU-readiness: its CPU case (the right gradient first)
     # counts there too, so that the line says what the check says.
-    ready = {(p.target, p.check.name) for p in plan.calls if p.case.fake}
+    ready = {(p.target, p.check.name) for p in plan.calls if p.case.stand_in}
     for planned in plan.calls:
         verdict = verdicts[planned.call.id]
         if verdict is None:  # a CUDA call without a GPU
@@ -35,7 +35,7 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
         found[planned.case.lane].append(verdict.passed)
         if planned.case.lane == "cpu" and (planned.target, planned.check.name) in ready:
             found["gpu-ready"].append(verdict.passed)
-        if planned.case.fake and meta is not None and meta.backend in FAKE_DEVICES:
+        if planned.case.stand_in and meta is not None and meta.backend in STAND_IN_DEVICES:
             backends.append(meta.backend)
 
     def state(lane: str) -> str:

@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import lesson as lessons
-from . import notebook, program, resolve, spec
+from . import notebook, program, resolve, settings
 from .lesson import Lesson
 from .outcome import ErrorInfo
 from .report import CheckResult, Report
 from .sandbox.launch import run_untrusted
-from .sandbox.limits import Limits
+from .sandbox.layers import Limits
 
 
 def source_notebook(lesson: Lesson) -> dict | None:
@@ -57,7 +57,7 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
 
     `reference`: compare with the lesson's reference solutions too, where its folder has them
     (else, or with False, with autograd alone).
-    `device` is one of `spec.DEVICE_CHOICES`: the points are the same whichever ran.
+    `device` is one of `settings.DEVICE_CHOICES`: the points are the same whichever ran.
     `warm` starts the student's process from a warm parent (for batches: same isolation).
     `source` is the lesson's trusted source notebook, whose own cells run in place of the
     student's copies (None: the student's other cells stand in, and the report says so).
@@ -65,7 +65,7 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
     plans = []
     targets = targets or lesson.names
     solutions = lesson.reference() if reference else None
-    lanes = spec.lanes_for(device)  # torch is not imported yet: the student's process starts first
+    lanes = settings.lanes_for(device)  # torch is not imported yet: the student's process starts first
     graded = program.build(nb, source, lesson.entries(targets), lesson.language)
 
     def draw_inputs():
@@ -77,7 +77,7 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
         return plans[0].wire_targets(targets), plans[0].wire_inputs()
 
     run = run_untrusted(graded.cells, draw_inputs,
-                        cells_timeout=spec.CELLS_TIMEOUT, target_timeout=spec.TARGET_TIMEOUT,
+                        cells_timeout=settings.CELLS_TIMEOUT, target_timeout=settings.TARGET_TIMEOUT,
                         limits=Limits(), warm=warm)
     from .devices import describe, summarize
     from .judging import judge_calls
@@ -87,7 +87,7 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
     verdicts = judge_calls(plan, run, graded.answers, graded.own_names)  # each call, once
     devices = summarize(plan, run, verdicts, device)
     if device == "cuda" and devices["cuda"] == "not available here":
-        raise spec.DeviceUnavailable("--device cuda: the grading process finds no CUDA GPU here "
+        raise settings.DeviceUnavailable("--device cuda: the grading process finds no CUDA GPU here "
                                 "(torch.cuda.is_available() is False); use --device all or cpu")
     checks: list[CheckResult] = []
     for target in targets:

@@ -8,9 +8,9 @@ mistake code for it. No student code runs here.
 from __future__ import annotations
 
 from . import diagnose
-from .code import Cell
 from .outcome import CallResult, ErrorInfo, TargetOutcome
 from .plan import PlannedCall
+from .reading import Cell
 from .report import Verdict
 
 
@@ -74,7 +74,7 @@ def own_cell(target: str, text: str, own: dict[str, str] | None) -> str:
             f"run: define it in the {target} cell")
 
 
-#: How PyTorch (real or fake tensors) says that one operation got tensors on two devices.
+#: How PyTorch (real or stand-in tensors) says that one operation got tensors on two devices.
 _MIXED_DEVICES = ("Expected all tensors to be on the same device", "is not on the expected device",
                   "found at least two devices")
 

@@ -8,9 +8,9 @@ summary (`devices`) read.
 from __future__ import annotations
 
 from . import failures, kinds
-from .code import Cell
 from .outcome import TargetOutcome, UntrustedRun
 from .plan import Plan, PlannedCall
+from .reading import Cell
 from .report import Verdict
 
 #: Verdicts by call id; None for a call that counts for nothing (`skipped`).

@@ -55,7 +55,7 @@ class CheckKind:
         raise NotImplementedError
 
     def _placed(self, call: Call, case: Case, refuse_autograd: bool) -> Call:
-        return replace(call, device=case.device, fake=case.fake, refuse_autograd=refuse_autograd)
+        return replace(call, device=case.device, stand_in=case.stand_in, refuse_autograd=refuse_autograd)
 
 
 class Values(CheckKind):
@@ -79,7 +79,7 @@ class Values(CheckKind):
     def judge(self, target, planned, result, tensors):
         from . import compare, diagnose
 
-        if planned.case.fake:  # stand-ins for the GPU: structure only
+        if planned.case.stand_in:  # stand-ins for the GPU: structure only
             for name in planned.call.collect:
                 verdict = compare.compare_structure(target, name, result, planned)
                 if not verdict.passed:

@@ -62,22 +62,22 @@ class Case:
     """One call of a student's function: its batch size `n`, other sizes (`dims`, by the names
     the lesson's input shapes use), dtype and device, and the lesson's flags for its inputs.
 
-    `device="cuda"` runs on a real GPU, only where the student's process has one; `fake` runs
+    `device="cuda"` runs on a real GPU, only where the student's process has one; `stand_in` runs
     anywhere on stand-ins for CUDA tensors, checking structure only.
     """
 
     n: int
     dtype: str = "float64"
     device: str = "cpu"
-    fake: bool = False
+    stand_in: bool = False
     dims: tuple[tuple[str, int], ...] = ()
     flags: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, n: int, dtype: str = "float64", device: str = "cpu", fake: bool = False,
+    def of(cls, n: int, dtype: str = "float64", device: str = "cpu", stand_in: bool = False,
            flags: tuple[str, ...] = (), **dims: int) -> Case:
         """`Case.of(n=3, n_in=5, n_out=4)`: sizes by name."""
-        return cls(n, dtype, device, fake, tuple(sorted(dims.items())), tuple(flags))
+        return cls(n, dtype, device, stand_in, tuple(sorted(dims.items())), tuple(flags))
 
     def dim(self, name: str) -> int:
         if name == "n":
@@ -92,8 +92,8 @@ class Case:
 
     @property
     def lane(self) -> str:
-        """Where the case runs: "cpu", "gpu-ready" (fake CUDA, any machine) or "cuda" (a GPU)."""
-        return "gpu-ready" if self.fake else self.device.split(":")[0]
+        """Where the case runs: "cpu", "gpu-ready" (stand-in CUDA tensors, any machine) or "cuda" (a GPU)."""
+        return "gpu-ready" if self.stand_in else self.device.split(":")[0]
 
 
 @dataclass(frozen=True)
@@ -350,7 +350,9 @@ def _case(c: dict, target_flags: tuple[str, ...]) -> Case:
     c = dict(c)
     flags = c.pop("flags", ())
     flags = target_flags if flags == "target" else tuple(flags)
-    known = {k: c.pop(k) for k in ("n", "dtype", "device", "fake") if k in c}
+    if "fake" in c:  # its name in lessons released before it was called a stand-in
+        c["stand_in"] = c.pop("fake")
+    known = {k: c.pop(k) for k in ("n", "dtype", "device", "stand_in") if k in c}
     return Case.of(flags=flags, **known, **{k: int(v) for k, v in c.items()})
 
 

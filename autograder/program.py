@@ -3,7 +3,7 @@
 The student's notebook as a whole never runs in grading. The graded process (`untrusted/`)
 runs, in the lesson's order, each answer cell the rules allow (`rules.py`: a cell with code
 that hides what it runs is left out, and its target scores 0) and, from the lesson's other
-cells, only the statements that define what those answers read (`code.reachable`): imports,
+cells, only the statements that define what those answers read (`reading.reachable`): imports,
 helpers, data they refer to. The lesson's cells come from the trusted source notebook where
 this install has it, so that a changed or added cell of the student's never runs; where it does
 not (a student's install), the student's own other cells stand in for them, and the report
@@ -17,9 +17,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from . import code as reading
 from . import language as lang
-from . import notebook, rules
+from . import notebook, reading, rules
 
 
 @dataclass
@@ -49,7 +48,7 @@ def build(nb: dict, source: dict | None, entries: dict[str, str],
           language: lang.Language = lang.DEFAULT) -> Program:
     """The program for the student's notebook `nb`; `source` is the lesson's trusted source
     notebook (None where this install lacks it); `entries` a target's function or class name;
-    `language` the answer language of the lesson. Each cell is read once (`code.read_cell`),
+    `language` the answer language of the lesson. Each cell is read once (`reading.read_cell`),
     and what the rules, the run and the messages need comes from that reading."""
     theirs = notebook.code_cells(nb)
     mine = notebook.answer_cells(theirs, tuple(entries))

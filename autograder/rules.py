@@ -18,7 +18,7 @@ A statement that is only a `print(...)` call, and debugger calls (`breakpoint()`
 
 What a target is judged on: the statements (in any answer cell, or in the lesson's own cells)
 that define the name it is called by or a name that code reads, transitively, or that change
-what such a name holds (`code.reachable`); what its own cell runs besides definitions; and, for
+what such a name holds (`reading.reachable`); what its own cell runs besides definitions; and, for
 code outside the language, all of its own cell (which then does not run). Only `ast` and
 `symtable` read the code: nothing is imported or executed.
 """
@@ -31,8 +31,8 @@ import builtins
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import code as reading
 from . import language as lang
+from . import reading
 
 AUTOGRAD, HIDDEN = "autograd", "hidden"
 

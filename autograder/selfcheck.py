@@ -94,7 +94,7 @@ def run_self_check(target: str, obj: object, device: str = "all",
     (default: the lesson here that has it), in this process, on the inputs of `seed` (default:
     the lesson's self-check seed).
 
-    `device` as for `autograder check`: by default on the CPU, on fake CUDA tensors
+    `device` as for `autograder check`: by default on the CPU, on stand-in CUDA tensors
     (GPU-readiness) and, where this kernel has a GPU, on CUDA; the report says which ran.
     """
     found = find_lesson(target, lesson)

@@ -95,7 +95,7 @@ class Call:
     student's class `function` with a layer whose `forward` returns the input named `outs[k]` on
     its k-th call and whose `bwd` records what it is given; call it `repeat` times on `args`
     (the inputs named `args[i]`, with `/k` appended for the k-th call), then `backward()`, and
-    send back what `bwd` received. `device` is where the inputs go; `fake`: tensors that stand
+    send back what `bwd` received. `device` is where the inputs go; `stand_in`: tensors that stand
     for the GPU's, and only structure comes back. With `refuse_autograd`, autograd's engine
     refuses while the call runs (the grader read no autograd in the code: any is hidden).
     """
@@ -108,7 +108,7 @@ class Call:
     collect: tuple[str, ...] = ()
     repeat: int = 1
     device: str = "cpu"
-    fake: bool = False
+    stand_in: bool = False
     refuse_autograd: bool = False  # the rules saw no autograd: the engine refuses during the call
 
     def to_json(self) -> dict:

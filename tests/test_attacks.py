@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import spec
-from autograder.sandbox.limits import choose_layers
+from autograder import settings
+from autograder.sandbox.layers import choose_layers
 from autograder.sandbox.process import gpu_here
 
 from .conftest import (
@@ -147,8 +147,8 @@ LOOP = ("import signal, time\n"
 @pytest.fixture
 def short_timeouts(monkeypatch):
     # A hang is detected at its deadline: deadlines sized for these tests, not the defaults.
-    monkeypatch.setattr(spec, "TARGET_TIMEOUT", 3.0)
-    monkeypatch.setattr(spec, "CELLS_TIMEOUT", 15.0)
+    monkeypatch.setattr(settings, "TARGET_TIMEOUT", 3.0)
+    monkeypatch.setattr(settings, "CELLS_TIMEOUT", 15.0)
 
 
 # --- patching comparisons, lying objects ----------------------------------------------------
@@ -264,7 +264,7 @@ def test_an_endless_loop_that_ignores_signals_times_out_mse_grad_only(make_noteb
 @linux_only
 @needs_process_control
 def test_an_endless_loop_at_the_top_of_a_cell_loses_that_cell_only(make_notebook, monkeypatch, rules_let_through):
-    monkeypatch.setattr(spec, "CELLS_TIMEOUT", 5.0)
+    monkeypatch.setattr(settings, "CELLS_TIMEOUT", 5.0)
     cell = LOOP.replace("120", "1e9") + WRONG_MSE
     code, report = check_report(make_notebook({"mse_grad": cell}))
     assert target_points(report)["mse_grad"] == 0.0
@@ -281,7 +281,7 @@ HOG = ("    chunks = []\n"
 
 @needs_memory_limit
 def test_a_memory_hog_inside_mse_grad_is_stopped_and_named(make_notebook, monkeypatch, rules_let_through):
-    monkeypatch.setattr(spec, "MEMORY_LIMIT", 1 << 30)
+    monkeypatch.setattr(settings, "MEMORY_LIMIT", 1 << 30)
     cell = "def mse_grad(inp, targ):\n" + HOG + \
            "    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n"
     code, report = check_report(make_notebook({"mse_grad": cell}))
@@ -305,7 +305,7 @@ def test_a_torch_allocation_over_the_limit_is_a_memory_failure(make_notebook):
 
 @needs_memory_limit
 def test_a_memory_hog_at_the_top_of_a_cell_loses_that_cell_only(make_notebook, monkeypatch, rules_let_through):
-    monkeypatch.setattr(spec, "MEMORY_LIMIT", 1 << 30)
+    monkeypatch.setattr(settings, "MEMORY_LIMIT", 1 << 30)
     cell = "if True:\n" + HOG + WRONG_MSE
     code, report = check_report(make_notebook({"mse_grad": cell}))
     assert target_points(report)["mse_grad"] == 0.0

@@ -1,4 +1,4 @@
-"""Devices: GPU-readiness on fake CUDA tensors (any machine), real CUDA where there is a GPU.
+"""Devices: GPU-readiness on stand-in CUDA tensors (any machine), real CUDA where there is a GPU.
 
 Imports only torch and pytest (and the engine, which needs only torch), so that a GPU machine
 runs `python -m pytest -m cuda tests/test_devices.py` with nothing else installed; the tests
@@ -50,7 +50,7 @@ CPU_ONLY_LIN_GRAD = ("import torch\n"
                      "    w.g += inp.t() @ out.g\n"
                      "    b.g = out.g.sum(0)\n")
 
-#: The same mistake in a loop: indexing fake CUDA tensors needs the `meta` fallback on a CPU build.
+#: The same mistake in a loop: indexing stand-in CUDA tensors needs the `meta` fallback on a CPU build.
 CPU_ONLY_LOOP_LIN_GRAD = ("import torch\n"
                           "def lin_grad(inp, out, w, b):\n"
                           "    inp.g = out.g @ w.t()\n"
@@ -106,8 +106,8 @@ def test_each_gradient_target_has_a_gpu_ready_check_that_runs_everywhere(target)
     assert ready.weight == 1
     lanes = [case.lane for case in ready.cases]
     assert lanes[0] == "cpu"  # a wrong gradient earns no device points
-    assert set(lanes) == {"cpu", "gpu-ready", "cuda"}  # fake CUDA always; real CUDA as extras
-    assert {case.dtype for case in ready.cases if case.fake} == {"float64", "float32"}
+    assert set(lanes) == {"cpu", "gpu-ready", "cuda"}  # stand-in CUDA always; real CUDA as extras
+    assert {case.dtype for case in ready.cases if case.stand_in} == {"float64", "float32"}
 
 
 def test_the_same_seed_draws_the_same_inputs_whichever_devices_run():
@@ -127,7 +127,7 @@ def test_the_reference_solution_is_gpu_ready(target):
     for planned, meta, verdict in results:
         assert verdict.passed, verdict
         assert meta.backend == "meta"
-        for name in planned.call.collect:  # structure only: no bytes of a fake tensor cross
+        for name in planned.call.collect:  # structure only: no bytes of a stand-in tensor cross
             assert meta.g(name).shape == tuple(planned.expected[name].shape)
 
 

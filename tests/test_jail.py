@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from autograder.course import samples
-from autograder.sandbox import limits as limits_module
+from autograder.sandbox import layers as layers_module
 from autograder.sandbox import warm
 from autograder.sandbox.launch import Budget, run_untrusted
-from autograder.sandbox.limits import Layers, Limits, choose_layers, prepare
+from autograder.sandbox.layers import Layers, Limits, choose_layers, prepare
 
 from .conftest import (
     BACKWARD,
@@ -268,8 +268,8 @@ def test_an_install_under_tmp_is_read_only_in_the_jail(tmp_path, monkeypatch):
     (install / "module.py").write_text("X = 1\n")
     os.chmod(install, 0o755)
     os.chmod(install / "module.py", 0o644)
-    paths = limits_module.read_only_paths()
-    monkeypatch.setattr(limits_module, "read_only_paths", lambda: (*paths, str(install)))
+    paths = layers_module.read_only_paths()
+    monkeypatch.setattr(layers_module, "read_only_paths", lambda: (*paths, str(install)))
     try:
         cell = (f"print(open({str(install / 'module.py')!r}).read().strip())\n"
                 "import os\n"
@@ -320,7 +320,7 @@ def test_nothing_about_the_jail_reaches_the_student(warm_start, monkeypatch):
 
 def test_the_cold_command_line_holds_no_part_of_the_policy():
     spawn = prepare(Limits(), Layers(namespaces=True, own_uid=True))
-    assert spawn.argv == [sys.executable, "-I", str(limits_module.JAIL)]  # the policy: on stdin
+    assert spawn.argv == [sys.executable, "-I", str(layers_module.JAIL)]  # the policy: on stdin
 
 
 # --- --require-isolation ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import code, language, program, rules
+from autograder import language, program, reading, rules
 from autograder.lesson import LessonError, load
 from autograder.selfcheck import run_self_check
 
@@ -297,7 +297,7 @@ def test_code_nested_deeper_than_a_reader_follows_is_refused_in_one_line():
 def test_many_magic_lines_are_read_in_one_pass():
     answer = "%time x = 1\n" * 5000 + "def mse_grad(inp, targ):\n    pass\n"  # 60 KB
     start = time.monotonic()
-    cell = code.read_cell(0, answer, magics=False, limit=rules.MAX_ANSWER_BYTES)
+    cell = reading.read_cell(0, answer, magics=False, limit=rules.MAX_ANSWER_BYTES)
     found = rules.scan_cell(cell)
     assert time.monotonic() - start < 20  # quadratic before: about 80 s for 4.5 KB
     assert len([f for f in found if f.what == "a magic (%time)"]) == 5000

@@ -39,7 +39,7 @@ def test_the_attack_suites_pass_as_an_ordinary_user(subordinate):
     with ordinary_user(USER + "-subid" if subordinate else USER, subordinate=subordinate) as env:
         work = env.workdir("pytest")
         layers = subprocess.run(env.command(
-            [env.python, "-c", "from autograder.sandbox.limits import choose_layers; "
+            [env.python, "-c", "from autograder.sandbox.layers import choose_layers; "
                                "print(choose_layers())"]), capture_output=True, text=True)
         assert f"namespaces=True, user_namespace=True, own_uid={subordinate}" in layers.stdout, \
             layers.stdout + layers.stderr[-2000:]

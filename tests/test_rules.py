@@ -1,10 +1,10 @@
-"""The exercise's rule, read from code (autograder/rules.py, autograder/code.py): in process, fast."""
+"""The exercise's rule, read from code (autograder/rules.py, autograder/reading.py): in process, fast."""
 
 from __future__ import annotations
 
 import pytest
 
-from autograder import code, program, rules
+from autograder import program, reading, rules
 from autograder.course import samples
 
 from .conftest import BACKWARD, CORRECT
@@ -82,9 +82,9 @@ def test_plain_code_in_many_styles_has_no_finding(source):
 
 
 def judged(answers: dict[str, str], lesson: list[str] = ()) -> dict[str, list[rules.Finding]]:
-    cells = {t: code.read_cell(i, s, magics=False, name=f"the {t} cell")
+    cells = {t: reading.read_cell(i, s, magics=False, name=f"the {t} cell")
              for i, (t, s) in enumerate(answers.items())}
-    given = [code.read_cell(100 + i, s, name=f"cell {100 + i} of the lesson")
+    given = [reading.read_cell(100 + i, s, name=f"cell {100 + i} of the lesson")
              for i, s in enumerate(lesson)]
     return rules.judge(cells, given, {t: BACKWARD.entries()[t] for t in answers})
 

@@ -11,7 +11,7 @@ import pytest
 
 from autograder.sandbox import warm
 from autograder.sandbox.launch import run_untrusted
-from autograder.sandbox.limits import choose_layers
+from autograder.sandbox.layers import choose_layers
 
 from .conftest import needs_layer
 from .test_attacks import LOOP, assert_none_left, linux_only, new_token

@@ -33,7 +33,7 @@ def lesson_cases() -> list:
                 continue
             for check in target.checks:
                 for case in check.cases:
-                    plain = dataclasses.replace(case, dtype="float64", device="cpu", fake=False)
+                    plain = dataclasses.replace(case, dtype="float64", device="cpu", stand_in=False)
                     sizes = ",".join(f"{k}={v}" for k, v in (("n", plain.n), *plain.dims))
                     found.setdefault((lesson.id, target.name, plain), pytest.param(
                         lesson, target.name, plain,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.sandbox.limits import (
+from autograder.sandbox.layers import (
     IsolationMissing,
     Layers,
     Limits,
@@ -116,9 +116,9 @@ def named(token: str) -> list[int]:
 #: Run as the user: the sandbox, cold then warm, on raw cells; one JSON line of what came back.
 INNER = '''
 import json, sys
-from autograder import spec
+from autograder import settings
 from autograder.sandbox.launch import run_untrusted
-from autograder.sandbox.limits import Limits, choose_layers
+from autograder.sandbox.layers import Limits, choose_layers
 
 BOMB = """import os, time
 kids = []
@@ -138,7 +138,7 @@ ctypes.CDLL(None).prctl(15, b"TOKEN", 0, 0, 0)
 time.sleep(4)
 print("NAMED")
 """
-out = {"layers": choose_layers().names(Limits()), "limit": spec.PROCESS_LIMIT, "runs": {}}
+out = {"layers": choose_layers().names(Limits()), "limit": settings.PROCESS_LIMIT, "runs": {}}
 for warm in (False, True):
     sources = [BOMB, "print('after')"] if sys.argv[1] == "bomb" else [
         NAMED.replace("TOKEN", sys.argv[2 + warm])]
@@ -274,14 +274,14 @@ def users_processes(user: str) -> int:
 FAILING_TOOLS = '''
 import sys
 from pathlib import Path
-from autograder.sandbox import limits
+from autograder.sandbox import layers as chosen
 tools = Path(sys.argv[1])
 for name in ("newuidmap", "newgidmap"):  # found, run, and refusing: as where they are not setuid
     (tools / name).write_text("#!/bin/sh\\necho $0: could not map >&2\\nexit 1\\n")
     (tools / name).chmod(0o755)
-limits.ID_MAP_PATH = str(tools)
-layers = limits.choose_layers()
-print(layers.own_uid, "|".join(layers.names(limits.Limits())))
+chosen.ID_MAP_PATH = str(tools)
+layers = chosen.choose_layers()
+print(layers.own_uid, "|".join(layers.names(chosen.Limits())))
 '''
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import engine, notebook, resolve, spec
+from autograder import engine, notebook, resolve, settings
 from autograder.course import samples
 from autograder.sandbox import warm
-from autograder.sandbox.limits import choose_layers
+from autograder.sandbox.layers import choose_layers
 
 from .conftest import BACKWARD, CORRECT, needs_layer
 from .test_attacks import RIGHT_MSE, SOLUTIONS
@@ -69,8 +69,8 @@ def released_nb(released) -> dict:
 @pytest.fixture(autouse=True)
 def short_deadlines(monkeypatch):
     # The lesson's own cells call mse_grad too: each hang lasts until the cells' deadline.
-    monkeypatch.setattr(spec, "TARGET_TIMEOUT", 3.0)
-    monkeypatch.setattr(spec, "CELLS_TIMEOUT", 20.0)
+    monkeypatch.setattr(settings, "TARGET_TIMEOUT", 3.0)
+    monkeypatch.setattr(settings, "CELLS_TIMEOUT", 20.0)
 
 
 def grade_both_ways(nb: dict) -> tuple[list, list]:

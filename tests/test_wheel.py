@@ -13,7 +13,7 @@ import sysconfig
 
 import pytest
 
-from autograder.sandbox.limits import choose_layers
+from autograder.sandbox.layers import choose_layers
 
 from .conftest import REPO
 

@@ -233,8 +233,8 @@ def _grade_course(course, workers, on_progress, scheduler, require_isolation,
         raise GradeError(f"{course} is not a course: run `autograder release --course {course}` first")
     cfg = course_config(course)
     if require_isolation or cfg.IsolatedCheck.get("require_isolation", False):
-        from ..sandbox.limits import IsolationMissing
-        from ..sandbox.limits import require_isolation as must_isolate
+        from ..sandbox.layers import IsolationMissing
+        from ..sandbox.layers import require_isolation as must_isolate
 
         try:
             must_isolate()

@@ -54,7 +54,7 @@ class IsolatedCheck(NbGraderPreprocessor):
                 # Not one of our lessons: a course's other homework runs as stock nbgrader's.
                 return Execute(parent=self.parent, config=self.config).preprocess(nb, resources)
             if self.require_isolation:
-                from ..sandbox.limits import require_isolation
+                from ..sandbox.layers import require_isolation
 
                 require_isolation()  # IsolationMissing: nbgrader records the notebook as failed
             points = gradebook_points(lesson, info["db_url"])

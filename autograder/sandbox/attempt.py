@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import spec, wire
+from .. import settings, wire
 from ..outcome import parse_results
 from .failures import name_the_limit
-from .limits import Layers, Limits, prepare
+from .layers import Layers, Limits, prepare
 from .policy import WORK
 from .process import ColdProcess, kill, runner_env, start
 from .streams import Capture, Output, Sender
@@ -130,7 +130,7 @@ def run_attempt(sub: Submission, limits: Limits) -> Ended:
             {k: v for k, v in inputs.items() if k.split("/", 1)[0] in ids})))
         # Until its first cell, the process is starting (a cold one imports torch): the cells'
         # deadline counts from there, so that a busy machine's slow start costs no cell.
-        deadline = _Deadline(sub.wall_end, spec.START_TIMEOUT, since=started)
+        deadline = _Deadline(sub.wall_end, settings.START_TIMEOUT, since=started)
         with os.fdopen(chan_r, "rb", buffering=0) as channel:
             step, timed_out, finished = _follow(sub, channel, deadline, remaining, limits)
         budget_hit = timed_out and deadline.at >= sub.wall_end

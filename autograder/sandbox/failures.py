@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 
-from .limits import Limits
+from .layers import Limits
 
 MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "can't allocate memory",
                 "out of memory")

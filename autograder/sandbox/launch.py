@@ -4,9 +4,9 @@
 started in the sandbox, one after another (`attempt.run_attempt`: start, send the job and the
 work, follow its frames, kill), and decides what follows each (this module): if a process dies
 or hangs inside a cell, that cell is skipped and the program runs again; inside a target, that
-target fails and the rest run again; at most `spec.MAX_RESTARTS` times, within one wall-clock
-and one CPU budget for all of it (`spec.SUBMISSION_TIMEOUT`, `spec.SUBMISSION_CPU`), keeping at
-most `spec.MAX_OUTPUT` bytes of each stream of what it printed. What comes back is read by
+target fails and the rest run again; at most `settings.MAX_RESTARTS` times, within one wall-clock
+and one CPU budget for all of it (`settings.SUBMISSION_TIMEOUT`, `settings.SUBMISSION_CPU`), keeping at
+most `settings.MAX_OUTPUT` bytes of each stream of what it printed. What comes back is read by
 `wire.FrameReader` (frames with this run's token only, every length checked against its caps)
 and validated before anyone compares it.
 
@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import spec
+from .. import settings
 from ..outcome import TargetOutcome, UntrustedRun
 from .attempt import DrawnWork, Submission, Work, run_attempt
 from .failures import why_it_ended
-from .limits import Limits, choose_layers
+from .layers import Limits, choose_layers
 from .policy import WORK
 from .process import gpu_here, runner_env
 from .streams import Output
@@ -39,10 +39,10 @@ from .warm import supported
 class Budget:
     """What one submission may use, all its processes together."""
 
-    wall: float = field(default_factory=lambda: spec.SUBMISSION_TIMEOUT)  # seconds, from the start
-    cpu: float = field(default_factory=lambda: spec.SUBMISSION_CPU)  # seconds
-    restarts: int = field(default_factory=lambda: spec.MAX_RESTARTS)
-    output: int = field(default_factory=lambda: spec.MAX_OUTPUT)  # bytes kept, per stream
+    wall: float = field(default_factory=lambda: settings.SUBMISSION_TIMEOUT)  # seconds, from the start
+    cpu: float = field(default_factory=lambda: settings.SUBMISSION_CPU)  # seconds
+    restarts: int = field(default_factory=lambda: settings.MAX_RESTARTS)
+    output: int = field(default_factory=lambda: settings.MAX_OUTPUT)  # bytes kept, per stream
 
 
 def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device: str = "cpu",
@@ -56,7 +56,7 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
     student's process has started, so that drawing inputs overlaps running the cells. Always
     returns: every target gets an outcome, whatever the student's code does, within `budget`.
 
-    The process runs under `limits` (default: `spec`'s) in the strongest layers this platform
+    The process runs under `limits` (default: `settings`') in the strongest layers this platform
     offers (`limits.choose_layers`); `run.sandbox` names them. `hide` names more paths to leave
     empty inside what the jail binds. `warm` forks the process from a warm parent (`warm.py`:
     the same jail, torch already imported) where this platform allows.

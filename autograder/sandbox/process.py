@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 
-from .limits import Spawn, resource_limits
+from .layers import Spawn, resource_limits
 from .warm import start as warm_start
 
 

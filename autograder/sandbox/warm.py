@@ -24,8 +24,8 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
-from .. import spec
-from .limits import Layers, Spawn
+from .. import settings
+from .layers import Layers, Spawn
 
 FORKSERVER = Path(__file__).with_name("forkserver.py")
 
@@ -94,7 +94,7 @@ class Mother:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock, self.user = ours, user
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(FORKSERVER), str(theirs.fileno()), json.dumps(spec.PRELOAD),
+            [sys.executable, "-I", str(FORKSERVER), str(theirs.fileno()), json.dumps(settings.PRELOAD),
              *(["user"] if user is not None else [])],
             pass_fds=(theirs.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=None, start_new_session=True)

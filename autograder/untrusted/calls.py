@@ -217,11 +217,11 @@ def run_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
     """Make one call that `call` describes; return what happened and the tensors to send back.
 
     The call's own `device` wins over `device`; a CUDA call where there is no GPU comes back as
-    `{"status": "unavailable"}`, and a `fake` call sends back structure only (`run_fake_call`).
+    `{"status": "unavailable"}`, and a `stand_in` call sends back structure only (`run_stand_in_call`).
     """
     device = call.get("device", device)
-    if call.get("fake"):
-        return run_fake_call(namespace, call, tensors), {}
+    if call.get("stand_in"):
+        return run_stand_in_call(namespace, call, tensors), {}
     if device.startswith("cuda") and not cuda_ready():
         return {"status": "unavailable", "device": device}, {}
     return RUNNERS[call["kind"]](namespace, call, tensors, device)
@@ -324,12 +324,12 @@ def cuda_ready() -> bool:
 STAND_IN = "meta"
 
 
-def run_fake_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor]) -> dict:
+def run_stand_in_call(namespace: dict, call: dict, tensors: dict[str, torch.Tensor]) -> dict:
     """Call a student's function on tensors that stand for the GPU's (`stand_in.StandIn`): only
     structure comes back, each `.g` described by its device, shape and dtype."""
     if call["kind"] != "function":
         return {"status": "error", "error": {"type": "ValueError", "where": None,
-                                             "message": "fake calls are for functions"},
+                                             "message": "stand-in calls are for functions"},
                 "backend": STAND_IN}
     meta, objs = _call_student(namespace, call, tensors, _stand_in, _no_grad)
     meta["backend"] = STAND_IN

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import spec
+from .. import settings
 from .policy import Policy, lesson_paths, read_only_paths
 
 JAIL = Path(__file__).with_name("jail.py")
@@ -46,16 +46,16 @@ RUNNER = Path(__file__).resolve().parents[1] / "untrusted" / "runner.py"
 
 @dataclass(frozen=True)
 class Limits:
-    """Per student process; the defaults live in `autograder/spec.py`."""
+    """Per student process; the defaults live in `autograder/settings.py`."""
 
-    # Each read from `spec` when a Limits is made (a test may set spec's for itself).
-    memory: int = field(default_factory=lambda: spec.MEMORY_LIMIT)  # bytes of address space
-    cpu_seconds: int = field(default_factory=lambda: spec.CPU_TIME_LIMIT)
-    file_size: int = field(default_factory=lambda: spec.FILE_SIZE_LIMIT)  # bytes, per file
-    processes: int = field(default_factory=lambda: spec.PROCESS_LIMIT)  # with a uid of its own
+    # Each read from `settings` when a Limits is made (a test may set settings' for itself).
+    memory: int = field(default_factory=lambda: settings.MEMORY_LIMIT)  # bytes of address space
+    cpu_seconds: int = field(default_factory=lambda: settings.CPU_TIME_LIMIT)
+    file_size: int = field(default_factory=lambda: settings.FILE_SIZE_LIMIT)  # bytes, per file
+    processes: int = field(default_factory=lambda: settings.PROCESS_LIMIT)  # with a uid of its own
     address_space: bool = True  # False on a GPU: CUDA maps far more address space than it uses
-    work_bytes: int = field(default_factory=lambda: spec.WORK_BYTES)  # its /tmp, with namespaces
-    work_files: int = field(default_factory=lambda: spec.WORK_FILES)
+    work_bytes: int = field(default_factory=lambda: settings.WORK_BYTES)  # its /tmp, with namespaces
+    work_files: int = field(default_factory=lambda: settings.WORK_FILES)
 
     def memory_text(self) -> str:
         return f"{self.memory / (1 << 30):.3g} GiB" if self.memory >= 1 << 30 else \

@@ -44,7 +44,7 @@ MAX_RESTARTS = 3
 #: Bytes of what the student's code prints that are kept, per stream, all restarts together.
 MAX_OUTPUT = 1 << 20
 
-#: Limits of a student's process (see `autograder/sandbox/limits.py`). Memory is address space
+#: Limits of a student's process (see `autograder/sandbox/layers.py`). Memory is address space
 #: where no cgroup applies: CPU-only torch maps about 0.7 GiB just by being imported.
 MEMORY_LIMIT = int(_from_env("AUTOGRADER_MEMORY_LIMIT", 2 << 30))  # bytes
 CPU_TIME_LIMIT = int(_from_env("AUTOGRADER_CPU_TIME_LIMIT", 120))  # seconds of CPU, per process
@@ -56,7 +56,7 @@ WORK_FILES = int(_from_env("AUTOGRADER_WORK_FILES", 4096))
 
 
 def lanes_for(device: str) -> tuple[str, ...]:
-    """The lanes a `--device` choice runs (see `spec.DEVICE_CHOICES`)."""
+    """The lanes a `--device` choice runs (see `DEVICE_CHOICES`)."""
     if device not in DEVICE_CHOICES:
         raise ValueError(f"unknown device {device!r}: one of {', '.join(DEVICE_CHOICES)}")
     return ("cpu", "gpu-ready") if device == "cpu" else ("cpu", "gpu-ready", "cuda")
