@@ -286,3 +286,21 @@ def test_run_autograder_writes_results_json_when_python_itself_fails(tmp_path):
     data = run_script(tmp_path, "/bin/false")
     assert data["score"] == 0.0
     assert data["output"] == "Not graded: the grader stopped before it wrote its results"
+
+
+def test_each_notebook_not_graded_is_named_with_why():
+    from autograder import lesson as lessons
+    from autograder.course.gradescope import Upload, choose
+
+    link = "backward.ipynb is a link: links in a submission are not graded"
+    uploads = [Upload("backward.ipynb", problem=link),
+               Upload("scratch.ipynb", nb={}),
+               Upload("work/backward (1).ipynb", nb={}, lesson="backward", answered=4, cells=4),
+               Upload("old.ipynb", nb={}, lesson="backward", answered=2, cells=4),
+               Upload("classifier.ipynb", nb={}, lesson="classifier")]
+    best, why, reason = choose(uploads, lessons.find("backward"), ["backward.ipynb"])
+    assert best.name == "work/backward (1).ipynb" and reason == ""
+    assert why == [("backward.ipynb", link),
+                   ("scratch.ipynb", "none of the lesson's answer cells"),
+                   ("old.ipynb", "2 of 4 answers written, fewer than work/backward (1).ipynb's 4"),
+                   ("classifier.ipynb", "the notebook of lesson classifier")]

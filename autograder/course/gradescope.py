@@ -171,8 +171,10 @@ def stubs(lesson) -> dict[str, list[str]]:
             for t, (_, text) in notebook.solution_sources(source, lesson.names).items()}
 
 
-def look_at(folder: Path, parts: tuple[str, ...], lesson, stub: dict[str, list[str]]) -> Upload:
-    """What `folder/parts` is: readable or why not, whose lesson, how many answers written."""
+def look_at(folder: Path, parts: tuple[str, ...], lesson, stub: dict) -> Upload:
+    """What `folder/parts` is: readable or why not, whose lesson, how many answers written (of
+    `lesson`'s answer cells, else of its own lesson's). `stub`: each lesson's `stubs`, by id,
+    filled as needed."""
     up = Upload("/".join(parts))
     try:
         raw = files.read_under(folder, parts, notebook.MAX_NOTEBOOK_BYTES)
@@ -184,13 +186,18 @@ def look_at(folder: Path, parts: tuple[str, ...], lesson, stub: dict[str, list[s
         up.problem = one_line(exc)
         return up
     try:
-        up.lesson = lessons.for_notebook(up.nb).id
+        own = lessons.for_notebook(up.nb)
+        up.lesson = own.id
     except lessons.LessonError:
-        up.lesson = None
-    if lesson is not None:
-        mine = notebook.solution_sources(up.nb, lesson.names)
+        own = None
+    counted = lesson or own
+    if counted is not None:
+        if counted.id not in stub:
+            stub[counted.id] = stubs(counted)
+        mine = notebook.solution_sources(up.nb, counted.names)
         up.cells = len(mine)
-        up.answered = sum(_normal(text) != stub.get(t) for t, (_, text) in mine.items())
+        up.answered = sum(_normal(text) != stub[counted.id].get(t)
+                          for t, (_, text) in mine.items())
     return up
 
 
@@ -216,8 +223,6 @@ def choose(uploads: list[Upload], lesson, names: list[str]
             first = uploads[0]
             if first.problem:
                 return None, [], first.problem
-            if lesson is None:
-                return None, [], f"{first.name}: no lesson's answer cells"
             mine = [first]  # graded as it is: the report says what it lacks
         else:
             return None, [], (f"none of {', '.join(u.name for u in uploads)} has the answer "
@@ -230,14 +235,16 @@ def choose(uploads: list[Upload], lesson, names: list[str]
             continue
         if u.problem:
             why.append((u.name, u.problem))
-        elif lesson is not None and u.lesson not in (None, lesson.id) and u not in mine:
+        elif lesson is not None and u.lesson not in (None, lesson.id) and all(
+                u is not m for m in mine):
             why.append((u.name, f"the notebook of lesson {u.lesson}"))
+        elif not u.cells:
+            why.append((u.name, "none of the lesson's answer cells"))
         elif u.answered == best.answered:
             why.append((u.name, f"as many answers as {best.name}: one is graded, upload only it"))
         else:
             why.append((u.name, f"{u.answered} of {u.cells} answers written, fewer than "
-                                f"{best.name}'s {best.answered}" if u.cells else
-                                "none of the assignment's answer cells"))
+                                f"{best.name}'s {best.answered}"))
         u.nb = None
     return best, why, ""
 
@@ -256,7 +263,7 @@ def grade(folder: Path, assignment: str | None) -> dict:
     found, reason = find_submission(folder, known)
     if not found:
         return results(None, reason, out_of)
-    stub = stubs(lesson) if lesson is not None else {}
+    stub: dict = {}
     uploads = [look_at(folder, parts, lesson, stub) for parts in found]
     best, ignored, reason = choose(uploads, lesson, [k.notebook for k in known])
     if best is None:
