@@ -179,16 +179,26 @@ def grade(
 def report(
     course: Annotated[Path, typer.Option(help="The nbgrader course directory (graded by `grade`).")],
     assignment: Annotated[str | None, typer.Option(
-        help="The assignment (default: the course's one assignment).")] = None,
+        help="One lesson (default: each lesson of the course that someone handed in).")] = None,
 ) -> None:
-    """The class report of the last `grade`: DIR/reports/<assignment>/index.html and mistakes.csv."""
-    from .course.classreport import ReportError, print_summary, write_report
+    """The class report of the last `grade`, per lesson: DIR/reports/<assignment>/index.html and
+    mistakes.csv."""
+    from .course.classreport import ReportError, print_summary, write_reports
 
     try:
-        made = write_report(course, assignment)
+        made = write_reports(course, assignment)
     except ReportError as exc:
         fail(str(exc))
-    print_summary(made, Console())
+    console = Console()
+    for one in made:
+        if len(made) > 1:
+            console.rule(f"lesson {escape(one.assignment)}")
+        print_summary(one, console)
+    if len(made) > 1:
+        console.print(f"\n{len(made)} class reports:", highlight=False)
+        for one in made:
+            console.print(f"  {escape(one.assignment)}: {one.page}", highlight=False,
+                          soft_wrap=True)
 
 
 @app.command()

@@ -224,3 +224,31 @@ def test_formgrader_lists_every_student_the_ungradable_too_and_says_why(lab, bro
     wait.until(lambda d: "Not graded" in d.find_element(By.TAG_NAME, "body").text)
     page = browser.find_element(By.TAG_NAME, "body").text
     assert BROKEN["notjson"][1] in page, page[:2000]
+
+
+def test_the_class_report_reads_at_a_glance_at_1280_px(course, browser):
+    # The instructor's page: each score on one line, the charts titled, nothing off the page.
+    from .conftest import run_cli
+
+    done = run_cli("report", "--course", str(course))
+    assert done.returncode == 0, done.stderr
+    size = browser.get_window_size()
+    browser.set_window_size(1280, 1000)
+    try:
+        browser.get((course / "reports" / "backward" / "index.html").as_uri())
+        cells = WebDriverWait(browser, PAGE_WAIT).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#students td.score"))
+        assert "10 / 10" in [text_of(browser, c) for c in cells]
+        lines = browser.execute_script(
+            "return Array.from(document.querySelectorAll('#students td.score'), td => {"
+            "  const r = document.createRange(); r.selectNodeContents(td);"
+            "  return new Set(Array.from(r.getClientRects(), x => Math.round(x.top))).size; })")
+        assert lines == [1] * len(STUDENTS)
+        captions = {f.get_attribute("id"): f.find_element(By.TAG_NAME, "figcaption").text
+                    for f in browser.find_elements(By.TAG_NAME, "figure")}
+        assert captions["figure-totals"] == "Students per total score"
+        assert set(captions) == {"figure-mistakes", "figure-targets", "figure-totals"}
+        assert browser.execute_script("return document.documentElement.scrollWidth <= "
+                                      "document.documentElement.clientWidth")
+    finally:
+        browser.set_window_size(size["width"], size["height"])

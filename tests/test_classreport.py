@@ -171,3 +171,53 @@ def test_a_students_words_reach_the_page_and_the_feedback_as_text_never_as_html(
     for html_text in (page, feedback):
         assert "<script>alert(1)" not in html_text and "<img src=x" not in html_text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_text
+
+
+#: The two lessons' small classes: one right, one with each lesson's commonest mistake.
+NO_FACTOR_2 = ("def mse_grad(inp, targ):\n"
+               "    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n")
+
+
+@pytest.fixture(scope="module")
+def two_lessons(tmp_path_factory) -> Path:
+    """A course with both lessons released, a small class handed in for each, graded once."""
+    from autograder import lesson as lessons
+    from autograder.course import samples
+    from autograder.course.release import release
+
+    course = tmp_path_factory.mktemp("two-lessons") / "course"
+    for released in release(course):
+        lesson = lessons.find(released.parent.name, course)
+        wrong = ({"mse_grad": NO_FACTOR_2} if lesson.id == "backward"
+                 else samples.of(lesson).CLASS["eve"][0])
+        samples.write_class(json.loads(released.read_text()), course, lesson,
+                            {"amy": ({}, []), f"{lesson.id[:3]}-wrong": (wrong, [])})
+    done = run_cli("grade", "--course", str(course), "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    return course
+
+
+@pytest.mark.slow
+def test_report_without_assignment_reports_each_lesson_in_its_own_folder(two_lessons):
+    course = two_lessons
+    done = run_cli("report", "--course", str(course))
+    assert done.returncode == 0, done.stderr
+    pages = {}
+    for lesson, wrong, code in (("backward", "bac-wrong", "mse_grad.missing_factor_2"),
+                                ("classifier", "cla-wrong", "log_softmax_grad.overflows")):
+        folder = course / "reports" / lesson
+        pages[lesson] = BeautifulSoup((folder / "index.html").read_text(),
+                                      features="html.parser").get_text()
+        assert f"Class report: {lesson}" in pages[lesson] and code in pages[lesson]
+        with (folder / "mistakes.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        assert {r["student_id"] for r in rows} == {"amy", wrong}
+        assert code in {m for r in rows for m in r["mistakes"].split()}
+        # The terminal names each lesson, its table and where its page is.
+        assert f"class report: {lesson}, 2 graded of 2 handed in" in done.stdout
+        assert f"{lesson}: {(folder / 'index.html').resolve()}" in done.stdout
+    assert "log_softmax_grad" not in pages["backward"] and "mse_grad" not in pages["classifier"]
+    # One lesson still, where asked.
+    done = run_cli("report", "--course", str(course), "--assignment", "classifier")
+    assert done.returncode == 0 and "class report: classifier" in done.stdout
+    assert "class report: backward" not in done.stdout

@@ -31,18 +31,27 @@ def check_spec(data: dict) -> None:
     json.dumps(data)
 
 
-def test_a_report_becomes_one_test_per_check():
+def test_a_report_becomes_one_test_per_target_with_a_line_per_mistake():
+    half = "inp.g is half of the true gradient"
     report = Report([
-        CheckResult("mse_grad/values-float64", "mse_grad", False, 0.0, 1.0,
-                    "inp.g is half of the true gradient", ["mse_grad.missing_factor_2"]),
-        CheckResult("mse_grad/batch-of-one", "mse_grad", True, 1, 1, "a batch of one works"),
+        CheckResult("mse_grad/values-float64", "mse_grad", False, 0.0, 1.0, half,
+                    ["mse_grad.missing_factor_2"]),
+        CheckResult("mse_grad/values-float32", "mse_grad", False, 0.0, 0.5, half + " (float32)",
+                    ["mse_grad.missing_factor_2"]),
+        CheckResult("mse_grad/batch-of-one", "mse_grad", True, 0.5, 0.5, "a batch of one works"),
+        CheckResult("relu_grad/values-float64", "relu_grad", True, 2.0, 2.0, "right"),
     ], notes=["cell 3 raised NameError"])
     data = results(report)
     check_spec(data)
-    assert data["score"] == 1.0
-    assert [t["name"] for t in data["tests"]] == ["mse_grad/values-float64", "mse_grad/batch-of-one"]
-    assert "mse_grad.missing_factor_2" in data["tests"][0]["output"]
-    assert "mse_grad: 1 / 2" in data["output"] and "NameError" in data["output"]
+    assert data["score"] == 2.5
+    assert [(t["name"], t["score"], t["max_score"], t["status"]) for t in data["tests"]] == [
+        ("mse_grad", 0.5, 2.0, "failed"), ("relu_grad", 2.0, 2.0, "passed")]
+    said = data["tests"][0]["output"]
+    assert said.splitlines() == [
+        "2 of 3 checks fail", f"FAIL values-float64, values-float32: {half}",
+        "     mistakes: mse_grad.missing_factor_2", "pass: batch-of-one"]
+    assert data["tests"][1]["output"] == "all 1 checks pass: values-float64"
+    assert "NameError" in data["output"]
 
 
 def test_an_ungradable_submission_is_one_failed_test_with_the_reason():
@@ -99,8 +108,9 @@ def test_a_notebook_that_names_another_lesson_in_its_metadata_stays_in_its_own(r
 
 
 @pytest.mark.sandbox
-def test_gradescope_grades_the_assignment_it_was_set_up_for(tmp_path):
-    # A solved notebook of the other lesson, uploaded to the backward assignment: no points.
+def test_another_lessons_notebook_is_refused_in_one_line_naming_both_lessons(tmp_path):
+    # A solved notebook of the other lesson, uploaded to the backward assignment: not graded,
+    # and the student reads why (not "mse_grad is not defined").
     from autograder import lesson as lessons
 
     classifier = lessons.find("classifier")
@@ -111,10 +121,61 @@ def test_gradescope_grades_the_assignment_it_was_set_up_for(tmp_path):
     out = tmp_path / "results.json"
     assert gradescope.main([str(folder), str(out), "backward"]) == 0
     data = json.loads(out.read_text())
-    assert data["score"] == 0.0 and {t["name"].split("/")[0] for t in data["tests"]} <= {
-        "mse_grad", "relu_grad", "lin_grad", "module_backward", "the notebook can be graded"}
+    said = ("classifier.ipynb is the notebook of lesson classifier, and this assignment is lesson "
+            "backward: upload your backward.ipynb")
+    assert data["score"] == 0.0 and data["output"] == f"Not graded: {said}"
+    assert [t["output"] for t in data["tests"]] == [said]
+    assert "not defined" not in json.dumps(data)
     assert gradescope.main([str(folder), str(out), "classifier"]) == 0
     assert json.loads(out.read_text())["score"] == 6.0
+
+
+@pytest.mark.sandbox
+def test_of_two_notebooks_the_one_with_answers_is_graded_and_both_are_named(tmp_path, released):
+    # A student uploads the blank notebook and the copy Jupyter made, where they worked.
+    folder = tmp_path / "submission"
+    samples.write(released, folder / "backward.ipynb")
+    samples.write(samples.fill(released, CORRECT), folder / "backward-Copy1.ipynb")
+    out = tmp_path / "results.json"
+    assert gradescope.main([str(folder), str(out), "backward"]) == 0
+    data = json.loads(out.read_text())
+    check_spec(data)
+    assert data["score"] == 10.0
+    assert data["output"].splitlines()[:2] == [
+        "graded: backward-Copy1.ipynb",
+        "not graded: backward.ipynb: 0 of 4 answers written, fewer than backward-Copy1.ipynb's 4"]
+    # Both with answers: the one named as the assignment's is graded, and the other named.
+    samples.write(samples.fill(released, {"mse_grad": CORRECT["mse_grad"]}),
+                  folder / "backward.ipynb")
+    samples.write(samples.fill(released, {"mse_grad": CORRECT["mse_grad"]}),
+                  folder / "backward-Copy1.ipynb")
+    assert gradescope.main([str(folder), str(out), "backward"]) == 0
+    data = json.loads(out.read_text())
+    assert data["score"] == 2.0
+    assert data["output"].splitlines()[:2] == [
+        "graded: backward.ipynb", "not graded: backward-Copy1.ipynb: as many answers as "
+                                  "backward.ipynb: one is graded, upload only it"]
+
+
+@pytest.mark.sandbox
+def test_students_see_one_test_per_target_each_mistake_once(tmp_path, released):
+    folder = tmp_path / "submission"
+    no_factor_2 = ("def mse_grad(inp, targ):\n"
+                   "    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n")
+    samples.write(samples.fill(released, {**CORRECT, "mse_grad": no_factor_2}),
+                  folder / "backward.ipynb")
+    out = tmp_path / "results.json"
+    assert gradescope.main([str(folder), str(out), "backward"]) == 0
+    data = json.loads(out.read_text())
+    check_spec(data)
+    assert [t["name"] for t in data["tests"]] == ["mse_grad", "relu_grad", "lin_grad",
+                                                  "module_backward"]
+    assert [t["status"] for t in data["tests"]] == ["failed", "passed", "passed", "passed"]
+    mse = data["tests"][0]
+    assert (mse["score"], mse["max_score"], data["score"]) == (0.0, 2.0, 8.0)
+    assert mse["output"].count("mse_grad.missing_factor_2") == 1
+    assert mse["output"].count("inp.g is half of the true gradient") == 1
+    assert "graded:" not in data["output"]  # one notebook: nothing to say of which
 
 
 # --- what Gradescope hands in is read as `grade` reads it: no link, no FIFO, nothing huge --------
@@ -225,3 +286,21 @@ def test_run_autograder_writes_results_json_when_python_itself_fails(tmp_path):
     data = run_script(tmp_path, "/bin/false")
     assert data["score"] == 0.0
     assert data["output"] == "Not graded: the grader stopped before it wrote its results"
+
+
+def test_each_notebook_not_graded_is_named_with_why():
+    from autograder import lesson as lessons
+    from autograder.course.gradescope import Upload, choose
+
+    link = "backward.ipynb is a link: links in a submission are not graded"
+    uploads = [Upload("backward.ipynb", problem=link),
+               Upload("scratch.ipynb", nb={}),
+               Upload("work/backward (1).ipynb", nb={}, lesson="backward", answered=4, cells=4),
+               Upload("old.ipynb", nb={}, lesson="backward", answered=2, cells=4),
+               Upload("classifier.ipynb", nb={}, lesson="classifier")]
+    best, why, reason = choose(uploads, lessons.find("backward"), ["backward.ipynb"])
+    assert best.name == "work/backward (1).ipynb" and reason == ""
+    assert why == [("backward.ipynb", link),
+                   ("scratch.ipynb", "none of the lesson's answer cells"),
+                   ("old.ipynb", "2 of 4 answers written, fewer than work/backward (1).ipynb's 4"),
+                   ("classifier.ipynb", "the notebook of lesson classifier")]

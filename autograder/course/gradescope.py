@@ -2,8 +2,10 @@
 
 Gradescope's autograder spec: top-level `score`, `execution_time`, `output`, `visibility`,
 `stdout_visibility` and `tests`, each test with `name`, `score`, `max_score`, `status`,
-`output` and `visibility`. One test per check (`mse_grad/values-float64`, ...). Needs no
-nbgrader: on Gradescope only torch and this package are installed.
+`output` and `visibility`. One test per target (`mse_grad`, ...), its checks inside: a line per
+distinct mistake, as the self-check says it. With several notebooks uploaded, the output says
+which was graded and why each other was not. Needs no nbgrader: on Gradescope only torch and
+this package are installed.
 
     python -m autograder.course.gradescope SUBMISSION_DIR RESULTS_JSON [ASSIGNMENT]
 
@@ -15,8 +17,10 @@ notebook's lesson is found from its answer cells (`lesson.for_notebook`).
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import files, notebook
@@ -25,8 +29,10 @@ from ..report import Report, for_students
 
 
 def results(report: Report | None, reason: str | None = None, max_score: float | None = None,
-            execution_time: float | None = None) -> dict:
-    """Gradescope's results for one submission; `reason` when it could not be graded."""
+            execution_time: float | None = None, graded: str | None = None,
+            ignored: list[tuple[str, str]] = ()) -> dict:
+    """Gradescope's results for one submission; `reason` when it could not be graded. `graded`:
+    the file graded, where the submission had several; `ignored`: each other, and why."""
     out: dict = {"visibility": "visible", "stdout_visibility": "hidden", "output_format": "text",
                  "test_output_format": "text"}
     if execution_time is not None:
@@ -37,18 +43,45 @@ def results(report: Report | None, reason: str | None = None, max_score: float |
             {"name": "the notebook can be graded", "score": 0.0, "max_score": total,
              "status": "failed", "output": reason or "", "visibility": "visible"}])
         return out
+    targets = list(dict.fromkeys(c.target for c in report.checks))
     tests = []
-    for number, c in enumerate(report.checks, 1):
-        codes = f"\n[{', '.join(c.mistakes)}]" if c.mistakes else ""
-        tests.append({"name": c.id, "number": str(number), "score": float(c.points),
-                      "max_score": float(c.max_points), "status": "passed" if c.passed else "failed",
-                      "output": c.message + codes, "tags": [c.target], "visibility": "visible"})
-    summary = [f"{t}: {report.target_score(t)[0]:g} / {report.target_score(t)[1]:g}"
-               for t in dict.fromkeys(c.target for c in report.checks)]
-    notes = [f"note: {n}" for n in report.notes if for_students(n)]  # the jail's: not for them
-    out.update(score=float(report.score), output="\n".join(summary + notes),
-               tests=tests)
+    for number, target in enumerate(targets, 1):
+        got, out_of = report.target_score(target)
+        mine = [c for c in report.checks if c.target == target]
+        tests.append({"name": target, "number": str(number), "score": float(got),
+                      "max_score": float(out_of),
+                      "status": "passed" if all(c.passed for c in mine) else "failed",
+                      "output": target_output(mine), "visibility": "visible"})
+    said = []
+    if graded:
+        said.append(f"graded: {graded}")
+    said += [f"not graded: {name}: {why}" for name, why in ignored]
+    said += [f"note: {n}" for n in report.notes if for_students(n)]  # the jail's: not for them
+    out.update(score=float(report.score), output="\n".join(said), tests=tests)
     return out
+
+
+def target_output(checks: list) -> str:
+    """One target's checks as its Gradescope test says them: a line per distinct mistake, the
+    checks it fails named, its codes on a line of their own; then the checks that pass."""
+    failing: dict[object, list] = {}
+    passing = []
+    for c in checks:
+        if c.passed:
+            passing.append(c.id.split("/", 1)[-1])
+        else:
+            failing.setdefault(tuple(c.mistakes) or c.message, []).append(c)
+    if not failing:
+        return f"all {len(checks)} checks pass: {', '.join(passing)}"
+    lines = [f"{sum(map(len, failing.values()))} of {len(checks)} checks fail"]
+    for group in failing.values():
+        names = ", ".join(c.id.split("/", 1)[-1] for c in group)
+        lines.append(f"FAIL {names}: {group[0].message}")
+        if group[0].mistakes:
+            lines.append(f"     mistakes: {', '.join(group[0].mistakes)}")
+    if passing:
+        lines.append(f"pass: {', '.join(passing)}")
+    return "\n".join(lines)
 
 
 def write(path: Path, data: dict) -> Path:
@@ -67,17 +100,20 @@ def write_all(course: Path, outcomes: list) -> None:
 #: Names looked at in a submission folder, at most (a folder of a million files is walked no
 #: further).
 MAX_ENTRIES = 10_000
+#: Notebooks read from one submission, at most: the lesson's own names first.
+MAX_NOTEBOOKS = 8
 
 
 def find_submission(folder: Path, chosen: list | None = None
-                    ) -> tuple[tuple[str, ...] | None, str]:
-    """Where a lesson's notebook (`backward.ipynb`...; of the `chosen` lessons, default all) is in
-    Gradescope's submission folder, else its only notebook, as the parts of a path under `folder`;
-    or None and the reason there is none. One walk, never into a link, at most `MAX_ENTRIES`
-    names. What it names may still be a link, a FIFO or too large: `files.read_under` says."""
+                    ) -> tuple[list[tuple[str, ...]], str]:
+    """The notebooks in Gradescope's submission folder, as the parts of a path under `folder`:
+    those named as a lesson's (`backward.ipynb`...; of the `chosen` lessons, default all) first,
+    then the others, at most `MAX_NOTEBOOKS`; or none and the reason there is none. One walk,
+    never into a link, at most `MAX_ENTRIES` names. What it names may still be a link, a FIFO or
+    too large: `files.read_under` says."""
     chosen = chosen or list(lessons.available().values())
-    named: dict[str, list[tuple[str, ...]]] = {lesson.notebook: [] for lesson in chosen}
-    others, links, seen = [], [], 0
+    names = [lesson.notebook for lesson in chosen]
+    found, links, seen = [], [], 0
     for rel, entries in files.walk(folder, MAX_ENTRIES):
         if rel is None:
             break
@@ -86,44 +122,157 @@ def find_submission(folder: Path, chosen: list | None = None
             parts = (*rel, entry.name)
             if entry.is_symlink():
                 links.append(parts)
-            if entry.name in named:
-                named[entry.name].append(parts)
-            elif entry.name.endswith(".ipynb") and ".ipynb_checkpoints" not in parts:
-                others.append(parts)
-    for lesson in chosen:
-        if named[lesson.notebook]:
-            return min(named[lesson.notebook]), ""
-    if len(others) == 1:
-        return others[0], ""
-    reason = f"no {' or '.join(lesson.notebook for lesson in chosen)} in the submission"
+            if entry.name in names or (entry.name.endswith(".ipynb")
+                                       and ".ipynb_checkpoints" not in parts):
+                found.append(parts)
+    if found:
+        def order(parts):
+            return (parts[-1] not in names, len(parts), parts)
+
+        return sorted(found, key=order)[:MAX_NOTEBOOKS], ""
+    reason = f"no {' or '.join(names)} in the submission"
     if links:
         reason += (f" ({'/'.join(min(links))} is a link: links in a submission are not "
                    "followed)")
     elif seen >= MAX_ENTRIES:
         reason += f" (only its first {MAX_ENTRIES} files were looked at)"
-    return None, reason + ": upload your notebook"
+    return [], reason + ": upload your notebook"
+
+
+@dataclass(eq=False)
+class Upload:
+    """One notebook of a submission, as the grader sees it before grading."""
+
+    name: str  # its path in the submission
+    nb: dict | None = None  # parsed (dropped once another is chosen)
+    problem: str = ""  # why it cannot be graded at all
+    lesson: str | None = None  # the lesson whose answer cells it has the most of
+    answered: int = 0  # the assignment's answer cells that are not the released stub
+    cells: int = 0  # the assignment's answer cells it has
+
+
+STUB = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[ \t]*$",
+                  re.M | re.S)
+
+
+def _normal(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def stubs(lesson) -> dict[str, list[str]]:
+    """Each answer cell as nbgrader releases it (the solution replaced by its stub), normalised:
+    an answer cell that still reads so holds no answer."""
+    from ..engine import source_notebook
+
+    source = source_notebook(lesson)
+    if source is None:
+        return {}
+    return {t: _normal(STUB.sub(r"\1# YOUR CODE HERE\n\1raise NotImplementedError()", text))
+            for t, (_, text) in notebook.solution_sources(source, lesson.names).items()}
+
+
+def look_at(folder: Path, parts: tuple[str, ...], lesson, stub: dict) -> Upload:
+    """What `folder/parts` is: readable or why not, whose lesson, how many answers written (of
+    `lesson`'s answer cells, else of its own lesson's). `stub`: each lesson's `stubs`, by id,
+    filled as needed."""
+    up = Upload("/".join(parts))
+    try:
+        raw = files.read_under(folder, parts, notebook.MAX_NOTEBOOK_BYTES)
+        if raw is None:
+            up.problem = f"{up.name} is gone: upload your notebook"
+            return up
+        up.nb = notebook.parse_notebook(raw, parts[-1])
+    except (files.Refused, notebook.NotebookError) as exc:
+        up.problem = one_line(exc)
+        return up
+    try:
+        own = lessons.for_notebook(up.nb)
+        up.lesson = own.id
+    except lessons.LessonError:
+        own = None
+    counted = lesson or own
+    if counted is not None:
+        if counted.id not in stub:
+            stub[counted.id] = stubs(counted)
+        mine = notebook.solution_sources(up.nb, counted.names)
+        up.cells = len(mine)
+        up.answered = sum(_normal(text) != stub[counted.id].get(t)
+                          for t, (_, text) in mine.items())
+    return up
+
+
+def choose(uploads: list[Upload], lesson, names: list[str]
+           ) -> tuple[Upload | None, list[tuple[str, str]], str]:
+    """Of a submission's notebooks, the one to grade as `lesson` (None: any lesson), the others
+    with why each is not graded, or the reason none is. The assignment's own notebook with the
+    most answers written; of those as full, the one named as the lesson's, then the first."""
+    readable = [u for u in uploads if not u.problem]
+    if lesson is None:
+        mine = [u for u in readable if u.lesson is not None] or readable
+    else:
+        mine = [u for u in readable if u.cells and u.lesson in (lesson.id, None)] or \
+               [u for u in readable if u.cells]
+    if not mine:
+        if lesson is not None:
+            other = next((u for u in readable if u.lesson not in (None, lesson.id)), None)
+            if other is not None:
+                return None, [], (f"{other.name} is the notebook of lesson {other.lesson}, and "
+                                  f"this assignment is lesson {lesson.id}: upload your "
+                                  f"{lesson.notebook}")
+        if len(uploads) == 1 or not readable:
+            first = uploads[0]
+            if first.problem:
+                return None, [], first.problem
+            mine = [first]  # graded as it is: the report says what it lacks
+        else:
+            return None, [], (f"none of {', '.join(u.name for u in uploads)} has the answer "
+                              f"cells of lesson {lesson.id}: upload your {lesson.notebook}")
+    best = max(mine, key=lambda u: (u.answered, u.name.rsplit("/", 1)[-1] in names,
+                                    -uploads.index(u)))
+    why = []
+    for u in uploads:
+        if u is best:
+            continue
+        if u.problem:
+            why.append((u.name, u.problem))
+        elif lesson is not None and u.lesson not in (None, lesson.id) and all(
+                u is not m for m in mine):
+            why.append((u.name, f"the notebook of lesson {u.lesson}"))
+        elif not u.cells:
+            why.append((u.name, "none of the lesson's answer cells"))
+        elif u.answered == best.answered:
+            why.append((u.name, f"as many answers as {best.name}: one is graded, upload only it"))
+        else:
+            why.append((u.name, f"{u.answered} of {u.cells} answers written, fewer than "
+                                f"{best.name}'s {best.answered}"))
+        u.nb = None
+    return best, why, ""
 
 
 def grade(folder: Path, assignment: str | None) -> dict:
     """Gradescope's results for the submission in `folder`, graded as `assignment` (else as the
     lesson its notebook is). The notebook is read as `autograder grade` reads one: never through
-    a link (at any step), a plain file only, at most `notebook.MAX_NOTEBOOK_BYTES`."""
+    a link (at any step), a plain file only, at most `notebook.MAX_NOTEBOOK_BYTES`. Of several
+    notebooks, the assignment's with the most answers written is graded, and the results say
+    which, and why each other is not."""
     from ..engine import check_parsed
 
     lesson = lessons.find(assignment) if assignment else None
     known = [lesson] if lesson else list(lessons.available().values())
     out_of = max((sum(k.default_points().values()) for k in known), default=0.0)
-    parts, reason = find_submission(folder, known)
-    if parts is None:
+    found, reason = find_submission(folder, known)
+    if not found:
+        return results(None, reason, out_of)
+    stub: dict = {}
+    uploads = [look_at(folder, parts, lesson, stub) for parts in found]
+    best, ignored, reason = choose(uploads, lesson, [k.notebook for k in known])
+    if best is None:
         return results(None, reason, out_of)
     try:
-        raw = files.read_under(folder, parts, notebook.MAX_NOTEBOOK_BYTES)
-        if raw is None:
-            return results(None, f"{'/'.join(parts)} is gone: upload your notebook", out_of)
-        nb = notebook.parse_notebook(raw, parts[-1])
-        return results(check_parsed(nb, lesson=lesson))
-    except (files.Refused, notebook.NotebookError, lessons.LessonError) as exc:
+        report = check_parsed(best.nb, lesson=lesson)
+    except (notebook.NotebookError, lessons.LessonError) as exc:
         return results(None, one_line(exc), out_of)
+    return results(report, graded=best.name if len(uploads) > 1 else None, ignored=ignored)
 
 
 def one_line(exc: BaseException) -> str:

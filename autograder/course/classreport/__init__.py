@@ -6,6 +6,7 @@
   -> DIR/reports/<assignment>/index.html (tables, matplotlib figures inline)       page.py, figures.py
      DIR/reports/<assignment>/mistakes.csv (a row per student and target)          mistakes_csv.py
      a terminal summary                                                            summary.py
+`write_reports`: each lesson of the course that someone handed in, its own folder each.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .figures import figures
-from .gradebook import ReportError, collect
+from .gradebook import ReportError, assignments, collect
 from .kept import MAX_KEPT_BYTES, Check, Kept, Unreadable, folder, keep, parse_kept, read_kept
 from .mistakes_csv import CSV_COLUMNS, write_csv
 from .model import ClassReport, Mistake, Row, TargetStats
@@ -21,8 +22,9 @@ from .page import page
 from .summary import print_summary
 
 __all__ = ["CSV_COLUMNS", "MAX_KEPT_BYTES", "Check", "ClassReport", "Kept", "Mistake",
-           "ReportError", "Row", "TargetStats", "Unreadable", "collect", "figures", "folder",
-           "keep", "page", "parse_kept", "print_summary", "read_kept", "write_csv", "write_report"]
+           "ReportError", "Row", "TargetStats", "Unreadable", "assignments", "collect", "figures",
+           "folder", "keep", "page", "parse_kept", "print_summary", "read_kept", "write_csv",
+           "write_report", "write_reports"]
 
 
 def write_report(course: str | Path, assignment: str | None = None) -> ClassReport:
@@ -37,3 +39,11 @@ def write_report(course: str | Path, assignment: str | None = None) -> ClassRepo
     except OSError as exc:
         raise ReportError(f"cannot write the class report in {dest}: {exc.strerror}") from None
     return report
+
+
+def write_reports(course: str | Path, assignment: str | None = None) -> list[ClassReport]:
+    """`assignment`'s class report, or, without one, each lesson's that someone handed in, each
+    under its own `reports/<assignment>/` (one lesson's files never overwrite another's)."""
+    if assignment is not None:
+        return [write_report(course, assignment)]
+    return [write_report(course, name) for name in assignments(course)]

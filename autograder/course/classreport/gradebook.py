@@ -24,12 +24,11 @@ def target_of(grade_cell: str) -> str:
     return grade_cell.removeprefix(prefix) if grade_cell.startswith(prefix) else grade_cell
 
 
-def collect(course: str | Path, assignment: str | None = None) -> ClassReport:
-    """The class as the gradebook and the kept reports hold it. Raises `ReportError`."""
+def _gradebook(course: Path):
+    """The course's gradebook, open (a context manager). Raises `ReportError`."""
     from nbgrader.api import Gradebook
     from nbgrader.coursedir import CourseDirectory
 
-    course = Path(course).resolve()
     if not (course / "nbgrader_config.py").is_file():
         raise ReportError(f"{course} is not a course: run `autograder release --course {course}` "
                           "first")
@@ -38,7 +37,29 @@ def collect(course: str | Path, assignment: str | None = None) -> ClassReport:
     if db_url.startswith("sqlite:///") and not Path(db_url.removeprefix("sqlite:///")).is_file():
         raise ReportError(f"{course} has no gradebook: run `autograder release --course {course}` "
                           "and `autograder grade` first")
-    with Gradebook(db_url, CourseDirectory(config=cfg).course_id) as gb:
+    return Gradebook(db_url, CourseDirectory(config=cfg).course_id)
+
+
+def assignments(course: str | Path) -> list[str]:
+    """The gradebook's assignments that someone has handed in, by name. Raises `ReportError`
+    where there is none."""
+    course = Path(course).resolve()
+    with _gradebook(course) as gb:
+        names = sorted(a.name for a in gb.assignments)
+        handed_in = [n for n in names if gb.find_assignment(n).submissions]
+    if not names:
+        raise ReportError(f"the gradebook has no assignments: run `autograder release --course "
+                          f"{course}`")
+    if not handed_in:
+        raise ReportError(f"nobody has handed in {' or '.join(map(repr, names))} in the "
+                          f"gradebook: run `autograder grade --course {course}` first")
+    return handed_in
+
+
+def collect(course: str | Path, assignment: str | None = None) -> ClassReport:
+    """The class as the gradebook and the kept reports hold it. Raises `ReportError`."""
+    course = Path(course).resolve()
+    with _gradebook(course) as gb:
         names = sorted(a.name for a in gb.assignments)
         if assignment is None:
             if len(names) != 1:
