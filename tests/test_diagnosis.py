@@ -400,7 +400,7 @@ def test_a_message_never_shows_a_hidden_value():
         assert not any(value in message for value in shown if len(value) > 2), message
 
 
-# --- messages on real code (issue 16), through the real check -----------------------------------
+# --- messages on real code, through the real check ----------------------------------------------
 
 RIGHT_LIN = ("    inp.g = out.g @ w.t()\n    w.g = inp.t() @ out.g\n    b.g = out.g.sum(0)\n")
 

@@ -1,4 +1,4 @@
-"""scripts/gpu-check.sh, the CUDA lane's one prepared run (issue 17), as a machine without a GPU
+"""scripts/gpu-check.sh, the CUDA lane's one prepared run, as a machine without a GPU
 runs it: the CUDA parts skip, the rest must pass, and it says which."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Grades no cell can fake: what a determined student tried, through the real `check` and `grade`.
 
 Each attack here scored what it did not earn before grading ran only the answers and the
-lesson's own code, read by the rules (issue "Grades no cell can fake"): a cell that replaces the
+lesson's own code, read by the rules: a cell that replaces the
 harness's call functions (10/10 with every stub left as it was), autograd behind a magic, a
 computed `getattr`, `exec`, a helper in another cell, a redefinition in a later cell (9.3 to
 9.8/10), and a results file that decompresses to gigabytes (the grader at 3.5 GB). Beside each
@@ -324,7 +324,7 @@ def test_a_class_of_attackers_gets_nothing_and_the_honest_student_is_graded_as_a
     for i, (answers, _, _, _) in enumerate(HIDDEN_AUTOGRAD.values()):
         class_[f"hidden{i}"] = ({**CORRECT, **answers}, [])
     class_["bomb"] = ({**CORRECT, "mse_grad": bomb()}, [])
-    for how, cheat in CHEATS.items():  # the disguises of round 3, each for mse_grad
+    for how, cheat in CHEATS.items():  # each disguise, for mse_grad
         class_[f"cheat-{how.replace(' ', '-').replace(chr(39), '')}"] = (
             {**CORRECT, "mse_grad": cheat}, [])
     courses = {}

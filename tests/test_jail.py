@@ -1,4 +1,4 @@
-"""The jail, round 2: bounded time, nothing shared, nothing followed (issue "The jail, round 2").
+"""The jail: bounded time, nothing shared, nothing followed.
 
 Each finding of the issue, through the real `check` or `grade` where a notebook can reach it, and
 on the sandbox itself (`run_untrusted` with raw cells, which bypass the rules) where only code

@@ -1,8 +1,7 @@
 """The answer language (autograder/language.py, autograder/rules.py): what an answer may run is a
 short list; everything else is refused with a message that names it.
 
-Each disguise here scored 9.3 to 10/10 under the denylist of round 2 (issue "Grades no cell can
-fake, round 3"): read in process, each is a finding; graded through the real `check`, a stub or
+Each disguise here scored 9.3 to 10/10 under the denylist the answer language replaced: read in process, each is a finding; graded through the real `check`, a stub or
 an autograd answer in that disguise earns 0 and the rest of the notebook keeps its points. The
 runtime half (nothing left to steal while student code runs) lets code through the rules on
 purpose (`rules_let_through`) and shows the graded process refusing it all the same.

@@ -1,4 +1,4 @@
-"""Parallel and Dask grading give exactly the scores of serial grading (issue: throughput)."""
+"""Parallel and Dask grading give exactly the scores of serial grading."""
 
 from __future__ import annotations
 

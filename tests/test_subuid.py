@@ -1,4 +1,4 @@
-"""As an ordinary user, bounded and apart (issue "Grades no cell can fake, round 3", item 6).
+"""As an ordinary user, bounded and apart: a grader that is not root, with subordinate ids.
 
 An ordinary user's grader makes the sandbox from a user namespace. Where the system grants the
 user subordinate ids (/etc/subuid, /etc/subgid, and the setuid `newuidmap` and `newgidmap` of

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from .figures import figures
 from .gradebook import ReportError, assignments, collect
-from .kept import MAX_KEPT_BYTES, Check, Kept, Unreadable, folder, keep, parse_kept, read_kept
+from .kept import MAX_KEPT_BYTES, Kept, KeptCheck, Unreadable, folder, keep, parse_kept, read_kept
 from .mistakes_csv import CSV_COLUMNS, write_csv
 from .model import ClassReport, Mistake, Row, TargetStats
 from .page import page
 from .summary import print_summary
 
-__all__ = ["CSV_COLUMNS", "MAX_KEPT_BYTES", "Check", "ClassReport", "Kept", "Mistake",
+__all__ = ["CSV_COLUMNS", "MAX_KEPT_BYTES", "ClassReport", "Kept", "KeptCheck", "Mistake",
            "ReportError", "Row", "TargetStats", "Unreadable", "assignments", "collect", "figures",
            "folder", "keep", "page", "parse_kept", "print_summary", "read_kept", "write_csv",
            "write_report", "write_reports"]

@@ -72,7 +72,7 @@ def keep(course: Path, assignment: str, student: str, report: Report | None,
 
 
 @dataclass(frozen=True)
-class Check:
+class KeptCheck:
     """What the class report uses of one check."""
 
     target: str
@@ -86,7 +86,7 @@ class Check:
 @dataclass
 class Kept:
     reason: str | None
-    checks: list[Check]
+    checks: list[KeptCheck]
     reference: list[str] = field(default_factory=list)  # its notes on the lesson's reference
 
 
@@ -160,6 +160,6 @@ def parse_kept(data, assignment: str, student: str) -> Kept:
         points, out_of = number(c.get("points"), f"check {i}'s points"), number(
             c.get("max_points"), f"check {i}'s max_points")
         need(0 <= points <= out_of, f"check {i}'s points are not between 0 and max_points")
-        checks.append(Check(target, c["passed"], points, out_of,
+        checks.append(KeptCheck(target, c["passed"], points, out_of,
                             text(c.get("message"), f"check {i}'s message"), tuple(codes)))
     return Kept(None, checks, said)

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ...report import reference_notes
-from .kept import Check
+from .kept import KeptCheck
 
 TOP_MISTAKES = 10  # in the figure and the terminal summary (the page lists them all)
 
@@ -22,7 +22,7 @@ class Row:
     score: float  # the gradebook's, late penalty taken off
     max_score: float
     scores: dict[str, tuple[float, float]]  # target -> (score, max score), manual scores win
-    checks: list[Check] = field(default_factory=list)
+    checks: list[KeptCheck] = field(default_factory=list)
     reason: str | None = None  # why it could not be graded
     problem: str | None = None  # why its kept report is missing or not used as it is
     reference: list[str] = field(default_factory=list)  # what its grading found of the reference
