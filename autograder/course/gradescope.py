@@ -167,8 +167,8 @@ def stubs(lesson) -> dict[str, list[str]]:
     source = source_notebook(lesson)
     if source is None:
         return {}
-    return {t: _normal(STUB.sub(r"\1# YOUR CODE HERE\n\1raise NotImplementedError()", text))
-            for t, (_, text) in notebook.solution_sources(source, lesson.names).items()}
+    return {t: _normal(STUB.sub(r"\1# YOUR CODE HERE\n\1raise NotImplementedError()", cell.source))
+            for t, cell in notebook.answer_cells(notebook.code_cells(source), lesson.names).items()}
 
 
 def look_at(folder: Path, parts: tuple[str, ...], lesson, stub: dict) -> Upload:
@@ -194,10 +194,10 @@ def look_at(folder: Path, parts: tuple[str, ...], lesson, stub: dict) -> Upload:
     if counted is not None:
         if counted.id not in stub:
             stub[counted.id] = stubs(counted)
-        mine = notebook.solution_sources(up.nb, counted.names)
+        mine = notebook.answer_cells(notebook.code_cells(up.nb), counted.names)
         up.cells = len(mine)
-        up.answered = sum(_normal(text) != stub[counted.id].get(t)
-                          for t, (_, text) in mine.items())
+        up.answered = sum(_normal(cell.source) != stub[counted.id].get(t)
+                          for t, cell in mine.items())
     return up
 
 
