@@ -31,7 +31,8 @@ def main() -> int:
         print(f"make hub: {why}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl-C, kill, the terminal gone
+        signal.signal(sig, lambda *_: stop.set())
     try:
         with course_hub(TEACHER, STUDENTS, log=lambda line: print(f"make hub: {line}",
                                                                      flush=True)) as course:
@@ -43,13 +44,11 @@ def main() -> int:
             print(f"\nThe course: {course.course} (the instructor's; formgrader: "
                   f"{course.url}/user/{TEACHER}/formgrader)")
             print("A student: Nbgrader > Assignment List > Fetch, answer, Validate, Submit.")
-            print(f"The instructor grades (as {TEACHER}):\n  cd {course.course} && "
-                  "nbgrader collect backward && autograder grade --course . && "
-                  "nbgrader release_feedback backward", flush=True)
-            try:
-                stop.wait()
-            except KeyboardInterrupt:
-                pass
+            print(f"The instructor grades, in a Terminal of {TEACHER}'s JupyterLab:\n"
+                  "  cd ~/work/course && python -m nbgrader collect backward && "
+                  "python -m autograder grade --course . && "
+                  "python -m nbgrader release_feedback backward", flush=True)
+            stop.wait()
             print("make hub: stopping the Hub, removing the homes", flush=True)
     except HubError as exc:
         print(f"make hub: {exc}", file=sys.stderr)

@@ -175,7 +175,8 @@ def _hub_user(person: Person, password: str, nbgrader_config: str, instructor: b
     (as nbgrader's guide for JupyterHub has it) and JupyterLab's settings. The home is the
     user's and no one else's: nbgrader's cache there holds each submission's secret."""
     home, name = person.env.home, person.name
-    subprocess.run(["usermod", "--home", str(home), name], check=True)
+    # a shell for JupyterLab's terminal (the user was made with none)
+    subprocess.run(["usermod", "--home", str(home), "--shell", "/bin/bash", name], check=True)
     subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
     venv = home / "venv"
     for part in ("share", "etc"):
@@ -186,6 +187,8 @@ def _hub_user(person: Person, password: str, nbgrader_config: str, instructor: b
     # the Assignment List fetches into the server's working folder, not the folder it shows
     (jupyter / "nbgrader_config.py").write_text(
         nbgrader_config + f"c.Exchange.assignment_dir = {str(person.work)!r}\n")
+    # their own Python first in a terminal (a login shell: /etc/profile sets PATH, then this)
+    (home / ".profile").write_text(f'export PATH="{venv / "bin"}:$PATH"\n')
     if not instructor:
         # What `jupyter server extension disable --user` writes: nbgrader 0.9.6's formgrader
         # module fails that command's check (it names no extension points) and nothing is written.
@@ -196,7 +199,7 @@ def _hub_user(person: Person, password: str, nbgrader_config: str, instructor: b
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings))
     user = pwd.getpwnam(name)
-    for path in (home, jupyter, *jupyter.rglob("*")):
+    for path in (home, home / ".profile", jupyter, *jupyter.rglob("*")):
         os.chown(path, user.pw_uid, user.pw_gid)
     home.chmod(0o700)
 

@@ -33,6 +33,8 @@ PROXY = "configurable-http-proxy"
 
 CONFIG = '''\
 # JupyterHub for one course, written by autograder (autograder/course/hub.py).
+import os
+
 c = get_config()  # noqa: F821
 
 c.JupyterHub.bind_url = {url!r}
@@ -59,8 +61,11 @@ PYTHONS = {pythons!r}
 
 
 def their_python(spawner):
-    spawner.cmd = [PYTHONS.get(spawner.user.name, {default_python!r}), "-m",
-                   "jupyterhub.singleuser"]
+    python = PYTHONS.get(spawner.user.name, {default_python!r})
+    spawner.cmd = [python, "-m", "jupyterhub.singleuser"]
+    # a terminal in their JupyterLab finds that Python first
+    spawner.environment = {{**spawner.environment,
+                           "PATH": os.path.dirname(python) + ":/usr/local/bin:/usr/bin:/bin"}}
 
 
 c.Spawner.pre_spawn_hook = their_python
