@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench bench-serve clean browser uidmap
+.PHONY: demo test test-fast lint bench bench-serve clean browser uidmap proxy hub
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ demo: $(STAMP)
 
 # --dist loadgroup: a module marked xdist_group (tests/test_exchange.py, test_serve.py) runs in
 # one worker, its one course set up once; the others are shared out as before.
-test: $(STAMP) browser uidmap
+test: $(STAMP) browser uidmap proxy
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # tests/test_browser.py drives Debian's Chromium: installed where missing, as root with apt-get;
@@ -37,6 +37,24 @@ uidmap:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			uidmap >/dev/null) || echo "make: uidmap was not installed: the subordinate-uid tests will skip"; \
 	fi
+
+# JupyterHub's proxy (tests/test_hub.py, `make hub`): npm's configurable-http-proxy, installed
+# where missing, as root with npm; elsewhere the Hub test skips and says why.
+proxy:
+	@if ! command -v configurable-http-proxy >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v npm >/dev/null; then \
+			echo "installing configurable-http-proxy (npm install -g) for JupyterHub"; \
+			npm install -g --silent configurable-http-proxy >/dev/null \
+				|| echo "make: configurable-http-proxy was not installed: the Hub test will skip"; \
+		else \
+			echo "make: no configurable-http-proxy, and npm as root to install it: the Hub test will skip"; \
+		fi; \
+	fi
+
+# The course on JupyterHub on this machine (root): an instructor and two students as Unix users,
+# the lesson released into nbgrader's exchange; prints the address and the logins; Ctrl-C ends it.
+hub: $(STAMP) proxy
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/hub_demo.py
 
 # The inner loop: in-process and unit tests, under a minute.
 test-fast: $(STAMP)

@@ -205,3 +205,7 @@ def test_killed_mid_burst_and_restarted_every_submission_is_graded_exactly_once(
         assert e["state"] in ("graded", "superseded"), e
         if e["state"] == "superseded":
             assert e["by"] in {g["name"] for g in graded} and e["by"] > e["name"], e
+    # grades.csv and Gradescope's files are `autograder grade`'s (or `nbgrader export`'s): the
+    # server, the command a course runs, writes neither
+    assert not (course["course"] / "grades.csv").exists()
+    assert not (course["course"] / "gradescope").exists()
