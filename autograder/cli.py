@@ -18,10 +18,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 err = Console(stderr=True)
 
 
-def fail(message: str, code: int = 2) -> None:
-    """One line on stderr, no traceback, then exit."""
+def fail(message: str, code: int = 2, json_file: Path | None = None) -> None:
+    """One line on stderr, no traceback, then exit. With `json_file` (`check --json`), stdout
+    also holds the error as one JSON object, `{"error": message, "file": json_file}`."""
     from .terminal import visible
 
+    if json_file is not None:
+        import json
+
+        sys.stdout.write(json.dumps({"error": message, "file": str(json_file)}) + "\n")
     err.print(f"autograder: {visible(message, lines=False)}", markup=False, highlight=False,
               soft_wrap=True)
     raise typer.Exit(code)
@@ -29,47 +34,64 @@ def fail(message: str, code: int = 2) -> None:
 
 @app.command()
 def check(
-    notebook: Annotated[Path, typer.Argument(help="The notebook to check.")],
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+    notebook: Annotated[Path, typer.Argument(help="The notebook to check (the .ipynb file).")],
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else (an "
+                                                      "unusable file: {\"error\", \"file\"}).")] = False,
     seed: Annotated[int | None, typer.Option(help="Repeat a run's inputs (default: fresh).")] = None,
     show_output: Annotated[bool, typer.Option("--show-output",
                                               help="Also print what the notebook's code printed.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Also say which devices ran and how the sandbox isolated the "
+                                "notebook's code.")] = False,
     device: Annotated[str, typer.Option(
         "--device", metavar="all|cpu|cuda",
         help="cpu: never use a GPU; cuda: also on the GPU (exit 2 without one); all: on the GPU "
-             "where there is one. GPU-readiness (stand-ins for GPU tensors) runs in each.")] = "all",
+             "where there is one. The gpu-ready checks (stand-in CUDA tensors, no GPU needed) "
+             "run in each.")] = "all",
     require_isolation: Annotated[bool, typer.Option(
         "--require-isolation", help="Refuse to check (exit 2) where the sandbox's namespaces "
                                     "are not available.")] = False,
 ) -> None:
     """Check one notebook: exit 0 if every check passes, 1 if any fails, 2 if it is unusable."""
-    from .engine import check_notebook  # no torch yet: the student's process starts first
-    from .lesson import LessonError
-    from .notebook import NotebookError
+    from .engine import check_parsed  # no torch yet: the student's process starts first
+    from .lesson import LessonError, available, for_notebook
+    from .notebook import NotebookError, read_notebook
     from .sandbox.layers import IsolationMissing
     from .sandbox.layers import require_isolation as must_isolate
     from .settings import DEVICE_CHOICES, DeviceUnavailable
 
+    said = notebook if json else None  # --json: every unusable input is a JSON object too
     if device not in DEVICE_CHOICES:
-        fail(f"--device {device}: choose one of {', '.join(DEVICE_CHOICES)}")
+        fail(f"--device {device}: choose one of {', '.join(DEVICE_CHOICES)}", json_file=said)
     if require_isolation:
         try:
             must_isolate()
         except IsolationMissing as exc:
-            fail(str(exc))
+            fail(str(exc), json_file=said)
     try:
+        nb = read_notebook(notebook)
+        known = available()
+        try:
+            lesson = for_notebook(nb)
+        except LessonError:  # the lessons here load (above): none has this notebook's cells
+            fail(f"{notebook} is a notebook of no lesson this install knows (it knows "
+                 f"{', '.join(known) or 'none'}): it has none of their answer cells",
+                 json_file=said)
         # AUTOGRADER_WARM=1: a process that runs many checks (a test suite, a service) starts
         # each student's process from a warm parent; one check alone starts it cold, sooner.
-        report = check_notebook(notebook, seed=seed, device=device,
-                                warm=os.environ.get("AUTOGRADER_WARM") == "1")
+        report = check_parsed(nb, seed=seed, device=device, lesson=lesson,
+                              warm=os.environ.get("AUTOGRADER_WARM") == "1")
+    except typer.Exit:
+        raise
     except (NotebookError, LessonError, DeviceUnavailable) as exc:
-        fail(str(exc))
+        fail(str(exc), json_file=said)
     except Exception as exc:  # noqa: BLE001 - the grader's own failure: one line, never a traceback
-        fail(f"the grader failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        fail(f"the grader failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
+             json_file=said)
     if json:
         sys.stdout.write(report.to_json() + "\n")
     else:
-        print_report(report, Console())
+        print_report(report, Console(), verbose=verbose)
         if show_output and report.output.strip():
             from .terminal import visible
 
@@ -78,9 +100,12 @@ def check(
     raise typer.Exit(0 if report.passed else 1)
 
 
-def print_report(report, console: Console) -> None:
+def print_report(report, console: Console, verbose: bool = False) -> None:
     """A row per target: its points, and what to fix (each distinct mistake once,
-    `Report.grouped`)."""
+    `Report.grouped`). Then the notes that say something about this notebook: the devices' line
+    in a student's words (`devices.describe`), the sandbox's layers only where `verbose`."""
+    from .devices import describe
+
     table = Table(title="autograder check")
     table.add_column("target")
     table.add_column("points", justify="right")
@@ -97,8 +122,17 @@ def print_report(report, console: Console) -> None:
         table.add_row(escape(target), f"{got:g} / {out_of:g}", said)
     console.print(table)
     console.print(f"[bold]score: {report.score:g} / {report.max_score:g}[/]")
+    devices = describe(report.devices) if report.devices else None
     for note in report.notes:
-        console.print(f"note: {escape(note)}", highlight=False)
+        if note == devices:  # the engine's device line: here as `--verbose` asks
+            line = describe(report.devices, verbose=verbose)
+            if line:
+                console.print(f"devices: {escape(line)}", highlight=False)
+        elif note.startswith("sandbox:"):
+            if verbose:
+                console.print(escape(note), highlight=False)
+        else:
+            console.print(f"note: {escape(note)}", highlight=False)
 
 
 def escape(text: str) -> str:

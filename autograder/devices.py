@@ -19,6 +19,7 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
     """Per lane: "passed", "failed", "not available here" or "not requested"; and the backend.
     Reads the verdict on each call (`judging.judge_calls`): nothing is judged here."""
     found: dict[str, list[bool]] = {"cpu": [], "gpu-ready": [], "cuda": []}
+    stand_in: list[bool] = []  # the stand-in calls alone: devices, shapes, dtypes, no values
     unavailable, backends = False, []
     # A check with stand-in cases is GPU-readiness: its CPU case (the right gradient first)
     # counts there too, so that the line says what the check says.
@@ -33,6 +34,8 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
         if planned.case.lane == "cuda" and meta is None:
             continue  # never reached (an earlier call crashed): says nothing about the GPU
         found[planned.case.lane].append(verdict.passed)
+        if planned.case.stand_in:
+            stand_in.append(verdict.passed)
         if planned.case.lane == "cpu" and (planned.target, planned.check.name) in ready:
             found["gpu-ready"].append(verdict.passed)
         if planned.case.stand_in and meta is not None and meta.backend in STAND_IN_DEVICES:
@@ -49,12 +52,32 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
 
     summary = {lane: state(lane) for lane in found}
     summary["gpu-ready-backend"] = backends[0] if backends else None
+    # "passed": the code kept its tensors on their device (and their shapes and dtypes) on the
+    # stand-ins, whatever its values: what a wrong value alone must not read as a device fault.
+    summary["stand-in"] = ("not run" if not stand_in else
+                           "passed" if all(stand_in) else "failed")
     return summary
 
 
-def describe(summary: dict) -> str:
-    """'CPU: passed; CUDA: not available here; GPU-readiness: passed (meta)'."""
-    backend = summary.get("gpu-ready-backend")
-    ready = summary["gpu-ready"] + (f" ({backend})" if backend else "")
-    cuda = summary["cuda"] + (" (TF32 off)" if summary["cuda"] in ("passed", "failed") else "")
-    return f"CPU: {summary['cpu']}; CUDA: {cuda}; GPU-readiness: {ready}"
+def describe(summary: dict, verbose: bool = False) -> str:
+    """The device line, in a student's words: what the gpu-ready checks found on stand-in CUDA
+    tensors, and what real CUDA found where it ran. That real CUDA was not tried (no GPU here,
+    or `--device cpu`) is said only where `verbose` or the stand-ins failed; "" where there is
+    nothing to say. The JSON's `devices` keeps the states, by lane."""
+    said = []
+    ready = summary.get("stand-in", summary.get("gpu-ready"))  # a report kept before "stand-in"
+    if ready == "passed":
+        said.append("your code keeps tensors on their device (checked with stand-in CUDA "
+                    "tensors, no GPU needed)")
+    elif ready == "failed":
+        said.append("not yet ready for a GPU: see the gpu-ready checks (run on stand-in CUDA "
+                    "tensors, no GPU needed)")
+    cuda = summary.get("cuda")
+    if cuda in ("passed", "failed"):
+        said.append(f"on this machine's GPU (real CUDA, TF32 off): {cuda}")
+    elif verbose or ready == "failed":
+        if cuda == "not available here":
+            said.append("real CUDA was not tried: this machine has no GPU")
+        elif cuda == "not requested":
+            said.append("real CUDA was not tried: --device cpu")
+    return "; ".join(said)

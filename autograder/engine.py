@@ -100,7 +100,8 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
     if not graded.lesson_cells:
         notes.append("the lesson's own cells are not installed here: your notebook's other "
                      "cells stood in for them (grading runs the lesson's)")
-    notes.append(describe(devices))
+    if said := describe(devices):  # "" where the devices add nothing to the checks
+        notes.append(said)
     cells = {c["index"]: c for c in graded.cells}
     for index in sorted(run.cell_errors)[:5]:
         if index in cells:

@@ -33,7 +33,7 @@ def read_notebook(path: str | Path) -> dict:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):  # a folder's descriptor cannot even become a file object
         os.close(fd)
-        raise NotebookError(f"{path} is a folder, not a notebook" if stat.S_ISDIR(info.st_mode)
+        raise NotebookError(folder_error(path) if stat.S_ISDIR(info.st_mode)
                             else f"{path} is not a plain file")
     with os.fdopen(fd, "rb") as f:
         if info.st_size > MAX_NOTEBOOK_BYTES:
@@ -47,10 +47,34 @@ def read_notebook(path: str | Path) -> dict:
     return parse_notebook(raw, str(path))
 
 
+def folder_error(path: Path) -> str:
+    """'homework is a folder, not a notebook (it holds backward.ipynb)': the notebooks in it."""
+    try:
+        inside = sorted(p.name for p in path.iterdir() if p.suffix == ".ipynb")
+    except OSError:
+        inside = []
+    shown = ", ".join(inside[:3]) + (", ..." if len(inside) > 3 else "")
+    return f"{path} is a folder, not a notebook" + (f" (it holds {shown})" if inside else "")
+
+
+#: Files a student may give instead of the notebook (Jupyter's "Save and Export Notebook As"
+#: writes most of them), by their suffix: what each is.
+EXPORTS = {".py": "a Python file", ".html": "a web page (HTML)", ".pdf": "a PDF",
+           ".md": "a Markdown file"}
+
+
 def parse_notebook(raw: bytes | str, name: str = "the notebook") -> dict:
+    """`raw` as a notebook; a `NotebookError` says what the file is where it is none: empty, an
+    export of the notebook (by `name`'s suffix), JSON without cells, text that is not JSON."""
     try:
         nb = json.loads(raw)
     except (ValueError, RecursionError) as exc:
+        suffix = os.path.splitext(name)[1].lower()
+        if suffix in EXPORTS:
+            raise NotebookError(f"{name} is {EXPORTS[suffix]}, not a notebook: give the notebook "
+                                "itself, the .ipynb file") from None
+        if not raw.strip():
+            raise NotebookError(f"{name} is empty, not a notebook (was it saved?)") from None
         line = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise NotebookError(f"{name} is not a notebook: it is not valid JSON{line}") from None
     validate(nb, name)
@@ -59,11 +83,13 @@ def parse_notebook(raw: bytes | str, name: str = "the notebook") -> dict:
 
 def validate(nb: object, name: str = "the notebook") -> None:
     if not isinstance(nb, dict):
-        raise NotebookError(f"{name} is not a notebook: it is JSON but not an object")
+        raise NotebookError(f"{name} is not a notebook: it is JSON but not an object with cells")
     if "worksheets" in nb or nb.get("nbformat", 4) != 4:
         raise NotebookError(f"{name} uses nbformat {nb.get('nbformat')}: open it in Jupyter, "
                             "save it, and submit again (version 4 is needed)")
     cells = nb.get("cells")
+    if "cells" not in nb:
+        raise NotebookError(f"{name} is not a notebook: it is JSON, but has no cells")
     if not isinstance(cells, list):
         raise NotebookError(f"{name} is not a notebook: it has no list of cells")
     for i, cell in enumerate(cells):

@@ -39,7 +39,8 @@ def self_check(target: str, obj: object, device: str = "all", lesson: str | None
     """
     report = run_self_check(target, obj, device, lesson)
     print(report.student_text(target))
-    print(f"  devices: {describe(report.devices)}")
+    if said := describe(report.devices):
+        print(f"  devices: {said}")
     failed = [c for c in report.checks if not c.passed]
     if failed:
         raise SelfCheckFailed(f"{target}: {len(failed)} of {len(report.checks)} checks fail "

@@ -185,7 +185,7 @@ def test_a_student_sees_the_mistakes_message_in_the_self_check(lab, browser):
     assert flat.count("inp.g is half of the true gradient") == 1 and "FAIL values-float64" in flat
     assert "mse_grad.missing_factor_2" in flat, said
     assert "SelfCheckFailed: mse_grad:" in flat and "Traceback" not in said
-    assert "selfcheck.py" not in said and "GPU-readiness: failed" in flat
+    assert "selfcheck.py" not in said and "keeps tensors on their device" in flat
 
 
 def test_a_feedback_page_has_the_notes_on_top_and_each_report_alone(course, browser):

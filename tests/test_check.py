@@ -52,20 +52,60 @@ def test_the_released_notebook_has_stubs_and_no_solutions(released):
     assert all(not c.get("outputs") for c in released["cells"] if c["cell_type"] == "code")
 
 
-@pytest.mark.parametrize("content", [b"hello", b"", b"[1, 2]", b'{"cells": 3}', b"\x89PNG\r\n\x1a\n"])
-def test_a_file_that_is_not_a_notebook_exits_2_with_one_line(tmp_path, content):
-    path = tmp_path / "homework.ipynb"
-    path.write_bytes(content)
-    done = run_cli("check", str(path), "--json")
+#: A file `check` cannot use, as a student may give it: (its name, its bytes or "folder" or None
+#: for no file, what the one line says it is).
+UNUSABLE = {
+    "hello": ("homework.ipynb", b"hello", "homework.ipynb is not a notebook: it is not valid JSON"),
+    "empty": ("homework.ipynb", b"", "homework.ipynb is empty, not a notebook"),
+    "blank": ("homework.ipynb", b"\n  \n", "homework.ipynb is empty, not a notebook"),
+    "python": ("backward.py", b"def mse_grad(inp, targ):\n    pass\n",
+               "backward.py is a Python file, not a notebook: give the notebook itself, the "
+               ".ipynb file"),
+    "html": ("backward.html", b"<html></html>", "backward.html is a web page (HTML), not a notebook"),
+    "list": ("homework.ipynb", b"[1, 2]", "homework.ipynb is not a notebook: it is JSON but not "
+                                          "an object with cells"),
+    "no cells": ("homework.ipynb", b'{"metadata": {}}',
+                 "homework.ipynb is not a notebook: it is JSON, but has no cells"),
+    "cells not a list": ("homework.ipynb", b'{"cells": 3}', "no list of cells"),
+    "png": ("homework.ipynb", b"\x89PNG\r\n\x1a\n", "is not a notebook: it is not valid JSON"),
+    "folder": ("homework", "folder", "homework is a folder, not a notebook (it holds backward.ipynb)"),
+    "missing": ("nope.ipynb", None, "nope.ipynb: no such file"),
+    "no lesson": ("homework.ipynb", b'{"cells": [], "metadata": {}, "nbformat": 4}',
+                  "homework.ipynb is a notebook of no lesson this install knows (it knows "
+                  "backward, classifier)"),
+}
+
+
+def unusable(tmp_path, kind: str) -> tuple[str, str]:
+    """The file of `UNUSABLE[kind]`, made in tmp_path: (its name, relative to tmp_path; the words
+    its line must hold)."""
+    name, content, words = UNUSABLE[kind]
+    if content == "folder":
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "backward.ipynb").write_text("{}")
+    elif content is not None:
+        (tmp_path / name).write_bytes(content)
+    return name, words
+
+
+@pytest.mark.parametrize("kind", sorted(UNUSABLE))
+def test_an_unusable_file_is_one_line_that_says_what_it_is_and_exit_2(tmp_path, kind):
+    name, words = unusable(tmp_path, kind)
+    done = run_cli("check", name, cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stdout == ""
-    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert "homework.ipynb" in done.stderr
+    assert done.stdout == ""  # nothing else printed
+    assert done.stderr.startswith(f"autograder: {name}") and words in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
 
 
-def test_a_missing_file_exits_2(tmp_path):
-    done = run_cli("check", str(tmp_path / "nope.ipynb"))
-    assert done.returncode == 2 and "no such file" in done.stderr
+@pytest.mark.parametrize("kind", ["empty", "python", "no cells", "folder", "missing", "no lesson"])
+def test_with_json_an_unusable_file_is_an_error_object_on_stdout(tmp_path, kind):
+    name, words = unusable(tmp_path, kind)
+    done = run_cli("check", name, "--json", cwd=tmp_path)
+    assert done.returncode == 2
+    said = json.loads(done.stdout)  # exactly one JSON object
+    assert said == {"error": said["error"], "file": name} and words in said["error"]
+    assert done.stderr == f"autograder: {said['error']}\n"  # and the same one line on stderr
 
 
 @pytest.mark.parametrize("kind", ["a FIFO", "/dev/zero", "a link to /dev/zero"])
@@ -190,6 +230,42 @@ def test_the_table_names_the_failure(make_notebook):
     assert done.returncode == 1
     assert "mse_grad did not set inp.g" in " ".join(done.stdout.split())
     assert "score: 8 / 10" in done.stdout
+
+
+MISSING_FACTOR_2 = ("def mse_grad(inp, targ):\n"
+                    "    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1) / targ.shape[0]\n")
+
+
+def test_a_student_reads_the_mistake_and_their_devices_not_the_sandbox(make_notebook):
+    done = run_cli("check", str(make_notebook({"mse_grad": MISSING_FACTOR_2})))
+    assert done.returncode == 1 and done.stderr == ""
+    flat = " ".join(done.stdout.split())
+    assert "inp.g is half of the true gradient" in flat and "score: 8 / 10" in flat
+    # One device line in a student's words: a wrong value is not a device fault.
+    assert flat.count("devices:") == 1
+    assert "devices: your code keeps tensors on their device (checked with stand-in CUDA " \
+           "tensors, no GPU needed)" in flat
+    for word in ("sandbox", "seccomp", "namespaces", "rlimit", "meta", "GPU-readiness",
+                 "not available here", "real CUDA was not tried"):
+        assert word not in done.stdout
+
+
+def test_verbose_adds_the_sandbox_and_says_why_cuda_did_not_run(make_notebook):
+    import torch
+
+    done = run_cli("check", "--verbose", str(make_notebook({"mse_grad": MISSING_FACTOR_2})))
+    assert done.returncode == 1
+    flat = " ".join(done.stdout.split())
+    assert "sandbox: " in flat and "meta" not in flat and "GPU-readiness" not in flat
+    assert ("real CUDA was not tried: this machine has no GPU" in flat) != torch.cuda.is_available()
+
+
+def test_the_json_report_keeps_the_sandbox_and_device_notes(make_notebook):
+    code, report = check_json(make_notebook({"mse_grad": MISSING_FACTOR_2}))
+    assert code == 1
+    assert any(n.startswith("sandbox: ") for n in report["notes"])
+    assert any(n.startswith("your code keeps tensors on their device") for n in report["notes"])
+    assert report["devices"]["stand-in"] == "passed" and report["devices"]["cpu"] == "failed"
 
 
 def test_torch_is_not_imported_before_the_students_process_starts():

@@ -37,7 +37,7 @@ NO_FACTOR_2 = {"mse_grad": "def mse_grad(inp, targ):\n"
 NBFORMAT_3 = json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {},
                          "worksheets": [{"cells": []}]}).encode()
 #: Student -> why it cannot be graded (a word the reason must contain), for the broken ones.
-BROKEN = {"notjson": (b"hello", "not valid JSON"), "empty": (b"", "not valid JSON"),
+BROKEN = {"notjson": (b"hello", "not valid JSON"), "empty": (b"", "is empty"),
           "old": (NBFORMAT_3, "nbformat 3"), "list": (b"[1, 2]", "not an object"),
           "cellsnotlist": (b'{"nbformat": 4, "cells": 3}', "no list of cells")}
 GRADED = ["alice", "bob", "carl", "twin"]
