@@ -7,7 +7,7 @@ summary (`devices`) read.
 
 from __future__ import annotations
 
-from . import failures, kinds
+from . import failures, kinds, picture
 from .outcome import TargetOutcome, UntrustedRun
 from .plan import Plan, PlannedCall
 from .reading import Cell
@@ -58,4 +58,5 @@ def judge_call(target: str, planned: PlannedCall, outcome: TargetOutcome, run: U
             else:
                 failure = failures.misnamed(target, planned, solution_cell) or failure
         return failure
-    return kinds.of(planned.check.kind).judge(target, planned, meta, outcome.tensors)
+    verdict = kinds.of(planned.check.kind).judge(target, planned, meta, outcome.tensors)
+    return picture.keep(verdict, target, planned, outcome.tensors)  # where it differs, drawn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 #: How a note on the lesson's reference begins (it disagrees with autograd: `plan.build_plan`).
 REFERENCE_NOTE = "reference:"
@@ -35,6 +35,7 @@ class Verdict:
     passed: bool
     message: str = ""
     mistakes: tuple[str, ...] = ()
+    picture: object = field(default=None, compare=False, repr=False)  # picture.Picture or None
 
 
 @dataclass
@@ -46,6 +47,8 @@ class CheckResult:
     max_points: float
     message: str
     mistakes: list[str] = field(default_factory=list)
+    #: Where its `.g` differs from the truth (`picture.Picture`), for the pages: never in the JSON.
+    picture: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -83,7 +86,8 @@ class Report:
 
     def to_dict(self) -> dict:
         return {"lesson": self.lesson, "score": self.score, "max_score": self.max_score,
-                "checks": [asdict(c) for c in self.checks],
+                "checks": [{k: v for k, v in asdict(replace(c, picture=None)).items()
+                            if k != "picture"} for c in self.checks],
                 "reference": self.reference, "seed": self.seed, "notes": self.notes,
                 "devices": self.devices}
 

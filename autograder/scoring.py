@@ -68,7 +68,8 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
         share = round(points * check.weight / total, 6) if total else 0.0
         results.append(CheckResult(check.id(target), target, verdict.passed,
                                    share if verdict.passed else 0.0, share,
-                                   verdict.message or check.summary, list(verdict.mistakes)))
+                                   verdict.message or check.summary, list(verdict.mistakes),
+                                   picture=verdict.picture))
     by_name = {check.name: result for check, result in zip(checks, results, strict=True)}
     for check, result in zip(checks, results, strict=True):
         needed = by_name.get(check.requires)

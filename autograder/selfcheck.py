@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 
 from . import lesson as lessons
-from . import resolve, rules
+from . import picture, resolve, rules
 from .devices import describe, lanes_for, summarize
 from .judging import judge_calls
 from .outcome import TargetOutcome, UntrustedRun
@@ -41,6 +41,7 @@ def self_check(target: str, obj: object, device: str = "all", lesson: str | None
     print(report.student_text(target))
     if said := describe(report.devices):
         print(f"  devices: {said}")
+    picture.show(report, target)  # in a notebook: where a wrong .g differs from the true one
     failed = [c for c in report.checks if not c.passed]
     if failed:
         raise SelfCheckFailed(f"{target}: {len(failed)} of {len(report.checks)} checks fail "

@@ -279,7 +279,7 @@ def test_through_the_hub_a_student_reaches_neither_the_other_nor_the_instructor(
             f"user/{ALICE}/lab", f"user/{ALICE}/api/contents/backward/backward.ipynb",
             f"user/{ALICE}/files/backward/backward.ipynb", f"user/{TEACHER}/formgrader",
             f"user/{TEACHER}/api/contents/course/gradebook.db",
-            f"user/{TEACHER}/files/course/lessons/backward/reference.py",
+            f"user/{TEACHER}/files/course/solutions/backward/reference.py",
             f"user/{BOB}/formgrader")):  # a student's own server has no formgrader
         page = " ".join(bob.get(path).split())
         bob.shot(f"5{n + 2}-bob-tries-{path.replace('/', '_')}")

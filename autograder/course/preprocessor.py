@@ -23,7 +23,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer
 
 from .. import lesson as lessons
-from .. import notebook, resolve
+from .. import notebook, picture, resolve
 from ..engine import grade_submission, source_notebook
 from ..lesson import Lesson
 from ..report import Report, for_students
@@ -108,6 +108,8 @@ def write_results(nb, report: Report, lesson: Lesson) -> None:
                                    metadata={"autograder": "score"},
                                    execution_count=cell.execution_count),
         ]
+        if drawn := picture.feedback_data(report, target):  # where a wrong .g is off, drawn
+            cell.outputs.insert(1, nbformat.v4.new_output("display_data", data=drawn))
     notes = [n for n in report.notes if for_students(n)]
     if notes:
         nb.cells.insert(0, notes_cell(nb, "The grader's notes on the whole notebook", notes))
