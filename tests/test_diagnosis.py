@@ -146,6 +146,11 @@ MISTAKES = [
     wrong("module: args not unpacked", "module_backward",
           MODULE_HEAD + "        self.bwd(self.out, self.args)\n",
           {"wrong_arguments"}, "backward() called bwd(out, a tuple)"),
+    wrong("module: bwd(out) without the inputs", "module_backward",
+          MODULE_HEAD + "        self.bwd(self.out)\n",
+          {"inputs_left_out", "wrong_arguments"},
+          "backward() called bwd(out), without the inputs: bwd needs them too, "
+          "self.bwd(self.out, *self.args)"),
     wrong("module: returns without calling", "module_backward",
           MODULE_HEAD + "        return self.bwd\n",
           {"does_nothing"}, "backward() did not call self.bwd"),
@@ -175,7 +180,8 @@ def test_every_public_code_is_covered_and_there_are_enough_distinct_mistakes():
     specific = {"mse_grad.missing_factor_2", "mse_grad.sign_flipped", "mse_grad.not_averaged",
                 "relu_grad.ignores_upstream", "relu_grad.wrong_mask", "lin_grad.weight_transposed",
                 "lin_grad.bias_not_summed", "lin_grad.bias_averaged", "lin_grad.input_grad_wrong",
-                "module_backward.wrong_arguments", "module_backward.does_nothing"}
+                "module_backward.wrong_arguments", "module_backward.does_nothing",
+                "module_backward.inputs_left_out"}
     named = set().union(*(m.codes for m in MISTAKES))
     assert specific <= named
     assert general <= {code.split(".", 1)[1] for code in named}
