@@ -49,7 +49,8 @@ def compare_structure(target: str, name: str, meta: CallResult, planned) -> Verd
     got_device = (info.device if info.device is not None else "?")[:40]
     if want is None or got_device.split(":")[0] != want:
         return Verdict(False, f"{name}.g is on {got_device} when {name} is on the GPU: make it "
-                              "on the input's device (torch.zeros_like(w), device=w.device)",
+                              f"on the input's device (torch.zeros_like({name}), "
+                              f"device={name}.device)",
                        (f"{target}.wrong_device",))
     if info.shape != tuple(truth.shape):
         shape = str(list(info.shape)) if info.shape is not None else "None"
