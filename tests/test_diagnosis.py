@@ -478,3 +478,20 @@ def test_cells_are_named_as_a_student_finds_them_and_shapes_as_python_writes_the
     _, report = check_report(make_notebook({"lin_grad": source}), seed=3)
     messages = [m for m, _ in failing_lines(report, "lin_grad")]
     assert any("b.g has shape (3,) but b has shape (4,)" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("body,says", [
+    ("2. * inp.shape[0] * (inp.squeeze(-1) - targ).unsqueeze(-1)",
+     "inp.g is N^2 = 9 times the true gradient: a factor N multiplies where it should divide"),
+    ("inp.shape[0] / 2. * (inp.squeeze(-1) - targ).unsqueeze(-1)",
+     "inp.g is 9/4 times the true gradient: the factor is upside down, N/2 where 2/N belongs"),
+    ("inp.shape[0] / (2. * (inp.squeeze(-1) - targ).unsqueeze(-1))",
+     "inp.g is the reciprocal of the true gradient, element by element (1 / g for g)"),
+])
+def test_a_factor_on_the_wrong_side_of_the_line_is_named_not_off_by(make_notebook, body, says):
+    _, report = check_report(make_notebook({"mse_grad": f"def mse_grad(inp, targ):\n    inp.g = {body}\n"}),
+                             seed=3)
+    checks = {c["id"]: c for c in report["checks"]}
+    assert checks["mse_grad/values-float64"]["message"].startswith(says)
+    assert not any("is not the gradient: worst at index" in m
+                   for m, _ in failing_lines(report, "mse_grad"))
