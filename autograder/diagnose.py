@@ -318,8 +318,15 @@ def combine(target: str, verdicts: dict[str, Verdict], planned=None) -> Verdict:
     failed = {name: v for name, v in verdicts.items() if not v.passed}
     if not failed:
         return Verdict(True)
-    missing = [name for name, v in failed.items() if v.mistakes == (f"{target}.missing_g",)]
-    messages = [v.message for name, v in failed.items() if name not in missing or len(missing) < 2]
+    unset = [name for name, v in failed.items() if v.mistakes == (f"{target}.missing_g",)]
+    missing = [name for name in unset if failed[name].message.endswith(f"did not set {name}.g")]
+    in_grad = [name for name in unset if name not in missing]
+    messages = [v.message for name, v in failed.items()
+                if not (name in missing and len(missing) > 1 or name in in_grad and len(in_grad) > 1)]
+    if len(in_grad) > 1:
+        messages.insert(0, f"{target} stored the gradients in "
+                           f"{', '.join(m + '.grad' for m in in_grad)}; the lesson's convention is "
+                           f"{', '.join(m + '.g' for m in in_grad)}, which the grader reads")
     if len(missing) > 1:
         messages.insert(0, f"{target} did not set {', '.join(m + '.g' for m in missing)}")
     codes = [code for v in failed.values() for code in v.mistakes]

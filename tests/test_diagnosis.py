@@ -86,6 +86,13 @@ MISTAKES = [
     wrong("mse: computed, not stored", "mse_grad",
           mse("    g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n"),
           {"missing_g"}, "mse_grad did not set inp.g"),
+    wrong("mse: stored in .grad", "mse_grad",
+          mse("    inp.grad = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n"),
+          {"missing_g"}, "mse_grad stored the gradient in inp.grad; the lesson's convention is "
+          "inp.g, which the grader reads"),
+    wrong("lin: stored in .grad", "lin_grad", lin().replace(".g =", ".grad ="),
+          {"missing_g"}, "lin_grad stored the gradients in inp.grad, w.grad, b.grad; the lesson's "
+          "convention is inp.g, w.g, b.g, which the grader reads"),
     wrong("mse: divides by zero", "mse_grad",
           mse("    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / 0.\n"),
           {"not_finite"}, "inp.g has NaN or infinite values"),
@@ -280,7 +287,7 @@ def autograd_in(source: str) -> list[str]:
 
 @pytest.mark.parametrize("source,what", [
     ("def f(x):\n    x.sum().backward()\n", ".backward()"),
-    ("def f(x):\n    return x.grad\n", ".grad"),
+    ("def f(x):\n    x.sum().backward()\n    return x.grad\n", ".grad"),
     ("import torch\ndef f(x):\n    return torch.autograd.grad(x.sum(), x)\n", "torch.autograd"),
     ("from torch.autograd import grad\n", "import torch.autograd.grad"),
     ("from torch import autograd\n", "import torch.autograd"),
@@ -306,6 +313,18 @@ def test_the_scan_finds_autograd(source, what):
 ])
 def test_the_scan_leaves_hand_written_code_alone(source):
     assert autograd_in(source) == []
+
+
+def test_a_grad_read_alone_is_the_convention_mixed_up_not_autograd(make_notebook):
+    source = "def relu_grad(inp, out):\n    inp.grad = (inp > 0).to(inp.dtype) * out.grad\n"
+    assert autograd_in(source) == []
+    _, report = check_report(make_notebook({"relu_grad": source}))
+    assert target_points(report) == {**FULL, "relu_grad": 0.0}
+    checks = {c["id"]: c for c in report["checks"]}
+    gate = checks["relu_grad/no-autograd"]
+    assert gate["mistakes"] == ["relu_grad.not_allowed"]
+    assert "the lesson's convention is .g: the upstream gradient is in out.g" in gate["message"]
+    assert "uses autograd" not in gate["message"] and "by hand" not in gate["message"]
 
 
 # --- the diagnosis, on tensors ---------------------------------------------------------------
