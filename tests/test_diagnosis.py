@@ -448,7 +448,9 @@ def test_a_base_class_named_otherwise_is_told_what_the_grader_calls(make_noteboo
     _, report = check_report(make_notebook({"module_backward": source}))
     messages = {m for m, _ in failing_lines(report, "module_backward")}
     assert messages == {"there is no class Module in the module_backward cell: it defines "
-                        "LayerFunction; the grader calls Module, so give yours that name"}
+                        "LayerFunction; the grader calls Module, so give yours that name",
+                        # no code to read: the gate does not say "written by hand"
+                        "not checked: there is no Module to read"}
 
 
 def test_an_n_by_n_by_1_broadcast_is_named_as_the_broadcast(make_notebook):
@@ -514,3 +516,13 @@ def test_a_factor_on_the_wrong_side_of_the_line_is_named_not_off_by(make_noteboo
     assert checks["mse_grad/values-float64"]["message"].startswith(says)
     assert not any("is not the gradient: worst at index" in m
                    for m, _ in failing_lines(report, "mse_grad"))
+
+
+def test_no_autograd_never_passes_for_a_function_that_is_not_there(make_notebook):
+    _, report = check_report(make_notebook({"relu_grad": "# I will do this one later\n"}))
+    checks = {c["id"]: c for c in report["checks"]}
+    gate = checks["relu_grad/no-autograd"]
+    assert not gate["passed"] and gate["message"] == "not checked: there is no relu_grad to read"
+    assert "written by hand" not in gate["message"]
+    assert target_points(report) == {**FULL, "relu_grad": 0.0}
+    assert checks["mse_grad/no-autograd"]["passed"]  # a right answer beside it: read, and clean
