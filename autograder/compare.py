@@ -36,12 +36,23 @@ def _shape(t: torch.Size | tuple) -> str:
 STAND_IN_DEVICES = {"meta": "meta"}
 
 
+def not_set(target: str, name: str, info) -> Verdict | None:
+    """No `.g`: not set at all, or the gradient stored in `.grad`, autograd's name for it."""
+    if info.kind == "missing":
+        return Verdict(False, f"{target} did not set {name}.g", (f"{target}.missing_g",))
+    if info.kind == "in_grad":
+        return Verdict(False, f"{target} stored the gradient in {name}.grad; the lesson's "
+                              f"convention is {name}.g, which the grader reads: store it in "
+                              f"{name}.g", (f"{target}.missing_g",))
+    return None
+
+
 def compare_structure(target: str, name: str, meta: CallResult, planned) -> Verdict:
     """Judge one `.g` of a stand-in CUDA call: a tensor on the input's device, shape, dtype."""
     info = meta.g(name)
     truth = planned.expected[name]
-    if info.kind == "missing":
-        return Verdict(False, f"{target} did not set {name}.g", (f"{target}.missing_g",))
+    if (unset := not_set(target, name, info)) is not None:
+        return unset
     if info.kind != "tensor":
         return Verdict(False, f"{name}.g is a {_type_of(info)}, not a tensor",
                        (f"{target}.not_tensor",))
@@ -49,7 +60,8 @@ def compare_structure(target: str, name: str, meta: CallResult, planned) -> Verd
     got_device = (info.device if info.device is not None else "?")[:40]
     if want is None or got_device.split(":")[0] != want:
         return Verdict(False, f"{name}.g is on {got_device} when {name} is on the GPU: make it "
-                              "on the input's device (torch.zeros_like(w), device=w.device)",
+                              f"on the input's device (torch.zeros_like({name}), "
+                              f"device={name}.device)",
                        (f"{target}.wrong_device",))
     if info.shape != tuple(truth.shape):
         shape = str(list(info.shape)) if info.shape is not None else "None"
@@ -68,8 +80,8 @@ def compare_gradient(target: str, name: str, meta: CallResult, got: torch.Tensor
     info = meta.g(name)
     truth = planned.expected[name]
     case = planned.case
-    if info.kind == "missing":
-        return Verdict(False, f"{target} did not set {name}.g", (f"{target}.missing_g",))
+    if (unset := not_set(target, name, info)) is not None:
+        return unset
     if info.kind != "tensor" or got is None:
         return Verdict(False, f"{name}.g is a {_type_of(info)}, not a tensor",
                        (f"{target}.not_tensor",))

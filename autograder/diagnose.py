@@ -172,6 +172,10 @@ def ratio_words(c: float, n: int) -> str:
         return f"N/2 = {n / 2:g} times"
     if n > 1 and abs(c + n) < 1e-9:
         return f"-N = -{n} times"
+    if n > 1 and abs(abs(c) - n * n) < 1e-9:
+        return f"{'-' if c < 0 else ''}N^2 = {'-' if c < 0 else ''}{n * n} times"
+    if n > 1 and abs(abs(c) - 1 / (n * n)) < 1e-12:
+        return f"{'-' if c < 0 else ''}1/N^2 = {'-' if c < 0 else ''}1/{n * n} of"
     frac = Fraction(c).limit_denominator(64)
     if abs(float(frac) - c) < 1e-9 and frac.denominator > 1:
         return f"{frac} of" if 0 < frac < 1 else f"{frac} times"
@@ -198,6 +202,10 @@ def _generic_fix(target: str, c: float, n: int, planned=None) -> str:
         return "out.g already carries the loss's 1/N: do not divide by N again"
     if n > 1 and abs(abs(c) - n) < 1e-9:
         return "there is no factor N here: do not multiply by N"
+    if n > 1 and abs(abs(c) - n * n) < 1e-9:
+        return "a factor N multiplies where it should divide (x * N for x / N)"
+    if n > 1 and abs(abs(c) - 1 / (n * n)) < 1e-12:
+        return "a factor N divides where it should multiply, or divides twice: divide by N at most once"
     if c < 0:
         return "check the sign"
     return "check the constant factors"
@@ -220,6 +228,13 @@ def ratio_verdict(target: str, name: str, got: torch.Tensor, planned, tol: float
                               f"{fixed} and not by this batch's N = {n}: divide by the size of "
                               f"the batch the function is given ({size}), not a fixed number",
                        (f"{target}.wrong_values",))
+    if c is not None and n > 1:  # N^2 or 1/N^2: a factor N on the wrong side of the line
+        for square in (n * n, -n * n, 1 / (n * n), -1 / (n * n)):
+            if abs(c - square) <= 1e-6 * abs(square) and off_by(
+                    got, square * truth, None if also is None else square * also) <= tol:
+                return Verdict(False, f"{name}.g is {ratio_words(square, n)} the true gradient: "
+                                      f"{_generic_fix(target, square, n, planned)}",
+                               (f"{target}.wrong_values",))
     limit = max(2 * n, 4)
     if c is None or not 1 / limit <= abs(c) <= limit:
         return None
@@ -239,7 +254,23 @@ def wrong_values(target: str, name: str, got: torch.Tensor, planned) -> Verdict 
         return Verdict(False, f"{name}.g is all zeros: compute the gradient, not a placeholder",
                        (f"{target}.wrong_values",))
     verdict = hooks(planned).diagnose_values(target, name, got, planned, tol)
-    return verdict or ratio_verdict(target, name, got, planned, tol)
+    return verdict or ratio_verdict(target, name, got, planned, tol) or \
+        reciprocal(target, name, got, planned, tol)
+
+
+def reciprocal(target: str, name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
+    """`got` is 1 / the true gradient, element by element: what should multiply divides."""
+    truth = planned.expected[name]
+    if not truth.numel() or not bool((truth != 0).all()):
+        return None
+    for sign in (1.0, -1.0):
+        if off_by(got, sign / truth) <= tol:
+            flipped = " with the sign flipped" if sign < 0 else ""
+            return Verdict(False, f"{name}.g is the reciprocal of the true gradient{flipped}, "
+                                  "element by element (1 / g for g): what should multiply "
+                                  "divides; put the factors in the numerator",
+                           (f"{target}.wrong_values",))
+    return None
 
 
 def wrong_shape(target: str, name: str, got: torch.Tensor, planned) -> Verdict | None:
@@ -287,8 +318,15 @@ def combine(target: str, verdicts: dict[str, Verdict], planned=None) -> Verdict:
     failed = {name: v for name, v in verdicts.items() if not v.passed}
     if not failed:
         return Verdict(True)
-    missing = [name for name, v in failed.items() if v.mistakes == (f"{target}.missing_g",)]
-    messages = [v.message for name, v in failed.items() if name not in missing or len(missing) < 2]
+    unset = [name for name, v in failed.items() if v.mistakes == (f"{target}.missing_g",)]
+    missing = [name for name in unset if failed[name].message.endswith(f"did not set {name}.g")]
+    in_grad = [name for name in unset if name not in missing]
+    messages = [v.message for name, v in failed.items()
+                if not (name in missing and len(missing) > 1 or name in in_grad and len(in_grad) > 1)]
+    if len(in_grad) > 1:
+        messages.insert(0, f"{target} stored the gradients in "
+                           f"{', '.join(m + '.grad' for m in in_grad)}; the lesson's convention is "
+                           f"{', '.join(m + '.g' for m in in_grad)}, which the grader reads")
     if len(missing) > 1:
         messages.insert(0, f"{target} did not set {', '.join(m + '.g' for m in missing)}")
     codes = [code for v in failed.values() for code in v.mistakes]

@@ -47,8 +47,9 @@ def call_failure(target: str, meta: CallResult | None, own: dict[str, str] | Non
         return Verdict(False, f"{target} still raises NotImplementedError: replace the stub's "
                               "`raise` with your code", (f"{target}.not_implemented",))
     if any(sign in text for sign in _MIXED_DEVICES):
+        x = first_input(planned)
         return Verdict(False, f"{target} mixes devices{where}: {text[:200]} — make new tensors "
-                              "on the input's device (torch.zeros_like(w), device=w.device)",
+                              f"on the input's device (torch.zeros_like({x}), device={x}.device)",
                        (f"{target}.wrong_device",))
     if kind == "DataDependentOutputException" or "cannot be called on meta tensors" in text:
         return Verdict(False, f"{target} reads a tensor's value into Python (.item(), float(), "
@@ -61,6 +62,12 @@ def call_failure(target: str, meta: CallResult | None, own: dict[str, str] | Non
     extra, codes = diagnose.said(diagnose.hooks(planned).error_hint(target, kind, text, planned))
     return Verdict(False, f"{target} raised {kind}: {text}{where}{limit}{extra}"
                           f"{own_cell(target, text, own)}", (*codes, f"{target}.error"))
+
+
+def first_input(planned) -> str:
+    """The target's first argument, to name in a hint (`inp`; `w` where none is known)."""
+    args = planned.call.args if planned is not None else ()
+    return args[0] if args else "w"
 
 
 def own_cell(target: str, text: str, own: dict[str, str] | None) -> str:

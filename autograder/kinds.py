@@ -171,6 +171,10 @@ class Probe(CheckKind):
         got = named[-1]
         said = f"bwd({', '.join(a[:60] for a in got[:6])})"
         times = f" ({count} calls)" if count > 1 else ""
+        if got == ["out"] and count == 1:
+            return Verdict(False, f"backward() called {said}, without the inputs: bwd needs them "
+                                  "too, self.bwd(self.out, *self.args)",
+                           (f"{target}.inputs_left_out", f"{target}.wrong_arguments"))
         return Verdict(False, f"backward() called {said}{times}; it should call {shown} once, "
                               "with self.out and the unpacked self.args",
                        (f"{target}.wrong_arguments",))

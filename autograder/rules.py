@@ -432,7 +432,23 @@ def scan_cell(cell: reading.Cell, modules: dict[str, str] | None = None,
 
 def findings_in(source: str, language: lang.Language = lang.DEFAULT) -> list[Finding]:
     """Every finding in one piece of source (a function the self-check read), magics included."""
-    return scan_cell(reading.read_cell(0, source, magics=False), language=language)
+    return grad_alone(scan_cell(reading.read_cell(0, source, magics=False), language=language))
+
+
+#: What a `.grad` read alone is told: the lesson's convention, not autograd.
+GRAD_CONVENTION = ("the lesson's convention is .g: the upstream gradient is in out.g, and the one "
+                   "you compute goes in inp.g (the grader reads .g)")
+
+
+def grad_alone(findings: list[Finding]) -> list[Finding]:
+    """A `.grad` read where the code shows no other autograd (no `.backward()`, no
+    `requires_grad`) is not autograd: nothing there fills `.grad`. It is the lesson's convention
+    mixed up (`out.grad` for `out.g`), not in the answer language, and said so."""
+    autograd = [f for f in findings if f.kind == AUTOGRAD]
+    if not autograd or any(f.what != lang.AUTOGRAD["grad"] for f in autograd):
+        return findings
+    return [Finding(HIDDEN, ".grad", f.line, f.where,
+                    GRAD_CONVENTION) if f.kind == AUTOGRAD else f for f in findings]
 
 
 def judge(answers: dict[str, reading.Cell], given: list[reading.Cell],
@@ -475,5 +491,5 @@ def judge(answers: dict[str, reading.Cell], given: list[reading.Cell],
                 home.label() + (" of the lesson" if trusted_given else ""))
             for f in in_it[bisect.bisect_left(lines, s.first):bisect.bisect_right(lines, s.last)]:
                 found[Finding(f.kind, f.what, f.line, where, f.instead)] = None
-        out[target] = list(found)
+        out[target] = grad_alone(list(found))
     return out

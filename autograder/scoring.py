@@ -38,6 +38,13 @@ def judge_static(target: str, findings: list | None, ran_autograd: bool = False)
                    (f"{target}.uses_autograd",))
 
 
+def not_there(plan: Plan, target: str, outcome) -> bool:
+    """Every call of `target` found no function (or class) to call: it is not in the notebook."""
+    calls = [outcome.calls.get(p.call.id) for p in plan.calls if p.target == target]
+    ran = [c for c in calls if c is None or c.status != "unavailable"]  # no GPU: not a call
+    return bool(ran) and all(c is not None and c.status == "undefined" for c in ran)
+
+
 def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
                  points: float, findings: list | None = None,
                  not_run: object | None = None) -> list[CheckResult]:
@@ -59,6 +66,10 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
             verdict = judge_static(target, findings, ran_autograd)
             if not verdict.passed:
                 gates.append((check.id(target), verdict.mistakes[0]))
+            elif not_there(plan, target, outcome):  # no code to read: no "written by hand"
+                entry = next(p.call.function for p in plan.calls if p.target == target)
+                verdict = Verdict(False, f"not checked: there is no {entry} to read",
+                                  (f"{target}.error",))
         elif not_run is None:
             for planned in plan.for_check(target, check):
                 said = verdicts.get(planned.call.id)

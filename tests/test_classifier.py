@@ -104,3 +104,45 @@ def test_gradescope_grades_a_classifier_notebook(released_classifier, tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["score"] == 6.0
     assert {t["name"].split("/")[0] for t in results["tests"]} == {"nll_grad", "log_softmax_grad"}
+
+
+def graded_answer(released: dict, tmp_path, target: str, answer: str) -> dict:
+    path = samples.write(samples.fill(released, {**SAMPLES.CORRECT, target: answer}),
+                         tmp_path / "classifier.ipynb")
+    return check_report(path, seed=5)[1]
+
+
+def failing_messages(report: dict, target: str) -> list[str]:
+    return [c["message"] for c in report["checks"] if c["target"] == target and not c["passed"]]
+
+
+@pytest.mark.sandbox
+def test_the_sum_over_the_classes_left_out_is_named_not_a_sum_over_the_batch(
+        released_classifier, tmp_path):
+    report = graded_answer(released_classifier, tmp_path, "log_softmax_grad",
+                           "def log_softmax_grad(inp, out):\n"
+                           "    inp.g = out.g - out.exp() * out.g\n")
+    assert target_mistakes(report, "log_softmax_grad") == {
+        "log_softmax_grad.missing_class_sum", "log_softmax_grad.wrong_values"}
+    messages = failing_messages(report, "log_softmax_grad")
+    assert all("the sum over the classes is missing" in m for m in messages), messages
+    assert not any("dim 0" in m or "over the batch" in m for m in messages), messages
+    assert "log_softmax_grad.missing_class_sum" in CLASSIFIER.mistakes
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("made", ["torch.zeros(inp.shape, dtype=torch.float64)",
+                                  "torch.eye(inp.shape[1])[targ] * 0"])
+def test_a_one_hot_made_otherwise_is_not_told_of_f_one_hot(made, released_classifier, tmp_path):
+    answer = ("def nll_grad(inp, targ):\n"
+              f"    g = {made}\n"
+              "    g[torch.arange(targ.shape[0]), targ] = -1.0 / targ.shape[0]\n"
+              "    inp.g = g\n")
+    report = graded_answer(released_classifier, tmp_path, "nll_grad", answer)
+    assert "nll_grad.wrong_one_hot" not in target_mistakes(report, "nll_grad")
+    assert "nll_grad.wrong_dtype" in target_mistakes(report, "nll_grad")
+    messages = failing_messages(report, "nll_grad")
+    assert not any("one_hot" in m or "zeros_like(w)" in m for m in messages), messages
+    wrong = "float64 but inp is float32" if "float64" in made else "float32 but inp is float64"
+    assert any(f"inp.g is {wrong}: keep the input's dtype" in m and "dtype=inp.dtype" in m
+               for m in messages), messages

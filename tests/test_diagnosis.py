@@ -86,6 +86,13 @@ MISTAKES = [
     wrong("mse: computed, not stored", "mse_grad",
           mse("    g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n"),
           {"missing_g"}, "mse_grad did not set inp.g"),
+    wrong("mse: stored in .grad", "mse_grad",
+          mse("    inp.grad = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n"),
+          {"missing_g"}, "mse_grad stored the gradient in inp.grad; the lesson's convention is "
+          "inp.g, which the grader reads"),
+    wrong("lin: stored in .grad", "lin_grad", lin().replace(".g =", ".grad ="),
+          {"missing_g"}, "lin_grad stored the gradients in inp.grad, w.grad, b.grad; the lesson's "
+          "convention is inp.g, w.g, b.g, which the grader reads"),
     wrong("mse: divides by zero", "mse_grad",
           mse("    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / 0.\n"),
           {"not_finite"}, "inp.g has NaN or infinite values"),
@@ -146,6 +153,11 @@ MISTAKES = [
     wrong("module: args not unpacked", "module_backward",
           MODULE_HEAD + "        self.bwd(self.out, self.args)\n",
           {"wrong_arguments"}, "backward() called bwd(out, a tuple)"),
+    wrong("module: bwd(out) without the inputs", "module_backward",
+          MODULE_HEAD + "        self.bwd(self.out)\n",
+          {"inputs_left_out", "wrong_arguments"},
+          "backward() called bwd(out), without the inputs: bwd needs them too, "
+          "self.bwd(self.out, *self.args)"),
     wrong("module: returns without calling", "module_backward",
           MODULE_HEAD + "        return self.bwd\n",
           {"does_nothing"}, "backward() did not call self.bwd"),
@@ -175,7 +187,8 @@ def test_every_public_code_is_covered_and_there_are_enough_distinct_mistakes():
     specific = {"mse_grad.missing_factor_2", "mse_grad.sign_flipped", "mse_grad.not_averaged",
                 "relu_grad.ignores_upstream", "relu_grad.wrong_mask", "lin_grad.weight_transposed",
                 "lin_grad.bias_not_summed", "lin_grad.bias_averaged", "lin_grad.input_grad_wrong",
-                "module_backward.wrong_arguments", "module_backward.does_nothing"}
+                "module_backward.wrong_arguments", "module_backward.does_nothing",
+                "module_backward.inputs_left_out"}
     named = set().union(*(m.codes for m in MISTAKES))
     assert specific <= named
     assert general <= {code.split(".", 1)[1] for code in named}
@@ -274,7 +287,7 @@ def autograd_in(source: str) -> list[str]:
 
 @pytest.mark.parametrize("source,what", [
     ("def f(x):\n    x.sum().backward()\n", ".backward()"),
-    ("def f(x):\n    return x.grad\n", ".grad"),
+    ("def f(x):\n    x.sum().backward()\n    return x.grad\n", ".grad"),
     ("import torch\ndef f(x):\n    return torch.autograd.grad(x.sum(), x)\n", "torch.autograd"),
     ("from torch.autograd import grad\n", "import torch.autograd.grad"),
     ("from torch import autograd\n", "import torch.autograd"),
@@ -300,6 +313,18 @@ def test_the_scan_finds_autograd(source, what):
 ])
 def test_the_scan_leaves_hand_written_code_alone(source):
     assert autograd_in(source) == []
+
+
+def test_a_grad_read_alone_is_the_convention_mixed_up_not_autograd(make_notebook):
+    source = "def relu_grad(inp, out):\n    inp.grad = (inp > 0).to(inp.dtype) * out.grad\n"
+    assert autograd_in(source) == []
+    _, report = check_report(make_notebook({"relu_grad": source}))
+    assert target_points(report) == {**FULL, "relu_grad": 0.0}
+    checks = {c["id"]: c for c in report["checks"]}
+    gate = checks["relu_grad/no-autograd"]
+    assert gate["mistakes"] == ["relu_grad.not_allowed"]
+    assert "the lesson's convention is .g: the upstream gradient is in out.g" in gate["message"]
+    assert "uses autograd" not in gate["message"] and "by hand" not in gate["message"]
 
 
 # --- the diagnosis, on tensors ---------------------------------------------------------------
@@ -423,7 +448,9 @@ def test_a_base_class_named_otherwise_is_told_what_the_grader_calls(make_noteboo
     _, report = check_report(make_notebook({"module_backward": source}))
     messages = {m for m, _ in failing_lines(report, "module_backward")}
     assert messages == {"there is no class Module in the module_backward cell: it defines "
-                        "LayerFunction; the grader calls Module, so give yours that name"}
+                        "LayerFunction; the grader calls Module, so give yours that name",
+                        # no code to read: the gate does not say "written by hand"
+                        "not checked: there is no Module to read"}
 
 
 def test_an_n_by_n_by_1_broadcast_is_named_as_the_broadcast(make_notebook):
@@ -472,3 +499,30 @@ def test_cells_are_named_as_a_student_finds_them_and_shapes_as_python_writes_the
     _, report = check_report(make_notebook({"lin_grad": source}), seed=3)
     messages = [m for m, _ in failing_lines(report, "lin_grad")]
     assert any("b.g has shape (3,) but b has shape (4,)" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("body,says", [
+    ("2. * inp.shape[0] * (inp.squeeze(-1) - targ).unsqueeze(-1)",
+     "inp.g is N^2 = 9 times the true gradient: a factor N multiplies where it should divide"),
+    ("inp.shape[0] / 2. * (inp.squeeze(-1) - targ).unsqueeze(-1)",
+     "inp.g is 9/4 times the true gradient: the factor is upside down, N/2 where 2/N belongs"),
+    ("inp.shape[0] / (2. * (inp.squeeze(-1) - targ).unsqueeze(-1))",
+     "inp.g is the reciprocal of the true gradient, element by element (1 / g for g)"),
+])
+def test_a_factor_on_the_wrong_side_of_the_line_is_named_not_off_by(make_notebook, body, says):
+    _, report = check_report(make_notebook({"mse_grad": f"def mse_grad(inp, targ):\n    inp.g = {body}\n"}),
+                             seed=3)
+    checks = {c["id"]: c for c in report["checks"]}
+    assert checks["mse_grad/values-float64"]["message"].startswith(says)
+    assert not any("is not the gradient: worst at index" in m
+                   for m, _ in failing_lines(report, "mse_grad"))
+
+
+def test_no_autograd_never_passes_for_a_function_that_is_not_there(make_notebook):
+    _, report = check_report(make_notebook({"relu_grad": "# I will do this one later\n"}))
+    checks = {c["id"]: c for c in report["checks"]}
+    gate = checks["relu_grad/no-autograd"]
+    assert not gate["passed"] and gate["message"] == "not checked: there is no relu_grad to read"
+    assert "written by hand" not in gate["message"]
+    assert target_points(report) == {**FULL, "relu_grad": 0.0}
+    assert checks["mse_grad/no-autograd"]["passed"]  # a right answer beside it: read, and clean

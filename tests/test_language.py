@@ -94,7 +94,8 @@ DISGUISES = [
     ("%time x = 1\n", rules.HIDDEN, "a magic (%time)"),
     ("!ls\n", rules.HIDDEN, "a shell escape (!ls)"),
     ("import torch\ndef f(x):\n    x.requires_grad_()\n", rules.AUTOGRAD, "requires_grad_()"),
-    ("def f(x):\n    return x.grad\n", rules.AUTOGRAD, ".grad"),
+    ("def f(x):\n    return x.grad\n", rules.HIDDEN, ".grad"),  # alone: the convention mixed up
+    ("def f(x):\n    x.sum().backward()\n    return x.grad\n", rules.AUTOGRAD, ".grad"),
     ("import torch\nx = torch.zeros(2, requires_grad=True)\n", rules.AUTOGRAD, "requires_grad="),
     ("import torch\nx = torch.autograd.grad\n", rules.AUTOGRAD, "torch.autograd"),
 ]

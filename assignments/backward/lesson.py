@@ -120,6 +120,8 @@ class Backward(LessonCode):
         """What to say of an unnamed factor of 1/N (None: the engine's words)."""
         if target == "mse_grad" and n > 1 and abs(abs(c) - 1 / n) < 1e-9:
             return "the mean's 1/N appears once: divide by N only once"
+        if target == "mse_grad" and n > 2 and abs(c - n * n / 4) < 1e-9:
+            return "the factor is upside down, N/2 where 2/N belongs: write 2 / N"
         return None
 
     def diagnose_values(self, target: str, name: str, got: torch.Tensor, planned,

@@ -48,8 +48,8 @@ class Classifier(LessonCode):
     """The classifier lesson's hooks (`autograder.lesson_api`): its inputs, and which of the
     engine's diagnoses apply to which target, in this lesson's words."""
 
-    TRANSPOSED = {("nll_grad", "inp"): (": build the one-hot as (N, C), a row per sample, "
-                                        "F.one_hot(targ, inp.shape[1])", ("nll_grad.wrong_one_hot",))}
+    TRANSPOSED = {("nll_grad", "inp"): (": build the one-hot as (N, C), a row per sample and a "
+                                        "column per class", ("nll_grad.wrong_one_hot",))}
 
     def prepare(self, target: str, inputs: dict[str, torch.Tensor], case) -> None:
         """nll_grad's inp are log-probabilities (log_softmax of logits); a case flagged "large"
@@ -79,6 +79,12 @@ class Classifier(LessonCode):
             return Verdict(False, "inp.g is out.g alone: log_softmax's Jacobian has a second term, "
                                   "inp.g = out.g - softmax(inp) * out.g.sum(-1, keepdim=True)",
                            ("log_softmax_grad.missing_sum_term", "log_softmax_grad.wrong_values"))
+        # The commonest mistake first: at N = 1 a sum over the batch is no sum, and reads as this.
+        if diagnose.off_by(got, upstream - soft * upstream) <= tol:
+            return Verdict(False, "inp.g equals out.g - softmax(inp) * out.g: the sum over the classes "
+                                  "is missing; each class's gradient takes all of its row's out.g, "
+                                  "inp.g = out.g - softmax(inp) * out.g.sum(-1, keepdim=True)",
+                           ("log_softmax_grad.missing_class_sum", "log_softmax_grad.wrong_values"))
         if diagnose.off_by(got, upstream - soft * upstream.sum(0, keepdim=True)) <= tol:
             return Verdict(False, "inp.g sums out.g over the batch (dim 0): sum it over the classes, "
                                   "out.g.sum(-1, keepdim=True)",
@@ -97,8 +103,8 @@ class Classifier(LessonCode):
         if target == "nll_grad" and got.dim() == 2 and got.shape[0] == n \
                 and got.shape[1] < truth.shape[1]:
             return Verdict(False, f"inp.g has {got.shape[1]} columns but there are "
-                                  f"{truth.shape[1]} classes: give the one-hot inp's shape, "
-                                  "F.one_hot(targ, num_classes=inp.shape[1])",
+                                  f"{truth.shape[1]} classes: give the one-hot a column per class, "
+                                  "inp.shape[1], not as many as the largest label in targ",
                            ("nll_grad.wrong_one_hot", "nll_grad.wrong_shape"))
         if target == "log_softmax_grad" and tuple(got.shape) == (n, n) != tuple(truth.shape):
             return Verdict(False, f"inp.g has shape {diagnose.shape_text(got.shape)} but inp has "
@@ -109,10 +115,19 @@ class Classifier(LessonCode):
         return None
 
     def dtype_hint(self, target: str, name: str, dtype: torch.dtype, planned):
-        if target == "nll_grad":
-            return ("; F.one_hot gives int64 and / gives torch's default float32: convert the one-hot "
-                    "with .to(inp.dtype)", ("nll_grad.wrong_one_hot",))
-        return None
+        """Said from the dtype alone: the values cannot tell how the tensor was made (F.one_hot,
+        torch.zeros, torch.eye), so the hint names no function the student may not have used."""
+        if target != "nll_grad":
+            return None
+        if not dtype.is_floating_point:
+            return (f"; inp.g holds {str(dtype).removeprefix('torch.')} numbers, as a one-hot is "
+                    "made: convert it with .to(inp.dtype)", ("nll_grad.wrong_one_hot",))
+        if dtype == torch.float32:
+            return ("; a tensor made without a dtype has torch's default, float32: make it with "
+                    "dtype=inp.dtype (or like inp, torch.zeros_like(inp)), or convert it with "
+                    ".to(inp.dtype)", ())
+        return ("; a tensor made with a fixed dtype keeps it whatever inp is: make it with "
+                "dtype=inp.dtype (or like inp, torch.zeros_like(inp))", ())
 
     def not_finite_hint(self, target: str, name: str, planned):
         if target == "log_softmax_grad" and planned.case.flag("large"):

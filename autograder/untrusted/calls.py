@@ -21,6 +21,8 @@ from .. import wire
 from .stand_in import stand_in as _stand_in
 
 MISSING = object()
+#: No `.g`, but a tensor left in `.grad`: a gradient stored under autograd's name.
+IN_GRAD = object()
 _MAX_MESSAGE = 400
 
 # Bound now: what a later patch of torch.Tensor's Python attributes cannot reach.
@@ -28,6 +30,7 @@ _Base = torch._C.TensorBase
 _detach, _to, _contiguous, _as_subclass = _Base.detach, _Base.to, _Base.contiguous, _Base.as_subclass
 _to_dense, _layout, _numel = _Base.to_dense, _Base.layout.__get__, _Base.numel
 _device_of, _shape_of, _dtype_of = _Base.device.__get__, _Base.shape.__get__, _Base.dtype.__get__
+_grad_of = _Base.grad.__get__
 _NoSubclass, _NoDispatch = torch._C.DisableTorchFunctionSubclass, torch._C._DisableTorchDispatch
 _isinstance, _vars, _type, _str, _int, _len = isinstance, vars, type, str, int, len
 _Tensor, _strided, _no_grad = torch.Tensor, torch.strided, torch.no_grad
@@ -142,15 +145,20 @@ def describe_exception(exc: BaseException) -> dict:
 def g_of(obj: object) -> object:
     """What the student left in `obj.g`, from the object's own attributes."""
     try:
-        return _vars(obj).get("g", MISSING)
+        found = _vars(obj).get("g", MISSING)
     except TypeError:  # no __dict__: not something a .g can be set on
         return MISSING
+    if found is MISSING and _isinstance(obj, _Tensor) and _grad_of(obj) is not None:
+        return IN_GRAD
+    return found
 
 
 def describe_value(value: object) -> dict:
     """What a student left in a `.g`: a tensor (its device), or something else (its type)."""
     if value is MISSING:
         return {"kind": "missing"}
+    if value is IN_GRAD:
+        return {"kind": "in_grad"}
     if not _isinstance(value, _Tensor):
         return {"kind": "other", "type": _type(value).__name__[:60]}
     return {"kind": "tensor", "type": _type(value).__name__[:60], "device": _str(_device_of(value))}
