@@ -40,10 +40,8 @@ def self_check(target: str, obj: object, device: str = "all", lesson: str | None
     report = run_self_check(target, obj, device, lesson)
     print(report.student_text(target))
     print(f"  devices: {describe(report.devices)}")
-    failed = [c for c in report.checks if not c.passed]
-    if failed:
-        raise SelfCheckFailed(f"{target}: {len(failed)} of {len(report.checks)} checks fail "
-                              "(see above)")
+    if not report.passed:
+        raise SelfCheckFailed(f"{report.head(target)} (see above)")
 
 
 def source_of(obj: object) -> str | None:
