@@ -113,7 +113,9 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
                 # Its mistake is the required check's (or it has none): said there, once.
                 result.state, result.waits_for = WAITING, waited.name
                 if verdict.passed:
-                    result.message = f"no points while {waited.id(target)} fails: {theirs.message}"
+                    earns = (f"only the points of {', '.join(f'{g}.g' for g in sorted(got))}"
+                             if got and got != every else "no points")
+                    result.message = f"{earns} while {waited.id(target)} fails: {theirs.message}"
                     result.mistakes = list(theirs.mistakes)
         results.append(result)
     for result in results:

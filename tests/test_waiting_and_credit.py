@@ -158,3 +158,14 @@ def test_check_grade_and_gradescope_give_the_self_checks_score(make_notebook, tm
     own = run_self_check("lin_grad", load_function(tmp_path, W_TRANSPOSED, "lin_grad"))
     assert own.target_score("lin_grad") == (2.0, 3.0)
     assert {c["state"] for c in report["checks"] if c["target"] == "mse_grad"} == {"passed"}
+
+
+def test_a_check_right_on_its_own_says_which_gradients_earn_while_it_waits(tmp_path):
+    bias_averaged = ("import torch\ndef lin_grad(inp, out, w, b):\n    inp.g = out.g @ w.t()\n"
+                     "    w.g = inp.t() @ out.g\n    b.g = out.g.mean(0)\n")
+    report = run_self_check("lin_grad", load_function(tmp_path, bias_averaged, "lin_grad"))
+    one = next(c for c in report.checks if c.name == "batch-of-one")  # at N = 1, mean is sum
+    assert (one.state, one.waits_for) == ("waiting", "values-float64")
+    assert one.message.startswith("only the points of inp.g, w.g while lin_grad/values-float64 fails")
+    assert one.points == pytest.approx(one.max_points * 2 / 3)
+    assert report.target_score("lin_grad") == (2.0, 3.0)
