@@ -213,7 +213,7 @@ def line_message(checks: list[CheckResult]) -> str:
     first = checks[0].message
     if all(c.message == first for c in checks):
         return first
-    return f"{first} (as {checks[0].name} found it)"
+    return f"in {checks[0].name}, {first}"
 
 
 def waiting_for(name: str, check: CheckResult | None) -> str:

@@ -105,7 +105,7 @@ def test_a_line_over_checks_with_different_numbers_says_whose_numbers_it_gives()
     ])
     (line,), _ = report.grouped("mse_grad")
     assert line == (["values-float64", "values-float32"],
-                    f"{said} (as values-float64 found it)", ["mse_grad.x"])
+                    f"in values-float64, {said}", ["mse_grad.x"])
     (line,), _ = report.grouped("relu_grad")
     assert line[1] == said  # the same words for every check: nothing to add
 
