@@ -169,3 +169,17 @@ def test_a_check_right_on_its_own_says_which_gradients_earn_while_it_waits(tmp_p
     assert one.message.startswith("only the points of inp.g, w.g while lin_grad/values-float64 fails")
     assert one.points == pytest.approx(one.max_points * 2 / 3)
     assert report.target_score("lin_grad") == (2.0, 3.0)
+
+
+def test_checks_table_says_the_mistake_once_and_the_waiting_checks_on_their_own_line(tmp_path):
+    from rich.console import Console
+
+    from autograder.cli import print_report
+
+    console = Console(width=200, record=True)
+    print_report(run_self_check("lin_grad", load_function(tmp_path, W_TRANSPOSED, "lin_grad")),
+                 console)
+    table = console.export_text()
+    assert table.count("lin_grad.weight_transposed") == 1 and "2 / 3" in table
+    assert ("waiting for the right values (values-float64): batch-of-one, inputs-unchanged, "
+            "gpu-ready") in table
