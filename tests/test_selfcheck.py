@@ -35,7 +35,7 @@ def test_a_wrong_answer_raises_with_the_same_message_as_the_grader(capsys):
     out = " ".join(capsys.readouterr().out.split())
     # One line per distinct mistake, naming the checks it covers, as `autograder check` does.
     assert out.count("mse is a mean, so divide by N = inp.shape[0]") == 1
-    assert "FAIL values-float64, values-float32: inp.g is" in out
+    assert "FAIL values-float64, values-float32: in values-float64, inp.g is" in out
     # The checks that need the right values first wait for them: one mistake, said once.
     assert ("waiting for the right values (values-float64): batch-of-one, inputs-unchanged, "
             "gpu-ready") in out
