@@ -119,6 +119,8 @@ def print_report(report, console: Console, verbose: bool = False) -> None:
             said = "\n".join(f"[red]FAIL[/] {escape(', '.join(names))}: {escape(message)} "
                              f"[dim]({escape(', '.join(codes))})[/]"
                              for names, message, codes in failing)
+            said += "".join(f"\n[yellow]waiting for {escape(words)}:[/] {escape(', '.join(names))}"
+                            for words, names in report.waiting(target))
         table.add_row(escape(target), f"{got:g} / {out_of:g}", said)
     console.print(table)
     console.print(f"[bold]score: {report.score:g} / {report.max_score:g}[/]")

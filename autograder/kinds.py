@@ -80,15 +80,21 @@ class Values(CheckKind):
         from . import compare, diagnose
 
         if planned.case.stand_in:  # stand-ins for the GPU: structure only
-            for name in planned.call.collect:
-                verdict = compare.compare_structure(target, name, result, planned)
-                if not verdict.passed:
-                    return verdict
-            return PASSED
+            verdicts = {name: compare.compare_structure(target, name, result, planned)
+                        for name in planned.call.collect}
+            first = next((v for v in verdicts.values() if not v.passed), PASSED)
+            return with_right(first, verdicts)
         verdicts = {name: compare.compare_gradient(
             target, name, result, tensors.get(f"{planned.call.id}/{name}.g"), planned)
             for name in planned.call.collect}
-        return diagnose.combine(target, verdicts, planned)
+        return with_right(diagnose.combine(target, verdicts, planned), verdicts)
+
+
+def with_right(verdict: Verdict, verdicts: dict[str, Verdict]) -> Verdict:
+    """`verdict` on a call, naming the gradients it got right (`Verdict.right`)."""
+    if verdict.passed:
+        return verdict
+    return replace(verdict, right=tuple(name for name, v in verdicts.items() if v.passed))
 
 
 class Unchanged(Values):
@@ -97,11 +103,15 @@ class Unchanged(Values):
     def judge(self, target, planned, result, tensors):
         from . import compare
 
-        # Leaving inputs alone earns points only with the right gradient: doing nothing is not it.
+        # Leaving inputs alone earns points only with the right gradient: doing nothing is not
+        # it. A gradient right in part earns its part only where the inputs are left alone.
         verdict = super().judge(target, planned, result, tensors)
-        if not verdict.passed:
-            return verdict
-        return compare.compare_unchanged(target, result, tensors, planned)
+        if verdict.passed:
+            return compare.compare_unchanged(target, result, tensors, planned)
+        if verdict.right and not compare.compare_unchanged(target, result, tensors,
+                                                           planned).passed:
+            return replace(verdict, right=())
+        return verdict
 
 
 class Probe(CheckKind):

@@ -139,6 +139,9 @@ class Target:
     forward: str = ""  # the forward this target differentiates (lesson.py)
     forward_args: tuple[str, ...] = ()
     upstream: str = ""  # the input holding the forward output's gradient; "" for a loss
+    #: Credit per gradient: (a collected argument, its weight); each `.g` earns its weight's
+    #: share of each check where it is right (`scoring`). Empty: a check earns all or nothing.
+    credit: tuple[tuple[str, float], ...] = ()
 
     @property
     def grade_cell(self) -> str:
@@ -337,13 +340,35 @@ def _target(t: dict, sets: dict) -> Target:
     for c in checks:
         if c.requires and c.requires not in names:
             raise ValueError(f"check {c.name!r} of {name} requires {c.requires!r}, which it lacks")
+    credit = _credit(name, t.get("credit"), tuple(t.get("collect", ())))
     forward = t.get("forward", {})
     derived = tuple((k, str(v["forward"]), tuple(v["of"])) for k, v in t.get("derived", {}).items())
     return Target(name, str(t.get("entry", name)), str(t.get("kind", "function")),
                   float(t["points"]), tuple(checks), tuple(t.get("args", ())),
                   tuple(t.get("grads", {}).items()), tuple(t.get("collect", ())),
                   tuple(t.get("inputs", {}).items()), derived, str(forward.get("name", "")),
-                  tuple(forward.get("of", ())), str(forward.get("upstream", "")))
+                  tuple(forward.get("of", ())), str(forward.get("upstream", "")), credit)
+
+
+def _credit(name: str, credit: object, collect: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    """A target's `credit = { inp = 1, w = 1, b = 1 }`: a weight for each `.g` it sets (each
+    name of `collect`, none left out), the weights numbers at least 0, not all 0."""
+    if credit is None:
+        return ()
+    if not isinstance(credit, dict):
+        raise ValueError(f"{name}'s credit is not a table of weights ({{ inp = 1, w = 1 }})")
+    if set(credit) != set(collect):
+        raise ValueError(f"{name}'s credit names {', '.join(sorted(credit)) or 'nothing'}; it "
+                         f"gives a weight to each .g the target sets: {', '.join(collect)}")
+    weights = []
+    for key in collect:
+        value = credit[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e9:
+            raise ValueError(f"{name}'s credit for {key} is not a number from 0 to 1e9")
+        weights.append((key, float(value)))
+    if not sum(w for _, w in weights) > 0:
+        raise ValueError(f"{name}'s credit gives every .g a weight of 0")
+    return tuple(weights)
 
 
 def _case(c: dict, target_flags: tuple[str, ...]) -> Case:

@@ -30,16 +30,30 @@ def reference_notes(notes_of: Iterable[tuple[str, Iterable[str]]]) -> dict[str, 
 
 @dataclass(frozen=True)
 class Verdict:
-    """How one call fared: passed, a one-line message, mistake codes."""
+    """How one call fared: passed, a one-line message, mistake codes; and, where it failed, the
+    gradients (`.g` names) it still got right, which earn their share where the lesson gives
+    credit per gradient (`scoring`). A failure that names none earns nothing."""
 
     passed: bool
     message: str = ""
     mistakes: tuple[str, ...] = ()
+    right: tuple[str, ...] = ()
     picture: object = field(default=None, compare=False, repr=False)  # picture.Picture or None
+
+
+#: A check's states (`CheckResult.state`).
+PASSED, FAILED, WAITING = "passed", "failed", "waiting"
+#: The codes of a failed gate: the checks it holds back wait for it, not for the right values.
+GATE_CODES = ("uses_autograd", "not_allowed")
 
 
 @dataclass
 class CheckResult:
+    """One check of one target. `passed`: it earned all its points (`points` may be a share
+    of them where the lesson gives credit per gradient). `state`: "passed", "failed" (a mistake
+    of its own) or "waiting": it earns nothing (or only the gradients that are right) until the
+    check named by `waits_for` passes, and its mistake is that check's, said there."""
+
     id: str
     target: str
     passed: bool
@@ -47,8 +61,19 @@ class CheckResult:
     max_points: float
     message: str
     mistakes: list[str] = field(default_factory=list)
+    state: str = ""
+    waits_for: str = ""  # the check's name (its target's), when waiting
     #: Where its `.g` differs from the truth (`picture.Picture`), for the pages: never in the JSON.
     picture: object = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.state:
+            self.state = PASSED if self.passed else FAILED
+
+    @property
+    def name(self) -> str:
+        """The check's name without its target's: "values-float64"."""
+        return self.id.split("/", 1)[-1]
 
 
 @dataclass
@@ -96,39 +121,67 @@ class Report:
 
     def grouped(self, target: str) -> tuple[list[tuple[list[str], str, list[str]]], list[str]]:
         """What a student reads about one target, as `check` and the self-check show it: each
-        distinct mistake once, as (the checks it fails, the first one's message, its codes), and
-        the names of the checks that pass. Checks that fail for the same mistakes share one line
-        (the JSON keeps every check's own message: their shapes and numbers differ)."""
+        distinct mistake once, as (the checks it fails, a message true of them all, its codes),
+        and the names of the checks that pass. Checks that fail for the same mistakes share one
+        line; where their messages differ (their sizes, dtypes and numbers), the line's message
+        is the first one's and says so. Waiting checks are in neither list (`waiting`): their
+        mistake is the line of the check they wait for. The JSON keeps every check's own
+        message."""
         failing: dict[object, list[CheckResult]] = {}
         passing = []
         for c in self.checks:
-            if c.target != target:
+            if c.target != target or c.state == WAITING:
                 continue
-            if c.passed:
-                passing.append(c.id.split("/", 1)[1])
+            if c.state == PASSED:
+                passing.append(c.name)
             else:
                 failing.setdefault(tuple(c.mistakes) or c.message, []).append(c)
-        return ([([c.id.split("/", 1)[1] for c in checks], checks[0].message, checks[0].mistakes)
+        return ([([c.name for c in checks], line_message(checks), checks[0].mistakes)
                  for checks in failing.values()], passing)
+
+    def waiting(self, target: str) -> list[tuple[str, list[str]]]:
+        """The checks of `target` that wait, grouped by what they wait for, as (the words, the
+        checks): ("the right values (values-float64)", ["batch-of-one", "gpu-ready"])."""
+        mine = {c.name: c for c in self.checks if c.target == target}
+        found: dict[str, list[str]] = {}
+        for c in mine.values():
+            if c.state == WAITING:
+                found.setdefault(c.waits_for, []).append(c.name)
+        return [(waiting_for(name, mine.get(name)), names) for name, names in found.items()]
+
+    def head(self, target: str) -> str:
+        """'mse_grad: 2 of 6 checks fail, 3 wait', or 'lin_grad: all 6 checks pass'."""
+        mine = [c for c in self.checks if c.target == target]
+        failing = sum(c.state == FAILED for c in mine)
+        waiting = sum(c.state == WAITING for c in mine)
+        if not failing and not waiting:
+            return f"{target}: all {len(mine)} checks pass"
+        said = [f"{failing} of {len(mine)} checks fail"] if failing else []
+        if waiting:
+            said.append(f"{waiting} {'waits' if waiting == 1 else 'wait'}" if failing
+                        else f"{waiting} of {len(mine)} checks wait")
+        return f"{target}: " + ", ".join(said)
 
     def student_text(self, target: str, width: int = 88) -> str:
         """The self-check's words on one target: a head line, a line per distinct mistake (its
-        codes on a line of their own, so that a narrow notebook never breaks one), and what
-        passes. Plain text, wrapped at `width`."""
+        codes on a line of their own, so that a narrow notebook never breaks one), the checks
+        that wait for another, and what passes. Plain text, wrapped at `width`."""
         import textwrap
 
-        mine = [c for c in self.checks if c.target == target]
         failed, passing = self.grouped(target)
-        failing = sum(len(names) for names, _, _ in failed)
-        lines = [f"{target}: " + (f"{failing} of {len(mine)} checks fail" if failing
-                                  else f"all {len(mine)} checks pass")]
+        waiting = self.waiting(target)
+        lines = [self.head(target)]
         for names, message, codes in failed:
             lines += textwrap.wrap(f"FAIL {', '.join(names)}: {message}", width,
                                    initial_indent="  ", subsequent_indent="       ",
                                    break_long_words=False, break_on_hyphens=False)
             if codes:
                 lines.append(f"       mistakes: {', '.join(codes)}")
-        if failed and passing:
+        for words, names in waiting:
+            lines += textwrap.wrap(f"waiting for {words}: {', '.join(names)}", width,
+                                   initial_indent="  ", subsequent_indent="       ",
+                                   break_long_words=False, break_on_hyphens=False)
+        if (failed or waiting) and passing:
             lines += textwrap.wrap(f"pass: {', '.join(passing)}", width, initial_indent="  ",
                                    subsequent_indent="        ", break_on_hyphens=False)
         return "\n".join(lines)
@@ -140,15 +193,14 @@ class Report:
             got, out_of = self.target_score(target)
             head = f"{target}: {got:g} / {out_of:g}"
         else:
-            failing = sum(not c.passed for c in mine)
-            head = f"{target}: " + (f"{failing} of {len(mine)} checks fail" if failing
-                                    else f"all {len(mine)} checks pass")
+            head = self.head(target)
         lines = [head]
         for c in mine:
-            mark = "PASS" if c.passed else "FAIL"
+            mark = {PASSED: "PASS", WAITING: "WAIT"}.get(c.state, "FAIL")
             score = f" ({c.points:g}/{c.max_points:g})" if points else ""
-            codes = f"  [{', '.join(c.mistakes)}]" if c.mistakes else ""
-            lines.append(f"  {mark} {c.id}{score}: {c.message}{codes}")
+            codes = f"  [{', '.join(c.mistakes)}]" if c.mistakes and c.state != WAITING else ""
+            said = f"waits for {c.waits_for}" if c.state == WAITING else c.message
+            lines.append(f"  {mark} {c.id}{score}: {said}{codes}")
         return "\n".join(lines)
 
     def text(self) -> str:
@@ -156,3 +208,21 @@ class Report:
         body = "\n".join(self.target_text(t) for t in targets)
         notes = "".join(f"\nnote: {n}" for n in self.notes)
         return f"{body}\nscore: {self.score:g} / {self.max_score:g}{notes}"
+
+
+def line_message(checks: list[CheckResult]) -> str:
+    """The message of a line that covers `checks` (one mistake): theirs where they all say the
+    same; else the first one's, naming it, so that its sizes and numbers (N = 3, allowed 1e-09)
+    are not read as every check's."""
+    first = checks[0].message
+    if all(c.message == first for c in checks):
+        return first
+    return f"in {checks[0].name}, {first}"
+
+
+def waiting_for(name: str, check: CheckResult | None) -> str:
+    """What a waiting check waits for, in words: a failed gate by its name, else the right
+    values, naming the check that shows them."""
+    if check is not None and any(m.rsplit(".", 1)[-1] in GATE_CODES for m in check.mistakes):
+        return name
+    return f"the right values ({name})"

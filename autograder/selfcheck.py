@@ -42,10 +42,8 @@ def self_check(target: str, obj: object, device: str = "all", lesson: str | None
     if said := describe(report.devices):
         print(f"  devices: {said}")
     picture.show(report, target)  # in a notebook: where a wrong .g differs from the true one
-    failed = [c for c in report.checks if not c.passed]
-    if failed:
-        raise SelfCheckFailed(f"{target}: {len(failed)} of {len(report.checks)} checks fail "
-                              "(see above)")
+    if not report.passed:
+        raise SelfCheckFailed(f"{report.head(target)} (see above)")
 
 
 def source_of(obj: object) -> str | None:

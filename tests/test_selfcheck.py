@@ -35,7 +35,10 @@ def test_a_wrong_answer_raises_with_the_same_message_as_the_grader(capsys):
     out = " ".join(capsys.readouterr().out.split())
     # One line per distinct mistake, naming the checks it covers, as `autograder check` does.
     assert out.count("mse is a mean, so divide by N = inp.shape[0]") == 1
-    assert "FAIL values-float64, values-float32, inputs-unchanged, gpu-ready: inp.g is" in out
+    assert "FAIL values-float64, values-float32: in values-float64, inp.g is" in out
+    # The checks that need the right values first wait for them: one mistake, said once.
+    assert ("waiting for the right values (values-float64): batch-of-one, inputs-unchanged, "
+            "gpu-ready") in out
     assert "mistakes: mse_grad.missing_factor_2, mse_grad.not_averaged, mse_grad.wrong_values" in out
     # The devices line: wrong values are not a device fault, and no "meta" or CUDA-less noise.
     assert "devices: your code keeps tensors on their device" in out
