@@ -19,7 +19,7 @@ from nbconvert.preprocessors import Preprocessor
 _PARTS = re.compile(r"(?P<fence>^(?P<f>```|~~~)[^\n]*\n.*?^(?P=f)[ \t]*$)"
                     r"|(?P<span>(?P<ticks>`+).+?(?P=ticks))"
                     r"|\$\$(?P<display>.+?)\$\$"
-                    r"|(?<![\\$])\$(?P<inline>[^\s$`](?:[^$`\n]*?[^\s\\$`])?)\$(?!\d)",
+                    r"|(?<![\\$])\$(?P<inline>[^\s$`](?:[^$`\n]*?[^\\$`])?)\$(?!\d)",
                     re.DOTALL | re.MULTILINE)
 
 
