@@ -345,6 +345,7 @@ def test_formgraders_graded_cell_reads_as_the_self_check_at_1280_px(lab, browser
         assert_reads_as_one_mistake(browser, report)
         page = browser.find_element(By.TAG_NAME, "body").text
         assert "sandbox" not in page and "(meta)" not in page and "CPU: failed" not in page
+        assert browser.find_elements(By.TAG_NAME, "math") and "$\\max" not in page
         # The report's box never scrolls sideways: each line wraps at the cell's width.
         assert browser.execute_script(
             "return Array.from(document.querySelectorAll('.autograder-report'), r => {"
