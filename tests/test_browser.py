@@ -193,10 +193,10 @@ def test_a_feedback_page_has_the_notes_on_top_and_each_report_alone(course, brow
     cells = WebDriverWait(browser, PAGE_WAIT).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#notebook-container .cell"))
     texts = [c.text for c in cells]
-    assert texts[0].startswith("The grader's notes on the whole notebook"), texts[0]
-    assert "CPU: failed" in texts[0]
+    # Bob only left out the factor 2: no notes box (no note says anything about his code).
+    assert not any(t.startswith("The grader's notes") for t in texts) and "CPU: " not in texts[0]
     report = next(i for i, t in enumerate(texts) if "mse_grad: 0 / 2" in t)
-    assert report > 0 and "FAIL mse_grad/values-float64" in texts[report]
+    assert report > 0 and "FAIL values-float64, " in texts[report]
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "sandbox" not in page and "Out[" not in page
     browser.get((course / "feedback" / "notjson" / "backward" / "backward.html").as_uri())
@@ -250,5 +250,148 @@ def test_the_class_report_reads_at_a_glance_at_1280_px(course, browser):
         assert set(captions) == {"figure-mistakes", "figure-targets", "figure-totals"}
         assert browser.execute_script("return document.documentElement.scrollWidth <= "
                                       "document.documentElement.clientWidth")
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
+#: Where the tests below leave their screenshots (a person looks at them).
+SHOTS = Path(os.environ.get("AUTOGRADER_SCREENSHOTS", "/tmp/autograder-screenshots"))
+
+
+def at_1280(browser):
+    browser.set_window_size(1280, 1000)
+
+
+def no_horizontal_scroll(browser) -> bool:
+    """Nothing on the page runs past its right edge: neither the page nor any box in it scrolls
+    sideways."""
+    return browser.execute_script(
+        "const root = document.documentElement;"
+        "if (root.scrollWidth > root.clientWidth) return false;"
+        "return Array.from(document.querySelectorAll('body *')).every(e => {"
+        "  const s = getComputedStyle(e);"
+        "  return !(['auto', 'scroll'].includes(s.overflowX) && e.scrollWidth > e.clientWidth + 1)"
+        "    && e.getBoundingClientRect().right <= root.clientWidth + 1; })")
+
+
+def assert_reads_as_one_mistake(browser, report) -> None:
+    """What a student reads about bob's mse_grad (the factor 2 left out): one line for the
+    mistake, naming the checks it covers, its code on a line of its own."""
+    mistakes = report.find_elements(By.CSS_SELECTOR, ".autograder-mistake")
+    codes = report.find_elements(By.CSS_SELECTOR, ".autograder-codes")
+    assert len(mistakes) == 1 and len(codes) == 1, report.text
+    assert mistakes[0].text.startswith("FAIL values-float64, ")
+    assert "inp.g is half of the true gradient" in mistakes[0].text
+    assert codes[0].text.startswith("mistakes: mse_grad.missing_factor_2")
+    assert codes[0].location["y"] > mistakes[0].location["y"]  # below, on its own line
+    assert "(0/" not in report.text  # no weights per check
+
+
+def test_a_feedback_page_reads_as_the_self_check_at_1280_px_without_network(course, browser):
+    # Chromium here reaches no network: a CDN's MathJax never loads, so math shown is ours.
+    size = browser.get_window_size()
+    at_1280(browser)
+    try:
+        browser.get((course / "feedback" / "bob" / "backward" / "backward.html").as_uri())
+        report = WebDriverWait(browser, PAGE_WAIT).until(
+            lambda d: next((r for r in d.find_elements(By.CSS_SELECTOR, ".autograder-report")
+                            if r.text.startswith("mse_grad: 0 / 2")), None))
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", report)
+        browser.save_screenshot(str(SHOTS / "feedback-report.png"))
+        assert_reads_as_one_mistake(browser, report)
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert "sandbox" not in page and "meta" not in page.lower().split()
+        assert "(meta)" not in page and "Out[" not in page
+        # nbgrader's summary names each target, never "Test cell".
+        summary = browser.find_element(By.ID, "toc").text
+        assert "Test cell" not in summary
+        for target in ("mse_grad", "relu_grad", "lin_grad", "module_backward"):
+            assert target in summary, summary
+        # Math is drawn (MathML), not shown as TeX.
+        assert browser.find_elements(By.TAG_NAME, "math")
+        assert "$" not in page and "\\frac" not in page and "\\max" not in page
+        assert no_horizontal_scroll(browser)
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.save_screenshot(str(SHOTS / "feedback-top.png"))
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
+def test_formgraders_graded_cell_reads_as_the_self_check_at_1280_px(lab, browser):
+    size = browser.get_window_size()
+    at_1280(browser)
+    try:
+        browser.get(lab.page("formgrader"))
+        wait = WebDriverWait(browser, PAGE_WAIT)
+
+        def click(css: str, text: str) -> None:
+            link = wait.until(lambda d: next((a for a in d.find_elements(By.CSS_SELECTOR, css)
+                                              if a.text.strip() == text), None))
+            link.click()
+
+        click("a", "Manual Grading")
+        click("#main-table a", "backward")
+        click("#main-table a", "backward")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#main-table a.name-shown"))
+        browser.find_element(By.ID, "toggle_names").click()
+        click("#main-table a.name-shown", "bob")
+        report = wait.until(
+            lambda d: next((r for r in d.find_elements(By.CSS_SELECTOR, ".autograder-report")
+                            if r.text.startswith("mse_grad: 0 / 2")), None))
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", report)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SHOTS / "formgrader-cell.png"))
+        assert_reads_as_one_mistake(browser, report)
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert "sandbox" not in page and "(meta)" not in page and "CPU: failed" not in page
+        assert browser.find_elements(By.TAG_NAME, "math") and "$\\max" not in page
+        # The report's box never scrolls sideways: each line wraps at the cell's width.
+        assert browser.execute_script(
+            "return Array.from(document.querySelectorAll('.autograder-report'), r => {"
+            "  let e = r; while (e) { if (e.scrollWidth > e.clientWidth + 1 && "
+            "    ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)) return false;"
+            "    e = e.parentElement; } return true; }).every(x => x)")
+        assert browser.execute_script(
+            "return Array.from(document.querySelectorAll('.autograder-report div'))"
+            ".every(d => d.getBoundingClientRect().right <= "
+            "document.documentElement.clientWidth + 1)")
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
+def test_after_a_manual_score_and_a_regrade_the_not_graded_page_shows_the_gradebooks_score(
+        course, browser, tmp_path):
+    from nbgrader.api import Gradebook
+
+    from .conftest import run_cli
+
+    regraded = Path(shutil.copytree(course, tmp_path / "course"))
+    with Gradebook(f"sqlite:///{regraded / 'gradebook.db'}", "backprop") as gb:
+        grade = gb.find_grade("check_mse_grad", "backward", "backward", "notjson")
+        grade.manual_score = 1.5  # as an instructor gives it in formgrader
+        gb.db.commit()
+    done = run_cli("grade", "--course", str(regraded), "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    with Gradebook(f"sqlite:///{regraded / 'gradebook.db'}", "backprop") as gb:
+        held = gb.find_submission("backward", "notjson").score
+    assert held == 1.5
+    size = browser.get_window_size()
+    at_1280(browser)
+    try:
+        browser.get((regraded / "feedback" / "notjson" / "backward" / "backward.html").as_uri())
+        page = WebDriverWait(browser, PAGE_WAIT).until(
+            lambda d: d.find_element(By.TAG_NAME, "body")).text
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SHOTS / "not-graded-after-regrade.png"))
+        assert f"Score: {held:g} / 10" in page and "Score: 0 / 10" not in page
+        assert BROKEN["notjson"][1] in page
+        # Styled as the feedback pages: the notebook's panel, its heading with the score.
+        heading = browser.find_element(By.CSS_SELECTOR, ".panel .panel-heading h4")
+        assert heading.text == f"backward.ipynb (Score: {held:g} / 10)"
+        assert heading.value_of_css_property("background-color") != "rgba(0, 0, 0, 0)" or \
+            browser.find_element(By.CSS_SELECTOR, ".panel-heading").value_of_css_property(
+                "background-color") != "rgba(0, 0, 0, 0)"
+        assert no_horizontal_scroll(browser)
     finally:
         browser.set_window_size(size["width"], size["height"])

@@ -384,7 +384,7 @@ def test_a_class_of_attackers_gets_nothing_and_the_honest_student_is_graded_as_a
 
     def cells(course: Path) -> list:
         nb = json.loads((course / "autograded" / "honest" / "backward" / "backward.ipynb").read_text())
-        return [c["outputs"][0]["text"] for c in nb["cells"] if c["cell_type"] == "code"
+        return [c["outputs"][0]["data"]["text/plain"] for c in nb["cells"] if c["cell_type"] == "code"
                 and c["metadata"].get("nbgrader", {}).get("grade") and c.get("outputs")]
 
     assert cells(course) == cells(courses["alone"][0])  # the same inputs: the same report

@@ -4,7 +4,7 @@ A page shows the student's notebook with the grader's notes at the top, each gra
 for its target (never the hidden inputs: the report holds messages, not inputs), without the score
 nbgrader reads from the cell (`ReportAlone`: the page's heading and the report say it), and the
 scores in the gradebook, manual ones included. A submission that could not be graded gets a short
-page with the reason.
+page, styled as the others, with the reason and the gradebook's score.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import gc
 from concurrent.futures import ProcessPoolExecutor
+from html import escape as html_escape
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from traitlets.config import Config
 
 from ..lesson import Lesson
 from . import nbgrader_parts
+from .offline_math import with_mathml
 from .pages import render
 from .record import quiet_log
 
@@ -101,7 +103,7 @@ class Pages:
         for o in outcomes:
             if o.reason is not None:
                 write_unusable_page(page(self.course, o.student, self.lesson), o.reason,
-                                    o.max_score, self.lesson)
+                                    o.score, o.max_score, self.lesson)
 
 
 def _freeze_at_exit() -> None:
@@ -162,6 +164,7 @@ class FeedbackPage(HTMLExporter):
         self.highlighters: dict[str | None, RememberedHighlight] = {}
 
     def from_notebook_node(self, nb, resources=None, **kw):
+        nb = with_mathml(nb)  # math that renders without network (no CDN's MathJax)
         info = nb.metadata.get("language_info", {})
         lexer = info.get("pygments_lexer", info.get("name", None))
         if lexer not in self.highlighters:
@@ -172,8 +175,41 @@ class FeedbackPage(HTMLExporter):
         html, res = nbgrader_parts.html_without_soup(self, nb, resources,
                                                      self.highlighters[lexer], **kw)
         if any(target in html.lower() for target in _SOUP_TARGETS):
-            return super().from_notebook_node(nb, resources, **kw)
-        return html, res
+            html, res = super().from_notebook_node(nb, resources, **kw)
+        return readable(html, targets_of(nb)), res
+
+
+#: What a feedback page adds to nbgrader's styles: every line wraps at the page's width (a long
+#: message, a mistake's codes, a student's long line of code), so nothing hides behind a
+#: horizontal scroll bar.
+WRAP_CSS = """<style>
+pre, .highlight pre, div.output_text pre, div.output_area pre, .rendered_html pre {
+  white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-word; }
+div.output_area, div.output_subarea, div.input_area, div.inner_cell { min-width: 0; max-width: 100%; }
+div.output_subarea { overflow-x: visible; }
+.autograder-report { font-size: 13px; }
+</style>"""
+
+
+def targets_of(nb) -> dict[str, str]:
+    """grade id -> target, for each grade cell `preprocessor.write_results` marked."""
+    found = {}
+    for cell in nb.cells:
+        mark = cell.metadata.get("autograder")
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if isinstance(mark, dict) and mark.get("target") and grade_id:
+            found[grade_id] = mark["target"]
+    return found
+
+
+def readable(page: str, targets: dict[str, str]) -> str:
+    """A feedback page as a student reads it: lines that wrap (`WRAP_CSS`), and nbgrader's summary
+    at the top naming each graded target (`targets`: grade id -> target) where stock says "Test
+    cell"."""
+    for grade_id, target in targets.items():
+        page = page.replace(f'<a href="#{grade_id}">Test cell</a>',
+                            f'<a href="#{grade_id}">{html_escape(target)}</a>', 1)
+    return page.replace("</head>", WRAP_CSS + "\n</head>", 1)
 
 
 class FeedbackFor(GenerateFeedback):
@@ -217,8 +253,11 @@ def generate_for(course: Path, cfg: Config, assignment: str, students: list[str]
         pass
 
 
-def write_unusable_page(path: Path, reason: str, max_score: float, lesson: Lesson) -> None:
-    """The page of a submission that could not be graded: its score, 0, and the reason."""
+def write_unusable_page(path: Path, reason: str, score: float, max_score: float,
+                        lesson: Lesson) -> None:
+    """The page of a submission that could not be graded: the reason, and its score as the
+    gradebook holds it (0, or the instructor's manual scores: a regrade after a manual score
+    writes this page again with that score)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render("not_graded.html.j2", lesson=lesson, reason=reason, max_score=max_score),
-                    encoding="utf-8")
+    path.write_text(render("not_graded.html.j2", lesson=lesson, reason=reason, score=score,
+                           max_score=max_score), encoding="utf-8")

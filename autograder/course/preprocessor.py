@@ -13,8 +13,10 @@ cell of their own at the top, except the sandbox's, which only the instructor's 
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -90,9 +92,10 @@ NOTES_CELL_ID = "autograder-notes"
 
 
 def write_results(nb, report: Report, lesson: Lesson) -> None:
-    """Each grade cell `check_<target>` shows the target's report and, last, its score (tagged
-    `{"autograder": "score"}`: what nbgrader reads, and feedback pages leave out). The notes a
-    student may read, on the whole notebook, go in a markdown cell at the top."""
+    """Each grade cell `check_<target>` shows the target's report, grouped (`graded_output`), and,
+    last, its score (tagged `{"autograder": "score"}`: what nbgrader reads, and feedback pages
+    leave out). The notes that say something about this student's code (`notes_for_student`), on
+    the whole notebook, go in a markdown cell at the top."""
     for cell in nb.cells:
         if not notebook.is_grade_cell(cell) or cell.cell_type != "code":
             continue
@@ -102,25 +105,97 @@ def write_results(nb, report: Report, lesson: Lesson) -> None:
             continue
         got, _ = report.target_score(target)
         cell.execution_count = lesson.names.index(target) + 1
+        # The feedback page's summary names the target where stock says "Test cell".
+        cell.metadata.setdefault("autograder", {})["target"] = target
         cell.outputs = [
-            nbformat.v4.new_output("stream", name="stdout", text=report.target_text(target) + "\n"),
+            graded_output(report, target),
             nbformat.v4.new_output("execute_result", data={"text/plain": repr(float(got))},
                                    metadata={"autograder": "score"},
                                    execution_count=cell.execution_count),
         ]
         if drawn := picture.feedback_data(report, target):  # where a wrong .g is off, drawn
             cell.outputs.insert(1, nbformat.v4.new_output("display_data", data=drawn))
-    notes = [n for n in report.notes if for_students(n)]
+    notes = notes_for_student(report)
     if notes:
         nb.cells.insert(0, notes_cell(nb, "The grader's notes on the whole notebook", notes))
 
 
+def grouped_lines(report: Report, target: str) -> tuple[str, list[tuple[str, str, str]], str]:
+    """One target as a student reads it everywhere: the head (target and points), a line per
+    distinct mistake as (the checks it covers, its message, its codes), and the checks that pass
+    (`Report.grouped`, as the self-check shows it)."""
+    got, out_of = report.target_score(target)
+    failed, passing = report.grouped(target)[:2]
+    lines = [(", ".join(names), message, ", ".join(codes)) for names, message, codes in failed]
+    return f"{target}: {got:g} / {out_of:g}", lines, ", ".join(passing)
+
+
+def graded_output(report: Report, target: str) -> nbformat.NotebookNode:
+    """The graded cell's output, in text and HTML: what formgrader and the feedback page show.
+    The HTML wraps every line (nothing runs off the page); the text wraps at 88 columns, each
+    mistake's codes on a line of their own."""
+    import textwrap
+
+    from .pages import render
+
+    head, failed, passing = grouped_lines(report, target)
+    text = [head]
+    for names, message, codes in failed:
+        text += textwrap.wrap(f"FAIL {names}: {message}", 88, initial_indent="  ",
+                              subsequent_indent="       ", break_long_words=False,
+                              break_on_hyphens=False)
+        if codes:
+            text.append(f"       mistakes: {codes}")
+    if passing:
+        text += textwrap.wrap(f"pass: {passing}", 88, initial_indent="  ",
+                              subsequent_indent="        ", break_on_hyphens=False)
+    html = render("graded_cell.html.j2", head=head, failed=failed, passing=passing)
+    return nbformat.v4.new_output("display_data", data={"text/plain": "\n".join(text),
+                                                        "text/html": html},
+                                  metadata={"autograder": "report"})
+
+
+def notes_for_student(report: Report) -> list[str]:
+    """The notes on the whole notebook that say something about this student's code: never the
+    sandbox's or the reference's; the devices line only where a device failed for a device
+    reason (the CPU passes and a GPU check fails, or a `wrong_device` mistake), in plain words
+    (no stand-in backend)."""
+    from ..compare import STAND_IN_DEVICES
+    from ..devices import describe
+
+    device_line = describe(report.devices) if report.devices else None
+    shown = []
+    for note in report.notes:
+        if not for_students(note):
+            continue
+        if note == device_line or (device_line is None and note.startswith("CPU: ")):
+            if not device_failed(report):
+                continue
+            backends = "|".join(map(re.escape, STAND_IN_DEVICES))
+            note = re.sub(rf" \((?:{backends})\)", "", note)
+        shown.append(note)
+    return shown
+
+
+def device_failed(report: Report) -> bool:
+    """Whether a check failed for a device reason: code that passes on the CPU and fails on a GPU
+    (real or stood in for), or that mixes devices."""
+    if any(code.endswith(".wrong_device") for c in report.checks for code in c.mistakes):
+        return True
+    lanes = report.devices or {}
+    return lanes.get("cpu") == "passed" and "failed" in (lanes.get("gpu-ready"), lanes.get("cuda"))
+
+
 def notes_cell(nb, title: str, lines: list[str]) -> nbformat.NotebookNode:
-    """A markdown cell: a bold title, then `lines` as a code block (shown as written, never read
-    as markdown or HTML: a note may quote a student's line). Its id is the same on every run."""
-    body = "\n".join("    " + " ".join(line.split()) for line in lines)
+    """A markdown cell: a bold title, then `lines`, each escaped (shown as written, never read as
+    markdown or HTML: a note may quote a student's line) and wrapped at the page's width. Its id
+    is the same on every run."""
+    style = ("font-family: monospace; white-space: pre-wrap; overflow-wrap: anywhere; "
+             "word-break: break-word; margin: 0.2em 0 0 1.5em;")
+    body = "\n".join(f'<div class="autograder-note" style="{style}">'
+                     f'{html.escape(" ".join(line.split()))}</div>' for line in lines)
     cell = nbformat.NotebookNode(cell_type="markdown", metadata={"autograder": "notes"},
-                                 source=f"**{title}**\n\n{body}\n")
+                                 source=f"**{title}**\n\n<div>\n{body}\n</div>\n")
     if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
         taken = {c.get("id") for c in nb.cells}
         cell.id = next(f"{NOTES_CELL_ID}{n or ''}" for n in range(len(taken) + 1)

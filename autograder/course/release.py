@@ -43,8 +43,10 @@ c.IsolatedCheck.seed = {seed}
 
 #: Feedback pages (stock `generate_feedback` too) and formgrader show each report alone.
 FEEDBACK = '''
-# Feedback pages and formgrader show each grade cell's report without the score under it.
-c.HTMLExporter.preprocessors = ["autograder.course.feedback.ReportAlone"]
+# Feedback pages and formgrader show each grade cell's report without the score under it, and
+# math as MathML (drawn without network).
+c.HTMLExporter.preprocessors = ["autograder.course.feedback.ReportAlone",
+                                "autograder.course.offline_math.OfflineMath"]
 '''
 
 
