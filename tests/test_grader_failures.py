@@ -25,15 +25,17 @@ def broken_trusted_side(*args, **kwargs):
 
 
 def test_check_says_a_failure_of_the_trusted_side_in_one_line_and_exits_2(monkeypatch):
-    monkeypatch.setattr(engine, "check_notebook", broken_trusted_side)
+    monkeypatch.setattr(engine, "check_parsed", broken_trusted_side)
     source = REPO / "assignments" / "classifier" / "classifier.ipynb"
+    said = "the grader failed: RuntimeError: the lesson's prepare broke on its second line"
     for args in (["check", str(source)], ["check", str(source), "--json"]):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2, result.output
-        assert result.stdout == ""
-        assert result.stderr.strip().splitlines() == [
-            "autograder: the grader failed: RuntimeError: the lesson's prepare broke on its "
-            "second line"]
+        assert result.stderr.strip().splitlines() == [f"autograder: {said}"]
+        if "--json" in args:  # the error object, for a script
+            assert json.loads(result.stdout) == {"error": said, "file": str(source)}
+        else:
+            assert result.stdout == ""
 
 
 def test_gradescope_says_a_failure_of_the_trusted_side_in_one_line(monkeypatch, tmp_path):

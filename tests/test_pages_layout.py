@@ -26,11 +26,13 @@ def report(lanes: dict, codes: tuple[str, ...] = ("mse_grad.missing_factor_2",))
 
 def test_a_graded_cell_says_one_mistake_once_with_its_checks_and_codes_on_their_own_line():
     out = graded_output(report({"cpu": "failed", "gpu-ready": "failed"}), "mse_grad")
-    text = out.data["text/plain"].splitlines()
+    text = out.data["text/plain"].splitlines()  # wrapped at 88 columns
     assert text[0] == "mse_grad: 0.5 / 2"
-    assert text[1] == "  FAIL values-float64, batch-of-one, values-float32: inp.g is half (values-float64)"
-    assert text[2] == "       mistakes: mse_grad.missing_factor_2"
-    assert text[3] == "  pass: no-autograd" and len(text) == 4
+    # Messages that differ by check: the line names the check whose words it gives.
+    assert text[1:3] == ["  FAIL values-float64, batch-of-one, values-float32: in values-float64, "
+                         "inp.g is half", "       (values-float64)"]
+    assert text[3] == "       mistakes: mse_grad.missing_factor_2"
+    assert text[4] == "  pass: no-autograd" and len(text) == 5
     html = out.data["text/html"]
     assert html.count('class="autograder-mistake"') == 1 and "pre-wrap" in html
     assert "(0/0.5)" not in html and "(0/0.5)" not in out.data["text/plain"]
@@ -50,11 +52,11 @@ def test_the_notes_say_the_devices_only_where_a_device_failed_for_a_device_reaso
         "cell 3 raised NameError"]
     # Right on the CPU, wrong on the GPU's stand-in: said, without the backend's name.
     said = notes_for_student(report({"gpu-ready": "failed"}))
-    assert said[0] == "CPU: passed; CUDA: not available here; GPU-readiness: failed"
+    assert said[0].startswith("not yet ready for a GPU: see the gpu-ready checks")
     # Mixed devices, named by its code: said even where the CPU fails too.
     said = notes_for_student(report({"cpu": "failed", "gpu-ready": "failed"},
                                     ("mse_grad.wrong_device",)))
-    assert said[0].startswith("CPU: failed") and "meta" not in said[0]
+    assert said[0].startswith("not yet ready for a GPU") and "meta" not in said[0]
     assert not any("sandbox" in n for n in said)
 
 
@@ -73,3 +75,16 @@ def test_a_notes_cell_is_escaped_and_wraps():
 
     cell = notes_cell(nbformat.v4.new_notebook(), "Notes", ["line <b>1</b>"])
     assert "&lt;b&gt;1&lt;/b&gt;" in cell.source and "pre-wrap" in cell.source
+
+
+def test_a_graded_cell_shows_the_checks_that_wait_on_their_own_line():
+    r = report({})
+    waiting = CheckResult("mse_grad/inputs-unchanged", "mse_grad", False, 0.0, 0.5, "waits",
+                          ["mse_grad.missing_factor_2"], state="waiting",
+                          waits_for="values-float64")
+    r.checks.append(waiting)
+    out = graded_output(r, "mse_grad")
+    assert "  waiting for the right values (values-float64): inputs-unchanged" in \
+        out.data["text/plain"].splitlines()
+    html = out.data["text/html"]
+    assert html.count('class="autograder-waiting"') == 1 and "inputs-unchanged" in html

@@ -120,14 +120,17 @@ def write_results(nb, report: Report, lesson: Lesson) -> None:
         nb.cells.insert(0, notes_cell(nb, "The grader's notes on the whole notebook", notes))
 
 
-def grouped_lines(report: Report, target: str) -> tuple[str, list[tuple[str, str, str]], str]:
+def grouped_lines(report: Report, target: str
+                  ) -> tuple[str, list[tuple[str, str, str]], list[tuple[str, str]], str]:
     """One target as a student reads it everywhere: the head (target and points), a line per
-    distinct mistake as (the checks it covers, its message, its codes), and the checks that pass
-    (`Report.grouped`, as the self-check shows it)."""
+    distinct mistake as (the checks it covers, its message, its codes), the checks that wait for
+    another as (what they wait for, the checks), and the checks that pass (`Report.grouped` and
+    `Report.waiting`, as the self-check shows them)."""
     got, out_of = report.target_score(target)
     failed, passing = report.grouped(target)[:2]
     lines = [(", ".join(names), message, ", ".join(codes)) for names, message, codes in failed]
-    return f"{target}: {got:g} / {out_of:g}", lines, ", ".join(passing)
+    waiting = [(words, ", ".join(names)) for words, names in report.waiting(target)]
+    return f"{target}: {got:g} / {out_of:g}", lines, waiting, ", ".join(passing)
 
 
 def graded_output(report: Report, target: str) -> nbformat.NotebookNode:
@@ -138,7 +141,7 @@ def graded_output(report: Report, target: str) -> nbformat.NotebookNode:
 
     from .pages import render
 
-    head, failed, passing = grouped_lines(report, target)
+    head, failed, waiting, passing = grouped_lines(report, target)
     text = [head]
     for names, message, codes in failed:
         text += textwrap.wrap(f"FAIL {names}: {message}", 88, initial_indent="  ",
@@ -146,10 +149,14 @@ def graded_output(report: Report, target: str) -> nbformat.NotebookNode:
                               break_on_hyphens=False)
         if codes:
             text.append(f"       mistakes: {codes}")
+    for words, names in waiting:
+        text += textwrap.wrap(f"waiting for {words}: {names}", 88, initial_indent="  ",
+                              subsequent_indent="       ", break_on_hyphens=False)
     if passing:
         text += textwrap.wrap(f"pass: {passing}", 88, initial_indent="  ",
                               subsequent_indent="        ", break_on_hyphens=False)
-    html = render("graded_cell.html.j2", head=head, failed=failed, passing=passing)
+    html = render("graded_cell.html.j2", head=head, failed=failed, waiting=waiting,
+                  passing=passing)
     return nbformat.v4.new_output("display_data", data={"text/plain": "\n".join(text),
                                                         "text/html": html},
                                   metadata={"autograder": "report"})
