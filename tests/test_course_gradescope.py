@@ -48,7 +48,7 @@ def test_a_report_becomes_one_test_per_target_with_a_line_per_mistake():
         ("mse_grad", 0.5, 2.0, "failed"), ("relu_grad", 2.0, 2.0, "passed")]
     said = data["tests"][0]["output"]
     assert said.splitlines() == [
-        "2 of 3 checks fail", f"FAIL values-float64, values-float32: {half}",
+        "2 of 3 checks fail", f"FAIL values-float64, values-float32: in values-float64, {half}",
         "     mistakes: mse_grad.missing_factor_2", "pass: batch-of-one"]
     assert data["tests"][1]["output"] == "all 1 checks pass: values-float64"
     assert "NameError" in data["output"]
@@ -304,3 +304,19 @@ def test_each_notebook_not_graded_is_named_with_why():
                    ("scratch.ipynb", "none of the lesson's answer cells"),
                    ("old.ipynb", "2 of 4 answers written, fewer than work/backward (1).ipynb's 4"),
                    ("classifier.ipynb", "the notebook of lesson classifier")]
+
+
+def test_a_gradescope_test_says_the_checks_that_wait_as_waiting_not_failed():
+    half = "inp.g is half of the true gradient"
+    report = Report([
+        CheckResult("mse_grad/values-float64", "mse_grad", False, 0.0, 1.0, half,
+                    ["mse_grad.missing_factor_2"]),
+        CheckResult("mse_grad/inputs-unchanged", "mse_grad", False, 0.0, 0.5, half,
+                    ["mse_grad.missing_factor_2"], state="waiting", waits_for="values-float64"),
+        CheckResult("mse_grad/no-autograd", "mse_grad", True, 0.0, 0.0, "written by hand"),
+    ])
+    said = results(report)["tests"][0]["output"].splitlines()
+    assert said == ["1 of 3 checks fail, 1 waits",
+                    f"FAIL values-float64: {half}", "     mistakes: mse_grad.missing_factor_2",
+                    "waiting for the right values (values-float64): inputs-unchanged",
+                    "pass: no-autograd"]

@@ -51,7 +51,7 @@ def results(report: Report | None, reason: str | None = None, max_score: float |
         tests.append({"name": target, "number": str(number), "score": float(got),
                       "max_score": float(out_of),
                       "status": "passed" if all(c.passed for c in mine) else "failed",
-                      "output": target_output(mine), "visibility": "visible"})
+                      "output": target_output(report, target), "visibility": "visible"})
     said = []
     if graded:
         said.append(f"graded: {graded}")
@@ -61,27 +61,17 @@ def results(report: Report | None, reason: str | None = None, max_score: float |
     return out
 
 
-def target_output(checks: list) -> str:
-    """One target's checks as its Gradescope test says them: a line per distinct mistake, the
-    checks it fails named, its codes on a line of their own; then the checks that pass."""
-    failing: dict[object, list] = {}
-    passing = []
-    for c in checks:
-        if c.passed:
-            passing.append(c.id.split("/", 1)[-1])
-        else:
-            failing.setdefault(tuple(c.mistakes) or c.message, []).append(c)
-    if not failing:
-        return f"all {len(checks)} checks pass: {', '.join(passing)}"
-    lines = [f"{sum(map(len, failing.values()))} of {len(checks)} checks fail"]
-    for group in failing.values():
-        names = ", ".join(c.id.split("/", 1)[-1] for c in group)
-        lines.append(f"FAIL {names}: {group[0].message}")
-        if group[0].mistakes:
-            lines.append(f"     mistakes: {', '.join(group[0].mistakes)}")
-    if passing:
-        lines.append(f"pass: {', '.join(passing)}")
-    return "\n".join(lines)
+def target_output(report: Report, target: str) -> str:
+    """One target's checks as its Gradescope test says them, in the self-check's words
+    (`Report.student_text`): a line per distinct mistake, the checks it fails named, its codes
+    on a line of their own; the checks that wait for another; then the checks that pass."""
+    mine = [c for c in report.checks if c.target == target]
+    failed, passing = report.grouped(target)
+    if not failed and not report.waiting(target):
+        return f"all {len(mine)} checks pass: {', '.join(passing)}"
+    head = report.head(target).split(": ", 1)[1]
+    lines = report.student_text(target, width=100).splitlines()[1:]
+    return "\n".join([head] + [line[2:] for line in lines])
 
 
 def write(path: Path, data: dict) -> Path:
