@@ -146,3 +146,16 @@ def test_a_one_hot_made_otherwise_is_not_told_of_f_one_hot(made, released_classi
     wrong = "float64 but inp is float32" if "float64" in made else "float32 but inp is float64"
     assert any(f"inp.g is {wrong}: keep the input's dtype" in m and "dtype=inp.dtype" in m
                for m in messages), messages
+
+
+@pytest.mark.sandbox
+def test_a_right_one_hot_indexed_out_of_an_identity_matrix_earns_every_point(
+        released_classifier, tmp_path):
+    # Indexing a stand-in CUDA tensor makes torch import code that names autograd's engine
+    # class: refusing autograd for good must leave that name a type (it failed gpu-ready).
+    answer = ("def nll_grad(inp, targ):\n"
+              "    eye = torch.eye(inp.shape[1], dtype=inp.dtype, device=inp.device)\n"
+              "    inp.g = -eye[targ] / inp.shape[0]\n")
+    report = graded_answer(released_classifier, tmp_path, "nll_grad", answer)
+    assert failing_messages(report, "nll_grad") == []
+    assert target_points(report)["nll_grad"] == 3.0

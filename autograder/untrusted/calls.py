@@ -79,6 +79,15 @@ class _no_autograd:
             _Variable._execution_engine = _ENGINE
 
 
+class _NoFreshEngine:
+    """Where autograd's engine class was, once refused for good: a type, never an engine."""
+
+    def __new__(cls, *args, **kwargs):
+        _Refuse.used = True
+        raise AutogradRefused("autograd is not allowed here: there is no fresh engine "
+                              "(torch._C._ImperativeEngine) to make")
+
+
 def refuse_autograd_for_good() -> None:
     """For the rest of this process (the graded one, never a student's kernel): autograd's
     engine refuses, there is no fresh one to make, forward-mode AD is off, and torch's own
@@ -92,7 +101,9 @@ def refuse_autograd_for_good() -> None:
         _ENGINE = _Refuse()  # what `_no_autograd` puts back after a call, too
         _Variable._execution_engine = _ENGINE
     if hasattr(torch._C, "_ImperativeEngine"):  # no fresh engine to make either
-        del torch._C._ImperativeEngine
+        # A type still stands there (torch's own modules name it, e.g. in annotations of code
+        # that indexing a stand-in tensor imports), but making one refuses.
+        torch._C._ImperativeEngine = _NoFreshEngine
     if hasattr(torch._C, "_set_fwd_grad_enabled"):
         torch._C._set_fwd_grad_enabled(False)
     _refuse_backward_kernels()
