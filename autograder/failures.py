@@ -53,8 +53,9 @@ def call_failure(target: str, meta: CallResult | None, own: dict[str, str] | Non
                        (f"{target}.wrong_device",))
     if kind == "DataDependentOutputException" or "cannot be called on meta tensors" in text:
         return Verdict(False, f"{target} reads a tensor's value into Python (.item(), float(), "
-                              f"an if on a tensor){where}: the GPU-readiness check runs without "
-                              "values; keep the computation on tensors", (f"{target}.error",))
+                              f"an if on a tensor){where}: the gpu-ready check runs your code on "
+                              "stand-in CUDA tensors, which hold no values; keep the computation "
+                              "on tensors", (f"{target}.error",))
     if kind == "MemoryError" or "allocate memory" in text or "out of memory" in text.lower():
         limit = f": {error.limit}" if error.limit else ""
         return Verdict(False, f"{target} ran out of memory{where}{limit}", (f"{target}.memory",))
