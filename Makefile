@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/autograder demo demo-course
 
-# --dist loadgroup: a module marked xdist_group (tests/test_exchange.py, test_serve.py) runs in
-# one worker, its one course set up once; the others are shared out as before.
+# --dist loadfile: each test file runs in one worker, so a module that sets up real users, a
+# course or a JupyterHub once (tests/test_exchange.py, test_serve.py, test_hub.py) never has a
+# second copy of them racing it in the other worker. (xdist's loadgroup does not group under
+# pytest 9: its xdist_group marks are kept as documentation.)
 test: $(STAMP) browser uidmap proxy
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # tests/test_browser.py drives Debian's Chromium: installed where missing, as root with apt-get;
 # elsewhere those tests skip and say why.

@@ -578,8 +578,9 @@ def test_files_that_are_not_notebooks_exit_2(tmp_path, content):
     path = tmp_path / "backward.ipynb"
     path.write_bytes(content)
     done = run_cli("check", str(path), "--json")
-    assert done.returncode == 2 and done.stdout == ""
+    assert done.returncode == 2 and set(json.loads(done.stdout)) == {"error", "file"}
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert json.loads(done.stdout)["error"] in done.stderr  # the same line, for a script
 
 
 def test_a_folder_instead_of_a_notebook_exits_2(tmp_path):

@@ -97,14 +97,15 @@ def test_the_graded_cell_shows_where_the_values_are_off_never_the_true_gradient(
     nb = nbformat.from_dict(json.loads(json.dumps(released)))
     write_results(nb, report, lessons.find(report.lesson))
     cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
-    shown = [o for o in cells["check_relu_grad"].outputs if o.output_type == "display_data"]
+    shown = [o for o in cells["check_relu_grad"].outputs if "image/png" in o.get("data", {})]
     assert len(shown) == 1
     image = decoded(base64.b64decode(shown[0].data["image/png"]))
     assert image.size == pixels(picture.DIFFERENCE)  # one panel: where they differ, alone
     # The feedback page keeps it (only the score is left out); a right target has none.
     kept, _ = ReportAlone().preprocess_cell(cells["check_relu_grad"], {}, 0)
-    assert [o.output_type for o in kept.outputs] == ["stream", "display_data"]
-    assert not any(o.output_type == "display_data" for o in cells["check_mse_grad"].outputs)
+    assert [sorted(o.data) for o in kept.outputs] == [["text/html", "text/plain"],
+                                                       ["image/png", "text/plain"]]
+    assert not any("image/png" in o.get("data", {}) for o in cells["check_mse_grad"].outputs)
 
 
 def test_the_self_check_shows_nothing_in_a_terminal():

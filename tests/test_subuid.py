@@ -231,7 +231,8 @@ def test_without_subordinate_ids_the_layers_say_so_and_require_isolation_refuses
                    for n in notes), notes
         refused = subprocess.run(env.command([*check, "--require-isolation"]),
                                  capture_output=True, text=True, timeout=300)
-        assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+        assert refused.returncode == 2, refused.stderr
+        assert missing in json.loads(refused.stdout)["error"]  # the same line, for a script
         assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
         assert "--require-isolation" in refused.stderr and missing in refused.stderr
 
