@@ -99,6 +99,9 @@ def test_the_graded_cell_shows_where_the_values_are_off_never_the_true_gradient(
     cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
     shown = [o for o in cells["check_relu_grad"].outputs if "image/png" in o.get("data", {})]
     assert len(shown) == 1
+    # Said in words for any reader (and nbconvert's soup pass, which adds words where an image
+    # has none, is not needed for it).
+    assert shown[0].metadata["image/png"]["alt"] == "where relu_grad: inp.g differs"
     image = decoded(base64.b64decode(shown[0].data["image/png"]))
     assert image.size == pixels(picture.DIFFERENCE)  # one panel: where they differ, alone
     # The feedback page keeps it (only the score is left out); a right target has none.
@@ -148,3 +151,13 @@ def test_check_runs_without_matplotlib(make_notebook):
         "      picture.feedback_data(report, 'relu_grad'), sys.modules['matplotlib'])\n")
     assert out == ("['relu_grad.wrong_mask', 'relu_grad.wrong_values'] relu_grad: inp.g None "
                    "None None")
+
+
+def test_a_picture_with_its_words_needs_no_soup_pass():
+    # nbgrader's feedback template (nbconvert's classic) writes an output's alt metadata: only an
+    # image without words sends the page through nbconvert's BeautifulSoup pass.
+    from autograder.course.feedback import _SOUP_TARGETS
+
+    assert not _SOUP_TARGETS.search('<img alt="where relu_grad: inp.g differs" src="data:">')
+    assert _SOUP_TARGETS.search('<img src="data:image/png;base64,AAAA">')
+    assert _SOUP_TARGETS.search('<div class="jp-Notebook">')

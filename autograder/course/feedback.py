@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import atexit
 import gc
+import re
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from html import escape as html_escape
 from multiprocessing import get_context
@@ -104,6 +106,11 @@ class Pages:
             if o.reason is not None:
                 write_unusable_page(page(self.course, o.student, self.lesson), o.reason,
                                     o.score, o.max_score, self.lesson)
+        for o in outcomes:  # nbgrader's step logs quietly: a page it could not write is said
+            if not page(self.course, o.student, self.lesson).is_file():
+                print(f"autograder: the feedback page of {o.student} was not written "
+                      f"(nbgrader generate_feedback --student {o.student} says why)",
+                      file=sys.stderr)
 
 
 def _freeze_at_exit() -> None:
@@ -141,8 +148,9 @@ class ReportAlone(Preprocessor):
 
 
 #: What BeautifulSoup's pass in nbconvert's HTML export looks for: images without alternative
-#: text, and JupyterLab cells. nbgrader's feedback template has neither of its own.
-_SOUP_TARGETS = ("<img", "jp-notebook")
+#: text, and JupyterLab cells. nbgrader's feedback template has neither of its own, and the
+#: grader's pictures carry their alternative text.
+_SOUP_TARGETS = re.compile(r"<img(?![^>]*\balt=)|jp-notebook", re.IGNORECASE)
 
 
 class FeedbackPage(HTMLExporter):
@@ -174,7 +182,7 @@ class FeedbackPage(HTMLExporter):
         self.filters = {**self.filters, "highlight_code": self.highlighters[lexer]}
         html, res = nbgrader_parts.html_without_soup(self, nb, resources,
                                                      self.highlighters[lexer], **kw)
-        if any(target in html.lower() for target in _SOUP_TARGETS):
+        if _SOUP_TARGETS.search(html):
             html, res = super().from_notebook_node(nb, resources, **kw)
         return readable(html, targets_of(nb)), res
 

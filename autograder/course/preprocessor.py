@@ -114,7 +114,9 @@ def write_results(nb, report: Report, lesson: Lesson) -> None:
                                    execution_count=cell.execution_count),
         ]
         if drawn := picture.feedback_data(report, target):  # where a wrong .g is off, drawn
-            cell.outputs.insert(1, nbformat.v4.new_output("display_data", data=drawn))
+            alt = {"image/png": {"alt": drawn["text/plain"].strip("<>")}}  # said, for any reader
+            cell.outputs.insert(1, nbformat.v4.new_output("display_data", data=drawn,
+                                                          metadata=alt))
     notes = notes_for_student(report)
     if notes:
         nb.cells.insert(0, notes_cell(nb, "The grader's notes on the whole notebook", notes))
