@@ -26,11 +26,12 @@ import pytest
 
 from autograder.course import put_python_on_path
 
+from . import chromium
+from .chromium import CHROMEDRIVER, CHROMIUM
 from .test_course import BROKEN, STUDENTS, graded  # noqa: F401 - the shared class
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
     pytest.skip(f"no {CHROMIUM} or {CHROMEDRIVER}: apt-get install chromium chromium-driver (as "
                 "root, `make test` does)", allow_module_level=True)
@@ -124,18 +125,7 @@ def lab(course, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    options.unhandled_prompt_behavior = "accept"  # leaving an edited notebook asks
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium asks no server for a driver
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver = chromium.start(tmp_path_factory.mktemp("chromium"))
     yield driver
     driver.quit()
 
@@ -209,9 +199,7 @@ def test_formgrader_lists_every_student_the_ungradable_too_and_says_why(lab, bro
     wait = WebDriverWait(browser, PAGE_WAIT)
 
     def click(css: str, text: str) -> None:
-        link = wait.until(lambda d: next((a for a in d.find_elements(By.CSS_SELECTOR, css)
-                                          if a.text.strip() == text), None))
-        link.click()
+        chromium.click_text(wait, css, text)
 
     click("a", "Manual Grading")
     click("#main-table a", "backward")  # the assignment
@@ -326,9 +314,7 @@ def test_formgraders_graded_cell_reads_as_the_self_check_at_1280_px(lab, browser
         wait = WebDriverWait(browser, PAGE_WAIT)
 
         def click(css: str, text: str) -> None:
-            link = wait.until(lambda d: next((a for a in d.find_elements(By.CSS_SELECTOR, css)
-                                              if a.text.strip() == text), None))
-            link.click()
+            chromium.click_text(wait, css, text)
 
         click("a", "Manual Grading")
         click("#main-table a", "backward")

@@ -28,10 +28,10 @@ import pytest
 
 from autograder.course import samples
 
+from . import chromium
+from .chromium import CHROMEDRIVER, CHROMIUM
 from .conftest import BACKWARD, CORRECT
 from .courseusers import COURSE_ID, course_hub, read_json, why_no_users
-
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def why_skip() -> str | None:
@@ -52,6 +52,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.xdist_group("hu
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: "
                                 "pip install -e '.[dev]'")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -74,20 +75,9 @@ def hub():
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium.webdriver.chrome.service import Service
-
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    options.unhandled_prompt_behavior = "accept"
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium asks no server for a driver
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver = chromium.start(Path(tmp_path_factory.mktemp("chromium")))
     yield driver
     driver.quit()
 
@@ -97,7 +87,9 @@ class Session:
 
     def __init__(self, driver, hub, user: str) -> None:
         self.d, self.hub, self.user = driver, hub, user
-        self.wait = WebDriverWait(driver, ACTION_WAIT)
+        # JupyterLab re-renders its lists: an element found a moment ago may be gone; look again.
+        self.wait = WebDriverWait(driver, ACTION_WAIT,
+                                  ignored_exceptions=(StaleElementReferenceException,))
         driver.get(f"{hub.url}/hub/logout")  # the one before logs out
         driver.delete_all_cookies()
         driver.get(f"{hub.url}/hub/login")
@@ -116,9 +108,19 @@ class Session:
     def shot(self, name: str) -> None:
         self.d.save_screenshot(str(SHOTS / f"{name}.png"))
 
+    def click(self, find) -> None:
+        """Click what `find(driver)` finds, once it is there (again, where it was re-rendered)."""
+        def clicked(d) -> bool:
+            found = find(d)
+            if found is not None:
+                found.click()
+            return found is not None
+
+        self.wait.until(clicked)
+
     def menu(self, top: str, item: str) -> None:
-        self.wait.until(lambda d: self._labelled(".lm-MenuBar-itemLabel", top)).click()
-        self.wait.until(lambda d: self._labelled(".lm-Menu-itemLabel", item)).click()
+        self.click(lambda d: self._labelled(".lm-MenuBar-itemLabel", top))
+        self.click(lambda d: self._labelled(".lm-Menu-itemLabel", item))
 
     def _labelled(self, css: str, text: str):
         return next((e for e in self.d.find_elements(By.CSS_SELECTOR, css) if e.text == text), None)
@@ -133,8 +135,9 @@ class Session:
         rows = self.d.find_elements(By.CSS_SELECTOR, f"#{section}_assignments_list > .list_item")
         return [" ".join(r.text.split()) for r in rows]
 
-    def button(self, section: str, label: str):
-        return self.wait.until(lambda d: next((b for b in d.find_elements(
+    def press(self, section: str, label: str) -> None:
+        """Press the button `label` of a section of the Assignment List."""
+        self.click(lambda d: next((b for b in d.find_elements(
             By.CSS_SELECTOR, f"#{section}_assignments_list button") if b.text == label), None))
 
     def until_listed(self, section: str, text: str) -> list[str]:
@@ -165,7 +168,7 @@ def fetch_and_submit(driver, hub, user: str, answers: dict[str, str], validate: 
     me.assignment_list()
     seen["released"] = me.until_listed("released", "backward")
     me.shot(f"{step}1-{user}-assignment-list-released")
-    me.button("released", "Fetch").click()
+    me.press("released", "Fetch")
     seen["fetched"] = me.until_listed("fetched", "backward")
     me.shot(f"{step}2-{user}-fetched")
     student = hub.students[user]
@@ -174,11 +177,11 @@ def fetch_and_submit(driver, hub, user: str, answers: dict[str, str], validate: 
     if validate:
         driver.find_element(By.CSS_SELECTOR, "#fetched_assignments_list a.assignment-notebooks-link"
                             ).click()
-        me.button("fetched", "Validate").click()
+        me.press("fetched", "Validate")
         seen["validated"] = me.dialog()
         me.shot(f"{step}3-{user}-validated")
         me.close_dialog()
-    me.button("fetched", "Submit").click()
+    me.press("fetched", "Submit")
     seen["submitted"] = me.wait.until(
         lambda d: (rows := me.listed("submitted")) and re.search(r"\d{4}-\d\d-\d\d", rows[0])
         and rows)
@@ -201,7 +204,7 @@ def cycle(hub, browser):
     alice.assignment_list()
     alice.until_listed("submitted", "feedback available to fetch")
     alice.shot("31-alice-feedback-available")
-    alice.button("submitted", "Fetch Feedback").click()
+    alice.press("submitted", "Fetch Feedback")
     seen[ALICE]["feedback"] = alice.until_listed("submitted", "view feedback")
     alice.shot("32-alice-feedback-fetched")
     pages = list((hub.students[ALICE].work / "backward" / "feedback").glob("*/backward.html"))
