@@ -144,17 +144,10 @@ def graded_output(report: Report, target: str) -> nbformat.NotebookNode:
     from .pages import render
 
     head, failed, waiting, passing = grouped_lines(report, target)
-    text = [head]
-    for names, message, codes in failed:
-        text += textwrap.wrap(f"FAIL {names}: {message}", 88, initial_indent="  ",
-                              subsequent_indent="       ", break_long_words=False,
-                              break_on_hyphens=False)
-        if codes:
-            text.append(f"       mistakes: {codes}")
-    for words, names in waiting:
-        text += textwrap.wrap(f"waiting for {words}: {names}", 88, initial_indent="  ",
-                              subsequent_indent="       ", break_on_hyphens=False)
-    if passing:
+    # The self-check's lines (`Report.student_text`), under a head with the points; what
+    # passes is said here even where nothing fails.
+    text = [head, *report.student_text(target).splitlines()[1:]]
+    if passing and not failed and not waiting:
         text += textwrap.wrap(f"pass: {passing}", 88, initial_indent="  ",
                               subsequent_indent="        ", break_on_hyphens=False)
     html = render("graded_cell.html.j2", head=head, failed=failed, waiting=waiting,
