@@ -103,11 +103,10 @@ class Pages:
         if self.here:
             generate_for(self.course, self.cfg, self.lesson.id, self.here)
         for o in outcomes:
+            path = page(self.course, o.student, self.lesson)
             if o.reason is not None:
-                write_unusable_page(page(self.course, o.student, self.lesson), o.reason,
-                                    o.score, o.max_score, self.lesson)
-        for o in outcomes:  # nbgrader's step logs quietly: a page it could not write is said
-            if not page(self.course, o.student, self.lesson).is_file():
+                write_unusable_page(path, o.reason, o.score, o.max_score, self.lesson)
+            if not path.is_file():  # nbgrader's step logs quietly: a page it could not write
                 print(f"autograder: the feedback page of {o.student} was not written "
                       f"(nbgrader generate_feedback --student {o.student} says why)",
                       file=sys.stderr)
