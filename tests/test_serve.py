@@ -115,6 +115,22 @@ def test_the_rate_limit_says_when_the_next_result_comes_and_the_deadline_still_g
             gb.update_or_create_assignment("backward", duedate=None)
 
 
+def test_a_submission_left_behind_by_a_kill_is_superseded_by_the_graded_one_it_names(course):
+    older, newer = hand_in(course, "killed"), hand_in(course, "killed")
+    server = Server(course["course"], workers=1, log=lambda line: None)
+    try:
+        [(latest, behind)] = [item for item in server.pick(server.scan(), time.time())
+                              if item[0].student == "killed"]
+        assert (latest.name, [s.name for s in behind]) == (newer, [older])
+        server.grade("backward", [(latest, [])])  # its grade's line, then the kill: no more
+        assert server.round() == 0
+    finally:
+        server.close()
+    assert decided(course, newer)["state"] == "graded"
+    assert decided(course, older)["state"] == "superseded"
+    assert decided(course, older)["by"] == newer  # the result that stands for it, by name
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a folder another owner")
 def test_a_bad_or_hostile_submission_costs_that_submission_only(course):
     broken = hand_in(course, "breaker", raw=b"{not json")

@@ -282,17 +282,17 @@ class Server:
             waiting.append(sub)
         return waiting
 
-    def last_graded(self, student: str, assignment: str) -> datetime | None:
-        """The timestamp of the student's latest graded submission of `assignment`."""
+    def last_graded(self, student: str, assignment: str) -> tuple[datetime, str] | None:
+        """(timestamp, name) of the student's latest graded submission of `assignment`."""
         from nbgrader.utils import parse_utc
 
         if self._graded is None or self._graded[0] != len(self.journal.entries):
-            latest: dict[tuple[str, str], datetime] = {}
+            latest: dict[tuple[str, str], tuple[datetime, str]] = {}
             for e in self.journal.entries.values():
                 if e.get("state") == "graded":
                     key, when = (e["student"], e["assignment"]), parse_utc(e["timestamp"])
-                    if key not in latest or when > latest[key]:
-                        latest[key] = when
+                    if key not in latest or when > latest[key][0]:
+                        latest[key] = (when, e["name"])
             self._graded = (len(self.journal.entries), latest)
         return self._graded[1].get((student, assignment))
 
@@ -315,13 +315,13 @@ class Server:
         for (student, assignment), subs in by_key.items():
             subs.sort(key=lambda s: s.timestamp)
             graded = self.last_graded(student, assignment)
-            stale = [s for s in subs if graded is not None and s.timestamp <= graded]
+            stale = [s for s in subs if graded is not None and s.timestamp <= graded[0]]
             fresh = [s for s in subs if s not in stale]
-            if stale:
-                for s in stale:  # older than the result the student already has
-                    self.journal.add(name=s.name, state="superseded", student=student,
-                                     assignment=assignment, timestamp=str(s.timestamp),
-                                     by="an earlier graded submission")
+            for s in stale:  # older than the result the student already has (a restart
+                # between a grade's line and its superseded lines leaves such a submission)
+                self.journal.add(name=s.name, state="superseded", student=student,
+                                 assignment=assignment, timestamp=str(s.timestamp),
+                                 by=graded[1])
             if not fresh:
                 continue
             latest = fresh[-1]
