@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import lesson as lessons
 from . import notebook, program, resolve, settings
+from .bundle import LessonBundle, unpack
 from .lesson import Lesson
 from .outcome import ErrorInfo
 from .report import CheckResult, Report
@@ -151,19 +152,25 @@ def warm_up(lesson_folder: str) -> None:
     build_plan(lesson, 0, solutions=lesson.reference())
 
 
-def grade_submission(nb: dict, lesson_folder: str, points: dict[str, float],
+def grade_submission(nb: dict, lesson: str | LessonBundle, points: dict[str, float],
                      seed: int | None = None, warm: bool = True,
                      source: dict | None = None) -> Report:
     """Grade one (sanitized) submission from plain, picklable arguments.
 
-    What a batch ships to a worker: `nb` a notebook as JSON data, `lesson_folder` the lesson's
-    folder (the course's copy: its reference, where it has one, is compared with too), `points`
-    per target from the gradebook, `source` the lesson's source notebook as JSON data (None: the
-    lesson folder's).
+    What a batch ships to a worker: `nb` a notebook as JSON data; `lesson` the lesson's folder
+    (local threads: the course's copy, read where it is) or its files as data (a `LessonBundle`:
+    a Dask worker that shares no disk with the grader, which writes it once into a private
+    folder of its own); either way its reference, where the course has one, is compared with
+    too. `points` per target from the gradebook, `source` the lesson's source notebook as JSON
+    data (None: the lesson's own, from its folder or bundle).
     A batch's students' processes fork from warm parents (`warm`), each worker keeping its own.
     Raises `NotebookError` (one line) when `nb` is not a version-4 notebook.
     """
     notebook.validate(nb)
-    lesson = lessons.load(lesson_folder)
-    return grade_notebook(nb, lesson, points=points, seed=seed, warm=warm,
-                          source=source if source is not None else source_notebook(lesson))
+    if isinstance(lesson, LessonBundle):
+        loaded, own_source = unpack(lesson)
+    else:
+        loaded = lessons.load(lesson)
+        own_source = source_notebook(loaded) if source is None else None
+    return grade_notebook(nb, loaded, points=points, seed=seed, warm=warm,
+                          source=source if source is not None else own_source)

@@ -24,8 +24,8 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -39,6 +39,7 @@ from traitlets.utils.importstring import import_item
 
 from .. import files, notebook, resolve
 from .. import lesson as lessons
+from ..bundle import bundle
 from ..engine import grade_submission, source_notebook, warm_up
 from ..lesson import Lesson
 from ..report import Report
@@ -201,14 +202,40 @@ def grade_course(course: str | Path, workers: int | None = None,
                              assignment)
 
 
+@dataclass
+class Pool:
+    """Where `grade_submission` runs (`executor`), how many at once (`slots`), and, on a Dask
+    cluster, its `client`."""
+
+    executor: Executor
+    slots: int
+    client: object | None = None  # a dask.distributed Client
+    shipped: dict = field(default_factory=dict)  # lesson id -> (digest, its scattered bundle)
+
+    def lesson(self, lesson: Lesson) -> object:
+        """What a task is given for `lesson`: local threads its folder (read where it is, no
+        copy); Dask workers its files as data (`bundle.LessonBundle`), sent to each worker once
+        per version of the lesson, which the task then names."""
+        if self.client is None:
+            return str(lesson.folder)
+        made = bundle(lesson)
+        digest, future = self.shipped.get(lesson.id, (None, None))
+        if digest != made.digest:
+            future = self.client.scatter(made, broadcast=True)
+            self.shipped[lesson.id] = (made.digest, future)
+        return future
+
+
 @contextmanager
-def executor_for(workers: int, scheduler: str | None) -> Iterator[tuple[Executor, int]]:
-    """Where `grade_submission` runs, and how many at once: `workers` local threads (each starts
-    its own student process), or the workers of a dask.distributed cluster (which need this
-    package and the course's lessons/ at the same path)."""
+def executor_for(workers: int, scheduler: str | None) -> Iterator[Pool]:
+    """Where `grade_submission` runs: `workers` local threads (each starts its own student
+    process, and reads the course's lessons/ where it is), or the workers of a dask.distributed
+    cluster, which need only this package installed: each lesson's files travel to them as data
+    (`Pool.lesson`), the submissions with their tasks; they need no disk shared with the
+    grader. `GradeError` (one line) where the scheduler cannot be reached."""
     if scheduler is None:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            yield pool, workers
+            yield Pool(pool, workers)
         return
     try:
         from distributed import Client
@@ -220,7 +247,8 @@ def executor_for(workers: int, scheduler: str | None) -> Iterator[tuple[Executor
         raise GradeError(f"cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from None
     with client:
         # a regrade must run again, not reuse a result
-        yield client.get_executor(pure=False), max(1, sum(client.nthreads().values()))
+        yield Pool(client.get_executor(pure=False), max(1, sum(client.nthreads().values())),
+                   client)
 
 
 def _grade_course(course, workers, on_progress, scheduler, require_isolation,
@@ -259,7 +287,10 @@ def _grade_course(course, workers, on_progress, scheduler, require_isolation,
 
 
 def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, students: list[str],
-                  workers: int, progress, scheduler: str | None, warm: bool) -> list[Outcome]:
+                  workers: int, progress, scheduler: str | Pool | None,
+                  warm: bool) -> list[Outcome]:
+    """Grade `students`' submissions of `lesson`, on local threads, the cluster at `scheduler`,
+    or a `Pool` the caller keeps open (`serve`)."""
     from . import classreport, feedback
 
     try:
@@ -269,16 +300,19 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
                          f"run `autograder release --course {course}` first") from None
     total = len(students)
     seed = int(cfg.IsolatedCheck.get("seed", 0))
-    folder = str(lesson.folder)
-    source = source_notebook(lesson)  # the lesson's own cells run in place of the students' copies
     outcomes: dict[str, Outcome] = {}
 
     if scheduler is None and warm:
-        warm_up(folder)
+        warm_up(str(lesson.folder))
     pages = feedback.Pages(course, cfg, lesson, total, workers)
-    with pages, Recorder(course, cfg, lesson) as recorder, \
-            executor_for(workers, scheduler) as (pool, slots):
+    pool_kept = (nullcontext(scheduler) if isinstance(scheduler, Pool)
+                 else executor_for(workers, scheduler))
+    with pages, Recorder(course, cfg, lesson) as recorder, pool_kept as pool:
         recorder.enroll(students)
+        # The lesson's own cells run in place of the students' copies: local threads share the
+        # parsed source notebook; Dask workers read it from the lesson's bundle, sent once.
+        on_workers = pool.lesson(lesson)
+        source = source_notebook(lesson) if pool.client is None else None
 
         def done(student: str, report: Report | None, reason: str | None = None) -> None:
             if reason is not None:
@@ -292,15 +326,16 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
         # Read and sanitize as workers free up: a class of thousands is never all in memory.
         waiting, running = iter(students), {}
         while True:
-            while len(running) < 4 * slots and (student := next(waiting, None)) is not None:
+            while len(running) < 4 * pool.slots and (student := next(waiting, None)) is not None:
                 try:
                     nb = read_and_sanitize(course, student, cfg, lesson, recorder.gradebook)
                 except Unusable as exc:
                     done(student, None, str(exc))
                     continue
-                future = pool.submit(grade_submission, plain(nb), folder, points,
-                                     resolve.seed(lesson, "grade", course_seed=seed,
-                                                  student=student), True, source)
+                future = pool.executor.submit(
+                    grade_submission, plain(nb), on_workers, points,
+                    resolve.seed(lesson, "grade", course_seed=seed, student=student), True,
+                    source)
                 running[future] = (student, nb)
             if not running:
                 break
