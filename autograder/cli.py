@@ -181,8 +181,8 @@ def grade(
     workers: Annotated[int | None, typer.Option(help="Submissions checked at once (default: "
                                                 "the number of cores).", min=1)] = None,
     scheduler: Annotated[str | None, typer.Option(
-        help="A dask.distributed scheduler (tcp://HOST:PORT) whose workers grade; the gradebook "
-             "is written here.")] = None,
+        help="A dask.distributed scheduler (tcp://HOST:PORT) whose workers grade (they need "
+             "only this package); the gradebook is written here.")] = None,
     require_isolation: Annotated[bool, typer.Option(
         "--require-isolation", help="Refuse to grade (exit 2) where the sandbox's namespaces "
                                     "are not available (also: c.IsolatedCheck.require_isolation "
@@ -252,11 +252,15 @@ def serve(
     batch: Annotated[int | None, typer.Option(help="At most BATCH submissions a round (default: "
                                               "four per worker, at least 8).", min=1)] = None,
     once: Annotated[bool, typer.Option("--once", help="Grade what is waiting, then stop.")] = False,
+    scheduler: Annotated[str | None, typer.Option(
+        help="A dask.distributed scheduler (tcp://HOST:PORT) whose workers grade (they need "
+             "only this package); the gradebook and pages are written here.")] = None,
 ) -> None:
     """Grade each submission as it lands in the exchange and release its feedback at once."""
-    from .sandbox.launch import start_warm_workers
+    if scheduler is None:  # the warm workers import torch while this process imports nbgrader
+        from .sandbox.launch import start_warm_workers
 
-    start_warm_workers()
+        start_warm_workers()
     import signal
 
     from .course.serve import ServeError, Server
@@ -265,7 +269,8 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *a: stop.append(True))
     try:
         server = Server(course, burst=burst, every_minutes=every, workers=workers, poll=poll,
-                        batch=batch, log=lambda line: print(line, flush=True))
+                        batch=batch, log=lambda line: print(line, flush=True),
+                        scheduler=scheduler)
     except ServeError as exc:
         fail(str(exc))
     print(f"serving {server.course} from {server.inbound} (Ctrl-C stops)", flush=True)

@@ -1,9 +1,9 @@
 """Dask workers that share no disk with the grader: they need only the package installed.
 
-Two real `dask worker` processes, each in a mount namespace of its own where an empty tmpfs lies
+Two real `dask worker` processes, in a mount namespace where an empty tmpfs lies
 over the folder that holds the courses (and over the checkout's own lessons and solutions), in
 another working directory: what they grade with travels to them as data. They give exactly the
-scores and grade-cell outputs of local grading.
+scores and grade-cell outputs of local grading, and `autograder serve --scheduler` grades on them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 from autograder.course import samples
 from autograder.course.release import release
 
-from .conftest import BACKWARD, REPO
+from .conftest import BACKWARD, CORRECT, REPO, run_cli
+from .courseusers import COURSE_ID, submit_as
 from .test_scale import MEMBERS, cell_scores, graded_copy, scores
 
 distributed = pytest.importorskip("distributed")
@@ -97,6 +98,19 @@ def test_workers_that_cannot_see_the_course_give_exactly_the_local_scores(cluste
     assert scores(on_dask) == scores(local)
     assert cell_scores(on_dask) == cell_scores(local)
     assert float(scores(on_dask)["ada"][0]) == 10.0 and float(scores(on_dask)["ben"][0]) < 10.0
+
+
+def test_serve_grades_on_workers_that_cannot_see_the_course(cluster, hidden):
+    course, exchange = hidden / "served", hidden / "exchange"
+    released = json.loads(release(course, assignment="backward", exchange=exchange)[0].read_text())
+    submit_as(exchange, "ada", samples.fill(released, CORRECT), hidden / "students")
+    done = run_cli("serve", "--course", str(course), "--scheduler", cluster, "--once")
+    assert done.returncode == 0, done.stderr
+    assert "graded ada backward: 10 / 10" in done.stdout
+    [entry] = [json.loads(line) for line in
+               (course / "serve" / "journal.jsonl").read_text().splitlines()]
+    assert entry["state"] == "graded" and entry["score"] == 10.0
+    assert (exchange / COURSE_ID / "feedback" / f"{entry['feedback']}.html").is_file()
 
 
 def test_a_lesson_travels_as_a_few_files_written_once_per_worker():

@@ -42,6 +42,7 @@ import stat
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -210,7 +211,11 @@ class Server:
 
     def __init__(self, course: str | Path, burst: int = 3, every_minutes: float = 0.0,
                  workers: int | None = None, poll: float = 0.5,
-                 log: Callable[[str], None] = print, batch: int | None = None) -> None:
+                 log: Callable[[str], None] = print, batch: int | None = None,
+                 scheduler: str | None = None) -> None:
+        """`scheduler` (a dask.distributed address): grade on that cluster's workers, which
+        need only this package installed (as `autograder grade --scheduler`); the gradebook,
+        pages and journal are written here."""
         from nbgrader.coursedir import CourseDirectory
 
         from . import put_python_on_path
@@ -250,10 +255,23 @@ class Server:
         self.warm = True
         self.duedates: dict[str, datetime | None] = {}
         self.release_missing_pages()
+        self.pool = None  # grade.Pool: a Dask cluster's, kept open while serving
+        self.closing = ExitStack()
+        if scheduler is not None:
+            from .grade import executor_for
+
+            try:
+                self.pool = self.closing.enter_context(executor_for(self.workers, scheduler))
+            except GradeError as exc:
+                self.close()
+                raise ServeError(str(exc)) from None
+            self.workers = self.pool.slots
+            self.batch = batch or max(8, 4 * self.workers)
 
     def close(self) -> None:
         self.journal.close()
         self.lock.close()
+        self.closing.close()
 
     # -- what is waiting ------------------------------------------------------------------------
 
@@ -413,8 +431,8 @@ class Server:
             warnings.simplefilter("ignore", MissingIDFieldWarning)
             warnings.simplefilter("ignore", DuplicateCellId)
             outcomes = _grade_lesson(self.course, self.cfg, self.course_id, lesson, students,
-                                     min(self.workers, len(students)), lambda *a: None, None,
-                                     warm=self.warm)
+                                     min(self.workers, len(students)), lambda *a: None,
+                                     self.pool, warm=self.warm)
         self.warm = False
         return outcomes
 
