@@ -318,6 +318,19 @@ def test_the_feedback_exporter_gives_stocks_document_and_stocks_bytes_where_an_i
         assert ours != stock
 
 
+def test_remembered_markdown_is_each_pages_own_where_the_same_text_has_other_attachments():
+    pages = []
+    exporter = FeedbackPage(template_name="classic")
+    for pixel in ("AAAA", "BBBB"):  # the same text, another picture behind the same name
+        cell = nbformat.v4.new_markdown_cell("![dot](attachment:dot.png)")
+        cell.attachments = {"dot.png": {"image/png": pixel}}
+        nb = nbformat.v4.new_notebook(cells=[cell])
+        ours, _ = exporter.from_notebook_node(nb)
+        assert f"data:image/png;base64,{pixel}" in ours
+        pages.append(ours)
+    assert pages[0] != pages[1]
+
+
 def test_a_regrade_gives_the_same_scores_and_keeps_a_manual_override(graded, tmp_path):
     course = copy(graded, tmp_path)
     before = csv_rows(course / "grades.csv")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 
-from autograder.course import samples
+from autograder.course import local_pool, samples
 from autograder.course.grade import grade_course
 from autograder.course.release import release
 
@@ -66,6 +69,26 @@ def test_parallel_grading_gives_exactly_the_scores_of_serial_grading(course):
     assert cell_scores(serial) == cell_scores(parallel)
     assert float(scores(serial)["ada"][0]) == 10.0 and float(scores(serial)["dee"][0]) == 0.0
     assert float(scores(serial)["ben"][0]) < 10.0 and float(scores(serial)["cai"][0]) < 10.0
+
+
+def test_grading_processes_give_the_scores_of_threads_and_one_that_dies_costs_nothing(
+        course, monkeypatch):
+    threads = graded_copy(course, "threads", workers=2)  # a small class: threads
+    monkeypatch.setattr(local_pool, "PROCESSES_FROM", 1)  # this class in grading processes
+    killed = []
+
+    def kill_a_grading_process(total, outcome):
+        if outcome is not None and not killed:
+            for child in multiprocessing.active_children():  # the grading processes (no
+                os.kill(child.pid, signal.SIGKILL)          # feedback process for 4 pages)
+                killed.append(child.pid)
+
+    processes = course.parent / "processes"
+    shutil.copytree(course, processes)
+    grade_course(processes, workers=2, on_progress=kill_a_grading_process)
+    assert killed, "the class was not graded in processes"
+    assert scores(processes) == scores(threads)
+    assert cell_scores(processes) == cell_scores(threads)
 
 
 def test_grading_on_a_dask_cluster_gives_exactly_the_local_scores(course):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import json
 import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -18,9 +19,11 @@ from html import escape as html_escape
 from multiprocessing import get_context
 from pathlib import Path
 
+from jinja2 import pass_context
 from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.preprocessors import Preprocessor
+from nbgrader.api import Gradebook
 from nbgrader.converters import GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
 from traitlets import List, Unicode, default
@@ -169,6 +172,20 @@ class FeedbackPage(HTMLExporter):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.highlighters: dict[str | None, RememberedHighlight] = {}
+        self.rendered: dict[tuple, str] = {}
+
+    @pass_context
+    def markdown2html(self, context, source):
+        """nbconvert's markdown filter, remembered: the lesson's own text is the same on every
+        student's page, so each cell is rendered once per batch (what the filter reads from the
+        cell and the page is part of what is remembered)."""
+        cell = context.get("cell", {})
+        path = context.get("resources", {}).get("metadata", {}).get("path", "")
+        key = (source, json.dumps(cell.get("attachments", {}), sort_keys=True),
+               path if self.embed_images else None)
+        if key not in self.rendered:
+            self.rendered[key] = super().markdown2html(context, source)
+        return self.rendered[key]
 
     def from_notebook_node(self, nb, resources=None, **kw):
         nb = with_mathml(nb)  # math that renders without network (no CDN's MathJax)
@@ -250,14 +267,17 @@ def generate_for(course: Path, cfg: Config, assignment: str, students: list[str]
     coursedir = CourseDirectory(config=cfg)
     coursedir.assignment_id = assignment
     app = FeedbackFor(coursedir=coursedir, config=cfg, log=quiet_log(), students=students)
-    extra = Config()
+    extra = nbgrader_parts.validate_once()
     extra.HTMLExporter.template_name = "feedback"
     app.update_config(extra)
     app.force = True
-    try:
-        app.start()
-    except Exception:  # noqa: BLE001 - nbgrader logs and raises after the others: those pages stay
-        pass
+    with Gradebook(cfg.CourseDirectory.db_url, coursedir.course_id) as gradebook:
+        # nbgrader's GetGrades, on this gradebook for the batch (a course's own steps as they are)
+        app.preprocessors = nbgrader_parts.reading_from(gradebook, app.preprocessors)
+        try:
+            app.start()
+        except Exception:  # noqa: BLE001 - nbgrader logs and raises after the others: those stay
+            pass
 
 
 def write_unusable_page(path: Path, reason: str, score: float, max_score: float,

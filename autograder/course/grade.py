@@ -23,7 +23,7 @@ import itertools
 import os
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,7 @@ from ..lesson import Lesson
 from ..report import Report
 from . import put_python_on_path
 from .config import course_config
+from .local_pool import GradingPool
 from .nbgrader_parts import step_for
 from .preprocessor import gradebook_points, plain
 from .record import Recorder, one_line, quiet_log, read_timestamp
@@ -227,14 +228,16 @@ class Pool:
 
 
 @contextmanager
-def executor_for(workers: int, scheduler: str | None) -> Iterator[Pool]:
-    """Where `grade_submission` runs: `workers` local threads (each starts its own student
-    process, and reads the course's lessons/ where it is), or the workers of a dask.distributed
+def executor_for(workers: int, scheduler: str | None, class_size: int = 0,
+                 lesson_folder: str = "") -> Iterator[Pool]:
+    """Where `grade_submission` runs: `workers` local grading processes, threads for a class
+    under `local_pool.PROCESSES_FROM` per worker (each starts its own students' processes, and
+    reads the course's lessons/ where it is), or the workers of a dask.distributed
     cluster, which need only this package installed: each lesson's files travel to them as data
     (`Pool.lesson`), the submissions with their tasks; they need no disk shared with the
     grader. `GradeError` (one line) where the scheduler cannot be reached."""
     if scheduler is None:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with GradingPool(workers, class_size, lesson_folder) as pool:
             yield Pool(pool, workers)
         return
     try:
@@ -302,12 +305,13 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
     seed = int(cfg.IsolatedCheck.get("seed", 0))
     outcomes: dict[str, Outcome] = {}
 
-    if scheduler is None and warm:
-        warm_up(str(lesson.folder))
     pages = feedback.Pages(course, cfg, lesson, total, workers)
     pool_kept = (nullcontext(scheduler) if isinstance(scheduler, Pool)
-                 else executor_for(workers, scheduler))
+                 else executor_for(workers, scheduler, total, str(lesson.folder)))
     with pages, Recorder(course, cfg, lesson) as recorder, pool_kept as pool:
+        local = pool.executor if isinstance(pool.executor, GradingPool) else None
+        if local is not None and warm and not local.in_processes:
+            warm_up(str(lesson.folder))  # (grading processes warm their own as they start)
         recorder.enroll(students)
         # The lesson's own cells run in place of the students' copies: local threads share the
         # parsed source notebook; Dask workers read it from the lesson's bundle, sent once.
@@ -341,6 +345,11 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
                 break
             for future in wait(running, return_when=FIRST_COMPLETED).done:
                 student, nb = running.pop(future)
+                if local is not None:
+                    if local.died(future):  # its grading process, not its code: graded again
+                        running[local.again(future)] = (student, nb)
+                        continue
+                    local.forget(future)
                 try:
                     report = future.result()
                 except notebook.NotebookError as exc:

@@ -72,11 +72,13 @@ from nbgrader.nbgraderformat.v3 import MetadataValidatorV3
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
+    GetGrades,
     NbGraderPreprocessor,
     OverwriteCells,
     OverwriteKernelspec,
     SaveAutoGrades,
 )
+from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
 # --- nbgrader's steps on the class's open gradebook (nbgrader/preprocessors/) ---------------------
@@ -164,6 +166,36 @@ class AssignLatePenaltiesInto(OnOpenGradebook, AssignLatePenalties):
 
 # --- the metadata check, its schema compiled once -------------------------------------------------
 
+class GetGradesFrom(OnOpenGradebook, GetGrades):
+    """nbgrader's GetGrades (its per-cell logic unchanged) from a gradebook kept open for a batch
+    of feedback pages: stock opens one per page, which also compiles its queries again. Each
+    page's reading ends with the page, so that the grader's next write never waits for it."""
+
+    def preprocess(self, nb, resources):
+        self._take(resources)
+        if self.gradebook is None:
+            return GetGrades.preprocess(self, nb, resources)
+        try:
+            nb, resources = NbGraderPreprocessor.preprocess(self, nb, resources)
+            notebook = self.gradebook.find_submission_notebook(
+                self.notebook_id, self.assignment_id, self.student_id)
+            late_penalty = notebook.late_submission_penalty or 0
+            info = resources["nbgrader"]
+            info["score"], info["max_score"] = notebook.score - late_penalty, notebook.max_score
+            info["late_penalty"] = late_penalty
+        finally:
+            self.gradebook.db.rollback()
+        return nb, resources
+
+
+def reading_from(gradebook: Gradebook, steps: list) -> list:
+    """A converter's configured `steps` with nbgrader's GetGrades made to read `gradebook`, kept
+    open by the caller; each is still made by the exporter, with its configuration."""
+    bound = type("GetGradesOnOpen", (GetGradesFrom,), {"open_gradebook": gradebook})
+    return [bound if (import_item(s) if isinstance(s, str) else s) is GetGrades else s
+            for s in steps]
+
+
 class _SchemaCompiledOnce(BaseMetadataValidator):
     """BaseMetadataValidator.validate_cell: the same checks and the same error (jsonschema's best
     match) from a validator compiled once."""
@@ -213,7 +245,7 @@ class CheckCellMetadataOnce(CheckCellMetadata):
 
 _ONCE = {OverwriteKernelspec: OverwriteKernelspecFrom, OverwriteCells: OverwriteCellsFrom,
          SaveAutoGrades: SaveAutoGradesInto, AssignLatePenalties: AssignLatePenaltiesInto,
-         CheckCellMetadata: CheckCellMetadataOnce}
+         CheckCellMetadata: CheckCellMetadataOnce, GetGrades: GetGradesFrom}
 
 
 def step_for(configured, gradebook: Gradebook | None, **kwargs):
@@ -254,6 +286,15 @@ def init_autograde_assignment(app, gradebook: Gradebook, assignment_id: str, stu
             os.remove(target)
         shutil.copy(filename, target)
     app.notebooks = [n for n in app.notebooks if os.path.basename(n) == notebook]
+
+
+def validate_once() -> Config:
+    """nbconvert's own switch (`Exporter.optimistic_validation`): the notebook is validated once,
+    after the last preprocessor, not after each of them (a tenth of a class's time went to the
+    repeats). A step that breaks the notebook is still found, by the one validation at the end."""
+    extra = Config()
+    extra.Exporter.optimistic_validation = True
+    return extra
 
 
 def as_from_filename(resources: dict, name: str, path: str) -> dict:

@@ -187,6 +187,7 @@ class Recorder:
         self.gradebook.db = nbgrader_parts.OneCommit(self.gradebook.db)
         self.app = SanitizedAutograde(self.gradebook, lesson, coursedir=coursedir,
                                       config=cfg, log=quiet_log())
+        self.app.update_config(nbgrader_parts.validate_once())
         self.app.force, self.app.create_student = True, True
 
     def __enter__(self) -> Recorder:
