@@ -40,7 +40,7 @@ NBFORMAT_3 = json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {},
 BROKEN = {"notjson": (b"hello", "not valid JSON"), "empty": (b"", "is empty"),
           "old": (NBFORMAT_3, "nbformat 3"), "list": (b"[1, 2]", "not an object"),
           "cellsnotlist": (b'{"nbformat": 4, "cells": 3}', "no list of cells")}
-GRADED = ["alice", "bob", "carl", "twin"]
+GRADED = ["alice", "bob", "carl", "tamper", "twin"]
 #: Made by `hand_in`, each not gradable, with a word its reason must hold.
 ODD = {"missing": "no backward.ipynb", "dup": "mse_grad", "badstamp": "timestamp.txt is not a date"}
 STUDENTS = sorted([*GRADED, *BROKEN, *ODD])
@@ -66,6 +66,12 @@ def hand_in(course: Path, released: dict) -> None:
     nb = samples.fill(released, CORRECT)
     nb["cells"][1]["id"] = nb["cells"][0]["id"]
     samples.write(nb, course / "submitted" / "twin" / "backward" / "backward.ipynb")
+    # A locked test cell rewritten, its points raised: nbgrader's OverwriteCells puts both back.
+    nb = samples.fill(released, CORRECT)
+    test = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id")
+                == "check_mse_grad")
+    test["source"], test["metadata"]["nbgrader"]["points"] = "assert True\n", 100
+    samples.write(nb, course / "submitted" / "tamper" / "backward" / "backward.ipynb")
     samples.write_class(released, course, BACKWARD, {name: raw for name, (raw, _) in BROKEN.items()})
     other = course / "submitted" / "missing" / "backward" / "Backward (1).ipynb"
     samples.write(released, other)
@@ -216,7 +222,7 @@ def test_a_broken_submission_is_zero_with_its_reason(graded, student):
 def test_broken_submissions_change_nothing_for_the_others(graded):
     course, _ = graded
     rows = csv_rows(course / "grades.csv")
-    assert [float(rows[s]["score"]) for s in GRADED] == [10.0, 8.0, 10.0, 10.0]
+    assert [float(rows[s]["score"]) for s in GRADED] == [10.0, 8.0, 10.0, 10.0, 10.0]
 
 
 def test_a_late_submission_is_counted_as_nbgrader_counts_it(graded):
@@ -271,13 +277,17 @@ def outputs(text: str) -> list:
 
 def test_stock_nbgrader_autograde_records_exactly_what_autograder_grade_recorded(graded, tmp_path):
     course = copy(graded, tmp_path)
-    students = ("alice", "bob", "carl")  # full marks, a mistake, late
+    students = ("alice", "bob", "carl", "tamper")  # full marks, a mistake, late, locked cell
     ours = {s: recorded(course, s) for s in students}
     for student in students:
         done = nbgrader(course, "autograde", "backward", "--student", student, "--force")
         assert done.returncode == 0, done.stderr[-2000:]
     stock = {s: recorded(course, s) for s in students}
     assert stock == ours
+    tampered = json.loads(ours["tamper"][1]["backward.ipynb"][0])["cells"]
+    test = next(c for c in tampered
+                if c["metadata"].get("nbgrader", {}).get("grade_id") == "check_mse_grad")
+    assert test["source"] != "assert True\n" and test["metadata"]["nbgrader"]["points"] == 2.0
     assert ours["carl"][0][1] == 24 * 3600 and "timestamp.txt" in ours["carl"][1]
     assert "inp.g is half" in json.dumps(outputs(ours["bob"][1]["backward.ipynb"][0].decode()))
 

@@ -55,13 +55,15 @@ import json
 import os
 import shutil
 import traceback
+import weakref
+from types import SimpleNamespace
 
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 from nbconvert.exporters import TemplateExporter
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbgrader import utils
-from nbgrader.api import Gradebook
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.nbgraderformat import (
     SchemaTooNewError,
     SchemaTooOldError,
@@ -111,12 +113,65 @@ class OnOpenGradebook:
         self.gradebook = self.open_gradebook
 
 
+class LessonCells:
+    """The class's gradebook as nbgrader's OverwriteCells reads it, with the lesson's own cells
+    (a source cell's type, lock, checksum and text; a graded cell's points) and its notebook's
+    kernelspec read once for the class instead of once per cell of each submission: they are
+    the instructor's, written by `release` and the same for every student. Anything else is the
+    gradebook's, read as it is."""
+
+    def __init__(self, gradebook: Gradebook) -> None:
+        self._gradebook = gradebook
+        self._read: dict[tuple, object] = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self._gradebook, name)
+
+    def _once(self, key: tuple, read):
+        if key not in self._read:
+            try:
+                self._read[key] = read()
+            except MissingEntry as exc:
+                self._read[key] = exc
+        found = self._read[key]
+        if isinstance(found, MissingEntry):
+            raise found
+        return found
+
+    def find_source_cell(self, name: str, notebook: str, assignment: str):
+        def read():
+            cell = self._gradebook.find_source_cell(name, notebook, assignment)
+            return SimpleNamespace(name=cell.name, cell_type=cell.cell_type, locked=cell.locked,
+                                   checksum=cell.checksum, source=cell.source)
+        return self._once(("source", name, notebook, assignment), read)
+
+    def find_graded_cell(self, name: str, notebook: str, assignment: str):
+        def read():
+            cell = self._gradebook.find_graded_cell(name, notebook, assignment)
+            return SimpleNamespace(name=cell.name, max_score=cell.max_score)
+        return self._once(("graded", name, notebook, assignment), read)
+
+    def kernelspec(self, notebook: str, assignment: str) -> str | None:
+        return self._once(("kernelspec", notebook, assignment),
+                          lambda: self._gradebook.find_notebook(notebook, assignment).kernelspec)
+
+
+_LESSON_CELLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def lesson_cells(gradebook: Gradebook) -> LessonCells:
+    """The `LessonCells` of an open gradebook (one for as long as it is open)."""
+    if gradebook not in _LESSON_CELLS:
+        _LESSON_CELLS[gradebook] = LessonCells(gradebook)
+    return _LESSON_CELLS[gradebook]
+
+
 class OverwriteKernelspecFrom(OnOpenGradebook, OverwriteKernelspec):
     """nbgrader's OverwriteKernelspec, as its `preprocess` does it, from the class's gradebook."""
 
     def preprocess(self, nb, resources):
         self._take(resources)
-        kernelspec = self.gradebook.find_notebook(self.notebook_id, self.assignment_id).kernelspec
+        kernelspec = lesson_cells(self.gradebook).kernelspec(self.notebook_id, self.assignment_id)
         if kernelspec is not None:
             kernelspec = json.loads(kernelspec)
         if kernelspec:
@@ -129,6 +184,7 @@ class OverwriteCellsFrom(OnOpenGradebook, OverwriteCells):
 
     def preprocess(self, nb, resources):
         self._take(resources)
+        self.gradebook = lesson_cells(self.gradebook)  # the lesson's cells, read once a class
         nb, resources = NbGraderPreprocessor.preprocess(self, nb, resources)
         if self.add_missing_cells:
             nb, resources = self.add_missing_grade_cells(nb, resources)
