@@ -161,7 +161,7 @@ def release(
         "--db", metavar="URL",
         help="The gradebook's database, kept in the course's nbgrader_config.py: a SQLAlchemy "
              "URL such as postgresql://USER@HOST/DATABASE (pip install "
-             "'backprop-autograder[postgres]'). Default: the one configured there, else "
+             "'backprop-autograder\\[postgres]'). Default: the one configured there, else "
              "sqlite:///gradebook.db in the course.")] = None,
 ) -> None:
     """Make COURSE an nbgrader course and release its lessons with nbgrader (into its exchange)."""
