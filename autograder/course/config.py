@@ -72,6 +72,9 @@ def open_gradebook(db_url: str, course_id: str = "default_course"):
     from nbgrader.api import Gradebook
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+    from . import put_python_on_path
+
+    put_python_on_path()  # a new gradebook asks nbgrader's `alembic` for its version
     where = shown_url(db_url)
     try:
         return Gradebook(db_url, course_id)

@@ -165,7 +165,6 @@ def check_gradebook(course: Path, db_url: str, course_id: str) -> None:
     Raises `ReleaseError` where it cannot be opened."""
     from .config import GradebookError, in_course, open_gradebook
 
-    put_python_on_path()  # a new gradebook asks nbgrader's `alembic` for its version
     try:
         open_gradebook(in_course(course, db_url), course_id).close()
     except GradebookError as exc:
