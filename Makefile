@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench bench-serve clean browser uidmap proxy hub
+.PHONY: demo test test-fast lint bench bench-serve clean browser uidmap proxy hub postgres
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ demo: $(STAMP)
 # course or a JupyterHub once (tests/test_exchange.py, test_serve.py, test_hub.py) never has a
 # second copy of them racing it in the other worker. (xdist's loadgroup does not group under
 # pytest 9: its xdist_group marks are kept as documentation.)
-test: $(STAMP) browser uidmap proxy
+test: $(STAMP) browser uidmap proxy postgres
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # tests/test_browser.py drives Debian's Chromium: installed where missing, as root with apt-get;
@@ -38,6 +38,15 @@ uidmap:
 		echo "installing uidmap (apt-get) for the subordinate-uid tests"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			uidmap >/dev/null) || echo "make: uidmap was not installed: the subordinate-uid tests will skip"; \
+	fi
+
+# tests/test_postgres.py starts its own PostgreSQL server (tests/postgres.py): Debian's postgresql,
+# installed where missing, as root with apt-get; elsewhere those tests skip and say why.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing postgresql (apt-get) for the PostgreSQL gradebook tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			postgresql >/dev/null) || echo "make: postgresql was not installed: the PostgreSQL tests will skip (.ci/run: fail)"; \
 	fi
 
 # JupyterHub's proxy (tests/test_hub.py, `make hub`): npm's configurable-http-proxy, installed

@@ -157,6 +157,12 @@ def release(
              "the course's nbgrader_config.py, else /usr/local/share/nbgrader/exchange).")] = None,
     no_exchange: Annotated[bool, typer.Option(
         "--no-exchange", help="Release into the course folder only (no exchange).")] = False,
+    db: Annotated[str | None, typer.Option(
+        "--db", metavar="URL",
+        help="The gradebook's database, kept in the course's nbgrader_config.py: a SQLAlchemy "
+             "URL such as postgresql://USER@HOST/DATABASE (pip install "
+             "'backprop-autograder\\[postgres]'). Default: the one configured there, else "
+             "sqlite:///gradebook.db in the course.")] = None,
 ) -> None:
     """Make COURSE an nbgrader course and release its lessons with nbgrader (into its exchange)."""
     from .course.release import EXCHANGE_CONFIGURED, ReleaseError
@@ -167,7 +173,7 @@ def release(
         fail("--exchange and --no-exchange: choose one")
     where = None if no_exchange else (exchange or EXCHANGE_CONFIGURED)
     try:
-        released = do_release(course, course_id, assignment, exchange=where)
+        released = do_release(course, course_id, assignment, exchange=where, db=db)
     except (ReleaseError, LessonError) as exc:
         fail(str(exc))
     for path in released:

@@ -1,7 +1,8 @@
 """A course's nbgrader configuration, as `autograder` reads it: the course's own
 `nbgrader_config.py`, with the gradebook's path made absolute and `IsolatedCheck` grading in place
 of nbgrader's in-kernel `Execute`. Grading, the class report, release and the exchange read it
-here."""
+here, and open the course's gradebook here (`open_gradebook`): SQLite's file in the course (the
+default) or the database any SQLAlchemy URL names (`c.CourseDirectory.db_url`, e.g. PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,8 @@ def course_config(course: Path) -> Config:
     if (course / "nbgrader_config.py").is_file():
         cfg.merge(PyFileConfigLoader("nbgrader_config.py", str(course)).load_config())
     cfg.CourseDirectory.root = str(course)
-    db_url = cfg.CourseDirectory.get("db_url", f"sqlite:///{course / 'gradebook.db'}")
-    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
-        db_url = f"sqlite:///{course / db_url.removeprefix('sqlite:///')}"
-    cfg.CourseDirectory.db_url = db_url
+    cfg.CourseDirectory.db_url = in_course(
+        course, cfg.CourseDirectory.get("db_url", f"sqlite:///{course / 'gradebook.db'}"))
     cfg.OverwriteCells.add_missing_cells = True
     steps = list(cfg.Autograde.get("autograde_preprocessors", Autograde.autograde_preprocessors.default()))
     steps = [ISOLATED_CHECK if name_of(s) == "nbgrader.preprocessors.execute.Execute" else s
@@ -32,6 +31,78 @@ def course_config(course: Path) -> Config:
         steps.insert(0, ISOLATED_CHECK)
     cfg.Autograde.autograde_preprocessors = steps
     return cfg
+
+
+def in_course(course: Path, db_url: str) -> str:
+    """`db_url`, a relative SQLite file made one in `course` (as nbgrader, run there, reads it);
+    any other URL as it is."""
+    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
+        return f"sqlite:///{course / db_url.removeprefix('sqlite:///')}"
+    return db_url
+
+
+class GradebookError(RuntimeError):
+    """The course's gradebook cannot be opened; the message says why in one line, naming its URL
+    (without a password)."""
+
+
+def shown_url(db_url: str) -> str:
+    """The URL as it may be printed: any password in it hidden."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(db_url)
+    except ArgumentError:
+        return db_url
+    return db_url if url.password is None else url.render_as_string(hide_password=True)
+
+
+def where_gradebook(course: Path) -> str:
+    """Where the course's gradebook is, as a person reads it: SQLite's file, or the URL of its
+    database (without a password)."""
+    db_url = course_config(course).CourseDirectory.db_url
+    return db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:///") else shown_url(db_url)
+
+
+def open_gradebook(db_url: str, course_id: str = "default_course"):
+    """nbgrader's Gradebook on `db_url` (made where the database is empty; a context manager).
+    Raises `GradebookError` where the URL is not one, its driver is not installed, or its database
+    cannot be reached."""
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+    from . import put_python_on_path
+
+    put_python_on_path()  # a new gradebook asks nbgrader's `alembic` for its version
+    where = shown_url(db_url)
+    try:
+        return Gradebook(db_url, course_id)
+    except ModuleNotFoundError as exc:
+        how = ("pip install 'backprop-autograder[postgres]'" if exc.name == "psycopg"
+               else f"pip install the package that provides {exc.name}")
+        raise GradebookError(f"the gradebook {where} needs the database driver {exc.name!r}, "
+                             f"which is not installed: {how}") from None
+    except NoSuchModuleError:
+        raise GradebookError(f"the gradebook {where} is not a database SQLAlchemy knows: give "
+                             "a URL such as postgresql://USER@HOST/DATABASE or "
+                             "sqlite:///gradebook.db") from None
+    except ArgumentError:
+        raise GradebookError(f"the gradebook {where!r} is not a database URL: give one such as "
+                             "postgresql://USER@HOST/DATABASE or sqlite:///gradebook.db") from None
+    except DBAPIError as exc:
+        raise GradebookError(f"cannot open the gradebook {where}: "
+                             f"{first_line(exc.orig or exc)}") from None
+    except SQLAlchemyError as exc:
+        raise GradebookError(f"cannot open the gradebook {where}: {first_line(exc)}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own first line (PostgreSQL's: 'connection ... failed: ...'), at most 200
+    characters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def name_of(step) -> str:

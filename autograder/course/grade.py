@@ -12,8 +12,10 @@ each `DIR/submitted/<student>/<id>/<id>.ipynb`, one short pipeline:
     then, for the class: grades.csv (nbgrader's CSV export), Gradescope results.json; each
     student's report is kept for `autograder report` (classreport/kept.py).
 
-Every gradebook write happens in this process, one at a time (SQLite). A submission that cannot
-be graded is recorded as 0 with its reason, and the others are graded as usual.
+Every gradebook write of a class happens in this process, one submission at a time, each in one
+transaction (the course's database: SQLite's file, or the server `c.CourseDirectory.db_url` names,
+where `serve` and formgrader may write at the same time). A submission that cannot be graded is
+recorded as 0 with its reason, and the others are graded as usual.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from ..engine import grade_submission, source_notebook, warm_up
 from ..lesson import Lesson
 from ..report import Report
 from . import put_python_on_path
-from .config import course_config
+from .config import GradebookError, course_config, open_gradebook
 from .local_pool import GradingPool
 from .nbgrader_parts import step_for
 from .preprocessor import gradebook_points, plain
@@ -160,9 +162,11 @@ def submissions(course: Path, assignment: str) -> list[str]:
 def course_lessons(course: Path, cfg: Config, assignment: str | None = None) -> list[Lesson]:
     """The lessons to grade: the course's copies (DIR/lessons) of those its gradebook holds, or
     `assignment` alone."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(cfg.CourseDirectory.db_url, CourseDirectory(config=cfg).course_id) as gb:
+    try:
+        gradebook = open_gradebook(cfg.CourseDirectory.db_url, CourseDirectory(config=cfg).course_id)
+    except GradebookError as exc:
+        raise GradeError(str(exc)) from None
+    with gradebook as gb:
         released = [a.name for a in gb.assignments]
     found = lessons.available(course)
     if assignment is not None:

@@ -16,7 +16,8 @@ the source folder's files, `IsolatedCheck` writing each grade cell's result, `Sa
 and the course's other configured steps and hooks, file permissions, the clean-up on failure.
 tests/test_course.py checks that stock `nbgrader autograde` records the same, file for file.
 
-All of it runs in the grading process, one submission at a time (the gradebook is SQLite).
+All of it runs in the grading process, one submission at a time, one transaction each (on
+SQLite's file or the database server the course names).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ CONFIG = '''\
 c = get_config()  # noqa: F821
 
 c.CourseDirectory.course_id = "{course_id}"
-c.CourseDirectory.db_url = "sqlite:///gradebook.db"
+c.CourseDirectory.db_url = {db_url!r}
 # Stock `nbgrader autograde` restores changed or deleted test cells from the gradebook.
 c.OverwriteCells.add_missing_cells = True
 ''' + AUTOGRADE + FEEDBACK
@@ -65,6 +65,15 @@ EXCHANGE = '''
 # nbgrader's exchange: `autograder release` releases each lesson there (release_assignment).
 c.Exchange.root = {root!r}
 '''
+
+#: The gradebook, where `--db` names another than the one configured (`release(db=...)`).
+DATABASE = '''
+# The gradebook: nbgrader, formgrader and `autograder` read and write it there.
+c.CourseDirectory.db_url = {db_url!r}
+'''
+
+#: The default gradebook: SQLite's file in the course.
+SQLITE = "sqlite:///gradebook.db"
 
 #: `release(exchange=...)`: the exchange the course's configuration names, else nbgrader's.
 EXCHANGE_CONFIGURED = "configured"
@@ -97,11 +106,15 @@ def course_lesson(course: Path, lesson: Lesson) -> Lesson:
 
 
 def release(course: str | Path, course_id: str = "backprop",
-            assignment: str | None = None, exchange: str | Path | None = None) -> list[Path]:
+            assignment: str | None = None, exchange: str | Path | None = None,
+            db: str | None = None) -> list[Path]:
     """Make `course` an nbgrader course and release its lessons (or `assignment` alone), and,
     given `exchange` (nbgrader's exchange root, kept in the course's configuration; `EXCHANGE_
     CONFIGURED`: the one configured there, else nbgrader's default), into that exchange too;
-    return the student notebooks, one per lesson."""
+    return the student notebooks, one per lesson. `db` (a SQLAlchemy URL, e.g.
+    postgresql://USER@HOST/DATABASE) is the gradebook, kept in the course's configuration; without
+    it, the one configured there, else SQLite's `gradebook.db` in the course. Raises
+    `ReleaseError` where the gradebook cannot be opened."""
     course = Path(course).resolve()
     found = lessons.available(course)
     if assignment is not None and assignment not in found:
@@ -109,10 +122,19 @@ def release(course: str | Path, course_id: str = "backprop",
     chosen = [found[assignment]] if assignment else list(found.values())
     if not chosen:
         raise ReleaseError("no lessons here: this install carries none (see README, Lessons)")
+    made = not course.exists()
     course.mkdir(parents=True, exist_ok=True)
+    if db is not None:
+        try:
+            check_gradebook(course, db, course_id)  # before the configuration names it
+        except ReleaseError:
+            if made:
+                shutil.rmtree(course, ignore_errors=True)  # nothing is left of a failed release
+            raise
     config = course / "nbgrader_config.py"
     if not config.exists():
-        config.write_text(CONFIG.format(course_id=course_id, seed=secrets.randbits(31)))
+        config.write_text(CONFIG.format(course_id=course_id, seed=secrets.randbits(31),
+                                        db_url=db or SQLITE))
     else:
         text = config.read_text()
         with config.open("a") as out:
@@ -120,9 +142,15 @@ def release(course: str | Path, course_id: str = "backprop",
                 out.write(AUTOGRADE.format(seed=secrets.randbits(31)))
             if "ReportAlone" not in text:
                 out.write(FEEDBACK)
+        if db is not None:
+            configure_gradebook(course, db)
     from .grade import course_config
 
-    if not course_config(course).CourseDirectory.get("groupshared", False):
+    cfg = course_config(course)
+    if db is None:  # the configured one: said in one line here, not in nbgrader's traceback
+        check_gradebook(course, cfg.CourseDirectory.db_url,
+                        cfg.CourseDirectory.get("course_id", course_id))
+    if not cfg.CourseDirectory.get("groupshared", False):
         make_private(course)  # a group-shared course keeps the modes its group needs
     root = configure_exchange(course, exchange) if exchange is not None else None
     done = [release_lesson(course, course_lesson(course, lesson)) for lesson in chosen]
@@ -130,6 +158,26 @@ def release(course: str | Path, course_id: str = "backprop",
         for lesson in chosen:
             release_to_exchange(course, lesson.id)
     return done
+
+
+def check_gradebook(course: Path, db_url: str, course_id: str) -> None:
+    """Open the gradebook `db_url` names (nbgrader makes its tables where the database is empty).
+    Raises `ReleaseError` where it cannot be opened."""
+    from .config import GradebookError, in_course, open_gradebook
+
+    try:
+        open_gradebook(in_course(course, db_url), course_id).close()
+    except GradebookError as exc:
+        raise ReleaseError(str(exc)) from None
+
+
+def configure_gradebook(course: Path, db_url: str) -> None:
+    """`db_url` as the course's gradebook (it replaces the one configured there)."""
+    from .config import course_config, in_course
+
+    if course_config(course).CourseDirectory.db_url != in_course(course, db_url):
+        with (course / "nbgrader_config.py").open("a") as out:
+            out.write(DATABASE.format(db_url=db_url))
 
 
 def configure_exchange(course: Path, exchange: str | Path) -> Path:

@@ -71,5 +71,7 @@ def print_class(outcomes: list, course: Path, console: Console) -> None:
         console.print(f"feedback pages: {course / 'feedback'}/<student>/<assignment>/"
                       f"<notebook>.html, e.g. {escape(str(example), lines=False)}",
                       highlight=False, soft_wrap=True)
-    console.print(f"gradebook: {course / 'gradebook.db'} (formgrader in JupyterLab shows it); "
-                  f"grades: {course / 'grades.csv'}", highlight=False, soft_wrap=True)
+    from .config import where_gradebook
+
+    console.print(f"gradebook: {escape(where_gradebook(course), lines=False)} (formgrader in "
+                  f"JupyterLab shows it); grades: {course / 'grades.csv'}", highlight=False, soft_wrap=True)

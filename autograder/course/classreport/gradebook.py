@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ...lesson import Target
-from ..config import course_config
+from ..config import GradebookError, course_config, open_gradebook
 from .kept import Unreadable, read_kept
 from .model import ClassReport, Row
 
@@ -26,7 +26,6 @@ def target_of(grade_cell: str) -> str:
 
 def _gradebook(course: Path):
     """The course's gradebook, open (a context manager). Raises `ReportError`."""
-    from nbgrader.api import Gradebook
     from nbgrader.coursedir import CourseDirectory
 
     if not (course / "nbgrader_config.py").is_file():
@@ -37,7 +36,10 @@ def _gradebook(course: Path):
     if db_url.startswith("sqlite:///") and not Path(db_url.removeprefix("sqlite:///")).is_file():
         raise ReportError(f"{course} has no gradebook: run `autograder release --course {course}` "
                           "and `autograder grade` first")
-    return Gradebook(db_url, CourseDirectory(config=cfg).course_id)
+    try:
+        return open_gradebook(db_url, CourseDirectory(config=cfg).course_id)
+    except GradebookError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def assignments(course: str | Path) -> list[str]:
