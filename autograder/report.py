@@ -211,8 +211,9 @@ class Report:
 
 def wrapped(text: str, width: int = WIDTH, first: str = "  ", rest: str = "       ") -> list[str]:
     """`text` as lines of at most `width` columns, the first indented by `first`, the others by
-    `rest`; broken between words only, a shape such as (3, 4) counting as one word, so that a
-    code or a shape is never cut and only a word longer than a line may pass it."""
+    `rest`; broken between words only, a short group in brackets such as (3, 4) counting as one
+    word, so that a code or a shape is never cut and only a word longer than a line may pass
+    it."""
     lines, line = [], first
     for word in _WORDS.findall(text):
         if line.strip() and len(line) + 1 + len(word) > width:
@@ -223,8 +224,9 @@ def wrapped(text: str, width: int = WIDTH, first: str = "  ", rest: str = "     
     return [*lines, line] if line.strip() else lines
 
 
-#: A word: what stands between spaces, where a tuple of words, "(3, 4)" or "(N, 1)", is one.
-_WORDS = re.compile(r"(?:\((?:\w+, )*\w+,?\)|\S)+")
+#: A word: what stands between spaces, where a short group in brackets is one: a shape, (3, 4)
+#: or (N, 1), or a term, (x - t) or (inp > 0).
+_WORDS = re.compile(r"(?:\([^()\n]{1,12}\)|\S)+")
 
 
 def line_message(checks: list[CheckResult]) -> str:

@@ -155,7 +155,21 @@ def test_the_self_check_keeps_every_line_within_88_columns(capsys):
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 88, out
     # The device line too, its words whole, under its own head.
-    assert "\n  devices: not yet ready for a GPU: see the gpu-ready checks (run on stand-in CUDA\n" \
-           "           tensors, no GPU needed)" in out
+    assert "\n  devices: your code keeps tensors on their device (checked with stand-in CUDA " \
+           "tensors,\n           no GPU needed)" in out
     assert any("(3, 4) but b has shape (4,)" in line for line in out.splitlines())  # not cut
     assert "\n                 lin_grad.wrong_shape\n" in out  # the codes' line, wrapped whole
+
+
+@pytest.mark.parametrize("width", range(40, 101, 3))
+def test_a_wrapped_line_breaks_between_words_never_in_a_shape_or_a_term(width):
+    from autograder.report import wrapped
+
+    text = ("FAIL values-float64, values-float32: inp.g is half of the true gradient: d/dx of "
+            "(x - t)^2 is 2(x - t); b.g has shape (3, 4) but b has shape (4,): inp.g = "
+            "(inp > 0) * out.g (the lin_grad cell, line 4)")
+    lines = wrapped(text, width)
+    assert all(len(line) <= width for line in lines), lines
+    assert " ".join(" ".join(lines).split()) == text  # every word, in order
+    for whole in ("(x - t)^2", "2(x - t);", "(3, 4)", "(4,):", "(inp > 0)"):
+        assert any(whole in line for line in lines), (whole, lines)
