@@ -579,3 +579,39 @@ def test_an_input_used_where_another_of_its_shape_belongs_is_named(released_clas
     mine = run_self_check("log_softmax_grad", namespace["log_softmax_grad"], lesson="classifier")
     assert "log_softmax_grad.inputs_swapped" in mine.mistakes()
     assert says in " ".join(mine.student_text("log_softmax_grad").split())
+
+
+#: One-hots of the right form made without F.one_hot, each with another mistake beside it.
+ONE_HOTS_OF_THEIR_OWN = {
+    "zeros, a fixed float64": "    g = torch.zeros(inp.shape, dtype=torch.float64, device=inp.device)\n"
+                              "    g[torch.arange(targ.shape[0]), targ] = -1.0 / targ.shape[0]\n"
+                              "    inp.g = g\n",
+    "eye, torch's default float32": "    inp.g = -torch.eye(inp.shape[1], device=inp.device)[targ] "
+                                    "/ targ.shape[0]\n",
+    "zeros_like, not averaged": "    g = torch.zeros_like(inp)\n"
+                                "    g[torch.arange(targ.shape[0]), targ] = -1.0\n    inp.g = g\n",
+    "a comparison, the sign flipped": "    classes = torch.arange(inp.shape[1], device=inp.device)\n"
+                                      "    inp.g = (targ[:, None] == classes).to(inp.dtype) "
+                                      "/ targ.shape[0]\n",
+}
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("label", sorted(ONE_HOTS_OF_THEIR_OWN))
+def test_a_one_hot_of_ones_own_is_never_told_of_f_one_hot_in_any_check(released_classifier,
+                                                                          tmp_path, label):
+    from autograder import lesson as lessons
+    from autograder.course import samples
+
+    from .conftest import REPO
+
+    classifier = lessons.load(REPO / "assignments" / "classifier")
+    answer = "def nll_grad(inp, targ):\n" + ONE_HOTS_OF_THEIR_OWN[label]
+    path = samples.write(samples.fill(released_classifier, {
+        **samples.of(classifier).CORRECT, "nll_grad": answer}), tmp_path / "classifier.ipynb")
+    _, report = check_report(path, seed=5)
+    mine = [c for c in report["checks"] if c["target"] == "nll_grad"]
+    assert any(not c["passed"] for c in mine), label  # each has a mistake to tell
+    for c in mine:  # check by check: neither the code nor a word of a one-hot's making
+        assert "nll_grad.wrong_one_hot" not in c["mistakes"], (label, c)
+        assert "one_hot" not in c["message"] and "one-hot" not in c["message"], (label, c)
