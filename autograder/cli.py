@@ -91,11 +91,11 @@ def check(
     if json:
         sys.stdout.write(report.to_json() + "\n")
     else:
-        print_report(report, Console(), verbose=verbose)
-        if show_output and report.output.strip():
-            from .terminal import visible
+        from .terminal import student_console, visible
 
-            Console().rule("what the notebook printed")
+        print_report(report, student_console(), verbose=verbose)
+        if show_output and report.output.strip():
+            student_console().rule("what the notebook printed")
             print(visible(report.output))
     raise typer.Exit(0 if report.passed else 1)
 
@@ -109,7 +109,7 @@ def print_report(report, console: Console, verbose: bool = False) -> None:
     table = Table(title="autograder check")
     table.add_column("target")
     table.add_column("points", justify="right")
-    table.add_column("what the checks say")
+    table.add_column("what the checks say", overflow="fold")  # a long word whole, on two lines
     for target in dict.fromkeys(c.target for c in report.checks):
         got, out_of = report.target_score(target)
         failing, passing = report.grouped(target)

@@ -24,6 +24,13 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
     # A check with stand-in cases is GPU-readiness: its CPU case (the right gradient first)
     # counts there too, so that the line says what the check says.
     ready = {(p.target, p.check.name) for p in plan.calls if p.case.stand_in}
+    # What the CPU calls of each target fail with, where they ran: the same mistake on a
+    # stand-in (a wrong shape, a wrong dtype) is that mistake again, not a device fault.
+    on_cpu: dict[str, set[str]] = {}
+    for planned in plan.calls:
+        verdict = verdicts[planned.call.id]
+        if planned.case.lane == "cpu" and verdict is not None and not verdict.passed:
+            on_cpu.setdefault(planned.target, set()).update(verdict.mistakes)
     for planned in plan.calls:
         verdict = verdicts[planned.call.id]
         if verdict is None:  # a CUDA call without a GPU
@@ -35,7 +42,7 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
             continue  # never reached (an earlier call crashed): says nothing about the GPU
         found[planned.case.lane].append(verdict.passed)
         if planned.case.stand_in:
-            stand_in.append(verdict.passed)
+            stand_in.append(verdict.passed or _shown_on_cpu(verdict, on_cpu.get(planned.target)))
         if planned.case.lane == "cpu" and (planned.target, planned.check.name) in ready:
             found["gpu-ready"].append(verdict.passed)
         if planned.case.stand_in and meta is not None and meta.backend in STAND_IN_DEVICES:
@@ -52,11 +59,23 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
 
     summary = {lane: state(lane) for lane in found}
     summary["gpu-ready-backend"] = backends[0] if backends else None
-    # "passed": the code kept its tensors on their device (and their shapes and dtypes) on the
-    # stand-ins, whatever its values: what a wrong value alone must not read as a device fault.
+    # "passed": the code kept its tensors on their device on the stand-ins, whatever its values,
+    # and its shapes and dtypes but where the CPU calls show the same mistake: what a wrong
+    # value or shape alone must not read as a device fault.
     summary["stand-in"] = ("not run" if not stand_in else
                            "passed" if all(stand_in) else "failed")
     return summary
+
+
+#: Codes of a call that did not run to its end: on a stand-in, they may be the device's doing.
+_DID_NOT_RUN = ("error", "timeout", "memory", "crashed", "not_implemented")
+
+
+def _shown_on_cpu(verdict, cpu: set[str] | None) -> bool:
+    """A stand-in call that fails only with mistakes its target's CPU calls show too, each of a
+    `.g` that came back (the stand-in's device is judged first, so its tensors were on it)."""
+    return bool(cpu) and set(verdict.mistakes) <= cpu and not any(
+        code.rsplit(".", 1)[-1] in _DID_NOT_RUN for code in verdict.mistakes)
 
 
 def describe(summary: dict, verbose: bool = False) -> str:

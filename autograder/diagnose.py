@@ -13,6 +13,7 @@ lesson's: the hooks of its `lesson_api.LessonCode` subclass (its lesson.py).
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import torch
@@ -80,6 +81,11 @@ def best_ratio(got: torch.Tensor, truth: torch.Tensor) -> float | None:
 GENERAL = ("not_implemented", "error", "timeout", "memory", "crashed", "missing_g", "not_tensor",
            "wrong_shape", "wrong_dtype", "wrong_device", "not_finite", "wrong_values",
            "mutates_input", "uses_autograd")
+
+
+#: Codes the engine names for any target from the numbers alone, as specific as a lesson's own:
+#: they come first, and the class report ranks them with the lessons' codes.
+NAMED = ("inputs_swapped",)
 
 
 def specific_first(codes) -> tuple[str, ...]:
@@ -255,7 +261,7 @@ def wrong_values(target: str, name: str, got: torch.Tensor, planned) -> Verdict 
                        (f"{target}.wrong_values",))
     verdict = hooks(planned).diagnose_values(target, name, got, planned, tol)
     return verdict or ratio_verdict(target, name, got, planned, tol) or \
-        reciprocal(target, name, got, planned, tol)
+        reciprocal(target, name, got, planned, tol) or swapped(target, name, got, planned, tol)
 
 
 def reciprocal(target: str, name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
@@ -271,6 +277,86 @@ def reciprocal(target: str, name: str, got: torch.Tensor, planned, tol: float) -
                                   "divides; put the factors in the numerator",
                            (f"{target}.wrong_values",))
     return None
+
+
+# --- two inputs of one shape, each in the other's place --------------------------------------------
+
+def swapped(target: str, name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
+    """`got` is the gradient with two inputs of the call that have one shape mixed up: both
+    swapped, or one read where the other belongs. The right formula is computed on the inputs so
+    mixed up, as the lesson's reference writes it (where this install has one: it may read a
+    derived input, log_softmax's `out`) and as autograd on the lesson's forward (which reads the
+    forward's inputs and the upstream gradient); trusted code both, no student code runs."""
+    inputs, truth = planned.inputs, planned.expected[name]
+    also = planned.accepted.get(name)
+    names = [k for k, v in inputs.items() if v.is_floating_point()]
+    for a, b in itertools.combinations(names, 2):
+        if inputs[a].shape != inputs[b].shape or torch.equal(inputs[a], inputs[b]):
+            continue
+        # One read in the other's place says more than a swap: try those first.
+        for mixed, used, where in (({a: inputs[b]}, b, a), ({b: inputs[a]}, a, b),
+                                   ({a: inputs[b], b: inputs[a]}, None, None)):
+            for formula in _right_formulas(planned):
+                want = formula({**inputs, **mixed})
+                if want is None or name not in want or want[name].shape != truth.shape \
+                        or off_by(want[name], truth, also) <= tol:
+                    continue  # this formula does not read them, or reads them alike
+                if off_by(got, want[name]) <= tol:
+                    return Verdict(False, _mixed_up(target, name, planned, a, b, used, where),
+                                   (f"{target}.inputs_swapped", f"{target}.wrong_values"))
+    return None
+
+
+def _right_formulas(planned):
+    """The right gradient as functions of a call's inputs: the reference's, autograd's."""
+    from . import problems
+    from .plan import ReferenceMismatch, reference_gradients
+
+    lesson = getattr(planned, "lesson", None)
+    if lesson is None:
+        return
+    reference = lesson.reference()
+    if reference is not None and hasattr(reference, planned.call.function):
+        def by_reference(inputs):
+            try:
+                return reference_gradients(reference, planned.call, inputs)
+            except ReferenceMismatch:
+                return None
+        yield by_reference
+
+    def by_autograd(inputs):
+        try:
+            return problems.true_gradients(lesson, planned.target, inputs)
+        except Exception:  # noqa: BLE001 - a forward that cannot take the mixed-up inputs
+            return None
+    yield by_autograd
+
+
+def _mixed_up(target: str, name: str, planned, a: str, b: str, used: str | None,
+              where: str | None) -> str:
+    """The sentence: which input stands where, what each is, and that one shape hid it."""
+    roles = "; ".join(r for r in (_role(planned, a), _role(planned, b)) if r)
+    roles = f" ({roles})" if roles else ""
+    if used is None:
+        return (f"{name}.g is the gradient with {a} and {b} swapped, each used where the other "
+                f"belongs{roles}: the two have the same shape, so only the values show it")
+    return (f"{name}.g is the gradient with {used} used where {where} belongs{roles}: the two "
+            f"have the same shape, so only the values show it; use {where} there")
+
+
+def _role(planned, x: str) -> str:
+    """What input `x` of the call is, where the lesson says: the upstream gradient, or a
+    derived input and the forward that made it."""
+    lesson = getattr(planned, "lesson", None)
+    if lesson is None:
+        return ""
+    spec = lesson.target(planned.target)
+    if x == spec.upstream:
+        return f"{x} is the gradient flowing back"
+    for derived, forward, of in spec.derived:
+        if derived == x:
+            return f"{x} = {forward}({', '.join(of)})"
+    return ""
 
 
 def wrong_shape(target: str, name: str, got: torch.Tensor, planned) -> Verdict | None:

@@ -6,6 +6,10 @@ float64 "values" call of a check, `keep` stores the two tensors of that call alo
 `.g` and the truth, at most `CAP` x `CAP` of them, as plain numbers) on its `Verdict`; `scoring`
 hands it to the check's `CheckResult`; `png` draws it.
 
+A `.g` with its tensor's shape turned over (a matrix's rows for its columns, `w.g` transposed) is
+set against the true one transposed, cell by cell, and the drawing says so: a transpose with the
+right values shows as no cell off; one with wrong values too, where they are.
+
 Two drawings: `full` (the student's, the true one, where they differ: three panels on one colour
 scale) for the self-check, which runs on public seeds on the student's own machine; and the
 difference alone (where the values are off, as a mask) for the graded feedback page, which never
@@ -44,6 +48,9 @@ class Picture:
     #: two shapes differ, so that no cell can be set against another.
     differs: list[list[bool]] | None
     shapes: tuple[tuple[int, ...], tuple[int, ...]]  # the full shapes: the student's, the true
+    #: The student's shape is the true one's turned over: `truth` and `differs` are of the true
+    #: gradient transposed, so that each cell is set against its own.
+    transposed: bool = False
 
     @property
     def cropped(self) -> bool:
@@ -80,16 +87,21 @@ def keep(verdict, target: str, planned, tensors: dict):
         if not isinstance(got, torch.Tensor) or truth is None or got.numel() != truth.numel() \
                 or not got.numel() or got.is_complex() or not torch.isfinite(got).all():
             continue
+        shapes, also = (tuple(got.shape), tuple(truth.shape)), planned.accepted.get(name)
+        transposed = got.dim() == truth.dim() == 2 and got.shape != truth.shape \
+            and got.shape == truth.shape[::-1]
+        if transposed:  # set against the true one turned over, cell by cell
+            truth, also = truth.t(), None if also is None else also.t()
         differs = None
         if got.shape == truth.shape:
-            err = gradient_error(got, truth, planned.accepted.get(name))
+            err = gradient_error(got, truth, also)
             off = err > tolerance(got.dtype, case.dtype, planned.lesson)
-            if not off.any():
+            if not off.any() and not transposed:
                 continue  # this .g is right: the picture is of one that is not
             differs = _matrix(off.to(torch.float64)).bool().tolist()
         return replace(verdict, picture=Picture(
             f"{target}: {name}.g", _matrix(got).tolist(), _matrix(truth).tolist(), differs,
-            (tuple(got.shape), tuple(truth.shape))))
+            shapes, transposed))
     return verdict
 
 
@@ -100,8 +112,9 @@ def first(report, target: str) -> Picture | None:
 
 
 def panels(picture: Picture) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """What the three panels show: the student's `.g`, the true one, and the student's minus
-    the true one where they differ (0 elsewhere; None where the shapes differ)."""
+    """What the three panels show: the student's `.g`, the true one (transposed where the
+    student's is its transpose), and the student's minus the true one where they differ (0
+    elsewhere; None where the shapes differ otherwise)."""
     got, truth = torch.tensor(picture.got), torch.tensor(picture.truth)
     if picture.differs is None:
         return got, truth, None
@@ -110,8 +123,9 @@ def panels(picture: Picture) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor |
 
 def png(picture: Picture, full: bool = True) -> bytes | None:
     """`picture` drawn as a PNG: the three panels (`full`), or where the values are off alone
-    (None where the shapes differ, as there is nothing to set side by side). None where
-    matplotlib is not installed."""
+    (None where the shapes differ other than by a transpose, as there is nothing to set side by
+    side). A transpose says so in words, in the drawing. None where matplotlib is not
+    installed."""
     if not full and picture.differs is None:
         return None
     try:
@@ -124,25 +138,34 @@ def png(picture: Picture, full: bool = True) -> bytes | None:
     fig = Figure(figsize=FULL if full else DIFFERENCE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     shown = f" (the first {CAP} x {CAP} values)" if picture.cropped else ""
-    fig.suptitle(f"{picture.title}{shown}", fontsize=10)
+    shapes = [" x ".join(map(str, s)) or "scalar" for s in picture.shapes]
+    turned = (f"yours is {shapes[0]}, the true one {shapes[1]}: set against the true one "
+              "transposed" if picture.transposed else "")
+    fig.suptitle(f"{picture.title}{shown}" + (f"\n{turned}" if turned and full else ""),
+                 fontsize=10)
     if picture.differs is not None:
         off = torch.tensor(picture.differs, dtype=torch.bool)
         said = f"where they differ: {int(off.sum())} of {off.numel()}"
+        if picture.transposed and not off.any():
+            said = "no cell differs: only turned over"
     if not full:
         ax = fig.add_subplot(1, 1, 1)
         ax.imshow(off.to(torch.float64).numpy(), cmap=ListedColormap(["#eeeeee", "#d62728"]),
                   vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(said, fontsize=9)
+        if picture.transposed:  # the shapes, and what each cell is set against, in words
+            said = (f"yours {shapes[0]}, the true one {shapes[1]}:\nagainst the true one "
+                    f"transposed,\n{said}")
+        ax.set_title(said, fontsize=8 if picture.transposed else 9)
         _plain(ax)
         return _bytes(fig)
     scale = max(got.abs().max().item(), truth.abs().max().item()) or 1.0
     axes = fig.subplots(1, 3)
     style = {"cmap": "RdBu_r", "vmin": -scale, "vmax": scale, "interpolation": "nearest"}
-    shapes = [" x ".join(map(str, s)) or "scalar" for s in picture.shapes]
     image = axes[0].imshow(got.numpy(), **style)
     axes[0].set_title(f"yours ({shapes[0]})", fontsize=9)
     axes[1].imshow(truth.numpy(), **style)
-    axes[1].set_title(f"the true one ({shapes[1]})", fontsize=9)
+    axes[1].set_title(f"the true one, transposed ({shapes[0]})" if picture.transposed else
+                      f"the true one ({shapes[1]})", fontsize=9)
     if difference is None:
         axes[2].text(0.5, 0.5, f"the shapes differ:\nyours {shapes[0]},\nthe true {shapes[1]}",
                      ha="center", va="center", fontsize=9)
@@ -203,5 +226,6 @@ def feedback_data(report, target: str) -> dict | None:
 
     picture = first(report, target)
     data = png(picture, full=False) if picture is not None else None
+    against = " from the true one transposed" if picture is not None and picture.transposed else ""
     return None if data is None else {"image/png": base64.b64encode(data).decode("ascii"),
-                                      "text/plain": f"<where {picture.title} differs>"}
+                                      "text/plain": f"<where {picture.title} differs{against}>"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 
@@ -40,6 +41,10 @@ class Verdict:
     right: tuple[str, ...] = ()
     picture: object = field(default=None, compare=False, repr=False)  # picture.Picture or None
 
+
+#: The columns of every line a student reads in the self-check and `check`: a notebook's output
+#: and a terminal of 88 columns show each line whole.
+WIDTH = 88
 
 #: A check's states (`CheckResult.state`).
 PASSED, FAILED, WAITING = "passed", "failed", "waiting"
@@ -162,28 +167,22 @@ class Report:
                         else f"{waiting} of {len(mine)} checks wait")
         return f"{target}: " + ", ".join(said)
 
-    def student_text(self, target: str, width: int = 88) -> str:
+    def student_text(self, target: str, width: int = WIDTH) -> str:
         """The self-check's words on one target: a head line, a line per distinct mistake (its
         codes on a line of their own, so that a narrow notebook never breaks one), the checks
-        that wait for another, and what passes. Plain text, wrapped at `width`."""
-        import textwrap
-
+        that wait for another, and what passes. Plain text, every line within `width`."""
         failed, passing = self.grouped(target)
         waiting = self.waiting(target)
         lines = [self.head(target)]
         for names, message, codes in failed:
-            lines += textwrap.wrap(f"FAIL {', '.join(names)}: {message}", width,
-                                   initial_indent="  ", subsequent_indent="       ",
-                                   break_long_words=False, break_on_hyphens=False)
+            lines += wrapped(f"FAIL {', '.join(names)}: {message}", width)
             if codes:
-                lines.append(f"       mistakes: {', '.join(codes)}")
+                lines += wrapped(f"mistakes: {', '.join(codes)}", width, first="       ",
+                                 rest="                 ")
         for words, names in waiting:
-            lines += textwrap.wrap(f"waiting for {words}: {', '.join(names)}", width,
-                                   initial_indent="  ", subsequent_indent="       ",
-                                   break_long_words=False, break_on_hyphens=False)
+            lines += wrapped(f"waiting for {words}: {', '.join(names)}", width)
         if (failed or waiting) and passing:
-            lines += textwrap.wrap(f"pass: {', '.join(passing)}", width, initial_indent="  ",
-                                   subsequent_indent="        ", break_on_hyphens=False)
+            lines += wrapped(f"pass: {', '.join(passing)}", width, rest="        ")
         return "\n".join(lines)
 
     def target_text(self, target: str, points: bool = True) -> str:
@@ -208,6 +207,26 @@ class Report:
         body = "\n".join(self.target_text(t) for t in targets)
         notes = "".join(f"\nnote: {n}" for n in self.notes)
         return f"{body}\nscore: {self.score:g} / {self.max_score:g}{notes}"
+
+
+def wrapped(text: str, width: int = WIDTH, first: str = "  ", rest: str = "       ") -> list[str]:
+    """`text` as lines of at most `width` columns, the first indented by `first`, the others by
+    `rest`; broken between words only, a short group in brackets such as (3, 4) counting as one
+    word, so that a code or a shape is never cut and only a word longer than a line may pass
+    it."""
+    lines, line = [], first
+    for word in _WORDS.findall(text):
+        if line.strip() and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = rest + word
+        else:
+            line += (" " if line.strip() else "") + word
+    return [*lines, line] if line.strip() else lines
+
+
+#: A word: what stands between spaces, where a short group in brackets is one: a shape, (3, 4)
+#: or (N, 1), or a term, (x - t) or (inp > 0).
+_WORDS = re.compile(r"(?:\([^()\n]{1,12}\)|\S)+")
 
 
 def line_message(checks: list[CheckResult]) -> str:

@@ -16,7 +16,7 @@ from .devices import describe, lanes_for, summarize
 from .judging import judge_calls
 from .outcome import TargetOutcome, UntrustedRun
 from .plan import build_plan
-from .report import Report
+from .report import Report, wrapped
 from .scoring import judge_target
 from .untrusted.calls import run_call
 
@@ -40,7 +40,7 @@ def self_check(target: str, obj: object, device: str = "all", lesson: str | None
     report = run_self_check(target, obj, device, lesson)
     print(report.student_text(target))
     if said := describe(report.devices):
-        print(f"  devices: {said}")
+        print("\n".join(wrapped(f"devices: {said}", rest="           ")))
     picture.show(report, target)  # in a notebook: where a wrong .g differs from the true one
     if not report.passed:
         raise SelfCheckFailed(f"{report.head(target)} (see above)")

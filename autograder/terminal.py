@@ -39,3 +39,14 @@ def shown(text: object, lines: bool = True) -> str:
     from rich.markup import escape
 
     return escape(visible(text, lines))
+
+
+def student_console(**options):
+    """A rich console for what a student reads (`check`'s table and lines): as wide as the
+    terminal, and never wider than the self-check's lines (`report.WIDTH`), so that no line
+    runs past a wide window's reading width either."""
+    from rich.console import Console
+
+    from .report import WIDTH
+
+    return Console(width=min(Console(**options).width, WIDTH), **options)

@@ -381,3 +381,89 @@ def test_after_a_manual_score_and_a_regrade_the_not_graded_page_shows_the_gradeb
         assert no_horizontal_scroll(browser)
     finally:
         browser.set_window_size(size["width"], size["height"])
+
+
+def gradescope_page(data: dict) -> str:
+    """A results.json as Gradescope shows it to a student, for `output_format` "text": the
+    submission's output, then each test's name and score over its output, each output a <pre>
+    that keeps the lines and wraps a line too long for the page (white-space: pre-wrap), as
+    Gradescope renders text output. Gradescope's own page around it is not copied: the text is
+    what is ours."""
+    import html
+
+    def pre(text: str) -> str:
+        return f'<pre class="output" style="white-space: pre-wrap">{html.escape(text)}</pre>'
+
+    tests = "".join(f'<section class="test"><h3>{html.escape(t["name"])} ({t["score"]:g} / '
+                    f'{t["max_score"]:g})</h3>{pre(t["output"])}</section>'
+                    for t in data["tests"])
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Autograder Results'
+            f'</title></head><body><h2>Autograder Score {data["score"]:g}</h2>'
+            f'{pre(data["output"])}{tests}</body></html>')
+
+
+@pytest.mark.sandbox  # the real grading, as run_autograder runs it
+def test_a_gradescope_result_reads_as_the_self_check_at_1280_px(browser, released, tmp_path):
+    """Gradescope shows each test's `output` as its `output_format` says; ours is "text",
+    rendered as Gradescope renders text (a <pre>, white-space: pre-wrap: `gradescope_page`).
+    A student reads one line per mistake with its codes on a line of their own, each line whole
+    at 1280 px (no wrap needed, no sideways scroll), and nothing of the sandbox or of meta
+    tensors."""
+    from autograder.course import gradescope, samples
+
+    from .conftest import CORRECT
+
+    transposed_w = ("def lin_grad(inp, out, w, b):\n    inp.g = out.g @ w.t()\n"
+                    "    w.g = out.g.t() @ inp\n    b.g = out.g.sum(0)\n")
+    samples.write(samples.fill(released, {**CORRECT, "mse_grad": NO_FACTOR_2,
+                                          "lin_grad": transposed_w}),
+                  tmp_path / "submission" / "backward.ipynb")
+    out = tmp_path / "results.json"
+    assert gradescope.main([str(tmp_path / "submission"), str(out), "backward"]) == 0
+    data = json.loads(out.read_text())
+    assert data["output_format"] == data["test_output_format"] == "text"
+    page = tmp_path / "gradescope.html"
+    page.write_text(gradescope_page(data))
+    size = browser.get_window_size()
+    at_1280(browser)
+    try:
+        browser.get(page.as_uri())
+        tests = WebDriverWait(browser, PAGE_WAIT).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "section.test"))
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SHOTS / "gradescope-results.png"))
+        shown = {t.find_element(By.TAG_NAME, "h3").text: t.find_element(By.TAG_NAME, "pre").text
+                 for t in tests}
+        assert list(shown) == ["mse_grad (0 / 2)", "relu_grad (2 / 2)", "lin_grad (2 / 3)",
+                               "module_backward (3 / 3)"]
+        for test, mistake, codes in [
+                ("mse_grad (0 / 2)", "inp.g is half of the true gradient",
+                 "mistakes: mse_grad.missing_factor_2, mse_grad.wrong_values"),
+                ("lin_grad (2 / 3)", "w.g has shape (4, 5), the transpose of w's (5, 4)",
+                 "mistakes: lin_grad.weight_transposed, lin_grad.wrong_shape")]:
+            lines = shown[test].splitlines()
+            fails = [i for i, line in enumerate(lines) if line.startswith("FAIL ")]
+            assert len(fails) == 1, lines  # one mistake: one line, naming the checks it fails
+            assert " ".join(shown[test].split()).count(mistake) == 1, lines
+            below = [i for i, line in enumerate(lines) if line.strip().startswith("mistakes:")]
+            assert len(below) == 1 and below[0] > fails[0], lines  # on a line of its own
+            assert " ".join(lines[below[0]:]).split(" waiting for")[0].strip().startswith(codes)
+            assert any(line.startswith("waiting for the right values") for line in lines)
+        assert shown["relu_grad (2 / 2)"].startswith("all 6 checks pass")
+        text = browser.find_element(By.TAG_NAME, "body").text
+        assert "sandbox" not in text and "meta" not in text.lower().split()
+        assert "(meta)" not in text and "GPU-readiness" not in text
+        # A wrong shape is one mistake, not a device fault too: the stand-ins kept the device.
+        assert "your code keeps tensors on their device" in " ".join(text.split())
+        assert "not yet ready for a GPU" not in text
+        # The self-check's width: a line reads whole in a narrower panel than this page's too.
+        outputs = [p.text for p in browser.find_elements(By.CSS_SELECTOR, "pre.output")]
+        assert all(len(line) <= 88 for o in outputs for line in o.splitlines()), outputs
+        assert no_horizontal_scroll(browser)
+        # Each line whole: none needs the wrap (set to keep lines as they are, none is wider).
+        assert browser.execute_script(
+            "return Array.from(document.querySelectorAll('pre.output')).every(e => {"
+            "  e.style.whiteSpace = 'pre'; const fits = e.scrollWidth <= e.clientWidth + 1;"
+            "  e.style.whiteSpace = 'pre-wrap'; return fits; })")
+    finally:
+        browser.set_window_size(size["width"], size["height"])

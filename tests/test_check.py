@@ -228,7 +228,7 @@ def test_the_table_names_the_failure(make_notebook):
     path = make_notebook({"mse_grad": "def mse_grad(inp, targ):\n    pass\n"})
     done = run_cli("check", str(path))
     assert done.returncode == 1
-    assert "mse_grad did not set inp.g" in " ".join(done.stdout.split())
+    assert "mse_grad did not set inp.g" in " ".join(done.stdout.replace("│", " ").split())
     assert "score: 8 / 10" in done.stdout
 
 
@@ -239,7 +239,8 @@ MISSING_FACTOR_2 = ("def mse_grad(inp, targ):\n"
 def test_a_student_reads_the_mistake_and_their_devices_not_the_sandbox(make_notebook):
     done = run_cli("check", str(make_notebook({"mse_grad": MISSING_FACTOR_2})))
     assert done.returncode == 1 and done.stderr == ""
-    flat = " ".join(done.stdout.split())
+    assert max(len(line) for line in done.stdout.splitlines()) <= 88  # a wide terminal too
+    flat = " ".join(done.stdout.replace("│", " ").split())  # the table's cells, read on
     assert "inp.g is half of the true gradient" in flat and "score: 8 / 10" in flat
     # One device line in a student's words: a wrong value is not a device fault.
     assert flat.count("devices:") == 1

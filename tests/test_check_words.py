@@ -103,3 +103,73 @@ def test_a_file_that_is_no_notebook_is_told_what_it_is(name, raw, said):
 
 def test_a_python_file_that_holds_a_notebook_is_read():
     assert parse_notebook(b'{"cells": [], "nbformat": 4}', "backward.py")["cells"] == []
+
+
+# --- nothing a student reads runs past 88 columns -------------------------------------------------
+
+LONG = ("in values-float64, w.g has shape (4, 5), the transpose of w's (5, 4): w.g = inp.t() @ "
+        "out.g has w's shape; b.g has shape (3, 4) but b has shape (4,): b is added to every "
+        "row, so sum out.g over the batch, out.g.sum(0)")
+CODES = ["lin_grad.weight_transposed", "lin_grad.bias_not_summed", "lin_grad.wrong_shape"]
+NOT_READY = {**NO_GPU, "stand-in": "failed"}
+
+
+def long_report() -> Report:
+    checks = [CheckResult(f"lin_grad/{name}", "lin_grad", False, 0.0, 1.0, LONG, CODES)
+              for name in ("values-float64", "values-float32")]
+    return Report(checks, notes=[describe(NOT_READY), SANDBOX], devices=NOT_READY)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_check_keeps_every_line_within_88_columns_in_a_wide_terminal(monkeypatch, verbose):
+    from autograder.terminal import student_console
+
+    monkeypatch.setenv("COLUMNS", "200")  # a wide window: the table would take all of it
+    out = io.StringIO()
+    print_report(long_report(), student_console(file=out), verbose=verbose)
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) == 88, lines  # as wide as it may be, no wider
+    text = " ".join(out.getvalue().split())
+    assert "devices: not yet ready for a GPU: see the gpu-ready checks" in text
+    assert any("(3, 4) but b" in line for line in lines)  # a shape is not cut
+    # A word longer than the column (a path, a student's string) folds whole, never cut short.
+    word = "x" * 70 + "/end"
+    out = io.StringIO()
+    print_report(Report([CheckResult("mse_grad/values-float64", "mse_grad", False, 0.0, 1.0,
+                                     f"mse_grad raised OSError: {word}", ["mse_grad.error"])]),
+                 student_console(file=out))
+    assert word in "".join(out.getvalue().replace("│", "").split()) and "…" not in out.getvalue()
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow one: narrower still
+    assert student_console(file=io.StringIO()).width == 60
+
+
+def test_the_self_check_keeps_every_line_within_88_columns(capsys):
+    from autograder.selfcheck import SelfCheckFailed, self_check
+
+    from .test_selfcheck import namespace_of
+
+    source = ("def lin_grad(inp, out, w, b):\n    inp.g = out.g @ w.t()\n"
+              "    w.g = out.g.t() @ inp\n    b.g = out.g\n")
+    with pytest.raises(SelfCheckFailed):
+        self_check("lin_grad", namespace_of(source)["lin_grad"])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 88, out
+    # The device line too, its words whole, under its own head.
+    assert "\n  devices: your code keeps tensors on their device (checked with stand-in CUDA " \
+           "tensors,\n           no GPU needed)" in out
+    assert any("(3, 4) but b has shape (4,)" in line for line in out.splitlines())  # not cut
+    assert "\n                 lin_grad.wrong_shape\n" in out  # the codes' line, wrapped whole
+
+
+@pytest.mark.parametrize("width", range(40, 101, 3))
+def test_a_wrapped_line_breaks_between_words_never_in_a_shape_or_a_term(width):
+    from autograder.report import wrapped
+
+    text = ("FAIL values-float64, values-float32: inp.g is half of the true gradient: d/dx of "
+            "(x - t)^2 is 2(x - t); b.g has shape (3, 4) but b has shape (4,): inp.g = "
+            "(inp > 0) * out.g (the lin_grad cell, line 4)")
+    lines = wrapped(text, width)
+    assert all(len(line) <= width for line in lines), lines
+    assert " ".join(" ".join(lines).split()) == text  # every word, in order
+    for whole in ("(x - t)^2", "2(x - t);", "(3, 4)", "(4,):", "(inp > 0)"):
+        assert any(whole in line for line in lines), (whole, lines)

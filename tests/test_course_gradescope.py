@@ -48,8 +48,9 @@ def test_a_report_becomes_one_test_per_target_with_a_line_per_mistake():
         ("mse_grad", 0.5, 2.0, "failed"), ("relu_grad", 2.0, 2.0, "passed")]
     said = data["tests"][0]["output"]
     assert said.splitlines() == [
-        "2 of 3 checks fail", f"FAIL values-float64, values-float32: in values-float64, {half}",
-        "     mistakes: mse_grad.missing_factor_2", "pass: batch-of-one"]
+        "2 of 3 checks fail",
+        "FAIL values-float64, values-float32: in values-float64, inp.g is half of the true",
+        "     gradient", "     mistakes: mse_grad.missing_factor_2", "pass: batch-of-one"]
     assert data["tests"][1]["output"] == "all 1 checks pass: values-float64"
     assert "NameError" in data["output"]
 
@@ -152,9 +153,9 @@ def test_of_two_notebooks_the_one_with_answers_is_graded_and_both_are_named(tmp_
     assert gradescope.main([str(folder), str(out), "backward"]) == 0
     data = json.loads(out.read_text())
     assert data["score"] == 2.0
-    assert data["output"].splitlines()[:2] == [
+    assert data["output"].splitlines()[:3] == [  # within 88 columns, as every line
         "graded: backward.ipynb", "not graded: backward-Copy1.ipynb: as many answers as "
-                                  "backward.ipynb: one is graded, upload only it"]
+                                  "backward.ipynb: one is graded,", "    upload only it"]
 
 
 @pytest.mark.sandbox
@@ -320,3 +321,24 @@ def test_a_gradescope_test_says_the_checks_that_wait_as_waiting_not_failed():
                     f"FAIL values-float64: {half}", "     mistakes: mse_grad.missing_factor_2",
                     "waiting for the right values (values-float64): inputs-unchanged",
                     "pass: no-autograd"]
+
+
+def test_every_line_a_student_reads_on_gradescope_is_within_88_columns():
+    long = ("in values-float64, w.g has shape (4, 5), the transpose of w's (5, 4): w.g = inp.t() "
+            "@ out.g has w's shape; b.g has shape (3, 4) but b has shape (4,): b is added to "
+            "every row, so sum out.g over the batch, out.g.sum(0)")
+    codes = ["lin_grad.weight_transposed", "lin_grad.bias_not_summed", "lin_grad.wrong_shape"]
+    report = Report([
+        CheckResult("lin_grad/values-float64", "lin_grad", False, 0.0, 1.0, long, codes),
+        *(CheckResult(f"relu_grad/{name}", "relu_grad", True, 0.5, 0.5, "right")
+          for name in ("no-autograd", "values-float64", "batch-of-one", "values-float32",
+                       "inputs-unchanged", "gpu-ready"))],
+        notes=["your code keeps tensors on their device (checked with stand-in CUDA tensors, "
+               "no GPU needed)"])
+    data = results(report, graded="backward.ipynb",
+                   ignored=[("backward-Copy1.ipynb", "as many answers as backward.ipynb: one is "
+                                                     "graded, upload only it")])
+    said = [data["output"], *(t["output"] for t in data["tests"])]
+    assert all(len(line) <= 88 for text in said for line in text.splitlines()), said
+    assert "(3, 4) but b" in data["tests"][0]["output"]  # a shape kept whole
+    assert data["tests"][1]["output"].startswith("all 6 checks pass: no-autograd, ")

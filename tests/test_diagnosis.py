@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import problems, rules
+from autograder import diagnose, problems, rules
 from autograder.compare import compare_gradient
 from autograder.lesson import Case, Check
 from autograder.outcome import CallResult
@@ -120,6 +120,11 @@ MISTAKES = [
           {"wrong_mask", "wrong_values"}, "inp.g passes out.g everywhere, also where inp < 0"),
     wrong("relu: out instead of out.g", "relu_grad", relu("    inp.g = out.clone()\n"),
           {"wrong_values"}, "inp.g equals out, the ReLU's output: use out.g"),
+    wrong("relu: inp and out.g swapped", "relu_grad",
+          relu("    inp.g = (out.g > 0).to(inp.dtype) * inp\n"),
+          {"inputs_swapped", "wrong_values"},
+          "inp.g is the gradient with inp and out.g swapped, each used where the other belongs "
+          "(out.g is the gradient flowing back): the two have the same shape"),
     wrong("relu: edits out.g in place", "relu_grad",
           relu("    inp.g = out.g\n    inp.g[inp <= 0] = 0\n"),
           {"mutates_input"}, "relu_grad changed out.g in place"),
@@ -191,6 +196,9 @@ def test_every_public_code_is_covered_and_there_are_enough_distinct_mistakes():
                 "module_backward.inputs_left_out"}
     named = set().union(*(m.codes for m in MISTAKES))
     assert specific <= named
+    assert {code.split(".", 1)[1] for code in named} >= set(diagnose.NAMED)  # the engine's own
+    contract = (BACKWARD.folder.parents[1] / "docs" / "contract.md").read_text()
+    assert all(f"`T.{code}`" in contract for code in (*diagnose.GENERAL, *diagnose.NAMED))
     assert general <= {code.split(".", 1)[1] for code in named}
     assert len({m.source for m in MISTAKES}) >= 15
     assert all(len({m.target for m in nb}) == len(nb) < len(BACKWARD.names) for nb in NOTEBOOKS)
@@ -528,3 +536,82 @@ def test_no_autograd_never_passes_for_a_function_that_is_not_there(make_notebook
     assert "written by hand" not in gate["message"]
     assert target_points(report) == {**FULL, "relu_grad": 0.0}
     assert checks["mse_grad/no-autograd"]["passed"]  # a right answer beside it: read, and clean
+
+
+# --- two inputs of one shape mixed up: the engine's, for any lesson -----------------------------
+
+@pytest.fixture(scope="module")
+def released_classifier(tmp_path_factory) -> dict:
+    import json
+
+    from autograder.course.release import release
+
+    course = tmp_path_factory.mktemp("classifier-course")
+    return json.loads(release(course, assignment="classifier")[0].read_text())
+
+
+@pytest.mark.sandbox
+def test_an_input_used_where_another_of_its_shape_belongs_is_named(released_classifier, tmp_path):
+    from autograder import lesson as lessons
+    from autograder.course import samples
+    from autograder.selfcheck import run_self_check
+
+    from .conftest import REPO
+
+    classifier = lessons.load(REPO / "assignments" / "classifier")
+    # exp(inp) for softmax: inp where out = log_softmax(inp) belongs (softmax is out.exp()).
+    answer = ("def log_softmax_grad(inp, out):\n"
+              "    inp.g = out.g - inp.exp() * out.g.sum(-1, keepdim=True)\n")
+    path = samples.write(samples.fill(released_classifier, {
+        **samples.of(classifier).CORRECT, "log_softmax_grad": answer}), tmp_path / "classifier.ipynb")
+    _, report = check_report(path, seed=5)
+    says = ("inp.g is the gradient with inp used where out belongs (out = log_softmax(inp)): the "
+            "two have the same shape, so only the values show it; use out there")
+    checks = {c["id"]: c for c in report["checks"]}
+    for name in ("values-float64", "batch-of-one", "values-float32"):
+        assert checks[f"log_softmax_grad/{name}"]["message"] == says
+        assert checks[f"log_softmax_grad/{name}"]["mistakes"] == [
+            "log_softmax_grad.inputs_swapped", "log_softmax_grad.wrong_values"]
+    assert target_points(report)["nll_grad"] == 3.0  # costs its own target only
+    # The self-check says the same, in the same words.
+    namespace = {"torch": torch}
+    exec(answer, namespace)
+    mine = run_self_check("log_softmax_grad", namespace["log_softmax_grad"], lesson="classifier")
+    assert "log_softmax_grad.inputs_swapped" in mine.mistakes()
+    assert says in " ".join(mine.student_text("log_softmax_grad").split())
+
+
+#: One-hots of the right form made without F.one_hot, each with another mistake beside it.
+ONE_HOTS_OF_THEIR_OWN = {
+    "zeros, a fixed float64": "    g = torch.zeros(inp.shape, dtype=torch.float64, device=inp.device)\n"
+                              "    g[torch.arange(targ.shape[0]), targ] = -1.0 / targ.shape[0]\n"
+                              "    inp.g = g\n",
+    "eye, torch's default float32": "    inp.g = -torch.eye(inp.shape[1], device=inp.device)[targ] "
+                                    "/ targ.shape[0]\n",
+    "zeros_like, not averaged": "    g = torch.zeros_like(inp)\n"
+                                "    g[torch.arange(targ.shape[0]), targ] = -1.0\n    inp.g = g\n",
+    "a comparison, the sign flipped": "    classes = torch.arange(inp.shape[1], device=inp.device)\n"
+                                      "    inp.g = (targ[:, None] == classes).to(inp.dtype) "
+                                      "/ targ.shape[0]\n",
+}
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("label", sorted(ONE_HOTS_OF_THEIR_OWN))
+def test_a_one_hot_of_ones_own_is_never_told_of_f_one_hot_in_any_check(released_classifier,
+                                                                          tmp_path, label):
+    from autograder import lesson as lessons
+    from autograder.course import samples
+
+    from .conftest import REPO
+
+    classifier = lessons.load(REPO / "assignments" / "classifier")
+    answer = "def nll_grad(inp, targ):\n" + ONE_HOTS_OF_THEIR_OWN[label]
+    path = samples.write(samples.fill(released_classifier, {
+        **samples.of(classifier).CORRECT, "nll_grad": answer}), tmp_path / "classifier.ipynb")
+    _, report = check_report(path, seed=5)
+    mine = [c for c in report["checks"] if c["target"] == "nll_grad"]
+    assert any(not c["passed"] for c in mine), label  # each has a mistake to tell
+    for c in mine:  # check by check: neither the code nor a word of a one-hot's making
+        assert "nll_grad.wrong_one_hot" not in c["mistakes"], (label, c)
+        assert "one_hot" not in c["message"] and "one-hot" not in c["message"], (label, c)

@@ -42,18 +42,63 @@ def self_check_picture(target: str, source: str, name: str):
     return report, picture.first(report, target)
 
 
-def test_a_transposed_weight_gradient_is_drawn_beside_the_true_one():
+def test_a_transposed_weight_gradient_is_set_against_the_true_one_transposed():
     report, drawn = self_check_picture("lin_grad", TRANSPOSED_W, "lin_grad")
     assert drawn is not None and drawn.title == "lin_grad: w.g"  # inp.g and b.g are right
     # The first failing float64 values check is drawn, from that call's tensors alone.
     first = next(c for c in report.checks if c.target == "lin_grad" and not c.passed)
     assert first.id == "lin_grad/values-float64" and first.picture is drawn
+    assert drawn.transposed and drawn.shapes == ((4, 5), (5, 4))
+    # Cell by cell against the true one turned over: only the shape is wrong, no value.
     got, truth, difference = picture.panels(drawn)
-    assert got.shape == truth.t().shape != truth.shape and torch.equal(got, truth.t())
-    assert difference is None and drawn.differs is None  # no cell to set against another
+    assert got.shape == truth.shape == difference.shape == (4, 5)
+    assert torch.equal(got, truth) and not difference.any()
+    assert drawn.differs is not None and not any(map(any, drawn.differs))
     assert decoded(picture.png(drawn)).size == pixels(picture.FULL)
-    # The feedback page shows where values are off: with other shapes, there is no such place.
-    assert picture.png(drawn, full=False) is None
+    # The feedback page draws it too (where the values are off: nowhere), and says so in words.
+    assert decoded(picture.png(drawn, full=False)).size == pixels(picture.DIFFERENCE)
+    assert picture.feedback_data(report, "lin_grad")["text/plain"] == (
+        "<where lin_grad: w.g differs from the true one transposed>")
+
+
+def test_a_transposed_gradient_with_wrong_values_too_shows_where_they_are_off():
+    source = TRANSPOSED_W.replace("out.g.t() @ inp", "(out.g.t() @ inp).clamp_min(0)")
+    _, drawn = self_check_picture("lin_grad", source, "lin_grad")
+    got, truth, difference = picture.panels(drawn)
+    assert drawn.transposed and got.shape == truth.shape
+    off = torch.tensor(drawn.differs)
+    assert torch.equal(off, truth < 0) and off.any()  # clamped where the true one is negative
+    assert torch.equal(difference != 0, off)
+
+
+def test_the_words_of_a_transposed_picture_are_in_the_drawing(monkeypatch):
+    # What each panel is titled with, as matplotlib is asked to write it.
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    said = []
+    for cls, method in ((Axes, "set_title"), (Figure, "suptitle")):
+        real = getattr(cls, method)
+        monkeypatch.setattr(cls, method, lambda self, text, *a, _real=real, **k:
+                            (said.append(text), _real(self, text, *a, **k))[1])
+    _, drawn = self_check_picture("lin_grad", TRANSPOSED_W, "lin_grad")
+    picture.png(drawn)
+    assert said == ["lin_grad: w.g\nyours is 4 x 5, the true one 5 x 4: set against the true one "
+                    "transposed", "yours (4 x 5)", "the true one, transposed (4 x 5)",
+                    "no cell differs: only turned over"]
+    said.clear()
+    picture.png(drawn, full=False)
+    assert said == ["lin_grad: w.g", "yours 4 x 5, the true one 5 x 4:\nagainst the true one "
+                    "transposed,\nno cell differs: only turned over"]
+
+
+def test_other_shapes_are_still_not_set_cell_against_cell():
+    # (N,) for (N, 1): the same values in another shape, not a transpose.
+    source = "def mse_grad(inp, targ):\n    inp.g = 2. * (inp.squeeze(-1) - targ) / inp.shape[0]\n"
+    _, drawn = self_check_picture("mse_grad", source, "mse_grad")
+    assert drawn.title == "mse_grad: inp.g" and drawn.shapes == ((3,), (3, 1))
+    assert not drawn.transposed
+    assert drawn.differs is None and picture.png(drawn, full=False) is None
 
 
 def test_a_wrong_relu_mask_is_drawn_where_it_is_wrong():

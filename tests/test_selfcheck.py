@@ -120,3 +120,21 @@ def test_a_class_defined_in_a_notebook_cell_has_its_source_read(capsys):
     exec(compile(with_autograd, name, "exec"), namespace)
     report = run_self_check("module_backward", namespace["Module"])
     assert "module_backward.uses_autograd" in report.mistakes()
+
+
+def test_a_wrong_shape_is_not_told_as_a_device_fault(capsys):
+    # w.g transposed: its stand-in CUDA call has the wrong shape too, as on the CPU, and its
+    # tensors on their device; the device line says so, not "not yet ready for a GPU".
+    source = ("def lin_grad(inp, out, w, b):\n    inp.g = out.g @ w.t()\n"
+              "    w.g = out.g.t() @ inp\n    b.g = out.g.sum(0)\n")
+    with pytest.raises(SelfCheckFailed):
+        self_check("lin_grad", namespace_of(source)["lin_grad"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "lin_grad.weight_transposed" in out
+    assert "devices: your code keeps tensors on their device" in out
+    assert "not yet ready for a GPU" not in out
+    # A tensor made on the CPU is a device fault still, beside the same wrong shape.
+    cpu_made = source.replace("out.g.t() @ inp", "(out.g.t() @ inp).cpu()")
+    with pytest.raises(SelfCheckFailed):
+        self_check("lin_grad", namespace_of(cpu_made)["lin_grad"])
+    assert "devices: not yet ready for a GPU" in " ".join(capsys.readouterr().out.split())

@@ -3,7 +3,9 @@
 Gradescope's autograder spec: top-level `score`, `execution_time`, `output`, `visibility`,
 `stdout_visibility` and `tests`, each test with `name`, `score`, `max_score`, `status`,
 `output` and `visibility`. One test per target (`mse_grad`, ...), its checks inside: a line per
-distinct mistake, as the self-check says it. With several notebooks uploaded, the output says
+distinct mistake, as the self-check says it, every line within the self-check's 88 columns. The
+outputs are "text", which Gradescope shows as preformatted text (student text in them needs no
+escaping of ours). With several notebooks uploaded, the output says
 which was graded and why each other was not. Needs no nbgrader: on Gradescope only torch and
 this package are installed.
 
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from .. import files, notebook
 from .. import lesson as lessons
-from ..report import Report, for_students
+from ..report import WIDTH, Report, for_students, wrapped
 
 
 def results(report: Report | None, reason: str | None = None, max_score: float | None = None,
@@ -52,12 +54,11 @@ def results(report: Report | None, reason: str | None = None, max_score: float |
                       "max_score": float(out_of),
                       "status": "passed" if all(c.passed for c in mine) else "failed",
                       "output": target_output(report, target), "visibility": "visible"})
-    said = []
-    if graded:
-        said.append(f"graded: {graded}")
+    said = [f"graded: {graded}"] if graded else []
     said += [f"not graded: {name}: {why}" for name, why in ignored]
     said += [f"note: {n}" for n in report.notes if for_students(n)]  # the jail's: not for them
-    out.update(score=float(report.score), output="\n".join(said), tests=tests)
+    out.update(score=float(report.score), tests=tests, output="\n".join(
+        line for one in said for line in wrapped(one, WIDTH, first="", rest="    ")))
     return out
 
 
@@ -68,9 +69,10 @@ def target_output(report: Report, target: str) -> str:
     mine = [c for c in report.checks if c.target == target]
     failed, passing = report.grouped(target)
     if not failed and not report.waiting(target):
-        return f"all {len(mine)} checks pass: {', '.join(passing)}"
+        return "\n".join(wrapped(f"all {len(mine)} checks pass: {', '.join(passing)}", WIDTH,
+                                  first="", rest="    "))
     head = report.head(target).split(": ", 1)[1]
-    lines = report.student_text(target, width=100).splitlines()[1:]
+    lines = report.student_text(target, width=WIDTH + 2).splitlines()[1:]  # less its indent
     return "\n".join([head] + [line[2:] for line in lines])
 
 
