@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import lesson as lessons
-from . import notebook, program, resolve, settings
+from . import notebook, picture, program, resolve, settings
 from .bundle import LessonBundle, unpack
 from .lesson import Lesson
 from .outcome import ErrorInfo
@@ -172,5 +172,7 @@ def grade_submission(nb: dict, lesson: str | LessonBundle, points: dict[str, flo
     else:
         loaded = lessons.load(lesson)
         own_source = source_notebook(loaded) if source is None else None
-    return grade_notebook(nb, loaded, points=points, seed=seed, warm=warm,
-                          source=source if source is not None else own_source)
+    report = grade_notebook(nb, loaded, points=points, seed=seed, warm=warm,
+                            source=source if source is not None else own_source)
+    picture.draw_for_feedback(report)  # here, in the worker, not in the grader's process
+    return report

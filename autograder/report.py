@@ -90,6 +90,9 @@ class Report:
     output: str = ""  # what the student's code printed (never part of the JSON)
     devices: dict = field(default_factory=dict)  # per device lane: what ran, what it found
     lesson: str = ""  # the lesson's id (its nbgrader assignment)
+    #: target -> its feedback picture as a notebook output's data, where drawn ahead
+    #: (`picture.draw_for_feedback`; never part of the JSON)
+    drawn: dict = field(default_factory=dict)
 
     @property
     def score(self) -> float:

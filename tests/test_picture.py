@@ -206,3 +206,20 @@ def test_a_picture_with_its_words_needs_no_soup_pass():
     assert not _SOUP_TARGETS.search('<img alt="where relu_grad: inp.g differs" src="data:">')
     assert _SOUP_TARGETS.search('<img src="data:image/png;base64,AAAA">')
     assert _SOUP_TARGETS.search('<div class="jp-Notebook">')
+
+
+def test_a_grading_worker_draws_the_feedback_picture_and_the_grader_uses_it_as_drawn(released):
+    from autograder.course.preprocessor import plain
+    from autograder.course.samples import fill
+    from autograder.engine import grade_submission, source_notebook
+
+    lesson = lessons.find("backward")
+    nb = fill(released, {**CORRECT, "relu_grad": MASKED_RELU})
+    report = grade_submission(plain(nbformat.from_dict(nb)), str(lesson.folder),
+                              {t: 2.0 for t in ("mse_grad", "relu_grad")}, 0, False,
+                              source_notebook(lesson))
+    assert list(report.drawn) == ["relu_grad"]  # drawn in the worker, the wrong target alone
+    assert decoded(base64.b64decode(report.drawn["relu_grad"]["image/png"])).size == pixels(
+        picture.DIFFERENCE)
+    assert picture.feedback_data(report, "relu_grad") is report.drawn["relu_grad"]
+    assert "drawn" not in report.to_json()
