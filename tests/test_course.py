@@ -398,3 +398,24 @@ def test_the_demo_grades_a_sample_class(tmp_path):
     page = (tmp_path / "demo" / "reports" / "backward" / "index.html").read_text()
     assert "mse_grad.missing_factor_2" in page and "zoe" in page
     assert "class report:" in done.stdout and "Nbgrader > Formgrader" in done.stdout
+
+
+def test_a_feedback_process_keeps_one_converter_for_its_batches_and_each_page_is_its_students(
+        graded, tmp_path):
+    from autograder.course import feedback
+
+    course = copy(graded, tmp_path)
+    pages = {s: course / "feedback" / s / "backward" / "backward.html" for s in ("alice", "bob")}
+    for page in pages.values():
+        page.unlink()
+    cfg = course_config(course)
+    try:
+        feedback.generate_for(course, cfg, "backward", ["alice"])  # one batch, then another
+        kept = feedback._KEPT[(str(course), "backward")][0]
+        feedback.generate_for(course, cfg, "backward", ["bob"])
+        assert feedback._KEPT[(str(course), "backward")][0] is kept
+    finally:
+        feedback.forget_kept()
+    assert not feedback._KEPT
+    assert "Score: 10.0 / 10.0" in pages["alice"].read_text()
+    assert "Score: 8.0 / 10.0" in pages["bob"].read_text()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import os
 import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +24,7 @@ from jinja2 import pass_context
 from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.preprocessors import Preprocessor
+from nbconvert.writers import FilesWriter
 from nbgrader.api import Gradebook
 from nbgrader.converters import GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
@@ -104,7 +106,10 @@ class Pages:
                 except Exception:  # noqa: BLE001 - its process died: the batch is written here
                     self.here += batch
         if self.here:
-            generate_for(self.course, self.cfg, self.lesson.id, self.here)
+            try:
+                generate_for(self.course, self.cfg, self.lesson.id, self.here)
+            finally:
+                forget_kept()  # this process lives on (`serve`): nothing is kept in it
         for o in outcomes:
             path = page(self.course, o.student, self.lesson)
             if o.reason is not None:
@@ -241,6 +246,7 @@ class FeedbackFor(GenerateFeedback):
     templates compile once, as in stock `nbgrader generate_feedback` for a whole class)."""
 
     students = List(Unicode())
+    _made = False  # its writer and exporter (`start`)
 
     @default("exporter_class")
     def _exporter_class_default(self):
@@ -261,23 +267,57 @@ class FeedbackFor(GenerateFeedback):
     def init_notebooks(self) -> None:
         self.assignments = nbgrader_parts.notebooks_of(self, self.students)
 
+    def start(self) -> None:
+        """`BaseConverter.start`, its writer and exporter made once for all the batches this
+        converter is given (stock makes them again for each start)."""
+        self.init_notebooks()
+        if not self._made:
+            self._made = True
+            self.writer = FilesWriter(parent=self, config=self.config)
+            self.exporter = self.exporter_class(parent=self, config=self.config)
+            for step in self.preprocessors:
+                self.exporter.register_preprocessor(step)
+        here = os.getcwd()
+        os.chdir(self.coursedir.root)
+        try:
+            self.convert_notebooks()
+        finally:
+            os.chdir(here)
+
+
+#: In a feedback process: each lesson's converter and gradebook, kept from batch to batch, so
+#: that its exporter (templates compiled, cells already rendered) serves the whole class.
+_KEPT: dict[tuple[str, str], tuple[FeedbackFor, Gradebook]] = {}
+
 
 def generate_for(course: Path, cfg: Config, assignment: str, students: list[str]) -> None:
     """nbgrader's generate_feedback of `assignment` for each of `students` (in this process)."""
-    coursedir = CourseDirectory(config=cfg)
-    coursedir.assignment_id = assignment
-    app = FeedbackFor(coursedir=coursedir, config=cfg, log=quiet_log(), students=students)
-    extra = nbgrader_parts.validate_once()
-    extra.HTMLExporter.template_name = "feedback"
-    app.update_config(extra)
-    app.force = True
-    with Gradebook(cfg.CourseDirectory.db_url, coursedir.course_id) as gradebook:
-        # nbgrader's GetGrades, on this gradebook for the batch (a course's own steps as they are)
+    key = (str(course), assignment)
+    if key not in _KEPT:
+        coursedir = CourseDirectory(config=cfg)
+        coursedir.assignment_id = assignment
+        app = FeedbackFor(coursedir=coursedir, config=cfg, log=quiet_log())
+        extra = nbgrader_parts.validate_once()
+        extra.HTMLExporter.template_name = "feedback"
+        app.update_config(extra)
+        app.force = True
+        gradebook = Gradebook(cfg.CourseDirectory.db_url, coursedir.course_id)
+        # nbgrader's GetGrades, on this gradebook (a course's own steps as they are)
         app.preprocessors = nbgrader_parts.reading_from(gradebook, app.preprocessors)
-        try:
-            app.start()
-        except Exception:  # noqa: BLE001 - nbgrader logs and raises after the others: those stay
-            pass
+        _KEPT[key] = (app, gradebook)
+    app, _ = _KEPT[key]
+    app.students = students
+    try:
+        app.start()
+    except Exception:  # noqa: BLE001 - nbgrader logs and raises after the others: those stay
+        pass
+
+
+def forget_kept() -> None:
+    """Close what `generate_for` kept (the gradebooks), e.g. once a lesson's pages are written."""
+    while _KEPT:
+        _, gradebook = _KEPT.popitem()[1]
+        gradebook.close()
 
 
 def write_unusable_page(path: Path, reason: str, score: float, max_score: float,

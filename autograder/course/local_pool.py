@@ -29,6 +29,20 @@ def _start(lesson_folder: str) -> None:
     warm_up(lesson_folder)
 
 
+#: What the grading processes import before they are forked (once, not once each).
+PRELOAD = ["autograder.engine", "autograder.judging", "autograder.scoring", "autograder.devices",
+           "matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.colors"]
+
+
+def _context():
+    """multiprocessing's forkserver: a fresh Python (none of this process's threads or open
+    gradebook) that imports torch, the engine and matplotlib once; each grading process is
+    forked from it."""
+    context = get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
 class GradingPool(Executor):
     """`workers` grading processes (threads where the class is small), with a fallback to
     threads where the processes break; `submit(fn, *args)` as any executor, `again(future)` for
@@ -40,7 +54,7 @@ class GradingPool(Executor):
         self.processes: ProcessPoolExecutor | None = None
         self.calls: dict[Future, tuple] = {}
         if class_size >= PROCESSES_FROM * workers:
-            self.processes = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+            self.processes = ProcessPoolExecutor(workers, mp_context=_context(),
                                                  initializer=_start, initargs=(lesson_folder,))
         else:
             self.threads = ThreadPoolExecutor(workers)
