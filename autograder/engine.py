@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import lesson as lessons
-from . import notebook, picture, program, resolve, settings
+from . import notebook, program, resolve, settings
 from .bundle import LessonBundle, unpack
 from .lesson import Lesson
 from .outcome import ErrorInfo
@@ -174,5 +174,7 @@ def grade_submission(nb: dict, lesson: str | LessonBundle, points: dict[str, flo
         own_source = source_notebook(loaded) if source is None else None
     report = grade_notebook(nb, loaded, points=points, seed=seed, warm=warm,
                             source=source if source is not None else own_source)
+    from . import picture  # (torch: not before a student's process starts, in `check`)
+
     picture.draw_for_feedback(report)  # here, in the worker, not in the grader's process
     return report
