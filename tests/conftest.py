@@ -70,6 +70,13 @@ def released(released_path) -> dict:
     return json.loads(released_path.read_text())
 
 
+@pytest.fixture(scope="session")
+def released_classifier(tmp_path_factory) -> dict:
+    """The classifier lesson's student notebook, as `autograder release` writes it."""
+    course = tmp_path_factory.mktemp("classifier-course")
+    return json.loads(release(course, assignment="classifier")[0].read_text())
+
+
 @pytest.fixture
 def make_notebook(released, tmp_path):
     """Write a student notebook: the released one with some solution cells filled in."""

@@ -43,14 +43,6 @@ def test_the_two_gradients_together_are_softmax_minus_one_hot_over_n():
     torch.testing.assert_close(logits.g, (logits.softmax(-1) - one_hot) / 5)
 
 
-@pytest.fixture(scope="module")
-def released_classifier(tmp_path_factory) -> dict:
-    from autograder.course.release import release
-
-    course = tmp_path_factory.mktemp("classifier-course")
-    return json.loads(release(course, assignment="classifier")[0].read_text())
-
-
 @pytest.mark.sandbox
 def test_the_solution_gets_full_marks_and_the_release_none(released_classifier, tmp_path):
     code, report = check_report(SOURCE)

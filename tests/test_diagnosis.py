@@ -540,16 +540,6 @@ def test_no_autograd_never_passes_for_a_function_that_is_not_there(make_notebook
 
 # --- two inputs of one shape mixed up: the engine's, for any lesson -----------------------------
 
-@pytest.fixture(scope="module")
-def released_classifier(tmp_path_factory) -> dict:
-    import json
-
-    from autograder.course.release import release
-
-    course = tmp_path_factory.mktemp("classifier-course")
-    return json.loads(release(course, assignment="classifier")[0].read_text())
-
-
 @pytest.mark.sandbox
 def test_an_input_used_where_another_of_its_shape_belongs_is_named(released_classifier, tmp_path):
     from autograder import lesson as lessons

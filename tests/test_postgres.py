@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from .conftest import BACKWARD, CORRECT, run_cli
 from .courseusers import COURSE_ID, submit_as
 from .postgres import postgres  # noqa: F401 - the session's server (a fixture)
 from .test_scale import MEMBERS, cell_scores, scores
+from .test_serve import stop_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
@@ -233,12 +233,7 @@ def test_serve_grade_and_formgrader_write_at_once_nothing_locked_no_score_lost(t
     finally:
         formgrader.stop.set()
         formgrader.join(30)
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_serve(server)
         if grading is not None and grading.poll() is None:
             grading.kill()
     said = graded_out + log.read_text()

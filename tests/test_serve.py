@@ -175,6 +175,16 @@ def start_serve(course, log: Path) -> subprocess.Popen:
                             env=env, start_new_session=True)
 
 
+def stop_serve(server: subprocess.Popen) -> None:
+    """What an administrator does: SIGTERM, then SIGKILL to its group after 30 s."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 def wait_for(condition, seconds: float, what: str) -> None:
     end = time.monotonic() + seconds
     while not condition():
@@ -201,12 +211,7 @@ def test_killed_mid_burst_and_restarted_every_submission_is_graded_exactly_once(
         wait_for(lambda: {e["name"] for e in journal(course)} >= set(names), 240,
                  f"every submission decided ({log.read_text()[-2000:]})")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_serve(server)
     lines = [e for e in journal(course) if e["name"] in names]
     assert sorted(e["name"] for e in lines) == sorted(names)  # each decided once, none lost
     graded = [e for e in lines if e["state"] == "graded"]
