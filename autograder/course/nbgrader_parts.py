@@ -229,8 +229,6 @@ class GetGradesFrom(OnOpenGradebook, GetGrades):
 
     def preprocess(self, nb, resources):
         self._take(resources)
-        if self.gradebook is None:
-            return GetGrades.preprocess(self, nb, resources)
         try:
             nb, resources = NbGraderPreprocessor.preprocess(self, nb, resources)
             notebook = self.gradebook.find_submission_notebook(
