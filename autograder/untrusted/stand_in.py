@@ -4,7 +4,8 @@ A `StandIn` holds real values on the CPU but says it is on `meta` (a device that
 CPU), and, as CUDA does, refuses to meet a CPU tensor in one operation (a 0-dim CPU tensor, a
 scalar, may meet anything). So `w.g = torch.zeros(w.shape); w.g += ...` (a CPU tensor, no
 `device=`) fails here as it would on a GPU, while `torch.zeros_like(w)`, `device=w.device` and
-`.to(inp.device)` work. Results of operations on stand-ins are stand-ins; `.cpu()` and
+`.to(inp.device)` work; so does indexing with integer or boolean index tensors on the CPU, which
+CUDA takes as they are (`dx[torch.arange(n), targ] -= 1`). Results of operations on stand-ins are stand-ins; `.cpu()` and
 `.to("cpu")` give plain CPU tensors, as on a GPU; `.numpy()` refuses, as for a CUDA tensor.
 
 Built on torch's `__torch_function__` protocol, in Python: no meta kernels, no FakeTensorMode
@@ -25,6 +26,12 @@ _REFUSED = {_Base.numpy: "can't convert cuda:0 device type tensor to numpy. Use 
                          "to copy the tensor to host memory first."}
 #: Devices that count as the GPU's side: what a stand-in says it is on, and CUDA.
 GPU_SIDE = ("meta", "cuda")
+#: Indexing, where CUDA takes index tensors (integers or booleans) that are on the CPU
+#: (`dev_tensor[cpu_index]`, `index_put_((cpu_rows, cols), v)`): their index is the second
+#: argument, or `indices`.
+_INDEXING = {_Base.__getitem__, _Base.__setitem__, _Base.index_put_, _Base.index_put,
+             torch.index_put}
+_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
 MIXED = ("Expected all tensors to be on the same device, but found at least two devices, "
          "cuda:0 and cpu!")
 
@@ -68,7 +75,8 @@ class StandIn(torch.Tensor):
             raise TypeError(_REFUSED[func])
         flat, spec = tree_flatten((args, kwargs))
         with _NoSubclass():
-            sides = {side for x in flat if (side := _side(x)) is not None}
+            taken = _cpu_indices(func, args, kwargs)
+            sides = {side for x in flat if id(x) not in taken and (side := _side(x)) is not None}
             if len(sides) > 1:
                 raise RuntimeError(MIXED)
             to_gpu = "gpu" in sides
@@ -93,6 +101,16 @@ class StandIn(torch.Tensor):
             return type(out)([o.as_subclass(StandIn) if to_gpu and isinstance(o, _Tensor) else o
                               for o in out])
         return out
+
+
+def _cpu_indices(func, args: tuple, kwargs: dict) -> set[int]:
+    """The ids of the CPU index tensors an indexing call was given, which CUDA takes as they
+    are (called with subclass handling off)."""
+    if func not in _INDEXING:
+        return set()
+    index = kwargs.get("indices", args[1] if len(args) > 1 else None)
+    return {id(t) for t in tree_flatten(index)[0] if isinstance(t, _Tensor) and
+            not isinstance(t, StandIn) and t.device.type == "cpu" and t.dtype in _INDEX_DTYPES}
 
 
 def stand_in(t: torch.Tensor) -> StandIn:
