@@ -17,7 +17,7 @@ from . import notebook, program, resolve, settings
 from .bundle import LessonBundle, unpack
 from .lesson import Lesson
 from .outcome import ErrorInfo
-from .report import CheckResult, Report
+from .report import CheckResult, Report, name_cells
 from .sandbox.launch import run_untrusted
 from .sandbox.layers import Limits
 
@@ -79,7 +79,7 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
 
     run = run_untrusted(graded.cells, draw_inputs,
                         cells_timeout=settings.CELLS_TIMEOUT, target_timeout=settings.TARGET_TIMEOUT,
-                        limits=Limits(), warm=warm)
+                        limits=Limits(), warm=warm, language=lesson.language.table)
     from .devices import describe, summarize
     from .judging import judge_calls
     from .scoring import judge_target
@@ -117,14 +117,6 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
     notes.append("sandbox: " + "; ".join(run.sandbox))
     return Report(checks, reference=plan.reference, seed=plan.seed, notes=notes,
                   output=run.stdout + run.stderr, devices=devices, lesson=lesson.id)
-
-
-def name_cells(text: str, labels: dict[str, str]) -> str:
-    """'(cell 13, line 2)' as a student finds it: '(the lin_grad cell, line 2)', or the cell by
-    its first line (Jupyter shows no cell numbers; the runner names cells by index)."""
-    import re
-
-    return re.sub(r"\bcell \d+\b(?=, line)", lambda m: labels.get(m.group(0), m.group(0)), text)
 
 
 def describe_cell_error(cell: dict, error: ErrorInfo) -> str:

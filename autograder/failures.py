@@ -43,6 +43,9 @@ def call_failure(target: str, meta: CallResult | None, own: dict[str, str] | Non
     kind = error.type if error.type is not None else "an error"
     text = (error.message if error.message is not None else "")[:300]
     where = f" ({error.where})" if error.where else ""
+    if kind in _REFUSED:
+        return Verdict(False, f"{target}: {text}{where}. No points for {target} while it is "
+                              "there", (f"{target}.{_REFUSED[kind]}",))
     if kind == "NotImplementedError":
         return Verdict(False, f"{target} still raises NotImplementedError: replace the stub's "
                               "`raise` with your code", (f"{target}.not_implemented",))
@@ -82,6 +85,9 @@ def own_cell(target: str, text: str, own: dict[str, str] | None) -> str:
             f"run: define it in the {target} cell")
 
 
+#: What the answer language's guards raise (`untrusted/guards.py`), by its mistake code.
+_REFUSED = {"NotAllowed": "not_allowed", "AutogradNotAllowed": "uses_autograd"}
+
 #: How PyTorch (real or stand-in tensors) says that one operation got tensors on two devices.
 _MIXED_DEVICES = ("Expected all tensors to be on the same device", "is not on the expected device",
                   "found at least two devices")
@@ -109,9 +115,9 @@ def cell_failed(target: str, error: ErrorInfo, own: dict[str, str] | None) -> Ve
     limit = f" ({error.limit})" if error.limit else ""
     # A cell stopped by a limit, or whose process died, costs its target that code.
     code = {"timeout": "timeout", "memory": "memory", "MemoryError": "memory",
-            "crashed": "crashed"}.get(str(error.type), "error")
-    said = "raised " + str(error.type) if code == "error" or \
-        error.type == "MemoryError" else "was stopped"
+            "crashed": "crashed", **_REFUSED}.get(str(error.type), "error")
+    said = "was stopped" if code in ("timeout", "crashed") or code == "memory" and \
+        error.type != "MemoryError" else "raised " + str(error.type)
     message = str(error.message)[:200]
     return Verdict(False, f"{target} is not defined: its cell {said}: "
                           f"{message}{where}{limit}{own_cell(target, message, own)}",

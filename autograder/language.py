@@ -28,8 +28,6 @@ BUILTINS = frozenset({
     "NotImplemented", "Ellipsis",
 })
 
-#: Modules an answer may import (`import torch`, `import numpy as np`, `from torch import nn`).
-MODULES = frozenset({"torch", "torch.nn", "torch.nn.functional", "math", "numpy", "warnings"})
 
 #: Attribute names that are modules: used only to reach what they hold (`torch.nn.functional.relu`,
 #: `F = torch.nn.functional`), or called as a method of the same name (`x.cuda()`), never handed
@@ -156,6 +154,85 @@ INSTEAD = {
 }
 
 
+# --- the run-time policy: what an answer may reach, by the type of each object -------------
+# `untrusted/guards.py` enforces it where the object is known: every attribute read, item,
+# iteration, write and import of the compiled answers (RestrictedPython) asks it.
+
+#: Modules an answer may import at run time, each with the members it may read. A member that
+#: is itself a module is one of these. `None`: every public member (pure math, no I/O).
+MEMBERS: dict[str, frozenset[str] | None] = {
+    "torch": None,  # torch's list is computed from its tensor API (`guards.torch_members`)
+    "torch.nn": frozenset({"functional"}),
+    "torch.nn.functional": FUNCTIONAL | frozenset({
+        "leaky_relu", "gelu", "silu", "softplus", "elu", "hardtanh", "relu6", "binary_cross_entropy",
+        "binary_cross_entropy_with_logits", "l1_loss", "dropout", "embedding"}),
+    "torch.cuda": frozenset({"is_available", "device_count", "current_device"}),
+    "torch.linalg": None, "torch.special": None, "torch.fft": None,
+    "math": None,
+    "numpy": NUMPY | frozenset({
+        "abs", "sqrt", "square", "clip", "ones_like", "zeros_like", "full", "full_like", "eye",
+        "transpose", "outer", "einsum", "prod", "max", "min", "amax", "amin", "argmax", "argmin",
+        "std", "var", "concatenate", "stack", "expand_dims", "squeeze", "linspace", "tanh",
+        "sign", "int32", "int64", "float16", "bool_", "inf", "nan", "pi", "e", "isnan",
+        "isfinite", "array_equal", "log1p", "expm1", "power", "multiply", "add", "subtract",
+        "divide", "negative", "heaviside", "empty", "empty_like", "shape", "ndim", "size"}),
+    "warnings": WARNINGS,
+    "typing": frozenset({
+        "Any", "Callable", "Dict", "FrozenSet", "Iterable", "Iterator", "List", "Literal",
+        "Mapping", "Optional", "Sequence", "Set", "Tuple", "Type", "Union", "Generator",
+        "ClassVar", "Final", "TypeVar", "cast", "overload", "TYPE_CHECKING", "NamedTuple"}),
+    "abc": frozenset({"ABC", "abstractmethod"}),
+    "functools": frozenset({"reduce", "partial"}),
+    "itertools": frozenset({"product", "chain", "repeat", "zip_longest", "accumulate", "islice",
+                            "combinations", "permutations", "count", "starmap", "pairwise"}),
+}
+
+#: Modules an answer may import (`import torch`, `import numpy as np`, `from torch import nn`).
+MODULES = frozenset(MEMBERS)
+
+#: torch's own members an answer may read besides its tensor functions (`TORCH` above).
+TORCH_MORE = frozenset({
+    "Tensor", "Size", "device", "dtype", "finfo", "iinfo", "no_grad",
+    "is_tensor", "is_floating_point", "seed", "Generator", "nn", "cuda", "linalg", "special",
+    "fft", "float", "double", "long", "int", "bool", "half", "cfloat", "cdouble", "int8",
+    "int16", "uint8", "complex64", "complex128", "get_default_dtype", "strided",
+})
+
+#: What no policy opens: on a tensor, autograd (each named by `AUTOGRAD` where it has words),
+#: and the ways to a tensor's raw memory or to files.
+TENSOR_AUTOGRAD = frozenset({
+    "backward", "grad", "requires_grad", "requires_grad_", "register_hook",
+    "register_post_accumulate_grad_hook", "retain_grad", "retains_grad", "grad_fn", "grad_dtype",
+    "reinforce", "volatile", "output_nr",
+})
+TENSOR_REFUSED = frozenset({
+    "storage", "untyped_storage", "set_", "share_memory_", "as_strided", "as_strided_",
+    "as_strided_scatter", "record_stream", "module_load", "as_subclass", "data_ptr",
+    "const_data_ptr", "is_set_to", "from_file", "new_empty_strided", "resize_", "resize_as_",
+    "sparse_resize_", "sparse_resize_and_clear_", "resize_as_sparse_", "storage_type",
+})
+#: torch's functions that read files or memory, or reach autograd, whatever the tensor API says.
+TORCH_REFUSED = frozenset({
+    "load", "save", "from_file", "frombuffer", "from_dlpack", "as_strided", "set_default_dtype",
+    "set_default_device", "set_default_tensor_type", "enable_grad", "set_grad_enabled",
+    "autograd", "func", "ops", "library", "utils", "jit", "compile", "hub", "fx", "export",
+    "backends", "distributed", "multiprocessing", "testing", "profiler", "package", "onnx",
+    "overrides", "classes", "set_rng_state", "use_deterministic_algorithms", "set_printoptions",
+})
+
+#: Builtins that exist in an answer's world and refuse, with what to write instead.
+REFUSED_BUILTINS = {
+    "exec": "", "eval": "", "compile": "", "open": "grading reads no files",
+    "input": "grading has no keyboard", "globals": "return the value, or store it on an object",
+    "locals": "", "vars": "read the attribute by its name (x.name)", "memoryview": "",
+    "exit": "", "quit": "", "help": "", "delattr": "write del x.name",
+}
+
+#: The dunder names an answer may read on its own objects (its classes and their instances).
+OWN_DUNDERS = DUNDER_METHODS | frozenset({
+    "__class__", "__name__", "__qualname__", "__doc__", "__module__", "__dict__"})
+
+
 @dataclass(frozen=True)
 class Language:
     """The list in force for one lesson: the engine's, with what its `lesson.toml` adds."""
@@ -164,6 +241,8 @@ class Language:
     attributes: frozenset[str] = field(default_factory=lambda: (
         TORCH | FUNCTIONAL | MATH | NUMPY | CONTAINERS | WARNINGS | LESSON | MODULE_ATTRIBUTES))
     builtins: frozenset[str] = BUILTINS
+    #: The lesson's `[language]` table as written: what the student's process is sent.
+    table: dict = field(default_factory=dict, compare=False, hash=False)
 
     def extended(self, table: dict) -> Language:
         """This list with a lesson's `[language]` table added; `NEVER` stays refused."""
@@ -181,7 +260,7 @@ class Language:
             raise ValueError(f"[language] has no {', '.join(sorted(unknown))}: "
                              "modules, attributes, builtins")
         return Language(self.modules | more("modules"), self.attributes | more("attributes"),
-                        self.builtins | more("builtins"))
+                        self.builtins | more("builtins"), {**self.table, **table})
 
 
 DEFAULT = Language()
@@ -192,25 +271,36 @@ def table() -> str:
     def names(items) -> str:
         return ", ".join(f"`{n}`" for n in sorted(items, key=lambda n: (n.lower(), n)))
 
+    def members(module: str) -> str:
+        listed = MEMBERS[module]
+        return "every public name" if listed is None else names(listed)
+
     rows = [
-        ("statements", "`def`, `class` (methods, `super()`), assignment (augmented, tuple, "
-                       "attribute, subscript), `if`/`for`/`while`, `break`/`continue`, "
-                       "comprehensions, `lambda`, `return`, `assert`, `raise`, `pass`, `del` "
-                       "of a name or an item, `with` over a library's context manager "
-                       "(`torch.no_grad()`), "
-                       "literals, f-strings, type hints, docstrings, "
-                       "`*args`/`**kwargs` of a function's own parameters"),
-        ("builtins", names(BUILTINS)),
+        ("statements", "all of Python's but `async`, `await`, `match` and `except*`; a name "
+                       "may not start with `__` nor look like a guard's (`_getattr_`)"),
+        ("builtins", names(BUILTINS | {"hasattr", "getattr", "setattr", "type", "format", "id",
+                                       "hash", "chr", "ord", "hex", "bin", "oct", "frozenset",
+                                       "complex", "bytes", "bytearray", "dir", "ascii"})
+         + ", and Python's exceptions; `getattr`, `setattr`, `hasattr` and `str.format` ask the "
+           "same policy as `x.name`; `type()` of an object, not of a class"),
+        ("refused builtins", names(REFUSED_BUILTINS)),
         ("imports", names(MODULES)),
-        ("torch (functions, tensor methods and attributes)", names(TORCH)),
-        ("torch.nn.functional", names(FUNCTIONAL)),
-        ("math", names(MATH)),
-        ("numpy", names(NUMPY)),
-        ("Python's containers", names(CONTAINERS)),
-        ("warnings", names(WARNINGS)),
-        ("the lesson", names(LESSON) + ", and every attribute the answers and the lesson's "
-                                       "code set or define (`self.out`, `self.args`, ...)"),
+        ("a tensor (and `torch.Tensor`)", "its public API, but autograd's ("
+         + names(TENSOR_AUTOGRAD) + ") and the ways to raw memory (" + names(TENSOR_REFUSED)
+         + "); `.g`, and what the answer sets on it"),
+        ("torch", "its functions of the tensor API, its dtypes, and " + names(TORCH_MORE)
+         + "; never " + names(TORCH_REFUSED)),
+        *((f"`{m}`", members(m)) for m in sorted(MEMBERS) if m != "torch"),
+        ("the answer's own classes and their instances", "their attributes (private ones too) "
+         "and " + names(OWN_DUNDERS - DUNDER_METHODS) + "; a class is built on the answer's own "
+         "classes, `object`, `abc.ABC` or Python's exceptions"),
         ("special methods a class may define", names(DUNDER_METHODS)),
+        ("numbers, strings, containers, `torch.Size`, dtypes, devices, numpy arrays",
+         "their public API"),
+        ("functions, methods, classes", "`__name__`, `__qualname__`, `__doc__`; `super()`: what "
+         "the parents define"),
+        ("anything else", "nothing: frames, code, generators' and functions' internals, "
+         "tracebacks, other modules, the grader's objects"),
         ("not a statement in grading", "a statement that is only `print(...)`, and debugger "
                                        "calls (`breakpoint()`, `pdb.set_trace()`): they run in "
                                        "your kernel, never in grading, and are not read"),

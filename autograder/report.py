@@ -248,3 +248,11 @@ def waiting_for(name: str, check: CheckResult | None) -> str:
     if check is not None and any(m.rsplit(".", 1)[-1] in GATE_CODES for m in check.mistakes):
         return name
     return f"the right values ({name})"
+
+
+def name_cells(text: str, labels: dict[str, str]) -> str:
+    """'(cell 13, line 2)' as a student finds it: '(the lin_grad cell, line 2)', or the cell by
+    its first line (Jupyter shows no cell numbers; the runner names cells by index)."""
+    import re
+
+    return re.sub(r"\bcell \d+\b(?=, line)", lambda m: labels.get(m.group(0), m.group(0)), text)

@@ -1,16 +1,21 @@
-"""The exercise's rule, read from the code grading runs (trusted side): the answer language.
+"""The exercise's rule, read from the code grading runs (trusted side): what the answers say.
 
-What an answer may run is what `language.py` lists (an allowlist); everything else is refused.
-Two kinds of finding, each naming the construct and its line:
+What an answer may reach is decided where each object is known, at run time, by the answer
+language's policy per kind of object (`untrusted/guards.py`, on code compiled by
+`compiler.py`). This reading says, before anything runs, what it can say well: the
+line, the name and what to write instead. Two kinds of finding:
 
 - **autograd** (`T.uses_autograd`): `.backward()`, `.grad`, `requires_grad`, `torch.autograd`,
-  `torch.func`, forward-mode AD, ... The lesson is to write gradients by hand.
-- **not allowed** (`T.not_allowed`): anything outside the language: another import, a builtin
-  not on the list (`exec`, `getattr`, `open`, `type`...), an attribute name not on the list
-  whatever object it is read from (`torch.ops`, `x.__class__`, `f.__globals__`), a private name,
-  a module handed around as a value, `**` with keywords a reader cannot see, `try`, `with`,
-  `global`, `yield`, `async`, magics and shell escapes. An answer cell with such a finding is not
-  run in the graded process at all (`program.py`).
+  `torch.func`, forward-mode AD, ... The lesson is to write gradients by hand. (At run time the
+  guards refuse autograd too, and the graded process has no engine left: `calls.py`.)
+- **not allowed** (`T.not_allowed`): what the compiler refuses (a name that could stand for a
+  guard, `__x`, a frame's or a generator's internals, `async`, `match`, `except*`), an import of
+  a module the language does not list, a special method it does not list (`__getattr__`), a
+  class built on a library's, magics and shell escapes. An answer cell with such a finding is
+  not run in the graded process at all (`program.py`).
+
+Everything else an answer writes in ordinary Python (`hasattr`, `try`, `with`, generators,
+`str.format`, a tensor's `.type(dtype)`) is read as it is, and run under the guards.
 
 A statement that is only a `print(...)` call, and debugger calls (`breakpoint()`,
 `pdb.set_trace()`, their imports), are `inert`: the graded program leaves them out
@@ -19,47 +24,42 @@ A statement that is only a `print(...)` call, and debugger calls (`breakpoint()`
 What a target is judged on: the statements (in any answer cell, or in the lesson's own cells)
 that define the name it is called by or a name that code reads, transitively, or that change
 what such a name holds (`reading.reachable`); what its own cell runs besides definitions; and, for
-code outside the language, all of its own cell (which then does not run). Only `ast` and
-`symtable` read the code: nothing is imported or executed.
+code outside the language, all of its own cell (which then does not run). Only `ast`, `symtable`
+and RestrictedPython's compiler read the code: nothing is imported or executed.
 """
 
 from __future__ import annotations
 
 import ast
 import bisect
-import builtins
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import compiler, reading
 from . import language as lang
-from . import reading
 
 AUTOGRAD, HIDDEN = "autograd", "hidden"
 
-#: Every builtin an answer may not name, bound by the student or not: a name bound only on a
-#: path that never runs would still reach the real builtin.
-_REFUSED_BUILTINS = frozenset(vars(builtins)) - lang.BUILTINS
-
 _STATEMENTS = (ast.FunctionDef, ast.ClassDef, ast.Return, ast.Delete, ast.Assign,
                ast.AugAssign, ast.AnnAssign, ast.For, ast.While, ast.If, ast.Raise, ast.Assert,
-               ast.Import, ast.ImportFrom, ast.Nonlocal, ast.Expr, ast.Pass, ast.Break,
-               ast.Continue)
+               ast.Import, ast.ImportFrom, ast.Nonlocal, ast.Global, ast.Expr, ast.Pass,
+               ast.Break, ast.Continue, ast.Try, ast.With)
 _EXPRESSIONS = (ast.BoolOp, ast.NamedExpr, ast.BinOp, ast.UnaryOp, ast.Lambda, ast.IfExp,
                 ast.Dict, ast.Set, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
                 ast.Compare, ast.Call, ast.FormattedValue, ast.JoinedStr, ast.Constant,
                 ast.Attribute, ast.Subscript, ast.Starred, ast.Name, ast.List, ast.Tuple,
-                ast.Slice)
+                ast.Slice, ast.Yield, ast.YieldFrom)
 _PARTS = (ast.Module, ast.arguments, ast.arg, ast.keyword, ast.alias, ast.comprehension, ast.withitem,
-          ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)
+          ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop, ast.ExceptHandler)
 
-#: What the language has no place for, as a student would name it.
+#: What the language has no place for, as a student would name it (RestrictedPython compiles
+#: none of them: `compiler.py`).
 _CONSTRUCTS = {
-    ast.Try: "try", ast.With: "with", ast.Global: "global", ast.Yield: "yield",
-    ast.YieldFrom: "yield from", ast.Await: "await", ast.AsyncFunctionDef: "async def",
-    ast.AsyncFor: "async for", ast.AsyncWith: "async with", ast.Match: "match",
+    ast.Await: "await", ast.AsyncFunctionDef: "async def", ast.AsyncFor: "async for",
+    ast.AsyncWith: "async with", ast.Match: "match",
 }
 if hasattr(ast, "TryStar"):
-    _CONSTRUCTS[ast.TryStar] = "try"
+    _CONSTRUCTS[ast.TryStar] = "try ... except*"
 
 #: Debuggers: a call of one, or its import, does nothing in grading.
 _DEBUGGER_MODULES = {"pdb", "ipdb", "IPython.core.debugger", "IPython"}
@@ -117,6 +117,11 @@ def _dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__") and len(name) > 4
 
 
+def _guard_like(name: str) -> bool:
+    """What `compiler.py` refuses as a name: a guard's (`_getattr_`) or `__x`."""
+    return name.startswith("__") or (name.startswith("_") and name.endswith("_") and name != "_")
+
+
 def _shown(node: ast.expr, attr: str) -> str:
     parts = _chain(node)
     return ".".join([*parts, attr]) if parts and len(parts) <= 4 else f".{attr}"
@@ -147,9 +152,6 @@ class _Read(ast.NodeVisitor):
     def visit(self, node: ast.AST) -> None:
         if isinstance(node, ast.stmt) and inert(node):
             return
-        if isinstance(node, ast.With) and all(self.library_context(i) for i in node.items):
-            self.generic_visit(node)  # `with torch.no_grad():`, a library's own
-            return
         if type(node) in _CONSTRUCTS:
             word = _CONSTRUCTS[type(node)]
             self.refuse(word, node, word)
@@ -164,12 +166,6 @@ class _Read(ast.NodeVisitor):
         else:
             method(node)
 
-    def library_context(self, item: ast.withitem) -> bool:
-        """`torch.no_grad()`: a library's context manager, which swallows no error."""
-        call = item.context_expr
-        return item.optional_vars is None and isinstance(call, ast.Call) and \
-            self.module_of(_chain(call.func)) is not None
-
     def module_of(self, parts: list[str] | None) -> str | None:
         """The library a dotted name starts in (`np.linalg` -> 'numpy'), or None. `torch` is
         torch even where the code does not import it: every lesson does."""
@@ -181,13 +177,10 @@ class _Read(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         name = node.id
-        if _dunder(name) or name in _REFUSED_BUILTINS and name not in self.language.builtins:
+        if _guard_like(name):  # `__builtins__`, `_getattr_`: the names of the guards
             self.refuse(name + ("()" if self.roles.get(id(node)) == "called" else ""), node, name)
         elif name in lang.IPYTHON and name not in self.language.builtins:
             self.refuse(f"{name}, which only IPython defines", node)
-        elif isinstance(node.ctx, ast.Load) and name in self.modules and \
-                self.modules[name] in self.language.modules and id(node) not in self.roles:
-            self.refuse(f"the module {name} used as a value", node)
 
     # --- attributes ---
 
@@ -199,17 +192,10 @@ class _Read(ast.NodeVisitor):
 
     def attribute(self, attr: str, node: ast.AST, base: ast.expr, store: bool,
                   role: str | None) -> None:
+        """Autograd, by the names code reaches it with. Every other attribute is decided where
+        the object is known, at run time (`untrusted/guards.py`)."""
         parts = _chain(base)
         module = self.module_of(parts)
-        shown = _shown(base, attr)
-        if module is not None and parts is not None:  # `scipy.special`, where it may be imported
-            dotted = ".".join([self.modules.get(parts[0], parts[0]), *parts[1:], attr])
-            if dotted in self.language.modules:
-                if role is None and not store:
-                    self.refuse(f"the module {shown} used as a value", node)
-                elif store:
-                    self.refuse(f"a change to {shown}, part of a library", node)
-                return
         own = isinstance(base, ast.Name) and base.id in ("self", "cls")
         if attr in lang.AUTOGRAD and not (store and attr == "grad"):
             if attr not in lang.AUTOGRAD_GENERIC or module is not None or \
@@ -221,26 +207,6 @@ class _Read(ast.NodeVisitor):
                 base.func.id == "super"
             if not (own or super_call):  # `self.backward()` is the student's Module's
                 self.add(AUTOGRAD, ".backward()" if role == "called" else ".backward", node)
-            return
-        if _dunder(attr):
-            if store or attr not in lang.DUNDER_READS:
-                self.refuse(f".{attr}", node, attr)
-            return
-        if attr.startswith("_"):
-            if not own:
-                self.refuse(f"{shown}, a private name", node)
-            return
-        if module is not None and store:
-            self.refuse(f"a change to {shown}, part of a library", node)
-            return
-        if store:
-            return
-        allowed = attr in self.language.attributes or (module is None and attr in self.defined)
-        if not allowed:
-            self.refuse(shown, node, attr)
-        elif attr in lang.MODULE_ATTRIBUTES and role is None and (
-                module is not None or attr not in self.defined):
-            self.refuse(f"the module {shown} used as a value", node)
 
     # --- calls ---
 
@@ -254,15 +220,11 @@ class _Read(ast.NodeVisitor):
         self.generic_visit(node)
 
     def double_star(self, value: ast.expr, node: ast.Call) -> None:
-        """`**kwargs` of the enclosing function's own, or a dict whose keys a reader sees."""
-        if isinstance(value, ast.Name) and self.kwargs and value.id == self.kwargs[-1]:
-            return
-        if isinstance(value, ast.Dict) and all(
-                isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys):
-            if any(k.value == "requires_grad" for k in value.keys):
-                self.add(AUTOGRAD, "requires_grad=", node)
-            return
-        self.refuse("** with keywords a reader cannot see", node)
+        """`**{"requires_grad": True}`: autograd a reader sees (one it cannot see is refused at
+        run time: grad mode stays off in the graded process)."""
+        if isinstance(value, ast.Dict) and any(
+                isinstance(k, ast.Constant) and k.value == "requires_grad" for k in value.keys):
+            self.add(AUTOGRAD, "requires_grad=", node)
 
     # --- definitions and imports ---
 
@@ -287,7 +249,9 @@ class _Read(ast.NodeVisitor):
         for base in node.bases:
             self.roles.setdefault(id(base), "base")
             parts = _chain(base)
-            if self.module_of(parts) is not None:  # its methods would be the library's
+            dotted = ".".join([self.modules.get(parts[0], parts[0]), *parts[1:]]) if parts \
+                else ""
+            if self.module_of(parts) is not None and dotted != "abc.ABC":  # the library's methods
                 self.refuse(f"class {node.name}({'.'.join(parts)}), a class built on a "
                             "library's", node)
         self.inside(node, None)
@@ -320,14 +284,10 @@ class _Read(ast.NodeVisitor):
             elif alias.name in lang.AUTOGRAD and alias.name not in lang.AUTOGRAD_GENERIC:
                 self.add(AUTOGRAD, lang.AUTOGRAD[alias.name], node)
         if self.imported(module, node, whole=False):
-            for alias in node.names:
-                dotted = f"{module}.{alias.name}"
+            for alias in node.names:  # which members: decided at run time, by the module's list
                 if alias.name == "*":
                     self.refuse(f"from {module} import *", node)
-                elif alias.name in lang.AUTOGRAD or _autograd_module(dotted):
-                    pass  # named above
-                elif not (dotted in self.language.modules or alias.name in self.language.attributes) or \
-                        alias.name.startswith("_"):
+                elif alias.name.startswith("_"):
                     self.refuse(f"from {module} import {alias.name}", node)
 
     def imported(self, dotted: str, node: ast.AST, whole: bool = True) -> bool:
@@ -426,7 +386,10 @@ def scan_cell(cell: reading.Cell, modules: dict[str, str] | None = None,
     found = [Finding(HIDDEN, f"a shell escape ({word})" if word.startswith("!") else
                      f"a magic ({word})", line) for line, word in cell.magics]
     if cell.tree is not None:
-        found += scan(cell.tree, modules, language, defined)
+        read = scan(cell.tree, modules, language, defined)
+        lines = {f.line for f in read}
+        found += read + [Finding(HIDDEN, r.what, r.line) for r in compiler.refusals(cell.tree)
+                         if r.line not in lines]
     return sorted(found, key=lambda f: (f.line, f.what))
 
 

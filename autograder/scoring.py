@@ -23,7 +23,7 @@ PASSED = Verdict(True)
 def judge_static(target: str, findings: list | None, ran_autograd: bool = False) -> Verdict:
     """The gate: the rule on the code `target` reaches (`rules.py`, read, never run), and what
     the graded process found when it ran: autograd's engine called where the rules saw none."""
-    if ran_autograd:
+    if not findings and ran_autograd:
         return Verdict(False, f"{target} ran autograd while it was graded, though no reading of "
                               "its code shows where: write the gradient by hand; no points for "
                               f"{target} while autograd is in it", (f"{target}.uses_autograd",))
@@ -145,7 +145,8 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
                                     f"language, see {gate})")
             elif result.passed:
                 result.message = f"right, but no points: {target} uses autograd (see {gate})"
-            elif "AutogradRefused" in result.message:  # grading refuses autograd, always
+            elif "AutogradRefused" in result.message or " is autograd: " in result.message:
+                # grading refuses autograd, always (the engine, and the guards by name)
                 result.message = f"no result: autograd refuses while {target} is graded " \
                                  f"(see {gate})"
             else:

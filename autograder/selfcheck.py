@@ -16,7 +16,7 @@ from .devices import describe, lanes_for, summarize
 from .judging import judge_calls
 from .outcome import TargetOutcome, UntrustedRun
 from .plan import build_plan
-from .report import Report, wrapped
+from .report import Report, name_cells, wrapped
 from .scoring import judge_target
 from .untrusted.calls import run_call
 
@@ -76,6 +76,40 @@ def source_of(obj: object) -> str | None:
     return None
 
 
+def under_guards(obj: object, source: str, lesson: lessons.Lesson) -> object:
+    """`obj` made again from its `source` as grading makes it: compiled for the answer
+    language's guards (`compiler.py`, `untrusted/guards.py`), with the names of the
+    notebook it was defined in, so that what the guards refuse is refused here in the same
+    words. Where its source does not compile, `obj` itself (the rules' findings say why)."""
+    from . import compiler
+    from .untrusted import guards
+
+    code, refused = compiler.compile_answer(source, f"<{ANSWER_CELL}>")
+    if code is None:
+        return obj
+    names = dict(_globals_of(obj))
+    names.update(guards.globals_for(lesson.language))
+    try:
+        exec(code, names)  # noqa: S102 - the student's own code, in the student's own kernel
+    except guards.NotAllowed:
+        return obj  # at its definition: the calls will not reach it either
+    return names.get(getattr(obj, "__name__", ""), obj)
+
+
+def _globals_of(obj: object) -> dict:
+    if isinstance(obj, type):
+        for method in vars(obj).values():
+            if hasattr(method, "__globals__"):
+                return method.__globals__
+        return {}
+    return getattr(obj, "__globals__", {})
+
+
+#: How an error in the answer is placed (`calls.describe_exception`): named, as in `check`,
+#: "the <target> cell".
+ANSWER_CELL = "cell 0"
+
+
 def find_lesson(target: str, lesson: str | None = None) -> lessons.Lesson:
     """The lesson named, or the first here that has `target`."""
     if lesson is not None:
@@ -108,12 +142,15 @@ def run_self_check(target: str, obj: object, device: str = "all",
                       refuse_autograd={target} if clean else set())
     wire = plan.wire_inputs()
     outcome = TargetOutcome("ok")
+    guarded = under_guards(obj, source, found) if findings == [] else obj
     for planned in plan.calls:
-        namespace = {planned.call.function: obj}
+        namespace = {planned.call.function: guarded}
         outcome.add(planned.call.id, *run_call(namespace, planned.call.to_json(), wire))
     run = UntrustedRun(targets={target: outcome})
     verdicts = judge_calls(plan, run)
     checks = judge_target(target, plan, run, verdicts, resolve.points(found)[target], findings)
+    for check in checks:
+        check.message = name_cells(check.message, {ANSWER_CELL: f"the {target} cell"})
     devices = summarize(plan, run, verdicts, device)
     return Report(checks, seed=plan.seed, notes=[describe(devices)], devices=devices,
                   lesson=found.id)

@@ -133,12 +133,23 @@ def _let_through(answers, *args, **kwargs):
 
 @pytest.fixture
 def rules_let_through(monkeypatch):
-    """A bug in the rules, made on purpose: every answer cell runs whatever it holds, so that
+    """A bug in the rules and the guards, made on purpose: every answer cell runs whatever it holds, so that
     what the test sees is the sandbox's own doing (grading never runs code outside the answer
     language; `tests/test_language.py` shows each such construct refused)."""
     from autograder import rules
+    from autograder.sandbox import attempt
 
     monkeypatch.setattr(rules, "judge", _let_through)
+    monkeypatch.setattr(attempt, "GUARDED", False)  # nor the answer language's run-time guards
+
+
+@pytest.fixture
+def unguarded(monkeypatch):
+    """The student's process runs cells as plain Python, without the answer language's guards:
+    for the tests of the sandbox itself, which hand it code no answer could run."""
+    from autograder.sandbox import attempt
+
+    monkeypatch.setattr(attempt, "GUARDED", False)
 
 
 #: `python -m tests.unchecked ARGS`: the `autograder` command with the rules let through.

@@ -1,10 +1,13 @@
-"""The answer language (autograder/language.py, autograder/rules.py): what an answer may run is a
-short list; everything else is refused with a message that names it.
+"""The answer language (autograder/language.py; read by autograder/rules.py before anything runs,
+enforced by type at run time by autograder/untrusted/guards.py): what an answer may reach is an
+allowlist per kind of object; everything else is refused with a message that names it.
 
-Each disguise here scored 9.3 to 10/10 under the denylist the answer language replaced: read in process, each is a finding; graded through the real `check`, a stub or
-an autograd answer in that disguise earns 0 and the rest of the notebook keeps its points. The
-runtime half (nothing left to steal while student code runs) lets code through the rules on
-purpose (`rules_let_through`) and shows the graded process refusing it all the same.
+Each disguise here scored 9.3 to 10/10 under the denylist the answer language replaced: in
+process, each is refused, before it runs or where it runs, in words that name it; graded through
+the real `check`, a stub or an autograd answer in that disguise earns 0 and the rest of the
+notebook keeps its points. The other half (nothing left to steal while student code runs) lets
+code through the rules and the guards on purpose (`rules_let_through`) and shows the graded
+process refusing it all the same.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import language, program, reading, rules
+from autograder import compiler, language, program, reading, rules
 from autograder.lesson import LessonError, load
 from autograder.selfcheck import run_self_check
+from autograder.untrusted import guards
 
 from .conftest import BACKWARD, CORRECT, REPO, SOURCE, check_report, target_mistakes, target_points
 
@@ -37,15 +41,17 @@ DISGUISES = [
     ("import torch\ng = torch.ops.aten.mse_loss_backward\n", rules.HIDDEN, "torch.ops"),
     ("import torch\ng = torch.ops.aten.threshold_backward\n", rules.HIDDEN, "torch.ops"),
     ("import torch\ng = torch.ops.aten.nll_loss_backward\n", rules.HIDDEN, "torch.ops"),
-    ("import torch\ng = torch._softmax_backward_data\n", rules.HIDDEN, "a private name"),
+    ("import torch\ng = torch._softmax_backward_data\n", rules.HIDDEN,
+     "torch._softmax_backward_data"),
     ("import torch\nf = torch.func.jvp\n", rules.AUTOGRAD, "torch.func"),
     ("from torch.func import jvp\n", rules.AUTOGRAD, "import torch.func"),
     ("import torch.autograd.forward_ad as fwAD\n", rules.AUTOGRAD, "torch.autograd"),
     ("def mse_grad(inp, targ):\n    b = inp.backward\n    b()\n", rules.AUTOGRAD, ".backward"),
-    ("import typing\nh = typing.get_type_hints(f)\n", rules.HIDDEN, "import typing"),
+    ("import typing\nh = typing.get_type_hints(f)\n", rules.HIDDEN, "typing.get_type_hints"),
     ("import string\nf = string.Formatter().get_field('0.grad', [x], {})\n", rules.HIDDEN,
      "import string"),
-    ("s = '{0.__globals__}'.format(f)\n", rules.HIDDEN, "format"),
+    ("s = '{0.__globals__}'.format(f)\n", rules.HIDDEN, ".__globals__ of a function"),
+    ("s = '{0.gi_frame}'.format(x for x in [0])\n", rules.HIDDEN, ".gi_frame of a generator"),
     ("import cProfile\ncProfile.run('1')\n", rules.HIDDEN, "import cProfile"),
     ("import trace\n", rules.HIDDEN, "import trace"),
     ("import doctest\n", rules.HIDDEN, "import doctest"),
@@ -58,12 +64,15 @@ DISGUISES = [
     ("import os\ndata = os.read(0, 1 << 20)\n", rules.HIDDEN, "import os"),
     ("f = open('/proc/self/fd/3', 'wb')\n", rules.HIDDEN, "open()"),
     ("x = __builtins__\n", rules.HIDDEN, "__builtins__"),
-    ("e = eval\n", rules.HIDDEN, "eval"),
+    ("e = eval\ne('1')\n", rules.HIDDEN, "eval()"),
     ("if False:\n    exec = print\nexec('1')\n", rules.HIDDEN, "exec()"),
-    ("g = getattr(x, 'gr' + 'ad')\n", rules.HIDDEN, "getattr()"),
-    ("c = type(x)\n", rules.HIDDEN, "type()"),
+    ("g = getattr(x, 'gr' + 'ad')\n", rules.AUTOGRAD, ".grad"),
+    ("g = getattr(x, 'back' + 'ward')\n", rules.AUTOGRAD, ".backward"),
+    ("c = type('X', (), {})\n", rules.HIDDEN, "type(name, bases, namespace)"),
+    ("c = type(type(x))('X', (), {})\n", rules.HIDDEN, "type() of a class"),
+    ("c = x.__class__.__class__('X', (), {})\n", rules.HIDDEN, ".__class__ of the class Tensor"),
     ("v = vars(x)\n", rules.HIDDEN, "vars()"),
-    ("k = x.__class__\n", rules.HIDDEN, ".__class__"),
+    ("k = x.__class__.__subclasses__\n", rules.HIDDEN, ".__subclasses__"),
     ("g = f.__globals__\n", rules.HIDDEN, ".__globals__"),
     ("s = object.__subclasses__()\n", rules.HIDDEN, ".__subclasses__"),
     ("class A:\n    def __getattr__(self, name):\n        return 1\n", rules.HIDDEN,
@@ -71,23 +80,18 @@ DISGUISES = [
     ("class A:\n    def __del__(self):\n        pass\n", rules.HIDDEN, "def __del__"),
     ("import torch\nclass L(torch.Tensor):\n    pass\n", rules.HIDDEN, "a class built on"),
     ("class A(metaclass=M):\n    pass\n", rules.HIDDEN, "metaclass"),
-    ("import torch\ndef f(m):\n    return m.ops\nf(torch)\n", rules.HIDDEN,
-     "the module torch used as a value"),
-    ("import torch\nf = lambda: torch.nn\n", rules.HIDDEN, "the module torch.nn used as a value"),
+    ("import torch\ndef f(m):\n    return m.ops\nf(torch)\n", rules.HIDDEN, "torch.ops"),
+    ("class K:\n    gi_frame = 1\n    f_globals = 2\nk = getattr((x for x in [0]), 'gi_' + 'frame')\n",
+     rules.HIDDEN, ".gi_frame of a generator"),
+    ("class K:\n    ops = 1\nk = getattr(torch, 'op' + 's')\n", rules.HIDDEN, "torch.ops"),
     ("import torch\nclass A:\n    pass\na = A()\na.ops = 1\nx = torch.ops\n", rules.HIDDEN,
      "torch.ops"),
     ("import torch\ntorch.allclose = lambda *a: True\n", rules.HIDDEN,
-     "a change to torch.allclose"),
-    ("import torch\nx = torch.zeros(2, **{'requires_' + 'grad': True})\n", rules.HIDDEN,
-     "** with keywords a reader cannot see"),
-    ("import torch\nopts = {'requires_grad': True}\nx = torch.zeros(2, **opts)\n", rules.HIDDEN,
-     "** with keywords a reader cannot see"),
-    ("try:\n    x = 1\nexcept Exception:\n    pass\n", rules.HIDDEN, "try"),
-    ("class Quiet:\n    def __enter__(self):\n        return self\n"
-     "    def __exit__(self, *error):\n        return True  # would swallow any error\n"
-     "with Quiet():\n    pass\n", rules.HIDDEN, "with"),
-    ("def f():\n    yield 1\n", rules.HIDDEN, "yield"),
-    ("def f():\n    global g\n    g = 1\n", rules.HIDDEN, "global"),
+     "a change to the module torch"),
+    ("import torch\ntorch.Tensor.__eq__ = lambda *a: True\n", rules.HIDDEN,
+     "a change to .__eq__ of the class Tensor"),
+    ("import torch\ny = torch.ones(2).storage()\n", rules.HIDDEN, ".storage of a tensor"),
+    ("import torch\nwith torch.enable_grad():\n    pass\n", rules.AUTOGRAD, "torch.enable_grad"),
     ("x = get_ipython()\n", rules.HIDDEN, "get_ipython"),
     ("from torch import *\n", rules.HIDDEN, "from torch import *"),
     ("from . import x\n", rules.HIDDEN, "from . import"),
@@ -101,10 +105,61 @@ DISGUISES = [
 ]
 
 
+#: What an answer's names stand for when it runs in these tests.
+PRELUDE = "import torch\nx = torch.ones(2)\ninp = torch.ones(2)\ndef f():\n    pass\n"
+
+
+def refused(source: str, lesson_language: language.Language = language.DEFAULT) -> list:
+    """What the answer language says of `source`: (words, autograd?) for each finding of the
+    reading (before anything runs), else for what the guards refused where it ran; [] where
+    nothing was refused."""
+    found = rules.findings_in(source, lesson_language)
+    if found:
+        return [(f.what, f.kind == rules.AUTOGRAD) for f in found]
+    code, refusals = compiler.compile_answer(PRELUDE + source)
+    assert code is not None, refusals
+    names = guards.globals_for(lesson_language)
+    del guards.AUTOGRAD_TRIED[:]
+    try:
+        exec(code, names)
+    except guards.NotAllowed as exc:
+        return [(str(exc), exc.autograd)]
+    return [("autograd, refused and caught", True)] if guards.AUTOGRAD_TRIED else []
+
+
 @pytest.mark.parametrize("source,kind,what", DISGUISES, ids=[d[0] for d in DISGUISES])
-def test_each_disguise_is_a_finding_that_names_it(source, kind, what):
-    found = rules.findings_in(source, BACKWARD.language)
-    assert any(f.kind == kind and what in f.what for f in found), found
+def test_each_disguise_is_refused_in_words_that_name_it(source, kind, what):
+    said = refused(source, BACKWARD.language)
+    assert any(what in words and (kind != rules.AUTOGRAD or autograd) for words, autograd in said), said
+
+
+#: What the old reading refused by name, which ordinary Python writes: each runs as written.
+ORDINARY = [
+    "c = type(x)\n", "k = x.__class__.__name__\n", "f = lambda: torch.nn\n",
+    "try:\n    y = 1\nexcept Exception:\n    pass\n",
+    "class Quiet:\n    def __enter__(self):\n        return self\n"
+    "    def __exit__(self, *error):\n        return True\nwith Quiet():\n    pass\n",
+    "def g():\n    yield 1\nn = list(g())\n", "def g():\n    global h\n    h = 1\ng()\n",
+    "assert hasattr(x, 'shape') and not hasattr(x, 'gr' + 'ad')\n",
+    "y = (x > 0).type(x.dtype)\n", "n = x.nelement() + x.swapaxes(0, 0).numel()\n",
+    "y = x.multiply(2.)\n", "x.index_put_((torch.tensor([0]),), torch.tensor(1.))\n",
+    "m = '{} vs {}'.format(x.shape, (2,))\n", "m = '{0.shape}'.format(x)\n",
+    "from typing import Tuple\ndef h(a: torch.Tensor) -> Tuple[torch.Tensor, int]:\n"
+    "    return a, 1\n",
+    "from abc import ABC, abstractmethod\nclass M(ABC):\n    @abstractmethod\n"
+    "    def forward(self): ...\nclass L(M):\n    def forward(self):\n        return 1\nL()\n",
+    "try:\n    x.nothing_here\nexcept AttributeError:\n    pass\n",
+    "class P:\n    def __init__(self):\n        super().__init__()\n        self._w = [x]\n"
+    "    def parameters(self):\n        yield from self._w\n"
+    "    def __repr__(self):\n        return f'{self.__class__.__name__}()'\nrepr(P())\n",
+    "d = {}\nd['a'] = 1\nd['a'] += 1\nx.g = x\nx.g += 1\nx[0] -= 1\n",
+    "import numpy as np\ny = np.array([1., 2.]).sum()\n",
+]
+
+
+@pytest.mark.parametrize("source", ORDINARY)
+def test_ordinary_python_is_not_refused(source):
+    assert refused(source, BACKWARD.language) == []
 
 
 #: Right answers as people write them: prints (a print reads anything: grading leaves it out),
@@ -229,7 +284,7 @@ def test_autograd_is_refused_in_a_target_whose_code_the_rules_let_through(make_n
 # --- the same words everywhere ---------------------------------------------------------------
 
 def test_the_self_check_names_what_is_refused_as_check_does(tmp_path, make_notebook):
-    answer = "import torch\ndef mse_grad(inp, targ):\n    inp.g = getattr(inp, 'squeeze')(-1)\n"
+    answer = "import torch\ndef mse_grad(inp, targ):\n    inp.g = getattr(inp, '__dict__')\n"
     (tmp_path / "answer_module.py").write_text(answer)
     import importlib.util
 
@@ -237,12 +292,12 @@ def test_the_self_check_names_what_is_refused_as_check_does(tmp_path, make_noteb
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     mine = run_self_check("mse_grad", module.mse_grad, device="cpu")
-    gate = next(c for c in mine.checks if c.id == "mse_grad/no-autograd")
+    said = next(c for c in mine.checks if "mse_grad.not_allowed" in c.mistakes)
     _, report = check_report(make_notebook({"mse_grad": answer}))
-    graded = next(c for c in report["checks"] if c["id"] == "mse_grad/no-autograd")
-    assert gate.message == graded["message"]
-    assert "getattr() (on line 3 of the mse_grad cell)" in gate.message
-    assert "not in the answer language" in gate.message and "x.name" in gate.message
+    graded = next(c for c in report["checks"] if c["id"] == said.id)
+    assert said.message == graded["message"]
+    assert said.message.startswith("mse_grad: .__dict__ of a tensor is not in the answer language")
+    assert "(the mse_grad cell, line 3)" in said.message
 
 
 @pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])

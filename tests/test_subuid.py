@@ -117,8 +117,11 @@ def named(token: str) -> list[int]:
 INNER = '''
 import json, sys
 from autograder import settings
+from autograder.sandbox import attempt
 from autograder.sandbox.launch import run_untrusted
 from autograder.sandbox.layers import Limits, choose_layers
+
+attempt.GUARDED = False  # raw cells, which no answer could run: the sandbox alone holds them
 
 BOMB = """import os, time
 kids = []

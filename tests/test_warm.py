@@ -42,7 +42,8 @@ NETWORK = ("import socket\n"
 
 LOOKS_AROUND = ("def mse_grad(inp, targ):\n    import os\n"
                 "    seen = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
-                "    raise RuntimeError(f'pid {os.getpid()} sees {seen}')\n")
+                "    alone = seen == sorted({1, os.getpid()})\n"
+                "    raise RuntimeError(f'sees {len(seen)}: process 1 and itself: {alone}')\n")
 
 ATTACKS = {
     "looks for other processes": ({"mse_grad": LOOKS_AROUND}, []),
@@ -83,7 +84,8 @@ def grade_both_ways(nb: dict) -> tuple[list, list]:
 
 
 #: What each attack must show in the report, both ways: it ran, and what it found.
-SHOWS = {"looks for other processes": "pid 1 sees [1]", "reads the solutions": "FileNotFoundError",
+#: (The student's code runs in process 2: process 1 is its parent, which holds the channel.)
+SHOWS = {"looks for other processes": "sees 2: process 1 and itself: True", "reads the solutions": "FileNotFoundError",
          "network": "network: ", "os._exit in mse_grad": "exited with code 3",
          "endless loop in mse_grad": "time limit", "memory hog in mse_grad": "memory",
          "hidden code, left out": "exec()", "a flood of output": "",
@@ -103,13 +105,14 @@ def test_an_attack_gets_the_same_report_warm_as_cold(released_nb, attack, reques
 
 
 @needs_layer(not LAYERS.namespaces, "no pid namespace on this platform")
-def test_a_warm_child_is_the_first_and_only_process_of_its_pid_namespace(released_nb,
-                                                                          rules_let_through):
+def test_a_warm_child_and_its_parent_are_the_only_processes_of_their_pid_namespace(
+        released_nb, rules_let_through):
     nb = samples.fill(released_nb, {**CORRECT, "mse_grad": LOOKS_AROUND})
     nb = notebook.parse_notebook(json.dumps(nb))
     report = engine.grade_notebook(nb, BACKWARD, points=resolve.points(BACKWARD, nb=nb), seed=1, warm=True,
                                    source=engine.source_notebook(BACKWARD))
-    assert "pid 1 sees [1]" in json.dumps([c.message for c in report.checks])
+    # Process 1 holds the channel and the token; the student's code runs in process 2, its child.
+    assert "sees 2: process 1 and itself: True" in json.dumps([c.message for c in report.checks])
 
 
 def test_the_warm_parent_is_reused_and_survives_a_crashing_child(released_nb):

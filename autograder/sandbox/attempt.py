@@ -31,7 +31,11 @@ from .warm import supported
 if TYPE_CHECKING:
     from ..outcome import UntrustedRun
 
-Work = tuple[list[dict], dict]  # the targets' calls (JSON-able) and the tensors they name
+Work = tuple[list[dict], dict]
+
+#: The answer language's guards in the student's process (`untrusted/guards.py`). Only the tests
+#: of what the sandbox itself holds turn them off (`tests/unchecked.py`): grading never does.
+GUARDED = True  # the targets' calls (JSON-able) and the tensors they name
 
 
 class DrawnWork:
@@ -64,6 +68,7 @@ class Submission:
     target_timeout: float = 10.0
     token: bytes = field(default_factory=lambda: os.urandom(wire.TOKEN_BYTES))
     skip: set[int] = field(default_factory=set)  # cells that hung or killed a process before
+    language: dict = field(default_factory=dict)  # the lesson's [language] table
     reader: wire.FrameReader = field(init=False)  # frames with this token only, all attempts
 
     def __post_init__(self) -> None:
@@ -115,7 +120,8 @@ def run_attempt(sub: Submission, limits: Limits) -> Ended:
         for c in captures:
             c.start()
         first = wire.frame(sub.token, wire.JOB, {"cells": sub.cells, "skip": sorted(sub.skip),
-                                                 "device": sub.device, "channel_fd": chan_w})
+                                                 "device": sub.device, "channel_fd": chan_w,
+                                                 "language": sub.language, "guarded": GUARDED})
         cold = isinstance(proc, ColdProcess)
         if spawn.policy is not None and cold:  # the cold jail reads it first
             first = wire.frame(b"\0" * wire.TOKEN_BYTES, wire.POLICY, {

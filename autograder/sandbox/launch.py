@@ -48,7 +48,8 @@ class Budget:
 def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device: str = "cpu",
                   cells_timeout: float = 60.0, target_timeout: float = 10.0,
                   limits: Limits | None = None, hide: Iterable[str | Path] = (),
-                  warm: bool = False, budget: Budget | None = None) -> UntrustedRun:
+                  warm: bool = False, budget: Budget | None = None,
+                  language: dict | None = None) -> UntrustedRun:
     """Run `cells` (dicts with `index`, `source` and `name`), then each target's calls, untrusted.
 
     `work` gives `(targets, inputs)`: targets as `{"name": ..., "calls": [Call.to_json(), ...]}`,
@@ -59,7 +60,8 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
     The process runs under `limits` (default: `settings`') in the strongest layers this platform
     offers (`limits.choose_layers`); `run.sandbox` names them. `hide` names more paths to leave
     empty inside what the jail binds. `warm` forks the process from a warm parent (`warm.py`:
-    the same jail, torch already imported) where this platform allows.
+    the same jail, torch already imported) where this platform allows. `language` is the
+    lesson's `[language]` table: what its answers may use beyond the engine's answer language.
     """
     limits, budget = limits or Limits(), budget or Budget()
     if not device.startswith("cpu") or gpu_here():
@@ -71,7 +73,7 @@ def run_untrusted(cells: list[dict], work: Work | Callable[[], Work], *, device:
                      layers=layers, outputs=(Output(budget.output), Output(budget.output)),
                      wall_end=began + budget.wall, device=device,
                      hide=tuple(str(p) for p in hide), warm=warm, cells_timeout=cells_timeout,
-                     target_timeout=target_timeout)
+                     target_timeout=target_timeout, language=language or {})
     run, drawn, cpu_used = sub.run, sub.work, 0.0
     for attempt in range(budget.restarts + 1):
         wall_left, cpu_left = began + budget.wall - time.monotonic(), budget.cpu - cpu_used

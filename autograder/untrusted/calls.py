@@ -18,6 +18,7 @@ import traceback
 import torch
 
 from .. import wire
+from .guards import AUTOGRAD_TRIED as _AUTOGRAD_TRIED
 from .stand_in import stand_in as _stand_in
 
 MISSING = object()
@@ -89,24 +90,76 @@ class _NoFreshEngine:
 
 
 def refuse_autograd_for_good() -> None:
-    """For the rest of this process (the graded one, never a student's kernel): autograd's
-    engine refuses, there is no fresh one to make, forward-mode AD is off, and torch's own
-    backward kernels (`aten::*_backward*`) raise, on every device torch dispatches to here.
+    """For the rest of this process (the graded one, never a student's kernel), every road to a
+    gradient that torch offers is closed, whatever name code reaches it by:
+
+    - autograd's engine: the instance (`Variable._execution_engine`) refuses, and every name
+      bound to its class (`torch._C._ImperativeEngine`, `torch.autograd.variable`'s, the
+      C type `_EngineBase` wherever a module holds it) is a type that refuses to make one;
+    - the graph: grad mode is off and cannot be turned on (`torch._C._set_grad_enabled`, which
+      `torch.enable_grad` and `set_grad_enabled` call, refuses True), and a tensor saved for a
+      backward pass refuses to be saved (a default saved-tensors hook that cannot be popped), so
+      that no `grad_fn` worth calling is ever made;
+    - forward-mode AD: off, and it cannot be turned on;
+    - torch's own backward kernels (`aten::*_backward*`) raise, on every device torch dispatches
+      to here.
+
     Idempotent: a warm parent does it once for every process forked from it."""
     global _ENGINE
     if getattr(refuse_autograd_for_good, "done", False):
         return
     refuse_autograd_for_good.done = True
+    engine_class = type(_ENGINE) if _ENGINE is not None else None
     if _Variable is not None:
         _ENGINE = _Refuse()  # what `_no_autograd` puts back after a call, too
         _Variable._execution_engine = _ENGINE
-    if hasattr(torch._C, "_ImperativeEngine"):  # no fresh engine to make either
-        # A type still stands there (torch's own modules name it, e.g. in annotations of code
-        # that indexing a stand-in tensor imports), but making one refuses.
-        torch._C._ImperativeEngine = _NoFreshEngine
+    replaced = {id(engine_class): _NoFreshEngine} if engine_class is not None else {}
+    if hasattr(torch._C, "_set_grad_enabled"):
+        set_grad = torch._C._set_grad_enabled
+        set_grad(False)
+        replaced[id(set_grad)] = _refusing_true(set_grad, "grad mode")
     if hasattr(torch._C, "_set_fwd_grad_enabled"):
-        torch._C._set_fwd_grad_enabled(False)
+        set_fwd = torch._C._set_fwd_grad_enabled
+        set_fwd(False)
+        replaced[id(set_fwd)] = _refusing_true(set_fwd, "forward-mode AD")
+    hooks = getattr(torch._C, "_autograd", None)
+    if hooks is not None and hasattr(hooks, "_push_saved_tensors_default_hooks"):
+        hooks._push_saved_tensors_default_hooks(_refused_saving, _refused_saving)
+        for name in ("_pop_saved_tensors_default_hooks", "_saved_tensors_hooks_disable",
+                     "_saved_tensors_hooks_enable", "_push_saved_tensors_default_hooks"):
+            if hasattr(hooks, name):
+                replaced[id(getattr(hooks, name))] = _refused_saving
+    _replace_everywhere(replaced)
     _refuse_backward_kernels()
+
+
+def _refusing_true(switch, what: str):
+    def refused(enabled, *args, **kwargs):
+        if enabled:
+            _Refuse.used = True
+            raise AutogradRefused(f"autograd is not allowed here: {what} stays off")
+        return switch(enabled, *args, **kwargs)
+
+    return refused
+
+
+def _refused_saving(*args, **kwargs):
+    _Refuse.used = True
+    raise AutogradRefused("autograd is not allowed here: nothing is saved for a backward pass")
+
+
+def _replace_everywhere(replaced: dict[int, object]) -> None:
+    """Each object whose id is a key of `replaced`, wherever a loaded module (or a class in one)
+    binds it, replaced by its value."""
+    import sys
+
+    for module in list(sys.modules.values()):
+        names = getattr(module, "__dict__", None)
+        if not isinstance(names, dict):
+            continue
+        for key, value in list(names.items()):
+            if id(value) in replaced:
+                names[key] = replaced[id(value)]
 
 
 def _refuse_backward_kernels() -> None:
@@ -214,6 +267,7 @@ def _call_student(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
         return {"status": "undefined"}, {}
     cid, objs, meta = call["id"], {}, {"status": "ok"}
     refuse = _no_autograd() if call.get("refuse_autograd") else _nothing()
+    del _AUTOGRAD_TRIED[:]
     try:
         with guard(), refuse:
             for name in call["args"]:
@@ -223,7 +277,7 @@ def _call_student(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
             fn(*(objs[name] for name in call["args"]))
     except BaseException as exc:  # noqa: BLE001 - SystemExit inside a stub fails this call only
         meta = {"status": "error", "error": describe_exception(exc)}
-    if call.get("refuse_autograd") and _Refuse.used:
+    if call.get("refuse_autograd") and _Refuse.used or _AUTOGRAD_TRIED:
         meta["autograd"] = True  # said against itself: the grader believes it
     if _modes_active():
         meta = {"status": "error", "error": {"type": "RuntimeError", "where": None, "message":
@@ -300,11 +354,12 @@ def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
         for k in range(call["repeat"]):
             layer(*(_to(tensors[f"{cid}/{name}/{k}"], device, copy=True) for name in call["args"]))
         recorded.clear()  # only what backward() does counts
+        del _AUTOGRAD_TRIED[:]
         with _no_autograd() if call.get("refuse_autograd") else _nothing():
             layer.backward()
     except BaseException as exc:  # noqa: BLE001
         meta = {"status": "error", "error": describe_exception(exc)}
-        if call.get("refuse_autograd") and _Refuse.used:
+        if call.get("refuse_autograd") and _Refuse.used or _AUTOGRAD_TRIED:
             meta["autograd"] = True
         return meta, {}
     sent, calls = {}, []

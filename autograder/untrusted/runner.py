@@ -2,21 +2,24 @@
 
 Started inside the sandbox with two channels: the grader's frames arrive on `job_fd` (standard
 input), ours go out on `channel_fd`; standard output and error are the student's. It imports
-the standard library, torch and `autograder.wire` / `autograder.untrusted.calls`: nothing of the
-trusted side, no reference solution, no hidden answer.
+the standard library, torch, RestrictedPython and `autograder.wire` / `autograder.language` /
+`autograder.untrusted`: nothing of the trusted side, no reference solution, no hidden answer.
 
 1. The job, whole, before any student code runs: the run's token, the cells, which to skip, the
-   device; then the work, the calls and their inputs. Then standard input reads nothing more,
-   autograd refuses for the rest of the process (`calls.refuse_autograd_for_good`), and the
-   grader's own package can no longer be imported.
-2. Each cell, with a progress frame before it (so that the grader knows where a process that
-   died or hung was); then the cells' errors.
-3. Per target, its results: each call's account and its tensors; then done, and `os._exit(0)`.
+   device, the lesson's answer language; then the work, the calls and their inputs. Then standard
+   input reads nothing more, autograd refuses for the rest of the process
+   (`calls.refuse_autograd_for_good`), the grader's own package can no longer be imported, and
+   every cell is compiled for the answer language's guards (`compiler.py`, `guards.py`).
+2. The process forks. The child runs the cells and the calls; it never holds the token nor the
+   grader's channel: it writes its frames to its parent over a pipe, marked with a token of
+   zeros. The parent keeps the token and the channel, reads the child's frames (each within the
+   wire's caps), and passes on the kinds a run sends, with the token; when the child ends, the
+   parent ends as it did (a signal as 128 + its number).
+3. In the child: each cell, with a progress frame before it (so that the grader knows where a
+   process that died or hung was); then the cells' errors; per target, its results; then done.
 
-Every frame carries the token, which no student code can read: it arrived before that code ran,
-is kept only in closures here, and the process cannot be read from outside or by itself (it is
-not dumpable). Nothing written here is believed beyond that: the trusted side checks every frame
-against its caps and judges the tensors itself.
+Nothing written here is believed beyond that: the trusted side checks every frame against its
+caps and judges the tensors itself.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ if __package__ in (None, ""):  # run as a script (`python -I runner.py`): find t
 import builtins  # noqa: E402
 import json  # noqa: E402
 
-from autograder import wire  # noqa: E402
-from autograder.untrusted import calls  # noqa: E402
+from autograder import (  # noqa: E402
+    compiler,  # noqa: E402
+    language,
+    wire,
+)
+from autograder.untrusted import calls, guards  # noqa: E402
 
 PR_SET_DUMPABLE = 4
 
@@ -74,15 +81,39 @@ def _no_debuggers() -> None:
     pdb.Pdb.set_trace = lambda self, *args, **kwargs: None
 
 
-def run_cells(cells: list[dict], namespace: dict, send) -> dict[str, dict]:
-    """Run each cell in order; an error (SystemExit included) stops that cell only."""
-    errors: dict[str, dict] = {}
-    compile_, exec_, describe, PROGRESS = builtins.compile, builtins.exec, \
-        calls.describe_exception, wire.PROGRESS
+def compile_cells(cells: list[dict], guarded: bool = True) -> list[tuple[dict, object]]:
+    """Each cell compiled for the guards (before any student code runs): (cell, code), or (cell,
+    the error to report) where it does not compile. Unguarded (the sandbox's own tests only),
+    compiled as Python compiles it."""
+    out = []
     for cell in cells:
+        name = f"<{cell['name']}>"
+        if not guarded:
+            try:
+                out.append((cell, builtins.compile(cell["source"], name, "exec")))
+            except SyntaxError as exc:
+                out.append((cell, calls.describe_exception(exc)))
+            continue
+        code, refused = compiler.compile_answer(cell["source"], name)
+        if code is None:
+            first = refused[0] if refused else compiler.Refusal(0, "it does not compile")
+            code = {"type": "NotAllowed", "where": f"{cell['name']}, line {first.line}",
+                    "message": f"{first.what} is not in the answer language"}
+        out.append((cell, code))
+    return out
+
+
+def run_cells(cells: list[tuple[dict, object]], namespace: dict, send) -> dict[str, dict]:
+    """Run each compiled cell in order; an error (SystemExit included) stops that cell only."""
+    errors: dict[str, dict] = {}
+    exec_, describe, PROGRESS = builtins.exec, calls.describe_exception, wire.PROGRESS
+    for cell, code in cells:
         send(PROGRESS, {"step": "cell", "index": cell["index"]})
+        if isinstance(code, dict):  # it did not compile
+            errors[str(cell["index"])] = code
+            continue
         try:
-            exec_(compile_(cell["source"], f"<{cell['name']}>", "exec"), namespace)
+            exec_(code, namespace)
         except BaseException as exc:  # noqa: BLE001 - a cell must never end the run
             errors[str(cell["index"])] = describe(exc)
     return errors
@@ -113,15 +144,18 @@ class _NoGrader:
         return None
 
 
+#: The child's frames to its parent carry this token: it is no secret (the parent's pipe is the
+#: child's alone), and the child never holds the run's.
+CHILD_TOKEN = b"\0" * wire.TOKEN_BYTES
+#: The kinds of frame the parent passes on.
+RELAYED = frozenset({wire.PROGRESS, wire.CELLS, wire.RESULTS, wire.DONE})
+
+
 def main(job_fd: int = 0, channel_fd: int | None = None) -> None:
     job = wire.read_frame(job_fd)  # before any student code: it carries the token
     token, spec = job.token, job.meta
     fd = spec["channel_fd"] if channel_fd is None else channel_fd
     send, exit_ = _sender(fd, token), os._exit
-    dump, dumps, run_call = wire.dump_tensors, json.dumps, calls.run_call
-    PROGRESS, CELLS, RESULTS, DONE = wire.PROGRESS, wire.CELLS, wire.RESULTS, wire.DONE
-    describe, TooLarge, max_blob = calls.describe_exception, calls.TooLarge, wire.MAX_BLOB_BYTES
-    flush_out, flush_err = sys.stdout.flush, sys.stderr.flush
     for own in (job_fd, fd):
         os.set_inheritable(own, False)  # a program the student starts gets neither channel
     wire.tensor_ops()  # torch's own functions for the writer, bound before any student code
@@ -130,23 +164,46 @@ def main(job_fd: int = 0, channel_fd: int | None = None) -> None:
     try:  # the whole job, the work and its inputs too, before any student code runs
         work = wire.read_frame(job_fd, token)
         tensors = wire.load_tensors(work.blob)
+        answers = language.DEFAULT.extended(spec.get("language") or {})
     except (EOFError, ValueError):
         exit_(3)
+    guarded = spec.get("guarded", True) is not False
+    cells = compile_cells([c for c in spec["cells"] if c["index"] not in set(spec["skip"])],
+                          guarded)
+    namespace = guards.globals_for(answers) if guarded else \
+        {"__name__": "__main__", "__builtins__": builtins}
     _forget_the_grader(job_fd)
-    del job
+    targets, device = work.meta["targets"], spec["device"]
+    del job, work, spec
 
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: neither the token nor the channel
+        os.close(read_end)
+        os.close(fd)
+        token = send = None  # noqa: F841 - what this frame held is gone from the child
+        _run_program(cells, namespace, targets, tensors, device, _sender(write_end, CHILD_TOKEN))
+    os.close(write_end)
+    del cells, namespace, tensors
+    _relay(read_end, send, pid)
+
+
+def _run_program(cells, namespace: dict, targets: list[dict], tensors: dict, device: str,
+                 send) -> None:
+    """The child: the cells, then each target's calls; ends the process."""
+    exit_, dump, dumps, run_call = os._exit, wire.dump_tensors, json.dumps, calls.run_call
+    PROGRESS, CELLS, RESULTS, DONE = wire.PROGRESS, wire.CELLS, wire.RESULTS, wire.DONE
+    describe, TooLarge, max_blob = calls.describe_exception, calls.TooLarge, wire.MAX_BLOB_BYTES
+    flush_out, flush_err = sys.stdout.flush, sys.stderr.flush
     _no_debuggers()
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
-    skip = set(spec["skip"])
-    errors = run_cells([c for c in spec["cells"] if c["index"] not in skip], namespace, send)
-    send(CELLS, errors)
+    send(CELLS, run_cells(cells, namespace, send))
 
-    for target in work.meta["targets"]:
+    for target in targets:
         send(PROGRESS, {"step": "target", "name": target["name"]})
         metas, out = {}, {}
         for call in target["calls"]:
             try:
-                metas[call["id"]], tensors_out = run_call(namespace, call, tensors, spec["device"])
+                metas[call["id"]], tensors_out = run_call(namespace, call, tensors, device)
             except BaseException as exc:  # noqa: BLE001 - e.g. a `.g` whose __repr__ raises
                 metas[call["id"]], tensors_out = {"status": "error",
                                                   "error": describe(exc)}, {}
@@ -168,6 +225,32 @@ def main(job_fd: int = 0, channel_fd: int | None = None) -> None:
         pass
     send(DONE, {})
     exit_(0)  # no atexit handlers or lingering threads of the student's
+
+
+def _relay(read_end: int, send, pid: int) -> None:
+    """The parent: pass on the child's frames with the run's token, then end as the child did."""
+    reader = wire.FrameReader(CHILD_TOKEN)
+    while True:
+        try:
+            chunk = os.read(read_end, 1 << 16)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        for frame in reader.feed(chunk):
+            if frame.kind in RELAYED:
+                send(frame.kind, frame.meta, frame.blob)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except ChildProcessError:
+            os._exit(1)
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status))
 
 
 if __name__ == "__main__":
