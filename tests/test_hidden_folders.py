@@ -16,6 +16,7 @@ user without and with subordinate ids (tests/userenv.py), each cold and warm.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -204,3 +205,65 @@ def test_the_graded_process_lists_no_exchange_and_no_course_as_an_ordinary_user(
         script.chmod(0o644)
         out = _run(env.command([env.python, str(script), _argument(folders)]))
         assert_nothing_seen(out, folders)
+
+
+# --- through the course: `autograder grade` and stock `nbgrader autograde` -----------------------
+
+#: mse_grad right only where the process sees nothing of the course and its exchange.
+LOOKS = '''import os
+def mse_grad(inp, targ):
+    seen = []
+    for path in {paths!r}:
+        try:
+            seen += os.listdir(path)
+        except OSError:
+            pass
+    sign = 1.0 if not seen else -1.0
+    inp.g = sign * 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]
+'''
+#: `nbgrader autograde` with the rules let through (tests/conftest.rules_let_through).
+STOCK = ("import sys\nfrom autograder import rules\nfrom tests.conftest import _let_through\n"
+         "rules.judge = _let_through\nfrom nbgrader.apps.nbgraderapp import main\n"
+         "sys.argv = ['nbgrader', 'autograde', 'backward', '--student', 'eve', '--force']\nmain()\n")
+
+
+@needs_root
+@pytest.mark.slow
+def test_a_course_and_its_exchange_under_usr_are_hidden_from_grade_and_nbgrader_autograde():
+    from nbgrader.api import Gradebook
+
+    from autograder.course import samples
+    from autograder.course.release import release
+
+    from .conftest import CORRECT, REPO, UNCHECKED
+    from .test_attacks import FULL
+
+    tag = uuid.uuid4().hex[:8]
+    course, exchange = SHARE / f"agcourse-{tag}", SHARE / f"agexchange-{tag}"
+    try:
+        released = json.loads(release(course, assignment="backward", exchange=exchange)[0]
+                              .read_text())
+        assert list(exchange.rglob("backward.ipynb"))  # nbgrader released it there
+        answers = {**CORRECT, "mse_grad": LOOKS.format(paths=[str(exchange), str(course)])}
+        samples.write(samples.fill(released, answers),
+                      course / "submitted" / "eve" / "backward" / "backward.ipynb")
+        env = {**os.environ, "PYTHONPATH": str(REPO), "AUTOGRADER_TARGET_TIMEOUT": "300"}
+
+        def scores() -> dict[str, float]:
+            with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+                nb = gb.find_submission_notebook("backward", "backward", "eve")
+                return {g.name.removeprefix("check_"): g.score for g in nb.grades}
+
+        done = subprocess.run([*UNCHECKED, "grade", "--course", str(course)], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert scores() == FULL
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+            gb.remove_submission("backward", "eve")
+        done = subprocess.run([sys.executable, "-c", STOCK], cwd=course, env=env,
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert scores() == FULL
+    finally:
+        for path in (course, exchange):
+            shutil.rmtree(path, ignore_errors=True)
