@@ -248,6 +248,7 @@ def test_a_course_and_its_exchange_under_usr_are_hidden_from_grade_and_nbgrader_
         samples.write(samples.fill(released, answers),
                       course / "submitted" / "eve" / "backward" / "backward.ipynb")
         env = {**os.environ, "PYTHONPATH": str(REPO), "AUTOGRADER_TARGET_TIMEOUT": "300"}
+        env.pop(policy.COURSE_PATHS, None)  # each command finds the course's folders itself
 
         def scores() -> dict[str, float]:
             with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
