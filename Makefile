@@ -22,45 +22,26 @@ demo: $(STAMP)
 test: $(STAMP) browser uidmap proxy postgres
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-# tests/test_browser.py drives Debian's Chromium: installed where missing, as root with apt-get;
-# elsewhere those tests skip and say why.
+# The tools some tests need, installed where missing, as root (scripts/install-tool.sh: apt-get,
+# which waits for apt's lock, or npm); elsewhere those tests skip, and make says why in one line.
+# Under AUTOGRADER_REQUIRE_TOOLS=1 (.ci/run) a tool that cannot be installed fails make test.
+INSTALL := scripts/install-tool.sh
+
+# tests/test_browser.py drives Debian's Chromium.
 browser:
-	@if [ ! -x /usr/bin/chromedriver ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing chromium and chromium-driver (apt-get) for the browser tests"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			chromium chromium-driver >/dev/null) || echo "make: chromium was not installed: the browser tests will skip"; \
-	fi
+	@$(INSTALL) "the browser tests" "test -x /usr/bin/chromedriver" apt chromium chromium-driver
 
-# tests/test_subuid.py grants a user subordinate ids: Debian's uidmap (newuidmap, newgidmap),
-# installed where missing, as root with apt-get; elsewhere those tests skip and say why.
+# tests/test_subuid.py grants a user subordinate ids: Debian's uidmap (newuidmap, newgidmap).
 uidmap:
-	@if ! command -v newuidmap >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing uidmap (apt-get) for the subordinate-uid tests"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			uidmap >/dev/null) || echo "make: uidmap was not installed: the subordinate-uid tests will skip"; \
-	fi
+	@$(INSTALL) "the subordinate-uid tests" "command -v newuidmap && command -v newgidmap" apt uidmap
 
-# tests/test_postgres.py starts its own PostgreSQL server (tests/postgres.py): Debian's postgresql,
-# installed where missing, as root with apt-get; elsewhere those tests skip and say why.
+# tests/test_postgres.py starts its own PostgreSQL server (tests/postgres.py): Debian's postgresql.
 postgres:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing postgresql (apt-get) for the PostgreSQL gradebook tests"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			postgresql >/dev/null) || echo "make: postgresql was not installed: the PostgreSQL tests will skip (.ci/run: fail)"; \
-	fi
+	@$(INSTALL) "the PostgreSQL tests" "ls /usr/lib/postgresql/*/bin/initdb" apt postgresql
 
-# JupyterHub's proxy (tests/test_hub.py, `make hub`): npm's configurable-http-proxy, installed
-# where missing, as root with npm; elsewhere the Hub test skips and says why.
+# JupyterHub's proxy (tests/test_hub.py, `make hub`): npm's configurable-http-proxy.
 proxy:
-	@if ! command -v configurable-http-proxy >/dev/null; then \
-		if [ "$$(id -u)" = 0 ] && command -v npm >/dev/null; then \
-			echo "installing configurable-http-proxy (npm install -g) for JupyterHub"; \
-			npm install -g --silent configurable-http-proxy >/dev/null \
-				|| echo "make: configurable-http-proxy was not installed: the Hub test will skip"; \
-		else \
-			echo "make: no configurable-http-proxy, and npm as root to install it: the Hub test will skip"; \
-		fi; \
-	fi
+	@$(INSTALL) "the Hub test" "command -v configurable-http-proxy" npm configurable-http-proxy
 
 # The course on JupyterHub on this machine (root): an instructor and two students as Unix users,
 # the lesson released into nbgrader's exchange; prints the address and the logins; Ctrl-C ends it.

@@ -78,6 +78,20 @@ def released_classifier(tmp_path_factory) -> dict:
 
 
 @pytest.fixture
+def ample_deadlines(monkeypatch):
+    """A limit test's deadlines, far past the time its limit (memory, CPU, file size, processes,
+    output) takes to be hit on a busy machine: the test then sees the limit, never a race of the
+    limit against the clock (CI runs beside other jobs on 2 cores). In this process and for a
+    command it starts."""
+    from autograder import settings
+
+    for name, seconds in (("TARGET_TIMEOUT", 300), ("CELLS_TIMEOUT", 300),
+                          ("SUBMISSION_TIMEOUT", 900)):
+        monkeypatch.setattr(settings, name, float(seconds))
+        monkeypatch.setenv(f"AUTOGRADER_{name}", str(seconds))
+
+
+@pytest.fixture
 def make_notebook(released, tmp_path):
     """Write a student notebook: the released one with some solution cells filled in."""
 

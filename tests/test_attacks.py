@@ -280,7 +280,8 @@ HOG = ("    chunks = []\n"
 
 
 @needs_memory_limit
-def test_a_memory_hog_inside_mse_grad_is_stopped_and_named(make_notebook, monkeypatch, rules_let_through):
+def test_a_memory_hog_inside_mse_grad_is_stopped_and_named(make_notebook, monkeypatch, rules_let_through,
+                                                           ample_deadlines):
     monkeypatch.setattr(settings, "MEMORY_LIMIT", 1 << 30)
     cell = "def mse_grad(inp, targ):\n" + HOG + \
            "    inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n"
@@ -293,7 +294,7 @@ def test_a_memory_hog_inside_mse_grad_is_stopped_and_named(make_notebook, monkey
 
 
 @needs_memory_limit
-def test_a_torch_allocation_over_the_limit_is_a_memory_failure(make_notebook):
+def test_a_torch_allocation_over_the_limit_is_a_memory_failure(make_notebook, ample_deadlines):
     cell = ("import torch\ndef mse_grad(inp, targ):\n"
             "    inp.g = torch.ones(1 << 32, dtype=torch.float64)[:1]  # 32 GiB\n")
     code, report = check_report(make_notebook({"mse_grad": cell}))
@@ -304,7 +305,8 @@ def test_a_torch_allocation_over_the_limit_is_a_memory_failure(make_notebook):
 
 
 @needs_memory_limit
-def test_a_memory_hog_at_the_top_of_a_cell_loses_that_cell_only(make_notebook, monkeypatch, rules_let_through):
+def test_a_memory_hog_at_the_top_of_a_cell_loses_that_cell_only(make_notebook, monkeypatch, rules_let_through,
+                                                                ample_deadlines):
     monkeypatch.setattr(settings, "MEMORY_LIMIT", 1 << 30)
     cell = "if True:\n" + HOG + WRONG_MSE
     code, report = check_report(make_notebook({"mse_grad": cell}))
@@ -530,7 +532,7 @@ def test_writing_to_files_it_can_reach_changes_none_of_them(make_notebook, cours
 
 # --- floods -----------------------------------------------------------------------------------
 
-def test_floods_of_output_are_cut_and_the_json_stays_clean(make_notebook):
+def test_floods_of_output_are_cut_and_the_json_stays_clean(make_notebook, ample_deadlines):
     flood = ("def mse_grad(inp, targ):\n"
              "    _ = print('{\"score\": 10}\\n' * 400_000)  # about 5 MB; a bare print\n"
              "    _ = print('x' * 5_000_000)  # does not run in grading, a print as a value does\n"

@@ -118,7 +118,7 @@ INNER = '''
 import json, sys
 from autograder import settings
 from autograder.sandbox import attempt
-from autograder.sandbox.launch import run_untrusted
+from autograder.sandbox.launch import Budget, run_untrusted
 from autograder.sandbox.layers import Limits, choose_layers
 
 attempt.GUARDED = False  # raw cells, which no answer could run: the sandbox alone holds them
@@ -148,7 +148,7 @@ for warm in (False, True):
     cells = [{"index": i, "source": s, "name": f"cell {i}", "first_line": ""}
              for i, s in enumerate(sources)]
     run = run_untrusted(cells, ([{"name": "a target", "calls": []}], {}), warm=warm,
-                        cells_timeout=60)
+                        cells_timeout=300, budget=Budget(wall=900))  # the limit, not the clock
     out["runs"]["warm" if warm else "cold"] = {
         "stdout": run.stdout, "stderr": run.stderr[-3000:], "errors": run.cell_errors,
         "target": run.targets["a target"].status, "sandbox": run.sandbox}

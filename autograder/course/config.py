@@ -2,7 +2,9 @@
 `nbgrader_config.py`, with the gradebook's path made absolute and `IsolatedCheck` grading in place
 of nbgrader's in-kernel `Execute`. Grading, the class report, release and the exchange read it
 here, and open the course's gradebook here (`open_gradebook`): SQLite's file in the course (the
-default) or the database any SQLAlchemy URL names (`c.CourseDirectory.db_url`, e.g. PostgreSQL)."""
+default) or the database any SQLAlchemy URL names (`c.CourseDirectory.db_url`, e.g. PostgreSQL).
+Reading it also names the course's folders to the sandbox (`hide_course`): no student's process
+started afterwards, in this process or the grading processes it starts, sees them."""
 
 from __future__ import annotations
 
@@ -30,7 +32,29 @@ def course_config(course: Path) -> Config:
     if ISOLATED_CHECK not in [name_of(s) for s in steps]:
         steps.insert(0, ISOLATED_CHECK)
     cfg.Autograde.autograde_preprocessors = steps
+    hide_course(cfg)
     return cfg
+
+
+def hide_course(cfg: Config) -> None:
+    """Name what the course's configuration places on this machine to the sandbox, which leaves
+    it empty in every student's process this process starts (`policy.COURSE_PATHS`, inherited by
+    the grading processes it starts): the course's folder, its exchange (nbgrader's default
+    where it names none) and nbgrader's cache, and a SQLite gradebook's file. nbgrader's default
+    folders are hidden anyway (`policy.NBGRADER_FOLDERS`); this adds where this course moved
+    them. A later course replaces these."""
+    import os
+
+    from ..sandbox.policy import COURSE_PATHS
+    from .exchange import root_of
+
+    course = cfg.CourseDirectory.get("root", "") or os.getcwd()
+    paths = [course, str(root_of(cfg)), cfg.Exchange.get("cache", "")]
+    db_url = cfg.CourseDirectory.get("db_url", "")
+    if db_url.startswith("sqlite:///"):
+        paths.append(db_url.removeprefix("sqlite:///"))
+    paths = [os.path.abspath(os.path.join(course, p)) for p in paths if p]
+    os.environ[COURSE_PATHS] = os.pathsep.join(dict.fromkeys(paths))
 
 
 def in_course(course: Path, db_url: str) -> str:

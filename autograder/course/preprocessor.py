@@ -59,6 +59,9 @@ class IsolatedCheck(NbGraderPreprocessor):
                 from ..sandbox.layers import require_isolation
 
                 require_isolation()  # IsolationMissing: nbgrader records the notebook as failed
+            from .config import hide_course
+
+            hide_course(self.config)  # nbgrader read the course's configuration, not us
             points = gradebook_points(lesson, info["db_url"])
             report = grade_submission(plain(nb), str(lesson.folder), points,
                                       resolve.seed(lesson, "grade", course_seed=self.seed,

@@ -230,6 +230,25 @@ def _pivot(root: str) -> None:
     os.chdir("/")
 
 
+def hide(root: str, paths: list[str], null: int | None) -> None:
+    """Leave each of `paths` (inside what was bound at `root`) empty: a folder gets an empty
+    read-only tmpfs over it, a file an unreadable /dev/null (`null`, held open). A path whose real
+    place is outside the root (a link to the host's) is skipped: the policy names the real one."""
+    done = set()
+    for path in paths:
+        target = os.path.realpath(root + path)
+        if target in done or not target.startswith(root + "/") or not os.path.lexists(target):
+            continue
+        done.add(target)
+        if os.path.isdir(target):
+            mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=4k,nr_inodes=4,mode=0555")
+        elif null is not None:
+            mount(f"/proc/self/fd/{null}", target, None, MS_BIND)
+            mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+                  | MS_NOEXEC | _keep_flags(target))
+
+
 def build_root(policy: dict, uid: int) -> None:
     """The student's root, from nothing (see `policy.py`), made the root of this namespace."""
     sources = {}
@@ -251,10 +270,7 @@ def build_root(policy: dict, uid: int) -> None:
     for path, target in links.items():
         os.makedirs(os.path.dirname(root + path), exist_ok=True)
         os.symlink(target, root + path)
-    for path in policy["hidden"]:
-        if os.path.isdir(root + path):
-            mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  "size=4k,nr_inodes=4,mode=0555")
+    hide(root, policy["hidden"], devices.get("null"))
     os.makedirs(root + "/dev", mode=0o755)
     for name, fd in devices.items():
         _bind(fd, f"/dev/{name}", f"{root}/dev/{name}", read_only=False)

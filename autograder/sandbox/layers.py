@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import settings
-from .policy import Policy, lesson_paths, read_only_paths
+from .policy import Policy, hidden_paths, read_only_paths
 
 JAIL = Path(__file__).with_name("jail.py")
 RUNNER = Path(__file__).resolve().parents[1] / "untrusted" / "runner.py"
@@ -255,7 +255,7 @@ class Spawn:
 
 def make_policy(limits: Limits, layers: Layers, uid: int | None,
                 hidden: Iterable[str] = ()) -> Policy:
-    return Policy(read_only=read_only_paths(), hidden=tuple(lesson_paths()) + tuple(hidden),
+    return Policy(read_only=read_only_paths(), hidden=hidden_paths(tuple(hidden)),
                   work_bytes=limits.work_bytes, work_files=limits.work_files, uid=uid,
                   nested_user=layers.user_namespace and uid is None,
                   subordinate=layers.subordinate if uid is not None else None,

@@ -9,7 +9,9 @@ whole sandbox where namespaces apply:
    message queue outlives it, or is seen by another) and UTS (its own host name); as an ordinary
    user, inside a user namespace of the grader's, in which it ends up with no privilege at all.
 2. **A root of its own**, built from nothing (a tmpfs): the system's directories, Python and its
-   packages, this package, all read-only; `hidden` paths inside those left empty; a few devices
+   packages, this package, all read-only; `hidden` paths inside those left empty (the lessons'
+   sources, nbgrader's exchange and data folders, Jupyter's, and the course's: `hidden_paths`,
+   whatever the configuration, even where they lie inside `/usr`); a few devices
    (`/dev/null`, ...); a new `/proc` (it sees only its own processes); and one writable place,
    `/tmp`, a tmpfs of `work_bytes` and `work_files` owned by the student's uid, gone with the
    process. Nothing else of the machine is there: not the course, not another student's folder,
@@ -110,6 +112,70 @@ def read_only_paths() -> tuple[str, ...]:
     if gpu:  # CUDA reads the PCI devices' descriptions too
         rest += ["/sys"] + gpu
     return tuple(system + rest)
+
+
+#: nbgrader's and Jupyter's folders on any machine, wherever the course puts its own: nbgrader's
+#: default exchange (`/usr/local/share/nbgrader/exchange`) and the root its documentation uses
+#: (`/srv/nbgrader/exchange`), Jupyter's system data folders (nbgrader's caches and extensions'
+#: data) and configuration folders (a JupyterHub's `nbgrader_config.py` names the course and its
+#: exchange), JupyterHub's own.
+NBGRADER_FOLDERS = ("/usr/local/share/nbgrader", "/usr/share/nbgrader", "/srv/nbgrader",
+                    "/usr/local/share/jupyter", "/usr/share/jupyter", "/etc/jupyter",
+                    "/usr/local/etc/jupyter", "/etc/jupyterhub", "/srv/jupyterhub")
+#: What the course side names (`course.config.hide_course`): the course's folder, its exchange
+#: and the gradebook, as the course's configuration says, in the environment so that the
+#: grading processes a grader starts inherit it (os.pathsep between paths).
+COURSE_PATHS = "AUTOGRADER_COURSE_PATHS"
+
+
+def jupyter_paths() -> list[str]:
+    """Jupyter's data and configuration folders for this Python and this user (as
+    `jupyter_core.paths` finds them, without importing it: the student's `check` has only torch)."""
+    found = []
+    for prefix in {sys.prefix, sys.base_prefix}:
+        found += [os.path.join(prefix, "share", "jupyter"), os.path.join(prefix, "etc", "jupyter")]
+    for name in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR",
+                 "JUPYTER_RUNTIME_DIR"):
+        found += [p for p in os.environ.get(name, "").split(os.pathsep) if p]
+    home = os.path.expanduser("~")
+    if home != "~":
+        found += [os.path.join(home, ".local", "share", "jupyter"), os.path.join(home, ".jupyter")]
+    return found
+
+
+def hidden_paths(extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every folder to leave empty inside what the student's process reads (`Policy.hidden`),
+    absolute and by their real paths too: the lessons' sources (`lesson_paths`), nbgrader's and
+    Jupyter's folders (`NBGRADER_FOLDERS`, `jupyter_paths`), the course's (`COURSE_PATHS`) and
+    `extra`. One that holds a path the process needs (a course with its venv inside) is not
+    hidden itself: everything else in it is (`_around`)."""
+    named = [*lesson_paths(), *NBGRADER_FOLDERS, *jupyter_paths(),
+             *os.environ.get(COURSE_PATHS, "").split(os.pathsep), *extra]
+    needed = {os.path.realpath(p) for p in (*SYSTEM, *needed_paths()) if os.path.exists(p)}
+    found: list[str] = []
+    for path in named:
+        if not path or not os.path.isabs(path):
+            continue
+        for each in dict.fromkeys((os.path.normpath(path), os.path.realpath(path))):
+            found += _around(each, needed)
+    return tuple(dict.fromkeys(found))
+
+
+def _around(path: str, needed: set[str], depth: int = 0) -> list[str]:
+    """`path`, or where it holds something `needed`, each of its entries but those (a needed
+    path itself, or one that holds a system folder, is never hidden)."""
+    if not os.path.lexists(path):
+        return []
+    inside = [n for n in needed if n == path or n.startswith(path.rstrip("/") + "/")]
+    if not inside:
+        return [path]
+    if path in needed or depth > 8 or any(n in SYSTEM for n in inside):
+        return []
+    try:
+        names = sorted(os.listdir(path))[:1000]
+    except OSError:
+        return []
+    return [p for name in names for p in _around(os.path.join(path, name), needed, depth + 1)]
 
 
 def lesson_paths() -> tuple[str, ...]:
