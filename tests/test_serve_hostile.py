@@ -19,11 +19,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from autograder.course import samples
 from autograder.course.release import release
 from autograder.course.serve import Server
 
+from .conftest import CORRECT
 from .courseusers import COURSE_ID
-from .test_serve import decided, hand_in, journal, released_page
+from .test_serve import NO_FACTOR_2, decided, hand_in, journal, released_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.xdist_group("serve")]
 
@@ -148,6 +150,35 @@ def test_forged_names_and_timestamps_do_not_beat_the_rate_limit(course, due_date
             assert [e for e in journal(course) if e["name"] == forged] == []
     finally:
         server.close()
+
+
+def test_a_hand_in_rewritten_after_the_due_date_is_late_whatever_its_folder_says(course,
+                                                                               due_date):
+    """The folder (made before the due date, and waiting for a token) keeps its time when a file
+    in it is rewritten; the file's own ctime does not: that is the content graded."""
+    options = {"workers": 1, "burst": 1, "every_minutes": 10, "log": lambda line: None}
+    server = Server(course["course"], **options)
+    try:
+        first = hand_in(course, "rewriter")
+        assert server.round() == 1  # the bucket's one result
+        second = hand_in(course, "rewriter", {**CORRECT, **NO_FACTOR_2})
+        assert server.round() == 0  # waits for a token
+    finally:
+        server.close()
+    assert decided(course, first)["state"] == "graded"
+    due_date(datetime.now(timezone.utc).replace(tzinfo=None))  # the due date passes
+    time.sleep(0.5)  # (a ctime is a clock tick behind: what follows is well after the due date)
+    notebook = inbound(course) / second / "backward.ipynb"
+    with notebook.open("r+b") as fh:  # the student's fix, written into the waiting folder
+        fixed = json.dumps(samples.fill(course["released"], CORRECT)).encode()
+        fh.truncate(0)
+        fh.write(fixed)
+    server = Server(course["course"], **options)
+    try:
+        assert server.round() == 0  # late: rate-limited as any other
+    finally:
+        server.close()
+    assert [e for e in journal(course) if e["name"] == second] == []
 
 
 def test_forged_names_and_timestamps_do_not_beat_the_late_penalty(course, past_due):
