@@ -130,7 +130,7 @@ def test_forged_names_and_timestamps_do_not_beat_the_rate_limit(course, due_date
     first = hand_in(course, "forger")  # on time; the bucket's one result
     server = Server(course["course"], **options)
     try:
-        assert server.round() == 1
+        server.round()  # (another test's hand-ins left waiting may be decided in it)
     finally:
         server.close()
     assert decided(course, first)["state"] == "graded"
@@ -146,7 +146,7 @@ def test_forged_names_and_timestamps_do_not_beat_the_rate_limit(course, due_date
         for i in range(3):
             claimed = graded_at + (due - graded_at) * (i + 1) / 4
             forged = forge(course, first, "forger", claimed, f"f{i}")
-            assert server.round() == 0
+            server.round()
             assert [e for e in journal(course) if e["name"] == forged] == []
     finally:
         server.close()
@@ -160,9 +160,10 @@ def test_a_hand_in_rewritten_after_the_due_date_is_late_whatever_its_folder_says
     server = Server(course["course"], **options)
     try:
         first = hand_in(course, "rewriter")
-        assert server.round() == 1  # the bucket's one result
+        server.round()  # the bucket's one result
         second = hand_in(course, "rewriter", {**CORRECT, **NO_FACTOR_2})
-        assert server.round() == 0  # waits for a token
+        server.round()  # waits for a token
+        assert [e for e in journal(course) if e["name"] == second] == []
     finally:
         server.close()
     assert decided(course, first)["state"] == "graded"
@@ -175,7 +176,7 @@ def test_a_hand_in_rewritten_after_the_due_date_is_late_whatever_its_folder_says
         fh.write(fixed)
     server = Server(course["course"], **options)
     try:
-        assert server.round() == 0  # late: rate-limited as any other
+        server.round()  # late: rate-limited as any other (another test's may be graded in it)
     finally:
         server.close()
     assert [e for e in journal(course) if e["name"] == second] == []
