@@ -27,13 +27,24 @@ so that the student's Assignment List (`fetch_feedback`) shows the official scor
   and nothing whose grade was recorded is graded again.
 * A bad or hostile submission costs that submission only: one that cannot be graded gets 0 and
   a page that says why (as `autograder grade` does); one whose name is another student's (anyone
-  can write into `inbound/`) or that is a link is refused and journaled, never graded.
+  can write into `inbound/`) or that is a link is refused and journaled, never graded. Each
+  hand-in is decided inside its own guard: whatever its files hold, a failure is journaled as
+  its result with one line for the instructor, the round goes on, and a restart never meets it
+  again.
+* The time of a hand-in is the server's: when its folder or anything in it last changed (the
+  ctimes, which only root can set back), or when this server first saw that content, whichever
+  is earlier. Never the folder's name or its `timestamp.txt`, which the student writes: the rate
+  limit, the due date and the gradebook's timestamp (the staged `timestamp.txt`, from which
+  nbgrader computes lateness) all use it, and the log says where the student's times disagree.
+* Every line of the log has its control characters shown as escapes (`terminal.visible`, as
+  `check` and `grade` show student text): a folder name is the student's.
 """
 
 from __future__ import annotations
 
 import fcntl
 import html
+import itertools
 import json
 import os
 import re
@@ -47,10 +58,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .. import files
+from ..terminal import visible
 from .exchange import root_of, submission_owner_ok
 
 #: What a submission may bring into the course (the rest is left in the exchange).
 MAX_FILES, MAX_FILE_BYTES, MAX_DEPTH = 100, 20 * 1024 * 1024, 4
+#: Entries looked at for a hand-in's time, each round it waits (more than staging copies).
+MAX_ENTRIES_TIMED = 4 * MAX_FILES
+#: How far the student's times (the folder's name, `timestamp.txt`) may be from the server's
+#: before the log says so (nbgrader's submit takes its time before it copies the files).
+DISAGREE_SECONDS = 60.0
+#: The largest `submission_secret.txt` read (nbgrader writes a short line).
+MAX_SECRET_BYTES = 4096
 
 
 class ServeError(RuntimeError):
@@ -62,11 +82,20 @@ class Submission:
     name: str
     student: str
     assignment: str
-    timestamp: datetime
-    seen: float  # when this server first saw it (time.time())
+    claimed: datetime  # what its name says (the student's: shown, never used)
+    at: float = 0.0  # the server's time of it (see `Server.scan`), time.time()'s scale
+
+    @property
+    def timestamp(self) -> datetime:
+        """`at` as nbgrader keeps times: naive UTC."""
+        return utc(self.at)
 
 
-def parse(name: str, seen: float) -> Submission | None:
+def utc(at: float) -> datetime:
+    return datetime.fromtimestamp(at, timezone.utc).replace(tzinfo=None)
+
+
+def parse(name: str) -> Submission | None:
     """A submission folder's name in `inbound/`: student+assignment+timestamp+random (nbgrader's;
     the student's name may hold a `+`, as nbgrader's collect allows), or without the random."""
     from nbgrader.utils import parse_utc
@@ -78,7 +107,18 @@ def parse(name: str, seen: float) -> Submission | None:
             when = parse_utc(parts[2])
         except Exception:  # noqa: BLE001 - dateutil raises several kinds; not this layout
             continue
-        return Submission(name, parts[0], parts[1], when, seen)
+        return Submission(name, parts[0], parts[1], when)
+    return None
+
+
+def not_a_student(student: str) -> str | None:
+    """Why a name's student part cannot be a student's folder and gradebook id, or None."""
+    if student in (".", ".."):
+        return "its student part is a folder's dot"
+    try:
+        student.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its student part is not UTF-8 text"
     return None
 
 
@@ -152,16 +192,63 @@ class Buckets:
 
 # --- staging: inbound -> submitted/, without following a link ----------------------------------
 
-def stage(inbound: Path, sub: Submission, dest: Path) -> None:
+def open_submission(inbound: Path, name: str) -> int:
+    """A descriptor of `inbound/name`, a folder opened without following a link."""
+    parent = os.open(inbound, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def last_change(inbound: Path, name: str) -> float:
+    """When the submission folder or anything in it last changed: the latest ctime of the folder
+    and of its first MAX_ENTRIES_TIMED entries (MAX_DEPTH folders down, no link followed). A
+    student can make it later (touch a file), never earlier: only root sets a ctime back.
+    Raises OSError where the folder cannot be opened."""
+    top = open_submission(inbound, name)
+    latest = os.fstat(top).st_ctime
+    left = MAX_ENTRIES_TIMED
+    stack = [(top, 0)]
+    try:
+        while stack and left > 0:
+            fd, depth = stack.pop()
+            try:
+                with os.scandir(fd) as entries:
+                    for entry in itertools.islice(entries, left):
+                        left -= 1
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        latest = max(latest, st.st_ctime)
+                        if stat.S_ISDIR(st.st_mode) and depth < MAX_DEPTH:
+                            try:
+                                stack.append((os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY
+                                                      | os.O_NOFOLLOW, dir_fd=fd), depth + 1))
+                            except OSError:
+                                continue
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
+    return latest
+
+
+def stage(inbound: Path, sub: Submission, dest: Path) -> float:
     """Copy the submission's plain files (at most MAX_FILES, each at most MAX_FILE_BYTES, at most
     MAX_DEPTH folders down) into a fresh `dest`, opening each folder and file without following a
-    link: the student owns the folder and may change it while it is copied."""
+    link: the student owns the folder and may change it while it is copied. Returns the latest
+    ctime of what was copied (and of the folders it was in): when that content last changed."""
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    top = os.open(sub.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                  dir_fd=os.open(inbound, os.O_RDONLY | os.O_DIRECTORY))
+    top = open_submission(inbound, sub.name)
     copied = [0]
+    latest = [os.fstat(top).st_ctime]
 
     def copy_dir(fd: int, out: Path, depth: int) -> None:
         try:
@@ -181,6 +268,7 @@ def stage(inbound: Path, sub: Submission, dest: Path) -> None:
                 except OSError:
                     continue
                 try:
+                    latest[0] = max(latest[0], os.fstat(sub_fd).st_ctime)
                     (out / name).mkdir()
                     copy_dir(sub_fd, out / name, depth + 1)
                 finally:
@@ -194,6 +282,8 @@ def stage(inbound: Path, sub: Submission, dest: Path) -> None:
                     if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
                         continue
                     data = src.read(MAX_FILE_BYTES + 1)
+                    # after the read: a write while it was read is a change, too
+                    latest[0] = max(latest[0], os.fstat(src.fileno()).st_ctime)
                 if len(data) <= MAX_FILE_BYTES:
                     (out / name).write_bytes(data)
                     copied[0] += 1
@@ -202,6 +292,50 @@ def stage(inbound: Path, sub: Submission, dest: Path) -> None:
         copy_dir(top, dest, 0)
     finally:
         os.close(top)
+    return latest[0]
+
+
+def read_secret(folder: Path) -> tuple[str | None, str | None]:
+    """(the staged `submission_secret.txt`'s text, None) or (None, why there is none usable): the
+    student wrote it, and nbgrader reads it as UTF-8 text."""
+    path = folder / "submission_secret.txt"
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SECRET_BYTES + 1)
+    except FileNotFoundError:
+        return None, "it has no submission_secret.txt"
+    except OSError as exc:
+        return None, f"its submission_secret.txt cannot be read ({exc.strerror})"
+    if len(raw) > MAX_SECRET_BYTES:
+        return None, f"its submission_secret.txt is over {MAX_SECRET_BYTES} bytes"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "its submission_secret.txt is not UTF-8 text"
+    if not text:
+        return None, "its submission_secret.txt is empty"
+    return text, None
+
+
+def claimed_in_file(course: Path, sub: Submission) -> datetime | None:
+    """What the staged `timestamp.txt` says (the student's; shown, never used), None where it says
+    no date."""
+    from nbgrader.utils import parse_utc
+
+    try:
+        raw = files.read_under(course, ("submitted", sub.student, sub.assignment,
+                                        "timestamp.txt"), 1024)
+        return parse_utc(raw.decode("utf-8", "replace").strip()) if raw else None
+    except Exception:  # noqa: BLE001 - a link, too large, not a date: dateutil raises several kinds
+        return None
+
+
+def write_server_time(folder: Path, sub: Submission) -> None:
+    """The staged `timestamp.txt`, which nbgrader's gradebook timestamp (and so its lateness)
+    comes from: the server's time of the hand-in, in nbgrader's own format."""
+    path = folder / "timestamp.txt"
+    path.unlink(missing_ok=True)  # (stage copies plain files only: never a link here)
+    path.write_text(sub.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
 
 
 # --- the server -----------------------------------------------------------------------------------
@@ -240,7 +374,7 @@ class Server:
                              f"(`autograder release --course {self.course}`)")
         self.workers = workers or os.cpu_count() or 1
         self.batch = batch or max(8, 4 * self.workers)
-        self.poll, self.log = poll, log
+        self.poll, self._log = poll, log
         state = self.course / "serve"
         state.mkdir(exist_ok=True)
         self.lock = (state / "lock").open("w")
@@ -250,7 +384,7 @@ class Server:
             raise ServeError(f"another `autograder serve` serves {self.course}") from None
         self.journal = Journal(state / "journal.jsonl")
         self.buckets = Buckets(state / "buckets.json", burst, every_minutes * 60.0).load()
-        self.seen: dict[str, float] = {}
+        self.seen: dict[str, tuple[float, float]] = {}  # name: (its last change, first seen)
         self._graded: tuple[int, dict] | None = None  # (journal size, last_graded's answers)
         self.warm = True
         self.duedates: dict[str, datetime | None] = {}
@@ -273,11 +407,19 @@ class Server:
         self.lock.close()
         self.closing.close()
 
+    def log(self, line: str) -> None:
+        """One line for the instructor: a name in it is the student's, so every control character
+        is shown as its escape (as `check` and `grade` show student text), and a name that is not
+        UTF-8 as its bytes' escapes."""
+        self._log(visible(line, lines=False).encode("utf-8", "backslashreplace").decode("utf-8"))
+
     # -- what is waiting ------------------------------------------------------------------------
 
     def scan(self) -> list[Submission]:
         """The submissions of a lesson that the journal has no word of (refusing, once, those
-        whose owner is not the student they name)."""
+        whose owner is not the student they name), each with the server's time of it."""
+        from .record import one_line
+
         now = time.time()
         try:
             names = os.listdir(self.inbound)
@@ -288,17 +430,49 @@ class Server:
         for name in names:
             if name in self.journal.entries:
                 continue
-            sub = parse(name, self.seen.setdefault(name, now))
-            if sub is None or sub.assignment not in self.lessons:
-                continue  # not a submission of a lesson: stock `nbgrader collect` is for it
-            if not submission_owner_ok(self.inbound / name, sub.student):
-                self.journal.add(name=name, state="refused", student=sub.student,
-                                 assignment=sub.assignment,
-                                 note="not a folder owned by the student it names")
-                self.log(f"refused {name}: not a folder owned by {sub.student}")
+            try:
+                sub = self.look_at(name, now)
+            except Exception as exc:  # noqa: BLE001 - whatever the folder holds, it costs itself
+                self.decide(name, None, "failed", f"cannot be looked at: {one_line(exc)}")
                 continue
-            waiting.append(sub)
+            if sub is not None:
+                waiting.append(sub)
+        for name in set(self.seen) - {sub.name for sub in waiting}:
+            del self.seen[name]  # decided, or gone from inbound/
         return waiting
+
+    def look_at(self, name: str, now: float) -> Submission | None:
+        """The submission `name` is, with its time: when its content last changed (`last_change`)
+        or when this server first saw that content, whichever is earlier. None where it is not a
+        submission of a lesson (stock `nbgrader collect` is for it) or was refused."""
+        sub = parse(name)
+        if sub is None or sub.assignment not in self.lessons:
+            return None
+        why = not_a_student(sub.student)
+        if why is not None:
+            self.decide(name, sub, "refused", why)
+            return None
+        if not submission_owner_ok(self.inbound / name, sub.student):
+            self.decide(name, sub, "refused", f"not a folder owned by {sub.student}")
+            return None
+        try:
+            changed = last_change(self.inbound, name)
+        except OSError:
+            return None  # gone, or a link put in its place: the next round sees which
+        known = self.seen.get(name)
+        first_seen = known[1] if known is not None and known[0] == changed else now
+        self.seen[name] = (changed, first_seen)
+        sub.at = min(changed, first_seen)
+        return sub
+
+    def decide(self, name: str, sub: Submission | None, state: str, note: str) -> None:
+        """Journal a hand-in that is not graded (refused or failed), with one line for the
+        instructor."""
+        about = {} if sub is None else {"student": sub.student, "assignment": sub.assignment}
+        if sub is not None and sub.at:
+            about["timestamp"] = str(sub.timestamp)
+        self.journal.add(name=name, state=state, **about, note=note)
+        self.log(f"{state} {name}: {note}")
 
     def last_graded(self, student: str, assignment: str) -> tuple[datetime, str] | None:
         """(timestamp, name) of the student's latest graded submission of `assignment`."""
@@ -331,7 +505,7 @@ class Server:
             by_key.setdefault((sub.student, sub.assignment), []).append(sub)
         chosen = []
         for (student, assignment), subs in by_key.items():
-            subs.sort(key=lambda s: s.timestamp)
+            subs.sort(key=lambda s: (s.at, s.name))
             graded = self.last_graded(student, assignment)
             stale = [s for s in subs if graded is not None and s.timestamp <= graded[0]]
             fresh = [s for s in subs if s not in stale]
@@ -351,8 +525,8 @@ class Server:
                 if not on_time:
                     continue  # late, and rate-limited as any other
                 latest = on_time[-1]  # the last before the due date: graded whatever the bucket
-            older = [s for s in fresh if s.timestamp < latest.timestamp]
-            chosen.append((latest, older, min(s.seen for s in fresh)))
+            older = fresh[:fresh.index(latest)]
+            chosen.append((latest, older, min(s.at for s in fresh)))
         chosen.sort(key=lambda c: c[2])
         return [(latest, older) for latest, older, _ in chosen[:self.batch]]
 
@@ -368,20 +542,19 @@ class Server:
         return sum(self.grade(assignment, items) for assignment, items in by_lesson.items())
 
     def grade(self, assignment: str, items: list[tuple[Submission, list[Submission]]]) -> int:
+        """Stage, grade and release `items` of one lesson; each hand-in in its own guard."""
         from .record import one_line
 
         lesson = self.lessons[assignment]
         staged = []
         for sub, older in items:
-            folder = self.course / "submitted" / sub.student / assignment
             try:
-                stage(self.inbound, sub, folder)
+                if self.stage(sub):
+                    staged.append((sub, older))
             except OSError as exc:
-                self.journal.add(name=sub.name, state="refused", student=sub.student,
-                                 assignment=assignment, note=f"cannot be read: {one_line(exc)}")
-                self.log(f"refused {sub.name}: cannot be read ({one_line(exc)})")
-                continue
-            staged.append((sub, older))
+                self.decide(sub.name, sub, "refused", f"cannot be read ({one_line(exc)})")
+            except Exception as exc:  # noqa: BLE001 - whatever it holds, it costs itself only
+                self.decide(sub.name, sub, "failed", f"cannot be staged: {one_line(exc)}")
         if not staged:
             return 0
         try:
@@ -390,35 +563,75 @@ class Server:
             if len(staged) > 1:
                 return sum(self.grade(assignment, [item]) for item in items
                            if item in staged)
-            sub = staged[0][0]
-            self.journal.add(name=sub.name, state="failed", student=sub.student,
-                             assignment=assignment, timestamp=str(sub.timestamp),
-                             note=one_line(exc))
-            self.log(f"failed {sub.name}: {one_line(exc)}")
+            self.decide(staged[0][0].name, staged[0][0], "failed", one_line(exc))
             return 0
         now = time.time()
+        done = 0
         for (sub, older), outcome in zip(staged, outcomes, strict=True):
-            self.buckets.take(sub.student, now)
-            self.buckets.save()  # before the journal: a restart never gives a result back free
-            page = self.page(lesson, sub.student)
-            next_at = self.buckets.next_at(sub.student, now)
-            if next_at is not None and page.is_file():
-                add_note(page, next_result_note(next_at, self.buckets))
-            checksum = self.checksum(sub, lesson)
-            self.journal.add(name=sub.name, state="graded", student=sub.student,
-                             assignment=assignment, timestamp=str(sub.timestamp),
-                             score=outcome.score, max_score=outcome.max_score,
-                             reason=outcome.reason, feedback=checksum)
-            for old in older:
-                self.journal.add(name=old.name, state="superseded", student=sub.student,
-                                 assignment=assignment, timestamp=str(old.timestamp),
-                                 by=sub.name)
-            self.release(page, checksum)
-            self.log(f"graded {sub.student} {assignment}: {outcome.score:g} / "
-                     f"{outcome.max_score:g}{' (' + outcome.reason + ')' if outcome.reason else ''}"
-                     f", {now - sub.seen:.1f} s after it arrived"
-                     + (f", {len(older)} older superseded" if older else ""))
-        return len(staged)
+            try:
+                done += self.finish(lesson, sub, older, outcome, now)
+            except Exception as exc:  # noqa: BLE001 - graded; what failed after costs it alone
+                if sub.name in self.journal.entries:  # journaled as graded: a restart releases it
+                    self.log(f"graded {sub.name}, but its page was not released: "
+                             f"{one_line(exc)}")
+                else:
+                    self.decide(sub.name, sub, "failed", f"graded, but not recorded here: "
+                                                         f"{one_line(exc)}")
+        return done
+
+    def stage(self, sub: Submission) -> bool:
+        """Copy the hand-in into `submitted/`, its `timestamp.txt` the server's time of it. False
+        where it changed after the due date while the bucket is empty (decided again next
+        round, as late)."""
+        folder = self.course / "submitted" / sub.student / sub.assignment
+        changed = stage(self.inbound, sub, folder)
+        if changed > sub.at:  # changed since it was looked at: that is its time
+            sub.at = min(changed, time.time())
+            due = self.duedate(sub.assignment)
+            if due is not None and sub.timestamp > due and \
+                    self.buckets.tokens(sub.student, time.time()) < 1.0:
+                self.log(f"waits {sub.name}: it changed after the due date while it was staged")
+                return False
+        in_file = claimed_in_file(self.course, sub)
+        write_server_time(folder, sub)
+        said = [f"its name says {sub.claimed}"] if far(sub.claimed, sub.timestamp) else []
+        if in_file is not None and far(in_file, sub.timestamp):
+            said.append(f"its timestamp.txt says {in_file}")
+        if said:
+            self.log(f"note {sub.name}: handed in at {sub.timestamp} UTC by the server's clock, "
+                     f"which counts; {' and '.join(said)}")
+        return True
+
+    def finish(self, lesson, sub: Submission, older: list[Submission], outcome, now: float) -> int:
+        """Journal one graded hand-in (and those it supersedes), release its page, say so."""
+        self.buckets.take(sub.student, now)
+        self.buckets.save()  # before the journal: a restart never gives a result back free
+        page = self.page(lesson, sub.student)
+        next_at = self.buckets.next_at(sub.student, now)
+        if next_at is not None and page.is_file():
+            add_note(page, next_result_note(next_at, self.buckets))
+        secret, why_not = read_secret(self.course / "submitted" / sub.student / sub.assignment)
+        checksum = None if secret is None else \
+            notebook_hash(secret=secret, notebook_id=lesson.notebook_id)
+        self.journal.add(name=sub.name, state="graded", student=sub.student,
+                         assignment=sub.assignment, timestamp=str(sub.timestamp),
+                         claimed=str(sub.claimed), seconds_late=outcome.seconds_late,
+                         score=outcome.score, max_score=outcome.max_score,
+                         reason=outcome.reason, feedback=checksum,
+                         **({"note": f"page not released: {why_not}"} if why_not else {}))
+        for old in older:
+            self.journal.add(name=old.name, state="superseded", student=sub.student,
+                             assignment=sub.assignment, timestamp=str(old.timestamp),
+                             by=sub.name)
+        self.release(page, checksum)
+        self.log(f"graded {sub.student} {sub.assignment}: {outcome.score:g} / "
+                 f"{outcome.max_score:g}{' (' + outcome.reason + ')' if outcome.reason else ''}"
+                 f", {max(0.0, now - sub.at):.1f} s after it arrived"
+                 + (f", {outcome.seconds_late:g} s late" if outcome.seconds_late else "")
+                 + (f", {len(older)} older superseded" if older else "")
+                 + (f"; its page is not released: {why_not} (it stays in the course)"
+                    if why_not else ""))
+        return 1
 
     def _grade_lesson(self, lesson, students: list[str]):
         from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
@@ -442,17 +655,6 @@ class Server:
         from .feedback import page
 
         return page(self.course, student, lesson)
-
-    def checksum(self, sub: Submission, lesson) -> str | None:
-        """The page's name in the exchange: nbgrader's hash of the submission's secret (which the
-        student's own cache holds: no one else can find the page)."""
-        from nbgrader.utils import notebook_hash
-
-        secret = self.course / "submitted" / sub.student / sub.assignment / "submission_secret.txt"
-        try:
-            return notebook_hash(secret=secret.read_text(), notebook_id=lesson.notebook_id)
-        except OSError:
-            return None  # no secret: no one could fetch the page (written in the course only)
 
     def release(self, page: Path, checksum: str | None) -> None:
         """What nbgrader's release_feedback does for one page: `feedback/<hash>.html`, whole or
@@ -478,11 +680,16 @@ class Server:
                     last[key] = entry
         for (student, assignment), entry in last.items():
             checksum = entry.get("feedback")
-            if checksum and assignment in self.lessons and \
-                    not (self.feedback / f"{checksum}.html").is_file():
-                self.release(self.page(self.lessons[assignment], student), checksum)
-                self.log(f"released again {student} {assignment}: its page had not reached "
-                         "the exchange")
+            try:
+                if checksum and assignment in self.lessons and \
+                        not (self.feedback / f"{checksum}.html").is_file():
+                    self.release(self.page(self.lessons[assignment], student), checksum)
+                    self.log(f"released again {student} {assignment}: its page had not reached "
+                             "the exchange")
+            except Exception as exc:  # noqa: BLE001 - one page's trouble stops no restart
+                from .record import one_line
+
+                self.log(f"cannot release again {student} {assignment}: {one_line(exc)}")
 
     # -- forever --------------------------------------------------------------------------------
 
@@ -490,6 +697,19 @@ class Server:
         while not until():
             if self.round() == 0:
                 time.sleep(self.poll)
+
+
+def notebook_hash(secret: str, notebook_id: str) -> str:
+    """The page's name in the exchange: nbgrader's hash of the submission's secret (which the
+    student's own cache holds: no one else can find the page)."""
+    from nbgrader.utils import notebook_hash as nbgrader_hash
+
+    return nbgrader_hash(secret=secret, notebook_id=notebook_id)
+
+
+def far(claimed: datetime, server: datetime) -> bool:
+    """Whether a time the student wrote is further from the server's than a submit takes."""
+    return abs((claimed - server).total_seconds()) > DISAGREE_SECONDS
 
 
 def next_result_note(next_at: float, buckets: Buckets) -> str:
