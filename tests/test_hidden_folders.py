@@ -71,8 +71,10 @@ def test_a_folder_that_holds_what_the_process_needs_is_hidden_around_it(tmp_path
 INNER = '''
 import json, sys
 from pathlib import Path
-from autograder.sandbox import policy
+from autograder.sandbox import attempt, policy
 from autograder.sandbox.launch import run_untrusted
+
+attempt.GUARDED = False  # raw cells, which no answer could run: the sandbox alone holds them
 
 look = json.loads(sys.argv[1])
 course = Path(look["course"])
@@ -221,9 +223,11 @@ def mse_grad(inp, targ):
     sign = 1.0 if not seen else -1.0
     inp.g = sign * 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]
 '''
-#: `nbgrader autograde` with the rules let through (tests/conftest.rules_let_through).
-STOCK = ("import sys\nfrom autograder import rules\nfrom tests.conftest import _let_through\n"
-         "rules.judge = _let_through\nfrom nbgrader.apps.nbgraderapp import main\n"
+#: `nbgrader autograde` with the rules and guards let through (tests/conftest.rules_let_through).
+STOCK = ("import sys\nfrom autograder import rules\nfrom autograder.sandbox import attempt\n"
+         "from tests.conftest import _let_through\n"
+         "rules.judge = _let_through\nattempt.GUARDED = False\n"
+         "from nbgrader.apps.nbgraderapp import main\n"
          "sys.argv = ['nbgrader', 'autograde', 'backward', '--student', 'eve', '--force']\nmain()\n")
 
 

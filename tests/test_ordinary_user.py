@@ -23,7 +23,8 @@ from .userenv import ordinary_user, why_no_subordinate_ids, why_not
 USER = "autograder-test"
 #: The sandbox's suites (the grade-faking suite is about what the rules read and the wire, the
 #: same whoever grades; its bomb goes through the sandbox), and the second lesson's.
-SUITES = ["tests/test_attacks.py", "tests/test_language.py", "tests/test_sandbox.py", "tests/test_jail.py",
+SUITES = ["tests/test_attacks.py", "tests/test_language.py", "tests/test_answer_language.py",
+          "tests/test_sandbox.py", "tests/test_jail.py",
           "tests/test_warm.py", "tests/test_grades.py::test_a_results_bomb_reaches_the_grader_bounded",
           "tests/test_classifier.py"]  # the second lesson, released and graded as the user
 
