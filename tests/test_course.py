@@ -27,6 +27,7 @@ from autograder.course.feedback import FeedbackPage, readable, targets_of
 from autograder.course.grade import grade_course
 from autograder.course.release import release
 
+from .cheats import ROUND_4
 from .conftest import BACKWARD, CLASS, CORRECT, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
@@ -40,7 +41,7 @@ NBFORMAT_3 = json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {},
 BROKEN = {"notjson": (b"hello", "not valid JSON"), "empty": (b"", "is empty"),
           "old": (NBFORMAT_3, "nbformat 3"), "list": (b"[1, 2]", "not an object"),
           "cellsnotlist": (b'{"nbformat": 4, "cells": 3}', "no list of cells")}
-GRADED = ["alice", "bob", "carl", "tamper", "twin"]
+GRADED = ["alice", "bob", "carl", "mallory", "tamper", "twin"]
 #: Made by `hand_in`, each not gradable, with a word its reason must hold.
 ODD = {"missing": "no backward.ipynb", "dup": "mse_grad", "badstamp": "timestamp.txt is not a date"}
 STUDENTS = sorted([*GRADED, *BROKEN, *ODD])
@@ -49,7 +50,8 @@ DUE = "2026-01-10 12:00:00"
 
 def hand_in(course: Path, released: dict) -> None:
     samples.write_class(released, course, BACKWARD, {"alice": ({}, []), "bob": (NO_FACTOR_2, []),
-                                           "carl": ({}, [])})
+                                           "carl": ({}, []),
+                                           "mallory": (ROUND_4, [])})  # autograd by the frames
     # Late: nbgrader reads timestamp.txt and the due date in the gradebook.
     (course / "submitted" / "carl" / "backward" / "timestamp.txt").write_text("2026-01-11 12:00:00 UTC")
     samples.write_class(released, course, BACKWARD, {"badstamp": ({}, [])})
@@ -222,7 +224,7 @@ def test_a_broken_submission_is_zero_with_its_reason(graded, student):
 def test_broken_submissions_change_nothing_for_the_others(graded):
     course, _ = graded
     rows = csv_rows(course / "grades.csv")
-    assert [float(rows[s]["score"]) for s in GRADED] == [10.0, 8.0, 10.0, 10.0, 10.0]
+    assert [float(rows[s]["score"]) for s in GRADED] == [10.0, 8.0, 10.0, 3.0, 10.0, 10.0]
 
 
 def test_a_late_submission_is_counted_as_nbgrader_counts_it(graded):
@@ -255,6 +257,16 @@ def test_gradescope_results_json_has_the_spec_fields(graded):
             assert test["status"] in {"passed", "failed"} and test["visibility"] == "visible"
         assert data["score"] == pytest.approx(sum(t["score"] for t in data["tests"]))
     assert json.loads((course / "gradescope" / "bob" / "backward" / "results.json").read_text())["score"] == 8.0
+    # The fourth attack round's answers (autograd through a generator's frame) earn nothing.
+    assert json.loads((course / "gradescope" / "mallory" / "backward" / "results.json")
+                      .read_text())["score"] == 3.0
+
+
+def test_the_attacks_of_round_4_earn_nothing_in_the_gradebook(graded):
+    course, _ = graded
+    scores = grades(course, "mallory")
+    assert {t: auto for t, (auto, _) in scores.items()} == {
+        "mse_grad": 0.0, "relu_grad": 0.0, "lin_grad": 0.0, "module_backward": 3.0}
 
 
 def recorded(course: Path, student: str) -> tuple:
@@ -277,7 +289,8 @@ def outputs(text: str) -> list:
 
 def test_stock_nbgrader_autograde_records_exactly_what_autograder_grade_recorded(graded, tmp_path):
     course = copy(graded, tmp_path)
-    students = ("alice", "bob", "carl", "tamper")  # full marks, a mistake, late, locked cell
+    # full marks, a mistake, late, autograd through a generator's frame, locked cell
+    students = ("alice", "bob", "carl", "mallory", "tamper")
     ours = {s: recorded(course, s) for s in students}
     for student in students:
         done = nbgrader(course, "autograde", "backward", "--student", student, "--force")

@@ -342,3 +342,15 @@ def test_every_line_a_student_reads_on_gradescope_is_within_88_columns():
     assert all(len(line) <= 88 for text in said for line in text.splitlines()), said
     assert "(3, 4) but b" in data["tests"][0]["output"]  # a shape kept whole
     assert data["tests"][1]["output"].startswith("all 6 checks pass: no-autograd, ")
+
+
+@pytest.mark.slow
+def test_run_autograder_gives_the_attacks_of_round_4_nothing(tmp_path, make_notebook):
+    from .cheats import ROUND_4, ROUND_4_COMPUTED
+
+    for how, answers in (("read", ROUND_4), ("computed", ROUND_4_COMPUTED)):
+        sub = tmp_path / how
+        sub.mkdir()
+        make_notebook(answers, name=f"{how}/backward.ipynb")
+        data = run_autograder_entry(sub, tmp_path / f"{how}.json")
+        assert data["score"] == 3.0, data["output"]  # module_backward, right; the rest 0

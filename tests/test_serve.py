@@ -230,3 +230,19 @@ def test_killed_mid_burst_and_restarted_every_submission_is_graded_exactly_once(
     # server, the command a course runs, writes neither
     assert not (course["course"] / "grades.csv").exists()
     assert not (course["course"] / "gradescope").exists()
+
+
+def test_the_attacks_of_round_4_earn_nothing_from_serve(course):
+    from .cheats import ROUND_4, ROUND_4_COMPUTED
+
+    names = {hand_in(course, "mallory-" + how, {**CORRECT, **answers}): how
+             for how, answers in (("read", ROUND_4), ("computed", ROUND_4_COMPUTED))}
+    server = Server(course["course"], workers=2, log=lambda line: None)
+    try:
+        while server.round():
+            pass
+    finally:
+        server.close()
+    for name in names:  # module_backward is right; the three targets that used autograd earn 0
+        assert decided(course, name)["state"] == "graded"
+        assert decided(course, name)["score"] == 3.0, decided(course, name)
