@@ -153,7 +153,10 @@ class Policy:
             if _dunder(name) and name not in lang.OWN_DUNDERS:
                 raise _refuse(f".{name} of {described(obj)}")
             return None
-        if _type(obj) is super:  # what the class's parents define: its own, or `object`'s
+        if _type(obj) is super:  # what the parents of the answer's own class define
+            if not own(obj.__self__ if obj.__self__ is not None else obj.__self_class__):
+                raise _refuse(f"super() of {described(obj.__self__)}", "super() is for the "
+                              "answer's own classes")
             if not _dunder(name) or name in lang.DUNDER_METHODS:
                 return None
         if _dunder(name):
