@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 MAX_NOTEBOOK_BYTES = 20 << 20
+#: What a notebook's JSON may hold, counted before it is parsed (`check_shape`): Jupyter's own
+#: notebooks hold far less (a cell is a few objects; its lines and outputs are strings), and a
+#: notebook past these, under the size cap, is an attack: 7 million empty lists in its metadata
+#: held nbgrader's steps for minutes at 4 GB.
+MAX_DEPTH = 100  # lists and objects inside each other
+MAX_CONTAINERS = 100_000  # lists and objects
+MAX_VALUES = 4_000_000  # strings (keys too), numbers, true, false, null, lists and objects
 
 
 class NotebookError(ValueError):
@@ -65,10 +73,16 @@ EXPORTS = {".py": "a Python file", ".html": "a web page (HTML)", ".pdf": "a PDF"
 
 def parse_notebook(raw: bytes | str, name: str = "the notebook") -> dict:
     """`raw` as a notebook; a `NotebookError` says what the file is where it is none: empty, an
-    export of the notebook (by `name`'s suffix), JSON without cells, text that is not JSON."""
+    export of the notebook (by `name`'s suffix), JSON without cells, text that is not JSON, JSON
+    past the limits on its shape (`check_shape`, before anything of its size is built)."""
     try:
-        nb = json.loads(raw)
+        text = raw if isinstance(raw, str) else raw.decode(json.detect_encoding(raw),
+                                                              "surrogatepass")
+        check_shape(text, name)
+        nb = json.loads(text)
     except (ValueError, RecursionError) as exc:
+        if isinstance(exc, NotebookError):
+            raise
         suffix = os.path.splitext(name)[1].lower()
         if suffix in EXPORTS:
             raise NotebookError(f"{name} is {EXPORTS[suffix]}, not a notebook: give the notebook "
@@ -79,6 +93,46 @@ def parse_notebook(raw: bytes | str, name: str = "the notebook") -> dict:
         raise NotebookError(f"{name} is not a notebook: it is not valid JSON{line}") from None
     validate(nb, name)
     return nb
+
+
+#: A JSON string once its escaped backslashes and quotes are gone (`check_shape`).
+QUOTED = re.compile(r'"[^"]*"')
+BRACKET = re.compile(r"[][{}]")
+
+
+def check_shape(text: str, name: str = "the notebook") -> None:
+    """Raise a `NotebookError` where the JSON `text` holds more than `MAX_VALUES` values, more
+    than `MAX_CONTAINERS` lists and objects, or nests them deeper than `MAX_DEPTH`, before
+    `json.loads` builds anything: counted on the text, by `str.count` and one pass of the
+    regular-expression engine over it, then one loop over its brackets (at most
+    `MAX_CONTAINERS` of them). Exact for JSON (an empty list or object aside), and bounds
+    what `json.loads` would read of a broken text before it stops."""
+    # In JSON a backslash is only ever in a string, and starts an escape: taking out its pairs
+    # (\\) from the left, then escaped quotes, leaves each quote one that opens or closes.
+    plain = text.replace("\\\\", "").replace('\\"', "")
+    if plain.count('"') // 2 > MAX_VALUES:
+        raise NotebookError(_too_many(name, f"{MAX_VALUES:,} values"))
+    bare = QUOTED.sub("", plain)  # the JSON without its strings
+    del plain
+    opened = bare.count("[") + bare.count("{")
+    if opened > MAX_CONTAINERS:
+        raise NotebookError(_too_many(name, f"{MAX_CONTAINERS:,} lists and objects"))
+    # After the first, each value (an object's keys too) comes after a comma, a colon or the
+    # bracket that opens its list or object: exact, but for one too many per empty one.
+    if 1 + bare.count(",") + bare.count(":") + opened > MAX_VALUES:
+        raise NotebookError(_too_many(name, f"{MAX_VALUES:,} values"))
+    if opened != bare.count("]") + bare.count("}"):
+        return  # not JSON: json.loads says where, having read no more than was counted
+    depth = 0
+    for bracket in BRACKET.finditer(bare):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise NotebookError(_too_many(name, f"{MAX_DEPTH} lists and objects inside each "
+                                                "other"))
+
+
+def _too_many(name: str, what: str) -> str:
+    return f"{name} holds more than {what}, far more than a notebook does: it is not read"
 
 
 def validate(nb: object, name: str = "the notebook") -> None:

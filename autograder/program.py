@@ -84,6 +84,9 @@ def build(nb: dict, source: dict | None, entries: dict[str, str],
     wanted = set().union(*(s.uses for c in running for s in c.statements))
     needed = [s for s in reading.reachable(wanted, statements)
               if s.cell not in {c.index for c in running}]
+    needed_in: dict[int, list[reading.Statement]] = {}
+    for s in needed:
+        needed_in.setdefault(s.cell, []).append(s)
     cells = []
     for cell in sorted([*running, *lesson], key=lambda c: c.index):
         target = next((t for t, c in answers.items() if c is cell), None)
@@ -92,7 +95,7 @@ def build(nb: dict, source: dict | None, entries: dict[str, str],
                           "name": f"cell {mine[target].index}", "first_line": cell.first_line,
                           "label": cell.label(target)})
             continue
-        kept = [s for s in needed if s.cell == cell.index]
+        kept = needed_in.get(cell.index)
         if kept:
             text = reading.keep_lines(cell.source, kept)
             text = _runnable(text, reading.parse(text, magics=True))
@@ -135,17 +138,30 @@ def _with_passes(tree: ast.Module, inert: set[int]) -> ast.Module:
     return clone
 
 
+#: The student's own cells are read for hints up to this many characters in all, in the
+#: notebook's order (a notebook may hold hundreds of cells of thousands of lines: reading them
+#: all would hold the grader for minutes, for hints alone). A student's experiments are far less.
+MAX_OWN_CHARS = 4 * rules.MAX_ANSWER_BYTES
+
+
 def _own_names(cells: list[notebook.CodeCell], lesson: list[reading.Cell]) -> dict[str, str]:
     """What the student's own `cells` (neither answers nor tests, and not the lesson's) define:
     name -> the cell, as a student finds it (`the cell "first line..."`: Jupyter shows no cell
-    numbers)."""
+    numbers). Each cell is read once, one longer than an answer may be not at all, and none
+    once those read hold `MAX_OWN_CHARS`."""
     theirs = {c.source for c in lesson}
     found: dict[str, str] = {}
+    budget = MAX_OWN_CHARS
     for cell in cells:
-        if cell.source not in theirs:
-            # Read for hints only, and bounded as an answer is: a cell of megabytes would hold
-            # the grader (its parse takes seconds and gigabytes, and parses take turns).
-            read = reading.read_cell(cell.index, cell.source, limit=rules.MAX_ANSWER_BYTES)
-            for name in read.defines:
-                found.setdefault(name, read.label())
+        # Read for hints only, and bounded as an answer is: a cell of megabytes would hold
+        # the grader (its parse takes seconds and gigabytes, and parses take turns).
+        if cell.source in theirs or len(cell.source) > rules.MAX_ANSWER_BYTES:
+            continue
+        budget -= len(cell.source)
+        if budget < 0:
+            break
+        read = reading.read_cell(cell.index, cell.source)
+        label = read.label()  # once a cell: a cell may define thousands of names
+        for name in read.defines:
+            found.setdefault(name, label)
     return found

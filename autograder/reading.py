@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import functools
 import re
 import symtable
 import threading
@@ -38,16 +39,28 @@ class Statement:
     changes: frozenset[str] = frozenset()  # names whose contents it may change, or aliases
 
 
+#: Where `str.splitlines` ends a line.
+LINE_END = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+FIRST_TEXT = re.compile(r"\S")
+
+
 def first_line(source: str) -> str:
-    return next((line.strip() for line in source.splitlines() if line.strip()), "")
+    """The first line of `source` with more than blanks in it, stripped: what
+    `source.splitlines()` would give, read only up to the end of that line (a cell of megabytes
+    costs no more than its first line)."""
+    start = FIRST_TEXT.search(source)
+    if start is None:
+        return ""
+    end = LINE_END.search(source, start.start())
+    return source[start.start():end.start() if end else len(source)].strip()
 
 
-def cell_label(source: str, target: str | None = None) -> str:
+def cell_label(source: str, target: str | None = None, first: str | None = None) -> str:
     """A cell as a student finds it: `the lin_grad cell`, or `the cell "def forward_and..."`
-    by its first line (Jupyter shows no cell numbers)."""
+    by its first line (Jupyter shows no cell numbers; `first` where it is known)."""
     if target is not None:
         return f"the {target} cell"
-    first = first_line(source)
+    first = first_line(source) if first is None else first
     return f'the cell "{first if len(first) <= 40 else first[:37] + "..."}"'
 
 
@@ -69,13 +82,13 @@ class Cell:
     name: str = ""
     too_long: bool = False  # longer than `limit`: not read at all
 
-    @property
+    @functools.cached_property
     def first_line(self) -> str:
         return first_line(self.source)
 
     def label(self, target: str | None = None) -> str:
-        """The cell as a student finds it (`cell_label`)."""
-        return cell_label(self.source, target)
+        """The cell as a student finds it (`cell_label`): its first line is found once."""
+        return cell_label(self.source, target, None if target is not None else self.first_line)
 
     @property
     def defines(self) -> list[str]:

@@ -24,6 +24,7 @@ import heapq
 import itertools
 import os
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from contextlib import contextmanager, nullcontext
@@ -125,7 +126,8 @@ def read_and_sanitize(course: Path, student: str, cfg: Config, lesson: Lesson,
     except notebook.NotebookError as exc:
         raise Unusable(str(exc)) from None
     ids = [notebook.nbgrader_meta(c).get("grade_id") for c in raw["cells"]]
-    twice = sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1})
+    counted = Counter(i for i in ids if isinstance(i, str))  # one pass: cells may be thousands
+    twice = sorted(i for i, n in counted.items() if n > 1)
     if twice:
         # nbgrader's DeduplicateIds then OverwriteCells(add_missing_cells) fail on these (0.9.6)
         raise Unusable(f"{name} has {len(twice)} nbgrader cell(s) twice "

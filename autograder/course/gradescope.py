@@ -136,7 +136,7 @@ class Upload:
     """One notebook of a submission, as the grader sees it before grading."""
 
     name: str  # its path in the submission
-    nb: dict | None = None  # parsed (dropped once another is chosen)
+    nb: dict | None = None  # parsed, where it is the only one (`look_at`)
     problem: str = ""  # why it cannot be graded at all
     lesson: str | None = None  # the lesson whose answer cells it has the most of
     answered: int = 0  # the assignment's answer cells that are not the released stub
@@ -163,22 +163,18 @@ def stubs(lesson) -> dict[str, list[str]]:
             for t, cell in notebook.answer_cells(notebook.code_cells(source), lesson.names).items()}
 
 
-def look_at(folder: Path, parts: tuple[str, ...], lesson, stub: dict) -> Upload:
+def look_at(folder: Path, parts: tuple[str, ...], lesson, stub: dict, keep: bool = False
+            ) -> Upload:
     """What `folder/parts` is: readable or why not, whose lesson, how many answers written (of
     `lesson`'s answer cells, else of its own lesson's). `stub`: each lesson's `stubs`, by id,
-    filled as needed."""
+    filled as needed. The parsed notebook is kept (`Upload.nb`) with `keep` only: of several
+    notebooks, one at a time is in memory, and the one graded is read again (`read`)."""
     up = Upload("/".join(parts))
-    try:
-        raw = files.read_under(folder, parts, notebook.MAX_NOTEBOOK_BYTES)
-        if raw is None:
-            up.problem = f"{up.name} is gone: upload your notebook"
-            return up
-        up.nb = notebook.parse_notebook(raw, parts[-1])
-    except (files.Refused, notebook.NotebookError) as exc:
-        up.problem = one_line(exc)
+    nb = read(folder, parts, up)
+    if nb is None:
         return up
     try:
-        own = lessons.for_notebook(up.nb)
+        own = lessons.for_notebook(nb)
         up.lesson = own.id
     except lessons.LessonError:
         own = None
@@ -186,11 +182,26 @@ def look_at(folder: Path, parts: tuple[str, ...], lesson, stub: dict) -> Upload:
     if counted is not None:
         if counted.id not in stub:
             stub[counted.id] = stubs(counted)
-        mine = notebook.answer_cells(notebook.code_cells(up.nb), counted.names)
+        mine = notebook.answer_cells(notebook.code_cells(nb), counted.names)
         up.cells = len(mine)
         up.answered = sum(_normal(cell.source) != stub[counted.id].get(t)
                           for t, cell in mine.items())
+    up.nb = nb if keep else None
     return up
+
+
+def read(folder: Path, parts: tuple[str, ...], up: Upload) -> dict | None:
+    """The notebook at `folder/parts`, parsed (`notebook.parse_notebook`: its shape checked
+    before it is built); None, and `up.problem` says why, where it cannot be graded."""
+    try:
+        raw = files.read_under(folder, parts, notebook.MAX_NOTEBOOK_BYTES)
+        if raw is None:
+            up.problem = f"{up.name} is gone: upload your notebook"
+            return None
+        return notebook.parse_notebook(raw, parts[-1])
+    except (files.Refused, notebook.NotebookError) as exc:
+        up.problem = one_line(exc)
+        return None
 
 
 def choose(uploads: list[Upload], lesson, names: list[str]
@@ -244,9 +255,10 @@ def choose(uploads: list[Upload], lesson, names: list[str]
 def grade(folder: Path, assignment: str | None) -> dict:
     """Gradescope's results for the submission in `folder`, graded as `assignment` (else as the
     lesson its notebook is). The notebook is read as `autograder grade` reads one: never through
-    a link (at any step), a plain file only, at most `notebook.MAX_NOTEBOOK_BYTES`. Of several
-    notebooks, the assignment's with the most answers written is graded, and the results say
-    which, and why each other is not."""
+    a link (at any step), a plain file only, at most `notebook.MAX_NOTEBOOK_BYTES`, its shape
+    checked before it is parsed. Of several notebooks (one in memory at a time), the
+    assignment's with the most answers written is graded, and the results say which, and why
+    each other is not."""
     from ..engine import check_parsed
 
     lesson = lessons.find(assignment) if assignment else None
@@ -256,12 +268,16 @@ def grade(folder: Path, assignment: str | None) -> dict:
     if not found:
         return results(None, reason, out_of)
     stub: dict = {}
-    uploads = [look_at(folder, parts, lesson, stub) for parts in found]
+    uploads = [look_at(folder, parts, lesson, stub, keep=len(found) == 1) for parts in found]
     best, ignored, reason = choose(uploads, lesson, [k.notebook for k in known])
     if best is None:
         return results(None, reason, out_of)
+    nb = best.nb or read(folder, found[uploads.index(best)], best)
+    if nb is None:
+        return results(None, best.problem, out_of)
+    best.nb = None
     try:
-        report = check_parsed(best.nb, lesson=lesson)
+        report = check_parsed(nb, lesson=lesson)
     except (notebook.NotebookError, lessons.LessonError) as exc:
         return results(None, one_line(exc), out_of)
     return results(report, graded=best.name if len(uploads) > 1 else None, ignored=ignored)
