@@ -328,19 +328,24 @@ def test_the_readme_shows_the_list_from_its_one_place():
 
 
 def test_a_lesson_extends_the_list_and_can_never_allow_a_way_out(tmp_path):
-    assert "bwd" in BACKWARD.language.attributes  # backward's lesson.toml adds its protocol
-    assert "bwd" not in language.DEFAULT.attributes
+    assert BACKWARD.language.table == {}  # its Module protocol is the answer's own: no table
     extended = language.DEFAULT.extended({"modules": ["scipy.special"], "attributes": ["expit"]})
     assert rules.findings_in("import scipy.special\ny = scipy.special.expit(1.)\n", extended) == []
-    for refused in ({"attributes": ["__class__"]}, {"builtins": ["exec"]},
+    # At run time: a lesson's module offers its public members, and a listed module the
+    # names the table adds (never a refused one: torch.load stays refused).
+    assert refused("import math\ny = math.dist([0], [1])\n", extended) == []
+    more = language.DEFAULT.extended({"attributes": ["cdist", "load"]})
+    assert "torch.cdist" in refused("y = torch.cdist(x[None, None], x[None, None])\n")[0][0]
+    assert refused("y = torch.cdist(x[None, None], x[None, None])\n", more) == []
+    assert "torch.load" in refused("y = torch.load('f')\n", more)[0][0]
+    for refusal in ({"attributes": ["__class__"]}, {"builtins": ["exec"]},
                     {"attributes": ["_C"]}, {"nothing": []}):
         with pytest.raises(ValueError):
-            language.DEFAULT.extended(refused)
+            language.DEFAULT.extended(refusal)
     folder = tmp_path / "lesson"
     folder.mkdir()
     text = (REPO / "assignments" / "backward" / "lesson.toml").read_text()
-    (folder / "lesson.toml").write_text(text.replace('attributes = ["args"',
-                                                     'attributes = ["__globals__", "args"'))
+    (folder / "lesson.toml").write_text(text + '\n[language]\nattributes = ["__globals__"]\n')
     with pytest.raises(LessonError, match="__globals__"):
         load(folder)
 

@@ -110,20 +110,29 @@ class Policy:
     def __init__(self, language: lang.Language = lang.DEFAULT) -> None:
         self.language = language
         public = {n for n in dir(_Tensor) if _public(n)}
-        self.tensor_api = frozenset((public | language.attributes & public) - lang.TENSOR_REFUSED
-                                    - lang.TENSOR_AUTOGRAD) | {"g"}
+        self.tensor_api = frozenset(public - lang.TENSOR_REFUSED - lang.TENSOR_AUTOGRAD) | {"g"}
         self.members = dict(lang.MEMBERS)
         for module in language.modules - set(self.members):
             self.members[module] = None  # a lesson's own module: its public members
         self.members["torch"] = self._torch_members()
+        # A lesson's `[language] attributes`: more members of the modules with a list (a torch
+        # function the engine's list leaves out), never what no policy opens.
+        more = frozenset(language.table.get("attributes", ())) - lang.TORCH_REFUSED \
+            - lang.TENSOR_AUTOGRAD - set(lang.AUTOGRAD)
+        for module, members in self.members.items():
+            if members is not None:
+                self.members[module] = members | more
         self.plain = self._plain_types()
 
     def _torch_members(self) -> frozenset[str]:
         tensor_functions = {n for n in dir(torch) if n in self.tensor_api
                             and callable(_getattr(torch, n, None))}
         dtypes = {n for n in dir(torch) if _isinstance(_getattr(torch, n, None), torch.dtype)}
-        return frozenset((lang.TORCH | lang.TORCH_MORE | tensor_functions | dtypes)
-                         - lang.TORCH_REFUSED - lang.TENSOR_AUTOGRAD - set(lang.AUTOGRAD))
+        listed = (lang.TORCH | lang.TORCH_MORE | tensor_functions | dtypes) - lang.TORCH_REFUSED \
+            - lang.TENSOR_AUTOGRAD - set(lang.AUTOGRAD)
+        # a name of the tensor API that is a module of torch's (`torch.cpu`), not a function
+        return frozenset(n for n in listed if not _isinstance(_getattr(torch, n, None), _ModuleType)
+                         or f"torch.{n}" in lang.MEMBERS)
 
     @staticmethod
     def _plain_types() -> tuple[type, ...]:
