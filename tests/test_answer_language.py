@@ -26,7 +26,6 @@ from autograder.untrusted import guards
 
 from .cheats import FRAMES, ROUND_4, ROUND_4_COMPUTED
 from .conftest import (
-    BACKWARD,
     REPO,
     check_report,
     target_mistakes,
