@@ -22,7 +22,7 @@ from autograder.course.release import release
 from .conftest import BACKWARD
 
 EXTRA = 5000
-MAX_OTHER_FILES = 1000  # record.MAX_OTHER_FILES, as the README says
+MAX_OTHER_FILES = 1000  # record.MAX_OTHER_FILES, as docs/security.md says
 #: Generous, for a busy machine: grading this student takes seconds once the copy is linear; the
 #: copy that walked the folder once per file took minutes.
 BOUND_S = 150

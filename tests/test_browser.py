@@ -76,7 +76,7 @@ class Lab:
                "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
                "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython")}
         self.log = (home / "lab.log").open("w")
-        # As the README says: JupyterLab started in the course folder, where formgrader finds it.
+        # As docs/instructors.md says: JupyterLab started in the course folder, where formgrader finds it.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
              "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={self.token}",

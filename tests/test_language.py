@@ -320,11 +320,11 @@ def test_what_runs_is_what_was_read_whatever_ends_the_lines(ending):
     assert ran.splitlines()[5].strip().startswith("inp.g = 2. *")
 
 
-# --- one list, shown in the README, extended by a lesson ---------------------------------------
+# --- one list, shown in docs/students.md, extended by a lesson ---------------------------------
 
-def test_the_readme_shows_the_list_from_its_one_place():
-    readme = (REPO / "README.md").read_text()
-    assert language.table() in readme, "run `python -m autograder.language` and paste the table"
+def test_the_students_page_shows_the_list_from_its_one_place():
+    page = (REPO / "docs" / "students.md").read_text()
+    assert language.table() in page, "run `python -m autograder.language` and paste the table"
 
 
 def test_a_lesson_extends_the_list_and_can_never_allow_a_way_out(tmp_path):

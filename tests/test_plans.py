@@ -1,6 +1,6 @@
 """The plan of a run, over seeds: every plan builds, a right reference always passes the cross-check
-with autograd, and a wrong one is the instructor's bug, never the student's (README, "Reference
-cross-check")."""
+with autograd, and a wrong one is the instructor's bug, never the student's (docs/architecture.md,
+"Reference cross-check")."""
 
 from __future__ import annotations
 
