@@ -55,7 +55,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --extend-exclude "*.ipynb" autograder tests assignments benchmarks
 
-# Every figure the README quotes, in one run (about 15 minutes on 2 cores): stock against ours
+# Every figure docs/performance.md quotes, in one run (about 15 minutes on 2 cores): stock against ours
 # at 144 and 1,000 students handing in both lessons; root and ordinary user, SQLite and
 # PostgreSQL, local workers and a Dask cluster of two (at 144); where the time goes.
 SIZES ?= 144,1000

@@ -7,7 +7,7 @@ Anything else is refused, with a message that names it (`rules.py`). A lesson's 
 may extend the list in a `[language]` table (`modules`, `attributes`, `builtins`), for what its
 own cells need; it can never allow what `NEVER` holds.
 
-The README's table is printed from this module (`python -m autograder.language`), and a test
+The table in docs/students.md is printed from this module (`python -m autograder.language`), and a test
 holds the two together.
 """
 
@@ -267,7 +267,7 @@ DEFAULT = Language()
 
 
 def table() -> str:
-    """The README's table of the answer language, from the lists above."""
+    """The table of the answer language in docs/students.md, from the lists above."""
     def names(items) -> str:
         return ", ".join(f"`{n}`" for n in sorted(items, key=lambda n: (n.lower(), n)))
 

@@ -378,8 +378,9 @@ MAX_ANSWER_BYTES = 64 << 10
 
 def scan_cell(cell: reading.Cell, modules: dict[str, str] | None = None,
               language: lang.Language = lang.DEFAULT,
-              defined: frozenset[str] | None = None) -> list[Finding]:
-    """Findings in an answer cell, its magics and shell escapes included."""
+              defined: frozenset[str] | None = None, compiled: bool = True) -> list[Finding]:
+    """Findings in an answer cell, its magics and shell escapes included; with `compiled`, what
+    the compiler refuses too (the lesson's own cells, which are the instructor's, go without)."""
     if cell.too_long:
         return [Finding(HIDDEN, f"an answer longer than {MAX_ANSWER_BYTES >> 10} KB, more than "
                                 "the grader reads", 1)]
@@ -388,8 +389,8 @@ def scan_cell(cell: reading.Cell, modules: dict[str, str] | None = None,
     if cell.tree is not None:
         read = scan(cell.tree, modules, language, defined)
         lines = {f.line for f in read}
-        found += read + [Finding(HIDDEN, r.what, r.line) for r in compiler.refusals(cell.tree)
-                         if r.line not in lines]
+        found += read + [Finding(HIDDEN, r.what, r.line) for r in (
+            compiler.refusals(cell.tree) if compiled else ()) if r.line not in lines]
     return sorted(found, key=lambda f: (f.line, f.what))
 
 
@@ -428,8 +429,9 @@ def judge(answers: dict[str, reading.Cell], given: list[reading.Cell],
     answer_ids = {id(c) for c in answers.values()}
     per_cell = {}
     for c in cells:
-        found = scan_cell(c, modules, language, defined)
-        if trusted_given and id(c) not in answer_ids:
+        given = trusted_given and id(c) not in answer_ids
+        found = scan_cell(c, modules, language, defined, compiled=not given)
+        if given:
             found = [f for f in found if not f.what.startswith(("a magic", "a shell escape"))]
         per_cell[c.index] = (c, found, [f.line for f in found])
     statements = [s for c in cells for s in c.statements]

@@ -22,7 +22,7 @@ In one run, with the machine and the date:
 `--stock-sample K` grades only the first K submissions of each lesson the stock way (stock
 nbgrader takes the same time for each notebook whatever the class size: a fresh kernel each, one
 after another), so that a class is measured in minutes; the output says so. A benchmark, not a
-test: the numbers depend on the machine; the README quotes them with machine and date.
+test: the numbers depend on the machine; docs/performance.md quotes them with machine and date.
 """
 
 from __future__ import annotations

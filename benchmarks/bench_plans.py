@@ -1,7 +1,7 @@
 """Draw many plans per lesson: every one must build, its reference must pass the cross-check, and
 the reference, run as a student's answer (in the case's dtype, on the inputs as sent), must pass
 the values comparison of its own target. A failure is a seed that a right answer, or the grader,
-would stumble on (README, "Reference cross-check").
+would stumble on (docs/architecture.md, "Reference cross-check").
 
 Each plan is drawn whole (every case, so its inputs are a grading run's), and judged where the
 cross-check runs, the CPU cases. A float64 case's inputs as sent are the cross-check's own, which

@@ -121,7 +121,7 @@ def release(course: str | Path, course_id: str = "backprop",
         raise ReleaseError(f"no lesson {assignment!r} here: the lessons are {', '.join(found) or 'none'}")
     chosen = [found[assignment]] if assignment else list(found.values())
     if not chosen:
-        raise ReleaseError("no lessons here: this install carries none (see README, Lessons)")
+        raise ReleaseError("no lessons here: this install carries none (see docs/lessons.md)")
     made = not course.exists()
     course.mkdir(parents=True, exist_ok=True)
     if db is not None:
