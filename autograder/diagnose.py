@@ -18,6 +18,7 @@ from fractions import Fraction
 
 import torch
 
+from . import problems
 from .lesson_api import LessonCode
 from .report import Verdict
 
@@ -284,8 +285,8 @@ def reciprocal(target: str, name: str, got: torch.Tensor, planned, tol: float) -
 def swapped(target: str, name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
     """`got` is the gradient with two inputs of the call that have one shape mixed up: both
     swapped, or one read where the other belongs. The right formula is computed on the inputs so
-    mixed up, as the lesson's reference writes it (where this install has one: it may read a
-    derived input, log_softmax's `out`) and as autograd on the lesson's forward (which reads the
+    mixed up, as the lesson's reference writes it (where the plan was built with it: it may read
+    a derived input, log_softmax's `out`) and as autograd on the lesson's forward (which reads the
     forward's inputs and the upstream gradient); trusted code both, no student code runs."""
     inputs, truth = planned.inputs, planned.expected[name]
     also = planned.accepted.get(name)
@@ -308,21 +309,15 @@ def swapped(target: str, name: str, got: torch.Tensor, planned, tol: float) -> V
 
 
 def _right_formulas(planned):
-    """The right gradient as functions of a call's inputs: the reference's, autograd's."""
-    from . import problems
-    from .plan import ReferenceMismatch, reference_gradients
-
+    """The right gradient as functions of a call's inputs: the reference's, where the plan has
+    one (`PlannedCall.reference`: built with the solutions), then autograd's on the lesson's
+    forward. Nothing here loads a reference: a plan without solutions runs autograd alone."""
     lesson = getattr(planned, "lesson", None)
     if lesson is None:
         return
-    reference = lesson.reference()
-    if reference is not None and hasattr(reference, planned.call.function):
-        def by_reference(inputs):
-            try:
-                return reference_gradients(reference, planned.call, inputs)
-            except ReferenceMismatch:
-                return None
-        yield by_reference
+    reference = getattr(planned, "reference", None)
+    if reference is not None:
+        yield reference
 
     def by_autograd(inputs):
         try:

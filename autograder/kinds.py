@@ -7,8 +7,8 @@ of the runner makes them, what the right answer is, and how a call's result is j
 
 The trusted halves are here; each kind names its untrusted half by `runs`, the `wire.Call`
 kind that `untrusted/calls.py` (`RUNNERS`) makes in the student's process, which imports
-nothing of this. Loading a lesson reads only the names (`NAMES`): torch is imported when a plan
-is drawn.
+nothing of this. Loading a lesson reads only the names (`kind_names`, plain data, which this
+module follows): torch is imported when a plan is drawn.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
+from .kind_names import NAMES, RUNS, STATIC  # noqa: F401 - kinds.STATIC, as plan and scoring read it
 from .report import Verdict
 from .wire import Call
 
@@ -30,7 +31,8 @@ PASSED = Verdict(True)
 
 
 class CheckKind:
-    """What every kind answers; a new kind subclasses one and registers in `KINDS`."""
+    """What every kind answers; a new kind subclasses one, registers in `KINDS` and names itself
+    in `kind_names.RUNS`."""
 
     name: ClassVar[str]
     runs: ClassVar[str]  # the runner's half: a `wire.Call` kind (`untrusted/calls.RUNNERS`)
@@ -59,7 +61,8 @@ class CheckKind:
 
 
 class Values(CheckKind):
-    name, runs = "values", "function"
+    name = "values"
+    runs = RUNS[name]
 
     def inputs(self, lesson, target, case, gen):
         from . import problems
@@ -67,8 +70,9 @@ class Values(CheckKind):
         return problems.make_inputs(lesson, target, case, gen)
 
     def call(self, t, call_id, case, refuse_autograd=False):
-        return self._placed(Call(call_id, self.runs, t.entry, t.args, dict(t.grads), t.collect),
-                            case, refuse_autograd)
+        from . import problems
+
+        return problems.make_call(t, call_id, case, refuse_autograd)
 
     def answers(self, lesson, target, inputs):
         from . import problems
@@ -99,6 +103,7 @@ def with_right(verdict: Verdict, verdicts: dict[str, Verdict]) -> Verdict:
 
 class Unchanged(Values):
     name = "unchanged"
+    runs = RUNS[name]
 
     def judge(self, target, planned, result, tensors):
         from . import compare
@@ -118,7 +123,8 @@ class Probe(CheckKind):
     """`case.n` says the probe's shape: 1, one input; 2, two inputs; 3, two inputs and two calls
     before `backward()`."""
 
-    name, runs = "probe", "probe"
+    name = "probe"
+    runs = RUNS[name]
 
     @staticmethod
     def shape(case: Case) -> tuple[int, int]:
@@ -190,12 +196,9 @@ class Probe(CheckKind):
                        (f"{target}.wrong_arguments",))
 
 
-#: Every kind, by the name lesson.toml gives it.
+#: Every kind, by the name lesson.toml gives it (`kind_names.NAMES`, in that order).
 KINDS: dict[str, CheckKind] = {k.name: k for k in (Values(), Unchanged(), Probe())}
-NAMES = tuple(KINDS)
-#: The kind of the gate every target has ("no-autograd", `lesson.NO_AUTOGRAD`): the source read,
-#: never run (`scoring.judge_static`), so it has no calls.
-STATIC = "static"
+assert tuple(KINDS) == NAMES, "kind_names.RUNS names every kind of KINDS, in order"
 
 
 def of(kind: str) -> CheckKind:

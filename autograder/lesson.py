@@ -29,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from . import kinds
+from . import kind_names
 from .language import DEFAULT as DEFAULT_LANGUAGE
 from .language import Language
 
@@ -102,7 +102,7 @@ class Check:
 
     name: str
     weight: float
-    # one of `kinds.KINDS` ("values", "unchanged", "probe"), or "static": the source read, not
+    # one of `kind_names.NAMES` ("values", "unchanged", "probe"), or "static": the source read, not
     # run (a gate: when it fails, the target scores 0)
     kind: str
     cases: tuple[Case, ...] = field(default_factory=tuple)
@@ -117,7 +117,7 @@ class Check:
 
 #: The gate every target has: hand-written gradients, as plain code (`rules.py`). Weight 0, yet
 #: failing it takes the target's points.
-NO_AUTOGRAD = Check("no-autograd", 0, kinds.STATIC, (),
+NO_AUTOGRAD = Check("no-autograd", 0, kind_names.STATIC, (),
                     "written by hand: no .backward(), .grad, requires_grad or torch.autograd")
 
 
@@ -326,12 +326,12 @@ def _target(t: dict, sets: dict) -> Target:
         raise ValueError(f"{name}'s checks {named!r} are no set of checks: one of "
                          f"{', '.join(sets)}")
     for c in sets[named] if isinstance(named, str) else named:
-        if c["kind"] not in kinds.KINDS:
+        if c["kind"] not in kind_names.RUNS:
             raise ValueError(f"check {c['name']!r} of {name}: kind is one of "
-                             f"{', '.join(kinds.NAMES)}")
-        if kinds.of(c["kind"]).runs != str(t.get("kind", "function")):
+                             f"{', '.join(kind_names.NAMES)}")
+        if kind_names.RUNS[c["kind"]] != str(t.get("kind", "function")):
             raise ValueError(f"check {c['name']!r} of {name}: a {c['kind']} check is for a "
-                             f"{kinds.of(c['kind']).runs} target")
+                             f"{kind_names.RUNS[c['kind']]} target")
         cases = tuple(_case(case, flags) for case in c.get("cases", ()))
         checks.append(Check(str(c["name"]), float(c["weight"]), c["kind"], cases,
                             str(summaries.get(c["name"], c.get("summary", ""))),

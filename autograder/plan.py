@@ -6,6 +6,7 @@ cross to the student's process; the expected gradients never do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -28,6 +29,10 @@ class PlannedCall:
     expected: dict[str, torch.Tensor] = field(default_factory=dict)
     accepted: dict[str, torch.Tensor] = field(default_factory=dict)
     lesson: Lesson | None = None
+    #: The reference's gradients as a function of the call's inputs (None where it raises), for
+    #: the diagnosis of inputs mixed up: only where the plan was built with the solutions, so a
+    #: plan without them (a student's self-check) loads and runs no reference.
+    reference: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor] | None] | None = None
 
 
 @dataclass
@@ -109,7 +114,8 @@ def build_plan(lesson: Lesson, seed: int | None = None, targets: tuple[str, ...]
                 if case.lane not in lanes:  # drawn all the same: a seed gives the same inputs
                     continue
                 inputs = {k: problems.as_case(v, case) for k, v in exact.items()}
-                planned = PlannedCall(target, check, case, call, inputs, lesson=lesson)
+                planned = PlannedCall(target, check, case, call, inputs, lesson=lesson,
+                                      reference=_by_reference(solutions, call))
                 planned.expected, planned.accepted = kind.answers(lesson, target, inputs)
                 # A gradient to compare the reference's with, on the CPU (no GPU on this side).
                 if planned.expected and solutions is not None and case.lane == "cpu":
@@ -121,6 +127,20 @@ def build_plan(lesson: Lesson, seed: int | None = None, targets: tuple[str, ...]
     return Plan(seed, "reference solutions and autograd" if solutions else "autograd", calls,
                 lesson, [_reference_note(lesson, function, said)
                          for function, said in wrong.items()])
+
+
+def _by_reference(solutions: ModuleType | None, call: Call):
+    """The reference's gradients of `call` as a function of its inputs, or None where there is no
+    reference for it."""
+    if solutions is None or not hasattr(solutions, call.function):
+        return None
+
+    def by_reference(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        try:
+            return reference_gradients(solutions, call, inputs)
+        except ReferenceMismatch:
+            return None
+    return by_reference
 
 
 def _reference_note(lesson: Lesson, function: str, said: list[str]) -> str:

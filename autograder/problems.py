@@ -58,10 +58,10 @@ def as_case(value: torch.Tensor, case: Case) -> torch.Tensor:
 
 
 def make_call(t: Target, call_id: str, case: Case, refuse_autograd: bool = False) -> Call:
-    """The call of a function target (`kinds.Values.call`)."""
-    from .kinds import KINDS
-
-    return KINDS["values"].call(t, call_id, case, refuse_autograd)
+    """The call of a function target (`kinds.Values.call`): its `.g`s set, it is called on its
+    arguments, and the `.g`s it must set come back, on the case's device."""
+    return Call(call_id, "function", t.entry, t.args, dict(t.grads), t.collect,
+                device=case.device, stand_in=case.stand_in, refuse_autograd=refuse_autograd)
 
 
 def true_gradients(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
