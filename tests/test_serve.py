@@ -32,12 +32,28 @@ pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.xdist_group("se
 NO_FACTOR_2 = samples.of(BACKWARD).CLASS["cleo"][0]
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    top = tmp_path_factory.mktemp("serve")
+def released_course(tmp_path_factory, name: str) -> dict:
+    """A course of its own, the backward lesson released into its own exchange."""
+    top = tmp_path_factory.mktemp(name)
     released = release(top / "course", assignment="backward", exchange=top / "exchange")[0]
     return {"course": top / "course", "exchange": top / "exchange", "work": top / "students",
             "released": json.loads(released.read_text())}
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    return released_course(tmp_path_factory, "serve")
+
+
+def serve_until_idle(course, lines: list[str] | None = None, **options) -> None:
+    """`serve`'s rounds in this process until one finds nothing to do; its log into `lines`."""
+    server = Server(course["course"], workers=2,
+                    log=(lambda line: None) if lines is None else lines.append, **options)
+    try:
+        while server.round():
+            pass
+    finally:
+        server.close()
 
 
 def hand_in(course, student: str, answers: dict[str, str] | None = None, raw: bytes | None = None) -> str:
@@ -144,12 +160,7 @@ def test_a_bad_or_hostile_submission_costs_that_submission_only(course):
     forged.mkdir()
     nobody = 65534
     os.chown(forged, nobody, nobody)
-    server = Server(course["course"], workers=2, log=lambda line: None)
-    try:
-        while server.round():
-            pass
-    finally:
-        server.close()
+    serve_until_idle(course)
     assert decided(course, broken)["state"] == "graded"
     assert decided(course, broken)["score"] == 0.0 and decided(course, broken)["reason"]
     assert "could not be graded" in released_page(course, decided(course, broken))
@@ -237,12 +248,7 @@ def test_the_attacks_of_round_4_earn_nothing_from_serve(course):
 
     names = {hand_in(course, "mallory-" + how, {**CORRECT, **answers}): how
              for how, answers in (("read", ROUND_4), ("computed", ROUND_4_COMPUTED))}
-    server = Server(course["course"], workers=2, log=lambda line: None)
-    try:
-        while server.round():
-            pass
-    finally:
-        server.close()
+    serve_until_idle(course)
     for name in names:  # module_backward is right; the three targets that used autograd earn 0
         assert decided(course, name)["state"] == "graded"
         assert decided(course, name)["score"] == 3.0, decided(course, name)

@@ -20,12 +20,19 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from autograder.course import samples
-from autograder.course.release import release
 from autograder.course.serve import Server
 
 from .conftest import CORRECT
 from .courseusers import COURSE_ID
-from .test_serve import NO_FACTOR_2, decided, hand_in, journal, released_page
+from .test_serve import (
+    NO_FACTOR_2,
+    decided,
+    hand_in,
+    journal,
+    released_course,
+    released_page,
+    serve_until_idle,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.xdist_group("serve")]
 
@@ -35,11 +42,8 @@ NBGRADER_TIME = "%Y-%m-%d %H:%M:%S.%f UTC"
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    """A course of its own, released into its own exchange (as tests/test_serve.py's)."""
-    top = tmp_path_factory.mktemp("serve-hostile")
-    released = release(top / "course", assignment="backward", exchange=top / "exchange")[0]
-    return {"course": top / "course", "exchange": top / "exchange", "work": top / "students",
-            "released": json.loads(released.read_text())}
+    """A course of its own, released into its own exchange."""
+    return released_course(tmp_path_factory, "serve-hostile")
 
 
 def inbound(course):
@@ -51,14 +55,6 @@ def gradebook(course):
 
     return Gradebook(f"sqlite:///{course['course'] / 'gradebook.db'}", COURSE_ID)
 
-
-def serve_until_idle(course, lines: list[str], **options) -> None:
-    server = Server(course["course"], workers=2, log=lines.append, **options)
-    try:
-        while server.round():
-            pass
-    finally:
-        server.close()
 
 
 def test_a_secret_that_is_not_utf8_costs_its_own_page_only_and_a_restart_goes_on(course):
