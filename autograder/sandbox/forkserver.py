@@ -197,6 +197,7 @@ def main(fd: int, modules: list[str], user: bool = False) -> None:
         subordinate = None
     preload(modules)
     runner.calls.refuse_autograd_for_good()  # once, for every student's process forked from here
+    runner.guards.policy_for()  # the answer language's policy too (it reads dir(torch) once)
     # What was imported stays out of the collector's sight: a collection in a child would touch,
     # and so copy, every page of it.
     gc.freeze()

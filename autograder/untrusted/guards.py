@@ -349,10 +349,24 @@ class _Formatter(string.Formatter):
         return obj, first
 
 
+#: Each lesson's policy, made once a process (a warm parent makes the engine's own before it
+#: forks: `dir(torch)` is read once, not once a student).
+_POLICIES: dict[str, Policy] = {}
+
+
+def policy_for(language: lang.Language = lang.DEFAULT) -> Policy:
+    import json
+
+    key = json.dumps(language.table, sort_keys=True)
+    if key not in _POLICIES:
+        _POLICIES[key] = Policy(language)
+    return _POLICIES[key]
+
+
 def globals_for(language: lang.Language = lang.DEFAULT) -> dict:
     """What code compiled by `compiler.compile_answer` needs in its globals: the guards and the
     builtins of the answer language. One dict a run: the answers' names are added to it."""
-    policy = Policy(language)
+    policy = policy_for(language)
     formatter = _Formatter(policy)
 
     def read(obj, name, default=_MISSING):
