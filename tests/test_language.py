@@ -71,6 +71,8 @@ DISGUISES = [
     ("c = type('X', (), {})\n", rules.HIDDEN, "type(name, bases, namespace)"),
     ("c = type(type(x))('X', (), {})\n", rules.HIDDEN, "type() of a class"),
     ("c = x.__class__.__class__('X', (), {})\n", rules.HIDDEN, ".__class__ of the class Tensor"),
+    ("class K:\n    pass\nT = K.__class__('T', (torch.Tensor,), {})\n", rules.HIDDEN,
+     ".__class__ of the class K"),
     ("v = vars(x)\n", rules.HIDDEN, "vars()"),
     ("k = x.__class__.__subclasses__\n", rules.HIDDEN, ".__subclasses__"),
     ("g = f.__globals__\n", rules.HIDDEN, ".__globals__"),

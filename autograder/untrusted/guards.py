@@ -148,7 +148,9 @@ class Policy:
         """Nothing where `obj.name` is in the language; else raises `NotAllowed`."""
         if not _isinstance(name, str):
             raise TypeError("attribute name must be a string")
-        if name == "__class__" and not _isinstance(obj, type):  # what `type(obj)` gives too
+        if name == "__class__":  # what `type(obj)` gives too; of a class, its metaclass, which
+            if _isinstance(obj, type):  # makes classes past the class statement's checks
+                raise _refuse(f".__class__ of {described(obj)}", "ask isinstance(x, SomeClass)")
             return None
         if name in ("__name__", "__qualname__", "__doc__") and (
                 _isinstance(obj, type) or callable(obj)) and not _isinstance(obj, _Tensor):
