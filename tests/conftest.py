@@ -86,7 +86,7 @@ def ample_deadlines(monkeypatch):
     from autograder import settings
 
     for name, seconds in (("TARGET_TIMEOUT", 300), ("CELLS_TIMEOUT", 300),
-                          ("SUBMISSION_TIMEOUT", 900)):
+                          ("START_TIMEOUT", 300), ("SUBMISSION_TIMEOUT", 900)):
         monkeypatch.setattr(settings, name, float(seconds))
         monkeypatch.setenv(f"AUTOGRADER_{name}", str(seconds))
 

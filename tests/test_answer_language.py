@@ -192,7 +192,8 @@ print(json.dumps(out))
 @pytest.mark.sandbox
 @pytest.mark.parametrize("answers", [ROUND_4, ROUND_4_COMPUTED, FRAMES],
                          ids=["round 4", "round 4, names computed", "the runner's frame"])
-def test_the_attacks_of_round_4_earn_nothing_through_check(make_notebook, answers):
+def test_the_attacks_of_round_4_earn_nothing_through_check(make_notebook, answers,
+                                                           ample_deadlines):
     code_, report = check_report(make_notebook(answers))
     assert code_ == 1
     points = target_points(report)
@@ -235,7 +236,8 @@ ORDINARY = {
 
 
 @pytest.mark.sandbox
-def test_right_answers_in_ordinary_python_keep_full_marks_through_check(make_notebook):
+def test_right_answers_in_ordinary_python_keep_full_marks_through_check(make_notebook,
+                                                                        ample_deadlines):
     code_, report = check_report(make_notebook(ORDINARY))
     assert code_ == 0 and target_points(report) == FULL, report
 

@@ -95,7 +95,7 @@ HIDDEN_AUTOGRAD = {
                       "    x = getattr(torch.nn, 'Param' + 'eter')(inp.detach().clone())\n"
                       "    getattr(x.clamp_min(0.), 'back' + 'ward')(out.g)\n"
                       "    inp.g = getattr(x, 'gr' + 'ad')\n"},
-        "relu_grad", "relu_grad.not_allowed", "getattr()"),
+        "relu_grad", "relu_grad.uses_autograd", "ran autograd while it was graded"),
     "in exec": (
         {"lin_grad": "import torch\nexec('def lin_grad(inp, out, w, b):\\n'\n"
                      "     '    with torch.enable_grad():\\n'\n"
@@ -295,7 +295,9 @@ def test_a_results_bomb_reaches_the_grader_bounded(make_notebook, honest_alone):
     assert target_points(report) == {**FULL, "mse_grad": 0.0}
     assert target_mistakes(report, "mse_grad") == {"mse_grad.crashed"}  # it exited
     assert honest_checks(report, others) == honest_checks(honest_alone, others)
-    assert any("were not the grader's" in n for n in report["notes"])
+    # What the student's code writes on its descriptors goes to its parent, never the grader's
+    # channel: nothing of the bomb reaches the grader but the results its parent passes on.
+    assert not any("were not the grader's" in n for n in report["notes"])
     assert peak_mib(done) < 600, (peak_mib(done), report["notes"])  # with the bomb: over 800
 
 
@@ -395,8 +397,7 @@ def test_a_class_of_attackers_gets_nothing_and_the_honest_student_is_graded_as_a
 def test_autograd_passed_around_where_a_reader_cannot_follow_is_refused_as_it_runs(
         make_notebook, honest_alone):
     # mse_grad reads a registry that the Module cell fills, by a call the rules do not follow,
-    # with torch.autograd.grad: the Module cell's target pays for the autograd it shows; mse_grad,
-    # whose code shows none, finds autograd's engine refusing while it is graded.
+    # with torch.autograd.grad.
     module = CORRECT["module_backward"] + (
         "\nimport torch\nregister(torch.autograd.grad)\n")
     mse = ("import torch\n_REG = []\ndef register(f):\n    _REG.append(f)\n"
@@ -411,9 +412,10 @@ def test_autograd_passed_around_where_a_reader_cannot_follow_is_refused_as_it_ru
                    "--json", "--seed", "5")
     report = json.loads(done.stdout)
     assert target_points(report)["mse_grad"] == 0.0
-    gate = next(c for c in report["checks"] if c["id"] == "mse_grad/no-autograd")
-    assert gate["mistakes"] == ["mse_grad.uses_autograd"]
-    assert "ran autograd while it was graded" in gate["message"]
+    # The Module cell's read of torch.autograd is refused as it runs (the answer language's
+    # guards): the cell stops there, the registry never holds autograd, and mse_grad has nothing
+    # to call. The Module cell's target pays for the autograd it shows.
+    assert any("torch.autograd is autograd" in n for n in report["notes"]), report["notes"]
     assert target_mistakes(report, "module_backward") == {"module_backward.uses_autograd"}
     others = ["relu_grad", "lin_grad"]
     assert honest_checks(report, others) == honest_checks(honest_alone, others)
