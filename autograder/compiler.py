@@ -25,12 +25,19 @@ will not compile (`rules.py`). Standard library and RestrictedPython only.
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, copy_locations
 
 from . import language as lang
+
+#: One conversion between Python's syntax trees and its compiler's at a time, in this process:
+#: CPython 3.11 keeps the recursion depth of that conversion per interpreter, not per thread, and
+#: two threads at it at once (a batch's workers, `serve`'s) can fail with "SystemError: AST
+#: constructor recursion depth mismatch" (python/cpython#106905). `reading.py` parses under it too.
+AST_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,8 @@ def compile_answer(source: str | ast.Module, filename: str = "<answer>"):
             import copy
 
             source = copy.deepcopy(source)  # the transformer rewrites the tree it is given
-        result = compile_restricted_exec(source, filename, policy=Policy)
+        with AST_LOCK:
+            result = compile_restricted_exec(source, filename, policy=Policy)
     except RecursionError:  # Python parses deeper than a transformer can follow
         return None, [Refusal(1, "code nested deeper than the grader reads")]
     if result.code is None and not found:

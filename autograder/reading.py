@@ -14,15 +14,15 @@ import bisect
 import functools
 import re
 import symtable
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .compiler import AST_LOCK
+
+#: One parse at a time, and never beside a compile of a syntax tree (`compiler.AST_LOCK`:
+#: python/cpython#106905).
+PARSING = AST_LOCK
 #: IPython's line magics, cell magics and shell escapes, at the start of a line.
-#: One parse at a time: CPython 3.11's parser keeps its recursion depth per interpreter, not
-#: per thread, and two threads parsing at once (a batch's workers) can fail with "SystemError:
-#: AST constructor recursion depth mismatch" (python/cpython#106905).
-PARSING = threading.Lock()
 MAGIC = re.compile(r"^(\s*)(%%?|!)", re.MULTILINE)
 
 
