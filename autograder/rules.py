@@ -136,9 +136,7 @@ class _Read(ast.NodeVisitor):
                  defined: frozenset[str]) -> None:
         self.language, self.modules, self.defined = language, modules, defined
         self.found: dict[tuple[int, str], Finding] = {}
-        self.roles: dict[int, str] = {}  # id of a node -> "base", "called" or "alias"
-        self.kwargs: list[str | None] = []  # the `**` parameter of each enclosing function
-        self.depth = 0  # how many functions and classes the walk is inside
+        self.roles: dict[int, str] = {}  # id of a node -> "base" or "called"
 
     def add(self, kind: str, what: str, node: ast.AST, instead: str = "") -> None:
         line = getattr(node, "lineno", 0)
@@ -231,17 +229,7 @@ class _Read(ast.NodeVisitor):
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         if _dunder(node.name) and node.name not in lang.DUNDER_METHODS:
             self.refuse(f"def {node.name}", node)
-        self.inside(node, node.args.kwarg.arg if node.args.kwarg else None)
-
-    def visit_Lambda(self, node: ast.Lambda) -> None:
-        self.inside(node, node.args.kwarg.arg if node.args.kwarg else None)
-
-    def inside(self, node: ast.AST, kwargs: str | None) -> None:
-        self.kwargs.append(kwargs)
-        self.depth += 1
         self.generic_visit(node)
-        self.depth -= 1
-        self.kwargs.pop()
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for keyword in node.keywords:
@@ -254,18 +242,11 @@ class _Read(ast.NodeVisitor):
             if self.module_of(parts) is not None and dotted != "abc.ABC":  # the library's methods
                 self.refuse(f"class {node.name}({'.'.join(parts)}), a class built on a "
                             "library's", node)
-        self.inside(node, None)
+        self.generic_visit(node)
 
     def visit_comprehension(self, node: ast.comprehension) -> None:
         if node.is_async:
             self.refuse("async for", node.iter)
-        self.generic_visit(node)
-
-    def visit_Assign(self, node: ast.Assign) -> None:
-        # `F = torch.nn.functional` at the top of a cell: an alias, which `module_names`
-        # follows (in a class, it would be an attribute that reaches the module unchecked).
-        if self.depth == 0 and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            self.roles.setdefault(id(node.value), "alias")
         self.generic_visit(node)
 
     def visit_Import(self, node: ast.Import) -> None:
