@@ -6,15 +6,17 @@ the standard library, torch, RestrictedPython and `autograder.wire` / `autograde
 `autograder.untrusted`: nothing of the trusted side, no reference solution, no hidden answer.
 
 1. The job, whole, before any student code runs: the run's token, the cells, which to skip, the
-   device, the lesson's answer language; then the work, the calls and their inputs. Then standard
-   input reads nothing more, autograd refuses for the rest of the process
-   (`calls.refuse_autograd_for_good`), the grader's own package can no longer be imported, and
-   every cell is compiled for the answer language's guards (`compiler.py`, `guards.py`).
-2. The process forks. The child runs the cells and the calls; it never holds the token nor the
-   grader's channel: it writes its frames to its parent over a pipe, marked with a token of
-   zeros. The parent keeps the token and the channel, reads the child's frames (each within the
-   wire's caps), and passes on the kinds a run sends, with the token; when the child ends, the
-   parent ends as it did (a signal as 128 + its number).
+   device, the lesson's answer language; then the work, the calls and their inputs.
+2. The process forks at once, before anything is built for the answers (so that the parent,
+   which only relays, shares its pages and the child copies on write only what it writes). The
+   child never holds the token nor the grader's channel: it writes its frames to its parent over
+   a pipe, marked with a token of zeros. The parent keeps the token and the channel, reads the
+   child's frames (each within the wire's caps), and passes on the kinds a run sends, with the
+   token; when the child ends, the parent ends as it did (a signal as 128 + its number).
+   In the child, standard input then reads nothing more, autograd refuses for the rest of the
+   process (`calls.refuse_autograd_for_good`), the grader's own package can no longer be
+   imported, and every cell is compiled for the answer language's guards (`compiler.py`,
+   `guards.py`).
 3. In the child: each cell, with a progress frame before it (so that the grader knows where a
    process that died or hung was); then the cells' errors; per target, its results; then done.
 
@@ -81,25 +83,23 @@ def _no_debuggers() -> None:
     pdb.Pdb.set_trace = lambda self, *args, **kwargs: None
 
 
-def compile_cells(cells: list[dict], guarded: bool = True) -> list[tuple[dict, object]]:
+def compile_cells(cells: list[dict], guarded: bool = True,
+                  compiled: dict[int, object] | None = None) -> list[tuple[dict, object]]:
     """Each cell compiled for the guards (before any student code runs): (cell, code), or (cell,
-    the error to report) where it does not compile. Unguarded (the sandbox's own tests only),
-    compiled as Python compiles it."""
+    the error to report) where it does not compile. `compiled` is what the grader compiled for
+    this job (`compiler.compiled_cells`), where it did; a cell it lacks is compiled here.
+    Unguarded (the sandbox's own tests only), compiled as Python compiles it."""
     out = []
     for cell in cells:
-        name = f"<{cell['name']}>"
         if not guarded:
             try:
-                out.append((cell, builtins.compile(cell["source"], name, "exec")))
+                out.append((cell, builtins.compile(cell["source"], f"<{cell['name']}>", "exec")))
             except SyntaxError as exc:
                 out.append((cell, calls.describe_exception(exc)))
             continue
-        code, refused = compiler.compile_answer(cell["source"], name)
-        if code is None:
-            first = refused[0] if refused else compiler.Refusal(0, "it does not compile")
-            code = {"type": "NotAllowed", "where": f"{cell['name']}, line {first.line}",
-                    "message": f"{first.what} is not in the answer language"}
-        out.append((cell, code))
+        code = (compiled or {}).get(cell["index"])
+        out.append((cell, compiler.compile_cell(cell["source"], cell["name"])
+                    if code is None else code))
     return out
 
 
@@ -155,37 +155,58 @@ def main(job_fd: int = 0, channel_fd: int | None = None) -> None:
     job = wire.read_frame(job_fd)  # before any student code: it carries the token
     token, spec = job.token, job.meta
     fd = spec["channel_fd"] if channel_fd is None else channel_fd
-    send, exit_ = _sender(fd, token), os._exit
     for own in (job_fd, fd):
         os.set_inheritable(own, False)  # a program the student starts gets neither channel
-    wire.tensor_ops()  # torch's own functions for the writer, bound before any student code
-    _not_dumpable()
-    calls.refuse_autograd_for_good()  # while the grader may still be drawing the inputs
+    _not_dumpable()  # before the fork: neither process can be read or traced
     try:  # the whole job, the work and its inputs too, before any student code runs
         work = wire.read_frame(job_fd, token)
-        tensors = wire.load_tensors(work.blob)
+    except (EOFError, ValueError):
+        os._exit(3)
+    # The fork comes first, before anything is built for the answers: the parent only relays
+    # (it touches few pages, so the child copies on write only what it writes itself).
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_end)
+        del job, work, spec
+        _relay(read_end, _sender(fd, token), pid)
+    os.close(read_end)
+    os.close(fd)
+    targets, blob, code = work.meta["targets"], work.blob, job.blob
+    token = job = work = None  # noqa: F841 - what this frame held is gone from the child
+    _child(job_fd, spec, targets, blob, code, write_end)
+
+
+def _child(job_fd: int, spec: dict, targets: list[dict], blob: bytes, code: bytes,
+           write_end: int) -> None:
+    """The child: neither the token nor the channel. It builds what the answers run with, then
+    runs them (`_run_program`) and ends. `code` is the cells as the grader compiled them, where
+    it did and its Python is this one."""
+    exit_ = os._exit
+    send = _sender(write_end, CHILD_TOKEN)
+    wire.tensor_ops()  # torch's own functions for the writer, bound before any student code
+    calls.refuse_autograd_for_good()
+    try:
+        tensors = wire.load_tensors(blob)
         answers = language.DEFAULT.extended(spec.get("language") or {})
     except (EOFError, ValueError):
         exit_(3)
+    del blob
     guarded = spec.get("guarded", True) is not False
+    try:
+        compiled = compiler.loaded_cells(code) if code and \
+            spec.get("compiled_by") == compiler.MAGIC else None
+    except (ValueError, EOFError, TypeError, AttributeError):
+        compiled = None  # compiled here instead
+    del code
     cells = compile_cells([c for c in spec["cells"] if c["index"] not in set(spec["skip"])],
-                          guarded)
+                          guarded, compiled)
     namespace = guards.globals_for(answers) if guarded else \
         {"__name__": "__main__", "__builtins__": builtins}
     _forget_the_grader(job_fd)
-    targets, device = work.meta["targets"], spec["device"]
-    del job, work, spec
-
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: neither the token nor the channel
-        os.close(read_end)
-        os.close(fd)
-        token = send = None  # noqa: F841 - what this frame held is gone from the child
-        _run_program(cells, namespace, targets, tensors, device, _sender(write_end, CHILD_TOKEN))
-    os.close(write_end)
-    del cells, namespace, tensors
-    _relay(read_end, send, pid)
+    device = spec["device"]
+    del spec
+    _run_program(cells, namespace, targets, tensors, device, send)
 
 
 def _run_program(cells, namespace: dict, targets: list[dict], tensors: dict, device: str,
