@@ -18,13 +18,18 @@ changes it where the run-time guards decide instead:
   both guarded), so is `nonlocal`, and so are annotated assignments;
 - `print` is Python's own (what it prints is the student's output).
 
-Runs where the student's code runs, before any of it does, and on the trusted side to say what
-will not compile (`rules.py`). Standard library and RestrictedPython only.
+Runs on the trusted side, to say what will not compile (`rules.py`) and to compile a job's cells
+once (`compiled_cells`: a batch's worker compiles the lesson's own cells once, not once per
+student), and where the student's code runs, before any of it does, where the job brought no
+code (another Python compiled it). Standard library and RestrictedPython only.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.util
+import marshal
 import threading
 from dataclasses import dataclass
 
@@ -199,3 +204,35 @@ def compile_answer(source: str | ast.Module, filename: str = "<answer>"):
             line = error.split(":", 1)[0].removeprefix("Line ").strip()
             found.append(Refusal(int(line) if line.isdigit() else 0, error))
     return result.code, found
+
+
+def compile_cell(source: str, name: str):
+    """One cell compiled for the guards: its code, or, where it does not compile, the error its
+    run reports (a dict, as `calls.describe_exception` gives one)."""
+    code, refused = compile_answer(source, f"<{name}>")
+    if code is None:
+        first = refused[0] if refused else Refusal(0, "it does not compile")
+        return {"type": "NotAllowed", "where": f"{name}, line {first.line}",
+                "message": f"{first.what} is not in the answer language"}
+    return code
+
+
+#: Which Python compiled a job's cells: the runner loads them only where it is the same.
+MAGIC = importlib.util.MAGIC_NUMBER.hex()
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str, name: str) -> bytes:
+    return marshal.dumps(compile_cell(source, name))
+
+
+def compiled_cells(cells: list[dict]) -> bytes:
+    """`cells` (dicts with `index`, `source`, `name`) compiled on the grader's side, as marshal
+    data (`loaded_cells` reads it back): each distinct cell is compiled once per process, so a
+    batch compiles the lesson's own cells once, not once per student."""
+    return marshal.dumps({c["index"]: _compiled(c["source"], c["name"]) for c in cells})
+
+
+def loaded_cells(data: bytes) -> dict[int, object]:
+    """What `compiled_cells` made, in the student's process: {index: code or error}."""
+    return {index: marshal.loads(one) for index, one in marshal.loads(data).items()}

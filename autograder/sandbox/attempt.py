@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import settings, wire
+from .. import compiler, settings, wire
 from ..outcome import parse_results
 from .failures import name_the_limit
 from .layers import Layers, Limits, prepare
@@ -102,6 +102,16 @@ class _Deadline:
         self.at, self.limit = min(since + limit, self.wall_end), limit
 
 
+def _compiled(cells: list[dict], skip: set[int]) -> bytes:
+    """The cells the process will run, compiled here for the guards (each distinct cell once in
+    this process: a batch's lesson cells once per worker); none where the runner compiles them
+    itself (the sandbox's unguarded tests) or where they would not fit in one frame."""
+    if not GUARDED:
+        return b""
+    data = compiler.compiled_cells([c for c in cells if c["index"] not in skip])
+    return data if len(data) <= wire.MAX_BLOB_BYTES else b""
+
+
 def run_attempt(sub: Submission, limits: Limits) -> Ended:
     """One process of the submission under `limits`, from its start to its end (or its kill)."""
     layers = sub.layers
@@ -121,7 +131,9 @@ def run_attempt(sub: Submission, limits: Limits) -> Ended:
             c.start()
         first = wire.frame(sub.token, wire.JOB, {"cells": sub.cells, "skip": sorted(sub.skip),
                                                  "device": sub.device, "channel_fd": chan_w,
-                                                 "language": sub.language, "guarded": GUARDED})
+                                                 "language": sub.language, "guarded": GUARDED,
+                                                 "compiled_by": compiler.MAGIC},
+                           _compiled(sub.cells, sub.skip))
         cold = isinstance(proc, ColdProcess)
         if spawn.policy is not None and cold:  # the cold jail reads it first
             first = wire.frame(b"\0" * wire.TOKEN_BYTES, wire.POLICY, {
