@@ -58,9 +58,14 @@ def check(
     from .notebook import NotebookError, read_notebook
     from .sandbox.layers import IsolationMissing
     from .sandbox.layers import require_isolation as must_isolate
+    from .sandbox.process import PlatformMissing, require_platform
     from .settings import DEVICE_CHOICES, DeviceUnavailable
 
     said = notebook if json else None  # --json: every unusable input is a JSON object too
+    try:  # Windows: nothing of the check could run, so nothing is tried
+        require_platform()
+    except PlatformMissing as exc:
+        fail(str(exc), json_file=said)
     if device not in DEVICE_CHOICES:
         fail(f"--device {device}: choose one of {', '.join(DEVICE_CHOICES)}", json_file=said)
     if require_isolation:
@@ -83,7 +88,7 @@ def check(
                               warm=os.environ.get("AUTOGRADER_WARM") == "1")
     except typer.Exit:
         raise
-    except (NotebookError, LessonError, DeviceUnavailable) as exc:
+    except (NotebookError, LessonError, DeviceUnavailable, PlatformMissing) as exc:
         fail(str(exc), json_file=said)
     except Exception as exc:  # noqa: BLE001 - the grader's own failure: one line, never a traceback
         fail(f"the grader failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
