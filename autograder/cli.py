@@ -198,6 +198,9 @@ def grade(
         "--require-isolation", help="Refuse to grade (exit 2) where the sandbox's namespaces "
                                     "are not available (also: c.IsolatedCheck.require_isolation "
                                     "= True in nbgrader_config.py).")] = False,
+    gradescope: Annotated[bool, typer.Option(
+        "--gradescope", help="Also write Gradescope's results.json of each submission: "
+                             "COURSE/gradescope/<student>/<assignment>/results.json.")] = False,
 ) -> None:
     """Grade every submitted/<student>/<assignment>/<notebook> into nbgrader's gradebook."""
     if scheduler is None:  # the warm workers import torch while this process imports nbgrader
@@ -213,7 +216,7 @@ def grade(
         with progress_bar(console) as on_progress:
             outcomes = grade_course(course, workers=workers, on_progress=on_progress,
                                     scheduler=scheduler, require_isolation=require_isolation,
-                                    assignment=assignment)
+                                    assignment=assignment, gradescope=gradescope)
     except (GradeError, LessonError) as exc:
         fail(str(exc))
     print_class(outcomes, course.resolve(), console)
