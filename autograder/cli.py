@@ -58,9 +58,14 @@ def check(
     from .notebook import NotebookError, read_notebook
     from .sandbox.layers import IsolationMissing
     from .sandbox.layers import require_isolation as must_isolate
+    from .sandbox.process import PlatformMissing, require_platform
     from .settings import DEVICE_CHOICES, DeviceUnavailable
 
     said = notebook if json else None  # --json: every unusable input is a JSON object too
+    try:  # Windows: nothing of the check could run, so nothing is tried
+        require_platform()
+    except PlatformMissing as exc:
+        fail(str(exc), json_file=said)
     if device not in DEVICE_CHOICES:
         fail(f"--device {device}: choose one of {', '.join(DEVICE_CHOICES)}", json_file=said)
     if require_isolation:
@@ -83,7 +88,7 @@ def check(
                               warm=os.environ.get("AUTOGRADER_WARM") == "1")
     except typer.Exit:
         raise
-    except (NotebookError, LessonError, DeviceUnavailable) as exc:
+    except (NotebookError, LessonError, DeviceUnavailable, PlatformMissing) as exc:
         fail(str(exc), json_file=said)
     except Exception as exc:  # noqa: BLE001 - the grader's own failure: one line, never a traceback
         fail(f"the grader failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
@@ -193,6 +198,9 @@ def grade(
         "--require-isolation", help="Refuse to grade (exit 2) where the sandbox's namespaces "
                                     "are not available (also: c.IsolatedCheck.require_isolation "
                                     "= True in nbgrader_config.py).")] = False,
+    gradescope: Annotated[bool, typer.Option(
+        "--gradescope", help="Also write Gradescope's results.json of each submission: "
+                             "COURSE/gradescope/<student>/<assignment>/results.json.")] = False,
 ) -> None:
     """Grade every submitted/<student>/<assignment>/<notebook> into nbgrader's gradebook."""
     if scheduler is None:  # the warm workers import torch while this process imports nbgrader
@@ -208,7 +216,7 @@ def grade(
         with progress_bar(console) as on_progress:
             outcomes = grade_course(course, workers=workers, on_progress=on_progress,
                                     scheduler=scheduler, require_isolation=require_isolation,
-                                    assignment=assignment)
+                                    assignment=assignment, gradescope=gradescope)
     except (GradeError, LessonError) as exc:
         fail(str(exc))
     print_class(outcomes, course.resolve(), console)

@@ -93,7 +93,7 @@ def graded(tmp_path_factory, worker_id) -> tuple[Path, str]:
             with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
                 gb.update_or_create_assignment("backward", duedate=DUE)
             hand_in(course, released)
-            run = run_cli("grade", "--course", str(course), "--workers", "2")
+            run = run_cli("grade", "--course", str(course), "--workers", "2", "--gradescope")
             assert run.returncode == 0, run.stderr
             done.write_text(run.stdout)
     return course, done.read_text()

@@ -33,7 +33,8 @@ def demo(course: str | Path, console: Console, workers: int | None = None) -> in
         console.print(f"a sample class of {len(students)} handed in for {lesson.id}: "
                       f"{course / 'submitted'}", highlight=False)
     with progress_bar(console) as on_progress:
-        outcomes = grade_course(course, workers=workers, on_progress=on_progress)
+        outcomes = grade_course(course, workers=workers, on_progress=on_progress,
+                                gradescope=True)  # the whole story: Gradescope's files too
     print_class(outcomes, course, console)
     for assignment in dict.fromkeys(o.assignment for o in outcomes):
         console.print()

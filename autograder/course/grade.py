@@ -9,8 +9,8 @@ each `DIR/submitted/<student>/<id>/<id>.ipynb`, one short pipeline:
                    place of Execute: gradebook, late penalty, autograded/ notebook)
         -> feedback (feedback.py: nbgrader's generate_feedback, in batches, in one process per
                      eight workers, while the others are graded)
-    then, for the class: grades.csv (nbgrader's CSV export), Gradescope results.json; each
-    student's report is kept for `autograder report` (classreport/kept.py).
+    then, for the class: grades.csv (nbgrader's CSV export), with `--gradescope` Gradescope's
+    results.json; each student's report is kept for `autograder report` (classreport/kept.py).
 
 Every gradebook write of a class happens in this process, one submission at a time, each in one
 transaction (the course's database: SQLite's file, or the server `c.CourseDirectory.db_url` names,
@@ -189,9 +189,10 @@ def course_lessons(course: Path, cfg: Config, assignment: str | None = None) -> 
 def grade_course(course: str | Path, workers: int | None = None,
                  on_progress: Callable[[int, Outcome | None], None] | None = None,
                  scheduler: str | None = None, require_isolation: bool = False,
-                 assignment: str | None = None) -> list[Outcome]:
+                 assignment: str | None = None, gradescope: bool = False) -> list[Outcome]:
     """Grade every submission of `course` (of each of its lessons, or of `assignment`); write
-    gradebook, autograded/, feedback/, grades.csv. Outcomes are in lesson, then student order.
+    gradebook, autograded/, feedback/, grades.csv, and with `gradescope` each student's
+    gradescope/<student>/<assignment>/results.json. Outcomes are in lesson, then student order.
 
     `on_progress(total, outcome)` is called once with `(total, None)`, then after each student.
     `scheduler` (a dask.distributed address) grades on that cluster's workers instead of local
@@ -206,7 +207,7 @@ def grade_course(course: str | Path, workers: int | None = None,
         warnings.simplefilter("ignore", MissingIDFieldWarning)
         warnings.simplefilter("ignore", DuplicateCellId)  # nbformat gives a copied cell a new id
         return _grade_course(course, workers, on_progress, scheduler, require_isolation,
-                             assignment)
+                             assignment, gradescope)
 
 
 @dataclass
@@ -261,8 +262,8 @@ def executor_for(workers: int, scheduler: str | None, class_size: int = 0,
 
 
 def _grade_course(course, workers, on_progress, scheduler, require_isolation,
-                  assignment=None) -> list[Outcome]:
-    from . import export, gradescope
+                  assignment=None, gradescope=False) -> list[Outcome]:
+    from . import export
 
     put_python_on_path()
     course = Path(course).resolve()
@@ -291,7 +292,10 @@ def _grade_course(course, workers, on_progress, scheduler, require_isolation,
                                  progress, scheduler, warm=number == 0)
     export.grades_csv(course, cfg, {(o.assignment, o.student): o.reason for o in ordered
                                     if o.reason})
-    gradescope.write_all(course, ordered)
+    if gradescope:
+        from .gradescope import write_all
+
+        write_all(course, ordered)
     return ordered
 
 

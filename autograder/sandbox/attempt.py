@@ -24,7 +24,7 @@ from ..outcome import parse_results
 from .failures import name_the_limit
 from .layers import Layers, Limits, prepare
 from .policy import WORK
-from .process import ColdProcess, kill, runner_env, start
+from .process import ColdProcess, kill, require_platform, runner_env, start
 from .streams import Capture, Output, Sender
 from .warm import supported
 
@@ -113,7 +113,9 @@ def _compiled(cells: list[dict], skip: set[int]) -> bytes:
 
 
 def run_attempt(sub: Submission, limits: Limits) -> Ended:
-    """One process of the submission under `limits`, from its start to its end (or its kill)."""
+    """One process of the submission under `limits`, from its start to its end (or its kill).
+    `PlatformMissing`, before anything starts, where this platform cannot run it (Windows)."""
+    require_platform()
     layers = sub.layers
     folder = None if layers.namespaces else Path(tempfile.mkdtemp(prefix="autograder-"))
     try:

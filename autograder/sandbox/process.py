@@ -8,12 +8,46 @@ A process here has what `attempt.py` uses of it: `pid` (its group), `stdout`, `s
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
+import sys
 import time
 
 from .layers import Spawn, resource_limits
 from .warm import start as warm_start
+
+#: What a student reads where a check cannot run at all: one line, then what this Python lacks.
+NEEDS = "check needs Linux or macOS (on Windows, use WSL)"
+
+
+class PlatformMissing(RuntimeError):
+    """This platform cannot run a student's process as `check` does; the message is one line."""
+
+
+def missing_here() -> list[str]:
+    """What of the platform a student's process needs that this Python lacks: handing it the
+    channel's pipe (`subprocess`'s `pass_fds`, POSIX only: its Windows code is chosen by this same
+    test), and waiting on that pipe with a deadline (`select` on a pipe; Windows' takes sockets
+    alone, which the probe finds)."""
+    missing = []
+    if sys.platform == "win32":
+        missing.append("subprocess's pass_fds (POSIX only)")
+    read, write = os.pipe()
+    try:
+        select.select([read], [], [], 0)
+    except (OSError, ValueError):
+        missing.append("select on a pipe")
+    finally:
+        os.close(read)
+        os.close(write)
+    return missing
+
+
+def require_platform() -> None:
+    """`PlatformMissing` (one line naming what is missing) where `missing_here` finds anything."""
+    if missing := missing_here():
+        raise PlatformMissing(f"{NEEDS}: this Python has no {' and no '.join(missing)}")
 
 
 def runner_env(home: str) -> dict[str, str]:
