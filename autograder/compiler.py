@@ -211,6 +211,13 @@ def compile_cell(source: str, name: str):
     run reports (a dict, as `calls.describe_exception` gives one)."""
     code, refused = compile_answer(source, f"<{name}>")
     if code is None:
+        try:  # Python's own syntax error is said as Python says it, not as a refusal
+            with AST_LOCK:
+                ast.parse(source)
+        except SyntaxError as exc:
+            return {"type": "SyntaxError", "message": exc.msg, "where": f"{name}, line {exc.lineno}"}
+        except (ValueError, RecursionError, MemoryError):
+            pass
         first = refused[0] if refused else Refusal(0, "it does not compile")
         return {"type": "NotAllowed", "where": f"{name}, line {first.line}",
                 "message": f"{first.what} is not in the answer language"}
