@@ -25,12 +25,15 @@ import inspect
 from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar
 
+from .present.report import Verdict
+
 if TYPE_CHECKING:
     import torch
 
-    from .lesson import Case
-    from .plan import PlannedCall
-    from .report import Verdict
+    from .judge.plan import PlannedCall
+    from .lesson.model import Case
+
+__all__ = ["Hint", "LessonCode", "Verdict"]
 
 #: (what to add to the message, specific codes): what a lesson's hint gives back.
 Hint = tuple[str, tuple[str, ...]]

@@ -40,10 +40,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import lesson as lessons
 from autograder.course import put_python_on_path, samples
 from autograder.course import release as release_module
 from autograder.course.release import release
+from autograder.lesson import model as lessons
 
 REPO = Path(__file__).resolve().parents[1]
 

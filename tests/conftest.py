@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import lesson as lessons
 from autograder.course import samples
 from autograder.course.release import release
+from autograder.lesson import model as lessons
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "assignments" / "backward" / "backward.ipynb"
@@ -150,7 +150,7 @@ def rules_let_through(monkeypatch):
     """A bug in the rules and the guards, made on purpose: every answer cell runs whatever it holds, so that
     what the test sees is the sandbox's own doing (grading never runs code outside the answer
     language; `tests/test_language.py` shows each such construct refused)."""
-    from autograder import rules
+    from autograder.answer import rules
     from autograder.sandbox import attempt
 
     monkeypatch.setattr(rules, "judge", _let_through)

@@ -1,5 +1,5 @@
 """The answer language enforced by type at run time (autograder/untrusted/guards.py, compiled by
-autograder/compiler.py): a name an answer defines opens only its own objects, ordinary
+autograder/answer/compiler.py): a name an answer defines opens only its own objects, ordinary
 Python keeps its points, and the graded process holds nothing worth stealing.
 
 In process: a property test walks chains of attributes, items and calls from everything an
@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autograder import compiler, language
+from autograder import language
+from autograder.answer import compiler
 from autograder.untrusted import guards
 
 from .cheats import FRAMES, ROUND_4, ROUND_4_COMPUTED
@@ -246,7 +247,7 @@ def test_right_answers_in_ordinary_python_keep_full_marks_through_check(make_not
 def test_a_right_nll_grad_that_indexes_with_a_cpu_index_keeps_gpu_ready(released_classifier,
                                                                          tmp_path):
     from autograder.course import samples
-    from autograder.lesson import load
+    from autograder.lesson.model import load
 
     answers = dict(samples.of(load(REPO / "assignments" / "classifier")).CORRECT)
     answers["nll_grad"] = ("import torch\n\ndef nll_grad(inp, targ):\n"

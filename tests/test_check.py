@@ -276,7 +276,7 @@ def test_torch_is_not_imported_before_the_students_process_starts():
     import sys
 
     code = ("import sys\n"
-            "import autograder.cli, autograder.engine, autograder.notebook, autograder.settings\n"
+            "import autograder.cli, autograder.engine, autograder.answer.notebook, autograder.settings\n"
             "import autograder.sandbox.launch\n"
             "print('torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

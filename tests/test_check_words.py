@@ -9,10 +9,10 @@ import io
 import pytest
 from rich.console import Console
 
+from autograder.answer.notebook import NotebookError, parse_notebook
 from autograder.cli import print_report
-from autograder.devices import describe
-from autograder.notebook import NotebookError, parse_notebook
-from autograder.report import CheckResult, Report
+from autograder.judge.devices import describe
+from autograder.present.report import CheckResult, Report
 
 SANDBOX = ("sandbox: namespaces (pid, mount, network, IPC, UTS); system calls filtered (seccomp); "
            "limits: 2 GiB memory")
@@ -122,7 +122,7 @@ def long_report() -> Report:
 
 @pytest.mark.parametrize("verbose", [False, True])
 def test_check_keeps_every_line_within_88_columns_in_a_wide_terminal(monkeypatch, verbose):
-    from autograder.terminal import student_console
+    from autograder.present.terminal import student_console
 
     monkeypatch.setenv("COLUMNS", "200")  # a wide window: the table would take all of it
     out = io.StringIO()
@@ -163,7 +163,7 @@ def test_the_self_check_keeps_every_line_within_88_columns(capsys):
 
 @pytest.mark.parametrize("width", range(40, 101, 3))
 def test_a_wrapped_line_breaks_between_words_never_in_a_shape_or_a_term(width):
-    from autograder.report import wrapped
+    from autograder.present.report import wrapped
 
     text = ("FAIL values-float64, values-float32: inp.g is half of the true gradient: d/dx of "
             "(x - t)^2 is 2(x - t); b.g has shape (3, 4) but b has shape (4,): inp.g = "

@@ -10,10 +10,10 @@ import json
 import pytest
 import torch
 
-from autograder import lesson as lessons
-from autograder import problems
 from autograder.course import gradescope, samples
-from autograder.lesson import Case
+from autograder.judge import problems
+from autograder.lesson import model as lessons
+from autograder.lesson.model import Case
 from autograder.selfcheck import run_self_check
 
 from .conftest import REPO, check_report, target_mistakes, target_points

@@ -130,7 +130,7 @@ def test_the_reader_checks_every_field(data, says):
 
 
 def test_the_reader_reads_what_grade_keeps_and_refuses_what_is_not_json(tmp_path):
-    from autograder.report import CheckResult, Report
+    from autograder.present.report import CheckResult, Report
 
     report = Report([CheckResult(**CHECK)], notes=["sandbox: pid namespace"])
     classreport.keep(tmp_path, "backward", "bob", report, None)
@@ -181,9 +181,9 @@ NO_FACTOR_2 = ("def mse_grad(inp, targ):\n"
 @pytest.fixture(scope="module")
 def two_lessons(tmp_path_factory) -> Path:
     """A course with both lessons released, a small class handed in for each, graded once."""
-    from autograder import lesson as lessons
     from autograder.course import samples
     from autograder.course.release import release
+    from autograder.lesson import model as lessons
 
     course = tmp_path_factory.mktemp("two-lessons") / "course"
     for released in release(course):

@@ -11,7 +11,7 @@ import pytest
 
 from autograder.course import gradescope, samples
 from autograder.course.gradescope import results
-from autograder.report import CheckResult, Report
+from autograder.present.report import CheckResult, Report
 
 from .conftest import CORRECT
 
@@ -101,7 +101,7 @@ def test_the_scripts_gradescope_runs_are_there():
 def test_a_notebook_that_names_another_lesson_in_its_metadata_stays_in_its_own(released, tmp_path):
     # A student who has solved the other lesson sets its id in the metadata: the answer cells
     # say which lesson the notebook is, and the metadata only breaks a tie.
-    from autograder.lesson import for_notebook
+    from autograder.lesson.model import for_notebook
 
     nb = samples.fill(released, CORRECT)
     nb["metadata"]["autograder"] = {"lesson": "classifier"}
@@ -112,7 +112,7 @@ def test_a_notebook_that_names_another_lesson_in_its_metadata_stays_in_its_own(r
 def test_another_lessons_notebook_is_refused_in_one_line_naming_both_lessons(tmp_path):
     # A solved notebook of the other lesson, uploaded to the backward assignment: not graded,
     # and the student reads why (not "mse_grad is not defined").
-    from autograder import lesson as lessons
+    from autograder.lesson import model as lessons
 
     classifier = lessons.find("classifier")
     folder = tmp_path / "submission"
@@ -290,8 +290,8 @@ def test_run_autograder_writes_results_json_when_python_itself_fails(tmp_path):
 
 
 def test_each_notebook_not_graded_is_named_with_why():
-    from autograder import lesson as lessons
     from autograder.course.gradescope import Upload, choose
+    from autograder.lesson import model as lessons
 
     link = "backward.ipynb is a link: links in a submission are not graded"
     uploads = [Upload("backward.ipynb", problem=link),

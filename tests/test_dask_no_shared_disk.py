@@ -114,8 +114,8 @@ def test_serve_grades_on_workers_that_cannot_see_the_course(cluster, hidden):
 
 
 def test_a_lesson_travels_as_a_few_files_written_once_per_worker():
-    from autograder.bundle import LessonBundle, bundle, unpack
-    from autograder.lesson import LessonError
+    from autograder.lesson.bundle import LessonBundle, bundle, unpack
+    from autograder.lesson.model import LessonError
 
     made = bundle(BACKWARD)
     assert sorted(name for name, _ in made.files) == [

@@ -17,9 +17,9 @@ import torch
 
 from autograder.course import samples
 from autograder.engine import check_notebook
-from autograder.judging import judge_call, judge_calls
-from autograder.outcome import TargetOutcome, UntrustedRun
-from autograder.plan import build_plan
+from autograder.judge.judging import judge_call, judge_calls
+from autograder.judge.outcome import TargetOutcome, UntrustedRun
+from autograder.judge.plan import build_plan
 from autograder.selfcheck import SelfCheckFailed, run_self_check, self_check
 from autograder.untrusted import calls as runner
 
@@ -179,8 +179,8 @@ def test_gpu_readiness_imports_nothing_on_first_use():
     # on torch's CPU kernels and imports nothing.
     code = ("import sys, torch\n"
             "from autograder.untrusted import calls\n"
-            "from autograder.plan import build_plan\n"
-            "from autograder.lesson import find\n"
+            "from autograder.judge.plan import build_plan\n"
+            "from autograder.lesson.model import find\n"
             "plan = build_plan(find('backward'), 1, ('lin_grad',), lanes=('gpu-ready',))\n"
             "before = set(sys.modules)\n"
             "ns = {}\n"
@@ -218,7 +218,7 @@ def test_the_self_check_reports_devices(capsys):
 
 
 def test_a_crashed_target_does_not_read_as_a_failure_on_a_gpu_that_is_not_there():
-    from autograder.devices import describe, summarize
+    from autograder.judge.devices import describe, summarize
 
     plan = build_plan(BACKWARD, 1, ("mse_grad", "lin_grad"))
     lin = TargetOutcome("ok", calls={p.call.id: {"status": "unavailable"} for p in plan.calls

@@ -16,11 +16,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import diagnose, problems, rules
-from autograder.compare import compare_gradient
-from autograder.lesson import Case, Check
-from autograder.outcome import CallResult
-from autograder.plan import PlannedCall
+from autograder.answer import rules
+from autograder.judge import diagnose, problems
+from autograder.judge.compare import compare_gradient
+from autograder.judge.outcome import CallResult
+from autograder.judge.plan import PlannedCall
+from autograder.lesson.model import Case, Check
 from autograder.selfcheck import SelfCheckFailed, self_check
 
 from .conftest import BACKWARD, check_report, target_mistakes, target_points
@@ -542,8 +543,8 @@ def test_no_autograd_never_passes_for_a_function_that_is_not_there(make_notebook
 
 @pytest.mark.sandbox
 def test_an_input_used_where_another_of_its_shape_belongs_is_named(released_classifier, tmp_path):
-    from autograder import lesson as lessons
     from autograder.course import samples
+    from autograder.lesson import model as lessons
 
     from .conftest import REPO
 
@@ -585,8 +586,8 @@ ONE_HOTS_OF_THEIR_OWN = {
 @pytest.mark.parametrize("label", sorted(ONE_HOTS_OF_THEIR_OWN))
 def test_a_one_hot_of_ones_own_is_never_told_of_f_one_hot_in_any_check(released_classifier,
                                                                           tmp_path, label):
-    from autograder import lesson as lessons
     from autograder.course import samples
+    from autograder.lesson import model as lessons
 
     from .conftest import REPO
 

@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from autograder import lesson as lessons
 from autograder.course import samples
+from autograder.lesson import model as lessons
 
 from .conftest import REPO
 from .courseusers import COURSE_ID, read_json, shared_server, why_no_users

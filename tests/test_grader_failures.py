@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from autograder import engine
-from autograder import lesson as lessons
 from autograder.cli import app
 from autograder.course import gradescope
-from autograder.report import REFERENCE_NOTE, for_students
+from autograder.lesson import model as lessons
+from autograder.present.report import REFERENCE_NOTE, for_students
 
 from .conftest import REPO
 
@@ -89,7 +89,7 @@ def test_grades_summary_tells_the_instructor_once_per_wrong_reference(tmp_path):
 
     from autograder.course.grade import Outcome
     from autograder.course.show import print_class
-    from autograder.report import CheckResult, Report
+    from autograder.present.report import CheckResult, Report
 
     def outcome(student: str, notes: list[str]) -> Outcome:
         check = CheckResult("log_softmax_grad:values", "log_softmax_grad", True, 3.0, 3.0, "ok")
@@ -108,7 +108,7 @@ def test_the_class_report_tells_the_instructor_once_per_wrong_reference(tmp_path
     from rich.console import Console
 
     from autograder.course import classreport
-    from autograder.report import CheckResult, Report
+    from autograder.present.report import CheckResult, Report
 
     check = CheckResult("log_softmax_grad:values", "log_softmax_grad", True, 3.0, 3.0, "ok")
     for student in ("ada", "bob"):

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import engine, notebook, program, reading
+from autograder import engine
+from autograder.answer import notebook, program, reading
 from autograder.course import samples
 
 from .conftest import BACKWARD, CORRECT

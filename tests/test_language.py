@@ -1,4 +1,4 @@
-"""The answer language (autograder/language.py; read by autograder/rules.py before anything runs,
+"""The answer language (autograder/language.py; read by autograder/answer/rules.py before anything runs,
 enforced by type at run time by autograder/untrusted/guards.py): what an answer may reach is an
 allowlist per kind of object; everything else is refused with a message that names it.
 
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import compiler, language, program, reading, rules
-from autograder.lesson import LessonError, load
+from autograder import language
+from autograder.answer import compiler, program, reading, rules
+from autograder.lesson.model import LessonError, load
 from autograder.selfcheck import run_self_check
 from autograder.untrusted import guards
 

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from autograder import lesson as lessons
+from autograder.lesson import model as lessons
 
 try:
     import tomllib

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import lesson as lessons
+from autograder.lesson import model as lessons
 from autograder.selfcheck import run_self_check
 
 from .conftest import run_cli, target_mistakes
@@ -45,9 +45,8 @@ forward = { name = "tanh", of = ["inp"], upstream = "out.g" }
 LESSON_PY = '''
 import torch
 
-from autograder import diagnose
-from autograder.lesson_api import LessonCode
-from autograder.report import Verdict
+from autograder.judge import diagnose
+from autograder.lesson_api import LessonCode, Verdict
 
 
 def tanh(inp):

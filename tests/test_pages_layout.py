@@ -7,8 +7,8 @@ import nbformat
 
 from autograder.course.offline_math import markdown_with_mathml
 from autograder.course.preprocessor import graded_output, notes_for_student
-from autograder.devices import describe
-from autograder.report import CheckResult, Report
+from autograder.judge.devices import describe
+from autograder.present.report import CheckResult, Report
 
 CHECKS = ("values-float64", "batch-of-one", "values-float32", "no-autograd")
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from autograder import lesson as lessons
-from autograder import picture
 from autograder.course.feedback import ReportAlone
 from autograder.course.preprocessor import write_results
+from autograder.lesson import model as lessons
+from autograder.present import picture
 from autograder.selfcheck import run_self_check
 
 from .conftest import CORRECT

@@ -11,10 +11,10 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from autograder import lesson as lessons
-from autograder import problems
-from autograder.plan import build_plan
-from autograder.report import REFERENCE_NOTE, for_students
+from autograder.judge import problems
+from autograder.judge.plan import build_plan
+from autograder.lesson import model as lessons
+from autograder.present.report import REFERENCE_NOTE, for_students
 from autograder.selfcheck import run_self_check
 
 from .conftest import REPO

@@ -1,10 +1,10 @@
-"""The exercise's rule, read from code (autograder/rules.py, autograder/reading.py): in process, fast."""
+"""The exercise's rule, read from code (autograder/answer/rules.py, autograder/answer/reading.py): in process, fast."""
 
 from __future__ import annotations
 
 import pytest
 
-from autograder import program, reading, rules
+from autograder.answer import program, reading, rules
 from autograder.course import samples
 
 from .conftest import BACKWARD, CORRECT

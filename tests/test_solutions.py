@@ -12,11 +12,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import lesson as lessons
-from autograder import problems
 from autograder.course.release import course_lesson
-from autograder.lesson import Case
-from autograder.plan import reference_gradients
+from autograder.judge import problems
+from autograder.judge.plan import reference_gradients
+from autograder.lesson import model as lessons
+from autograder.lesson.model import Case
 
 from .conftest import BACKWARD, REPO
 

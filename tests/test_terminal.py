@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from autograder.course import samples
-from autograder.terminal import visible
+from autograder.present.terminal import visible
 
 from .conftest import BACKWARD, run_cli
 

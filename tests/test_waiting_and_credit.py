@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import lesson as lessons
 from autograder.course.gradescope import results
-from autograder.report import CheckResult, Report
+from autograder.lesson import model as lessons
+from autograder.present.report import CheckResult, Report
 from autograder.selfcheck import SelfCheckFailed, run_self_check, self_check
 
 from .conftest import check_report, target_points

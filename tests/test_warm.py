@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import engine, notebook, resolve, settings
+from autograder import engine, settings
+from autograder.answer import notebook
 from autograder.course import samples
+from autograder.lesson import resolve
 from autograder.sandbox import warm
 from autograder.sandbox.layers import choose_layers
 

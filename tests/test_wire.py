@@ -131,7 +131,7 @@ def test_the_graded_process_imports_only_the_wire_and_its_own_modules():
             "    sys.modules[name] = None\n"
             "import autograder.untrusted.runner\n"
             "print(sorted(m for m in sys.modules if m.startswith('autograder')))\n")
-    assert run_python(code) == str(["autograder", "autograder.compiler", "autograder.language",
+    assert run_python(code) == str(["autograder", "autograder.answer.compiler", "autograder.language",
                                     "autograder.untrusted", "autograder.untrusted.calls",
                                     "autograder.untrusted.guards", "autograder.untrusted.runner",
                                     "autograder.untrusted.stand_in", "autograder.wire"])
@@ -142,14 +142,14 @@ def test_the_reference_is_computed_without_the_untrusted_harness():
     code = ("import sys\n"
             "sys.modules['autograder.untrusted'] = None  # any import of it fails\n"
             "from autograder import engine\n"
-            "from autograder.plan import build_plan\n"
-            "from autograder.lesson import find\n"
+            "from autograder.judge.plan import build_plan\n"
+            "from autograder.lesson.model import find\n"
             "plan = build_plan(find('backward'), 3, solutions=find('backward').reference())\n"
             "print(plan.reference)\n")
     assert run_python(code) == "reference solutions and autograd"
 
 
-# --- what crosses back, read once (autograder/outcome.py) -------------------------------------
+# --- what crosses back, read once (autograder/judge/outcome.py) -------------------------------------
 
 @settings(max_examples=200, deadline=None)
 @given(junk=st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
@@ -159,7 +159,7 @@ def test_the_reference_is_computed_without_the_untrusted_harness():
                                                             "error", "message", "device"]),
                                            inner, max_size=5), max_leaves=20))
 def test_whatever_a_call_account_holds_it_is_read_into_types_or_left_out(junk):
-    from autograder.outcome import CallResult, ValueInfo
+    from autograder.judge.outcome import CallResult, ValueInfo
 
     result = CallResult.parse(junk)
     assert result.status is None or isinstance(result.status, str)
@@ -171,7 +171,7 @@ def test_whatever_a_call_account_holds_it_is_read_into_types_or_left_out(junk):
 
 
 def test_only_the_calls_asked_for_come_back_and_a_limit_is_named_once():
-    from autograder.outcome import parse_results
+    from autograder.judge.outcome import parse_results
 
     named = []
     frame = wire.Frame(wire.RESULTS, {"name": "t", "calls": {

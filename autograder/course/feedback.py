@@ -31,7 +31,7 @@ from nbgrader.coursedir import CourseDirectory
 from traitlets import List, Unicode, default
 from traitlets.config import Config
 
-from ..lesson import Lesson
+from ..lesson.model import Lesson
 from . import nbgrader_parts
 from .offline_math import with_mathml
 from .pages import render

@@ -34,8 +34,8 @@ from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
 from .. import files
-from ..lesson import Lesson
-from ..report import Report
+from ..lesson.model import Lesson
+from ..present.report import Report
 from . import nbgrader_parts
 from .preprocessor import IsolatedCheck, notes_cell
 

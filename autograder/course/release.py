@@ -19,8 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .. import lesson as lessons
-from ..lesson import Lesson
+from ..lesson import model as lessons
+from ..lesson.model import Lesson
 from . import put_python_on_path
 from .exchange import DEFAULT_ROOT, ExchangeError, ensure_root, make_private
 

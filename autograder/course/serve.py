@@ -59,7 +59,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import files
-from ..terminal import visible
+from ..present.terminal import visible
 from .exchange import root_of, submission_owner_ok
 
 #: What a submission may bring into the course (the rest is left in the exchange).

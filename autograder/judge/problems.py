@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .lesson import Case, Lesson, Target
-from .wire import Call
+from ..lesson.model import Case, Lesson, Target
+from ..wire import Call
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 

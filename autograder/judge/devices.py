@@ -8,11 +8,11 @@ whether it could (a CUDA call comes back "unavailable" without a GPU).
 
 from __future__ import annotations
 
+from ..settings import DeviceUnavailable, lanes_for  # noqa: F401 - part of this module's API
 from .compare import STAND_IN_DEVICES
 from .judging import Verdicts
 from .outcome import UntrustedRun
 from .plan import Plan
-from .settings import DeviceUnavailable, lanes_for  # noqa: F401 - part of this module's API
 
 
 def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "all") -> dict:

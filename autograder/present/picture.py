@@ -75,8 +75,8 @@ def _matrix(t: torch.Tensor) -> torch.Tensor:
 def keep(verdict, target: str, planned, tensors: dict):
     """`verdict` with the picture of the first `.g` of this call that is off, where the call is a
     failing float64 "values" call on the CPU; otherwise `verdict` as it is."""
-    from .compare import gradient_error
-    from .diagnose import tolerance
+    from ..judge.compare import gradient_error
+    from ..judge.diagnose import tolerance
 
     case = planned.case
     if verdict.passed or planned.check.kind != "values" or case.dtype != "float64" or \

@@ -10,12 +10,13 @@ self-check, `check`, `grade` and Gradescope all read what it gives.
 
 from __future__ import annotations
 
-from . import kinds, rules
+from ..answer import rules
+from ..lesson.model import Check
+from ..present.report import WAITING, CheckResult, Verdict
+from . import kinds
 from .judging import Verdicts, outcome_of
-from .lesson import Check
 from .outcome import UntrustedRun
 from .plan import Plan
-from .report import WAITING, CheckResult, Verdict
 
 PASSED = Verdict(True)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from . import wire
+    from .. import wire
 
 #: Longest text kept of any field that came back (the runner's own caps are shorter).
 MAX_TEXT = 1000
@@ -154,7 +154,7 @@ def parse_results(result: wire.Frame, call_ids: set[str],
     """One target's results frame as plain, validated data: the accounts of the calls asked for
     (each error first given to `name_the_limit`, which says the limit it hit) and the tensors
     they name."""
-    from . import wire
+    from .. import wire
 
     calls = result.meta.get("calls") if isinstance(result.meta, dict) else None
     if not isinstance(calls, dict):

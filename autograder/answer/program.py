@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from . import language as lang
+from .. import language as lang
 from . import notebook, reading, rules
 
 

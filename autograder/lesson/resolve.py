@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from . import notebook
-from .lesson import Lesson
+from ..answer import notebook
+from .model import Lesson
 
 
 def points(lesson: Lesson, *, gradebook: dict[str, float] | None = None,

@@ -29,19 +29,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from ..language import DEFAULT as DEFAULT_LANGUAGE
+from ..language import Language
 from . import kind_names
-from .language import DEFAULT as DEFAULT_LANGUAGE
-from .language import Language
 
 if TYPE_CHECKING:
-    from .lesson_api import LessonCode
+    from ..lesson_api import LessonCode
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-PACKAGE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent  # autograder/lesson/
+PACKAGE = HERE.parent  # autograder/
 #: The lessons this install carries: a checkout's assignments/, or the wheel's copy of it.
 BUNDLED = (PACKAGE.parent / "assignments" if (PACKAGE.parent / "assignments").is_dir()
            else PACKAGE / "lessons")
@@ -220,7 +221,7 @@ class Lesson:
 
     @cached_property
     def _code(self) -> LessonCode:
-        from .lesson_api import lesson_code
+        from ..lesson_api import lesson_code
 
         try:
             return lesson_code(self._module, str(self.folder / "lesson.py"))
@@ -300,7 +301,7 @@ def _load(folder: Path, stamps: tuple) -> Lesson:
 def standard_checks() -> dict[str, list]:
     """The engine's standard sets of checks (`checks.toml`), by name: what a target's
     `checks = "gradient"` names where its lesson.toml defines no set of that name."""
-    return tomllib.loads((PACKAGE / STANDARD_CHECKS).read_text())["checkset"]
+    return tomllib.loads((HERE / STANDARD_CHECKS).read_text())["checkset"]
 
 
 def _lesson(folder: Path, data: dict) -> Lesson:
@@ -416,10 +417,10 @@ def find(lesson_id: str, course: Path | None = None) -> Lesson:
 
 def for_notebook(nb: dict, course: Path | None = None) -> Lesson:
     """The lesson a notebook belongs to: the one whose answer cells (nbgrader grade ids) it has
-    the most of; its metadata's `autograder.lesson` only chooses between lessons it matches as
+    the most of; its metadata's `autograder.lesson.model` only chooses between lessons it matches as
     well (a student's file says what it likes: it never moves a notebook to another lesson).
     Grading that knows its assignment (a course, Gradescope's) never asks this."""
-    from . import notebook
+    from ..answer import notebook
 
     lessons = available(course)
     meta = nb.get("metadata", {}) if isinstance(nb.get("metadata"), dict) else {}

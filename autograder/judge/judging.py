@@ -7,11 +7,12 @@ summary (`devices`) read.
 
 from __future__ import annotations
 
-from . import failures, kinds, picture
+from ..answer.reading import Cell
+from ..present import picture
+from ..present.report import Verdict
+from . import failures, kinds
 from .outcome import TargetOutcome, UntrustedRun
 from .plan import Plan, PlannedCall
-from .reading import Cell
-from .report import Verdict
 
 #: Verdicts by call id; None for a call that counts for nothing (`skipped`).
 Verdicts = dict[str, Verdict | None]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, copy_locations
 
-from . import language as lang
+from .. import language as lang
 
 #: One conversion between Python's syntax trees and its compiler's at a time, in this process:
 #: CPython 3.11 keeps the recursion depth of that conversion per interpreter, not per thread, and

@@ -35,8 +35,8 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .. import language as lang
 from . import compiler, reading
-from . import language as lang
 
 AUTOGRAD, HIDDEN = "autograd", "hidden"
 

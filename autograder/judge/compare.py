@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from ..present.report import Verdict
 from . import diagnose
 from .outcome import CallResult, ValueInfo
-from .report import Verdict
 
 PASSED = Verdict(True)
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
-from .kind_names import NAMES, RUNS, STATIC  # noqa: F401 - kinds.STATIC, as plan and scoring read it
-from .report import Verdict
-from .wire import Call
+from ..lesson.kind_names import NAMES, RUNS, STATIC  # noqa: F401 - kinds.STATIC, as plan and scoring read it
+from ..present.report import Verdict
+from ..wire import Call
 
 if TYPE_CHECKING:
     import torch
 
-    from .lesson import Case, Lesson, Target
+    from ..lesson.model import Case, Lesson, Target
     from .outcome import CallResult
     from .plan import PlannedCall
 

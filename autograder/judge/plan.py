@@ -12,11 +12,11 @@ from types import ModuleType
 
 import torch
 
+from ..lesson.model import Case, Check, Lesson
+from ..lesson.resolve import fresh_seed
+from ..present.report import REFERENCE_NOTE
+from ..wire import Call
 from . import kinds, problems
-from .lesson import Case, Check, Lesson
-from .report import REFERENCE_NOTE
-from .resolve import fresh_seed
-from .wire import Call
 
 
 @dataclass

@@ -7,11 +7,11 @@ mistake code for it. No student code runs here.
 
 from __future__ import annotations
 
+from ..answer.reading import Cell
+from ..present.report import Verdict
 from . import diagnose
 from .outcome import CallResult, ErrorInfo, TargetOutcome
 from .plan import PlannedCall
-from .reading import Cell
-from .report import Verdict
 
 
 def process_failure(target: str, outcome: TargetOutcome) -> Verdict | None:

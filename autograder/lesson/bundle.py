@@ -15,9 +15,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import lesson as lessons
-from . import notebook
-from .lesson import Lesson, LessonError
+from ..answer import notebook
+from . import model as lessons
+from .model import Lesson, LessonError
 
 #: The largest bundle sent to workers: a lesson is a few files of text (25 to 32 kB here).
 MAX_BUNDLE_BYTES = 16 << 20
