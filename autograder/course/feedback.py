@@ -167,7 +167,7 @@ class FeedbackPage(HTMLExporter):
     their alternative text and JupyterLab cells a tab stop, then writes the parse back out. A
     page that has neither changes in that pass only in whitespace and how tags are closed, so
     here it is written as rendered; any other page gets the stock pass. Parsed, ours and stock's pages are
-    the same (`tests/test_course.py`).
+    the same (`tests/course/test_course.py`).
     """
 
     @default("preprocessors")
