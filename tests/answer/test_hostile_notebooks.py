@@ -195,7 +195,7 @@ def test_seven_million_empty_lists_are_refused_in_one_line_within_little_memory(
     path.write_bytes(with_metadata_lists(engine.source_notebook(BACKWARD),
                                          notebook.MAX_NOTEBOOK_BYTES - 1000))
     code, out, err, peak, _ = measured(sys.executable, "-c", (
-        "import sys; from autograder import notebook\n"
+        "import sys; from autograder.answer import notebook\n"
         "try: notebook.read_notebook(sys.argv[1])\n"
         "except notebook.NotebookError as exc: print(exc)\n"), str(path))
     assert code == 0, err

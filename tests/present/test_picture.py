@@ -188,7 +188,7 @@ def test_check_runs_without_matplotlib(make_notebook):
     out = in_a_fresh_python(
         "import sys\nsys.modules['matplotlib'] = None\n"  # as where it is not installed
         "from autograder.engine import check_notebook\n"
-        "from autograder import picture\n"
+        "from autograder.present import picture\n"
         f"report = check_notebook({str(path)!r}, seed=3)\n"
         "drawn = picture.first(report, 'relu_grad')\n"
         "print(sorted(report.mistakes('relu_grad')), drawn.title, picture.png(drawn),\n"

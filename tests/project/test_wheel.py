@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 HAND_IN = """
 import json, sys
 from pathlib import Path
-from autograder import lesson as lessons
+from autograder.lesson import model as lessons
 from autograder.course import samples
 course = Path(sys.argv[1])
 for lesson in lessons.available(course).values():
@@ -44,7 +44,7 @@ print(lessons.BUNDLED)
 #: `autograder` with the rules and guards letting every answer cell run (see
 #: conftest.rules_let_through).
 LET_THROUGH = """
-from autograder import rules
+from autograder.answer import rules
 from autograder.sandbox import attempt
 rules.judge = lambda answers, *args, **kwargs: {target: [] for target in answers}
 attempt.GUARDED = False

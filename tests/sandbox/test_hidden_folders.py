@@ -223,7 +223,7 @@ def mse_grad(inp, targ):
     inp.g = sign * 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]
 '''
 #: `nbgrader autograde` with the rules and guards let through (tests/conftest.rules_let_through).
-STOCK = ("import sys\nfrom autograder import rules\nfrom autograder.sandbox import attempt\n"
+STOCK = ("import sys\nfrom autograder.answer import rules\nfrom autograder.sandbox import attempt\n"
          "from tests.conftest import _let_through\n"
          "rules.judge = _let_through\nattempt.GUARDED = False\n"
          "from nbgrader.apps.nbgraderapp import main\n"
