@@ -170,10 +170,6 @@ class FeedbackPage(HTMLExporter):
     the same (`tests/course/test_course.py`).
     """
 
-    @default("preprocessors")
-    def _preprocessors_default(self):
-        return [ReportAlone]  # also in a course released before the release configured it
-
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.highlighters: dict[str | None, RememberedHighlight] = {}

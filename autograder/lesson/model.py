@@ -266,11 +266,8 @@ def solutions_folder(folder: Path) -> Path:
     """Where the lesson in `folder` keeps what only an instructor may see: `solutions/<name>/`
     beside the folder that holds the lessons (assignments/ and solutions/ in a checkout,
     autograder/lessons/ and autograder/solutions/ in a wheel, DIR/lessons/ and DIR/solutions/ in
-    a course); the lesson's own folder where that holds a reference.py (a course released before
-    solutions/ existed, or a lesson kept in one folder)."""
+    a course)."""
     folder = Path(folder)
-    if (folder / "reference.py").is_file():
-        return folder
     return folder.parent.parent / "solutions" / folder.name
 
 
@@ -376,8 +373,6 @@ def _case(c: dict, target_flags: tuple[str, ...]) -> Case:
     c = dict(c)
     flags = c.pop("flags", ())
     flags = target_flags if flags == "target" else tuple(flags)
-    if "fake" in c:  # its name in lessons released before it was called a stand-in
-        c["stand_in"] = c.pop("fake")
     known = {k: c.pop(k) for k in ("n", "dtype", "device", "stand_in") if k in c}
     return Case.of(flags=flags, **known, **{k: int(v) for k, v in c.items()})
 

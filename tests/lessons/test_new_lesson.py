@@ -162,19 +162,18 @@ def test_a_hook_with_other_parameters_is_one_line_too(tmp_path):
         lessons.load(folder).code()
 
 
-def test_a_lesson_py_written_before_the_class_keeps_its_hooks(tmp_path, monkeypatch):
-    # A course's own copy of a lesson, made by an older release and kept by later ones: its
-    # hooks are module-level functions.
+def test_a_lesson_py_without_its_class_is_one_line_for_the_lesson_author(tmp_path):
+    # Hooks as module-level functions (as the lessons had them before the class) are no longer
+    # read in silence: the author reads what is missing, in one line.
     folder = write_lesson(tmp_path / "lessons")
     (folder / "lesson.py").write_text(
         "import torch\n\n\ndef tanh(inp):\n    return torch.tanh(inp)\n\n\n"
         "def named_ratios(target, name, n):\n"
         "    return [(-1.0, ('tanh_grad.sign_flipped',), 'd tanh(x)/dx is 1 - tanh(x)^2')]\n")
-    monkeypatch.setenv("AUTOGRADER_LESSONS", str(tmp_path / "lessons"))
-    namespace: dict = {}
-    exec("import torch\n" + SIGN_FLIPPED, namespace)
-    report = run_self_check("tanh_grad", namespace["tanh_grad"], device="cpu", lesson="tanh")
-    assert report.mistakes("tanh_grad") == ["tanh_grad.sign_flipped", "tanh_grad.wrong_values"]
+    with pytest.raises(lessons.LessonError) as raised:
+        lessons.load(folder).code()
+    assert str(raised.value) == (f"{folder / 'lesson.py'} must define one subclass of "
+                                 "autograder.lesson_api.LessonCode (it defines none)")
 
 
 @pytest.mark.parametrize("checks, said", [

@@ -5,7 +5,6 @@ lesson here and every case of its lesson.toml; and they live where only an instr
 from __future__ import annotations
 
 import dataclasses
-import shutil
 
 import pytest
 import torch
@@ -73,14 +72,6 @@ def test_a_course_gets_the_solutions_in_their_own_folder(tmp_path):
     assert {p.name for p in mine.folder.iterdir()} == {"backward.ipynb", "lesson.toml", "lesson.py"}
     assert mine.reference_path == tmp_path / "solutions" / "backward" / "reference.py"
     assert (tmp_path / "solutions" / "backward" / "samples.py").is_file()
-
-
-def test_a_course_released_before_solutions_existed_keeps_its_reference_where_it_is(tmp_path):
-    old = shutil.copytree(REPO / "assignments" / "backward", tmp_path / "lessons" / "backward")
-    shutil.copy(REPO / "solutions" / "backward" / "reference.py", old / "reference.py")
-    mine = course_lesson(tmp_path, BACKWARD)
-    assert mine.reference_path == old / "reference.py" and mine.reference() is not None
-    assert not (tmp_path / "solutions").exists()  # nothing beside it to contradict it
 
 
 def test_the_exact_zero_case_really_has_zeros():
