@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/autograder demo demo-course
 
 # --dist loadfile: each test file runs in one worker, so a module that sets up real users, a
-# course or a JupyterHub once (tests/test_exchange.py, test_serve.py, test_hub.py) never has a
+# course or a JupyterHub once (tests/course/test_exchange.py, test_serve.py, test_hub.py) never has a
 # second copy of them racing it in the other worker. (xdist's loadgroup does not group under
 # pytest 9: its xdist_group marks are kept as documentation.)
 test: $(STAMP) browser uidmap proxy postgres
@@ -27,19 +27,19 @@ test: $(STAMP) browser uidmap proxy postgres
 # Under AUTOGRADER_REQUIRE_TOOLS=1 (.ci/run) a tool that cannot be installed fails make test.
 INSTALL := scripts/install-tool.sh
 
-# tests/test_browser.py drives Debian's Chromium.
+# tests/course/test_browser.py drives Debian's Chromium.
 browser:
 	@$(INSTALL) "the browser tests" "test -x /usr/bin/chromedriver" apt chromium chromium-driver
 
-# tests/test_subuid.py grants a user subordinate ids: Debian's uidmap (newuidmap, newgidmap).
+# tests/sandbox/test_subuid.py grants a user subordinate ids: Debian's uidmap (newuidmap, newgidmap).
 uidmap:
 	@$(INSTALL) "the subordinate-uid tests" "command -v newuidmap && command -v newgidmap" apt uidmap
 
-# tests/test_postgres.py starts its own PostgreSQL server (tests/postgres.py): Debian's postgresql.
+# tests/course/test_postgres.py starts its own PostgreSQL server (tests/support/postgres.py): Debian's postgresql.
 postgres:
 	@$(INSTALL) "the PostgreSQL tests" "ls /usr/lib/postgresql/*/bin/initdb" apt postgresql
 
-# JupyterHub's proxy (tests/test_hub.py, `make hub`): npm's configurable-http-proxy.
+# JupyterHub's proxy (tests/course/test_hub.py, `make hub`): npm's configurable-http-proxy.
 proxy:
 	@$(INSTALL) "the Hub test" "command -v configurable-http-proxy" npm configurable-http-proxy
 

@@ -21,7 +21,7 @@ err = Console(stderr=True)
 def fail(message: str, code: int = 2, json_file: Path | None = None) -> None:
     """One line on stderr, no traceback, then exit. With `json_file` (`check --json`), stdout
     also holds the error as one JSON object, `{"error": message, "file": json_file}`."""
-    from .terminal import visible
+    from .present.terminal import visible
 
     if json_file is not None:
         import json
@@ -53,9 +53,9 @@ def check(
                                     "are not available.")] = False,
 ) -> None:
     """Check one notebook: exit 0 if every check passes, 1 if any fails, 2 if it is unusable."""
+    from .answer.notebook import NotebookError, read_notebook
     from .engine import check_parsed  # no torch yet: the student's process starts first
-    from .lesson import LessonError, available, for_notebook
-    from .notebook import NotebookError, read_notebook
+    from .lesson.model import LessonError, available, for_notebook
     from .sandbox.layers import IsolationMissing
     from .sandbox.layers import require_isolation as must_isolate
     from .sandbox.process import PlatformMissing, require_platform
@@ -96,7 +96,7 @@ def check(
     if json:
         sys.stdout.write(report.to_json() + "\n")
     else:
-        from .terminal import student_console, visible
+        from .present.terminal import student_console, visible
 
         print_report(report, student_console(), verbose=verbose)
         if show_output and report.output.strip():
@@ -109,7 +109,7 @@ def print_report(report, console: Console, verbose: bool = False) -> None:
     """A row per target: its points, and what to fix (each distinct mistake once,
     `Report.grouped`). Then the notes that say something about this notebook: the devices' line
     in a student's words (`devices.describe`), the sandbox's layers only where `verbose`."""
-    from .devices import describe
+    from .judge.devices import describe
 
     table = Table(title="autograder check")
     table.add_column("target")
@@ -144,7 +144,7 @@ def print_report(report, console: Console, verbose: bool = False) -> None:
 
 def escape(text: str) -> str:
     """Student text for a rich table or line: control characters visible, markup escaped."""
-    from .terminal import shown
+    from .present.terminal import shown
 
     return shown(text)
 
@@ -172,7 +172,7 @@ def release(
     """Make COURSE an nbgrader course and release its lessons with nbgrader (into its exchange)."""
     from .course.release import EXCHANGE_CONFIGURED, ReleaseError
     from .course.release import release as do_release
-    from .lesson import LessonError
+    from .lesson.model import LessonError
 
     if no_exchange and exchange is not None:
         fail("--exchange and --no-exchange: choose one")
@@ -209,7 +209,7 @@ def grade(
         start_warm_workers()
     from .course.grade import GradeError, grade_course
     from .course.show import print_class, progress_bar
-    from .lesson import LessonError
+    from .lesson.model import LessonError
 
     console = Console()
     try:
@@ -308,7 +308,7 @@ def demo(
     from .course.demo import demo as run_demo
     from .course.grade import GradeError
     from .course.release import ReleaseError
-    from .lesson import LessonError
+    from .lesson.model import LessonError
 
     try:
         code = run_demo(course, Console())

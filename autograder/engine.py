@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import lesson as lessons
-from . import notebook, program, resolve, settings
-from .bundle import LessonBundle, unpack
-from .lesson import Lesson
-from .outcome import ErrorInfo
-from .report import CheckResult, Report, name_cells
+from . import settings
+from .answer import notebook, program
+from .judge.outcome import ErrorInfo
+from .lesson import model as lessons
+from .lesson import resolve
+from .lesson.bundle import LessonBundle, unpack
+from .lesson.model import Lesson
+from .present.report import CheckResult, Report, name_cells
 from .sandbox.launch import run_untrusted
 from .sandbox.layers import Limits
 
@@ -71,7 +73,7 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
 
     def draw_inputs():
         # Runs once the student's process has started: torch loads while the cells run.
-        from .plan import build_plan
+        from .judge.plan import build_plan
 
         plans.append(build_plan(lesson, seed, targets, solutions, lanes,
                                 refuse_autograd=graded.refuse_autograd()))
@@ -80,9 +82,9 @@ def grade_notebook(nb: dict, lesson: Lesson, *, points: dict[str, float],
     run = run_untrusted(graded.cells, draw_inputs,
                         cells_timeout=settings.CELLS_TIMEOUT, target_timeout=settings.TARGET_TIMEOUT,
                         limits=Limits(), warm=warm, language=lesson.language.table)
-    from .devices import describe, summarize
-    from .judging import judge_calls
-    from .scoring import judge_target
+    from .judge.devices import describe, summarize
+    from .judge.judging import judge_calls
+    from .judge.scoring import judge_target
 
     plan = plans[0]
     verdicts = judge_calls(plan, run, graded.answers, graded.own_names)  # each call, once
@@ -135,8 +137,8 @@ def warm_up(lesson_folder: str) -> None:
     """A local batch's first step: start the warm workers, then, while their first process
     imports torch, import what judging needs and compute one reference (torch's first autograd
     pass is the slow one), so that the first students wait for neither."""
-    from . import devices, judging, scoring  # noqa: F401
-    from .plan import build_plan
+    from .judge import devices, judging, scoring  # noqa: F401
+    from .judge.plan import build_plan
     from .sandbox.launch import start_warm_workers
 
     start_warm_workers()
@@ -166,7 +168,7 @@ def grade_submission(nb: dict, lesson: str | LessonBundle, points: dict[str, flo
         own_source = source_notebook(loaded) if source is None else None
     report = grade_notebook(nb, loaded, points=points, seed=seed, warm=warm,
                             source=source if source is not None else own_source)
-    from . import picture  # (torch: not before a student's process starts, in `check`)
+    from .present import picture  # (torch: not before a student's process starts, in `check`)
 
     picture.draw_for_feedback(report)  # here, in the worker, not in the grader's process
     return report

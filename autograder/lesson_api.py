@@ -25,12 +25,15 @@ import inspect
 from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar
 
+from .present.report import Verdict
+
 if TYPE_CHECKING:
     import torch
 
-    from .lesson import Case
-    from .plan import PlannedCall
-    from .report import Verdict
+    from .judge.plan import PlannedCall
+    from .lesson.model import Case
+
+__all__ = ["Hint", "LessonCode", "Verdict"]
 
 #: (what to add to the message, specific codes): what a lesson's hint gives back.
 Hint = tuple[str, tuple[str, ...]]
@@ -114,7 +117,8 @@ def lesson_code(module: ModuleType, where: str) -> LessonCode:
              and issubclass(c, LessonCode) and c is not LessonCode
              and c.__module__ == module.__name__]
     if not found:
-        return _written_before_the_class(module)
+        raise ValueError(f"{where} must define one subclass of autograder.lesson_api.LessonCode "
+                         "(it defines none)")
     if len(found) > 1:
         raise ValueError(f"{where} must define one subclass of autograder.lesson_api.LessonCode "
                          f"(it defines {', '.join(c.__name__ for c in found)})")
@@ -151,13 +155,3 @@ def _same_parameters(owner: type, name: str, value: object, where: str) -> None:
         raise ValueError(f"{where}: {owner.__name__}.{name} takes ({', '.join(p.name for p in params)}); "
                          f"the hook takes ({shown})")
 
-
-def _written_before_the_class(module: ModuleType) -> LessonCode:
-    """A lesson.py with no subclass: its hooks were module-level functions and tables, as in a
-    course's own copy of a lesson made by an older `release` (which later releases keep). The
-    hooks it has, by their names here, become the methods of its class; it has no misspelt-hook
-    check, which needs the class."""
-    hooks = {name: getattr(module, name) for name in HOOKS if hasattr(module, name)}
-    return type("ModuleLevelHooks", (LessonCode,),
-                {name: staticmethod(v) if inspect.isfunction(v) else v
-                 for name, v in hooks.items()})()

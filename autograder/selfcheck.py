@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import inspect
 
-from . import lesson as lessons
-from . import picture, resolve, rules
-from .devices import describe, lanes_for, summarize
-from .judging import judge_calls
-from .outcome import TargetOutcome, UntrustedRun
-from .plan import build_plan
-from .report import Report, name_cells, wrapped
-from .scoring import judge_target
+from .answer import rules
+from .judge.devices import describe, lanes_for, summarize
+from .judge.judging import judge_calls
+from .judge.outcome import TargetOutcome, UntrustedRun
+from .judge.plan import build_plan
+from .judge.scoring import judge_target
+from .lesson import model as lessons
+from .lesson import resolve
+from .present import picture
+from .present.report import Report, name_cells, wrapped
 from .untrusted.calls import run_call
 
 
@@ -81,7 +83,7 @@ def under_guards(obj: object, source: str, lesson: lessons.Lesson) -> object:
     language's guards (`compiler.py`, `untrusted/guards.py`), with the names of the
     notebook it was defined in, so that what the guards refuse is refused here in the same
     words. Where its source does not compile, `obj` itself (the rules' findings say why)."""
-    from . import compiler
+    from .answer import compiler
     from .untrusted import guards
 
     code, refused = compiler.compile_answer(source, f"<{ANSWER_CELL}>")

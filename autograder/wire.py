@@ -12,7 +12,7 @@ Both sides import this module: the student's process with the standard library a
   u64 header length, a JSON header of dtype, shape and offsets, then the raw bytes: no pickle, no
   compression, so what is allocated is bounded by what was read). `load_tensors` checks the header
   against its caps before it allocates anything. Written and read here with torch alone (the
-  engine must run where only torch is installed, e.g. on a GPU machine); `tests/test_wire.py`
+  engine must run where only torch is installed, e.g. on a GPU machine); `tests/sandbox/test_wire.py`
   checks that the `safetensors` library reads ours and we read its.
 
 Nothing here runs code from the data it reads.

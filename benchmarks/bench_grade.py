@@ -13,7 +13,7 @@ In one run, with the machine and the date:
   in-notebook self-check), by `autograder grade` as root on SQLite, and, for the sizes up to
   `--matrix-up-to`, as an ordinary user (made here when run as root: the sandbox of user
   namespaces, warm workers included; again with subordinate uids where `newuidmap` is
-  installed), on a PostgreSQL gradebook (`--postgres`: a server started here, tests/postgres.py)
+  installed), on a PostgreSQL gradebook (`--postgres`: a server started here, tests/support/postgres.py)
   and on a Dask cluster of two workers (`--dask`), in seconds per notebook and ratios;
 - where the time goes (`--profile`): one class graded in this process, the CPU seconds of each
   kind of process (this one, the grading processes, the students' processes, the feedback
@@ -40,10 +40,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import lesson as lessons
 from autograder.course import put_python_on_path, samples
 from autograder.course import release as release_module
 from autograder.course.release import release
+from autograder.lesson import model as lessons
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -176,7 +176,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         users = []  # (the row's name, the user's environment)
         if not args.skip_user:
-            from tests.userenv import ordinary_user, why_no_subordinate_ids, why_not
+            from tests.support.userenv import ordinary_user, why_no_subordinate_ids, why_not
 
             reason = why_not(BENCH_USER)
             if reason is None:
@@ -190,8 +190,8 @@ def main() -> None:
                 print(f"\nno ordinary-user run: {reason}")
         server = None
         if args.postgres:
-            from tests.postgres import postgres_server
-            from tests.postgres import why_not as no_postgres
+            from tests.support.postgres import postgres_server
+            from tests.support.postgres import why_not as no_postgres
 
             if (reason := no_postgres()) is None:
                 server = stack.enter_context(postgres_server())

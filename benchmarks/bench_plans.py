@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 def failures(lesson_id: str, seeds: range) -> list[tuple[int, str]]:
     import torch
 
-    from autograder import lesson as lessons
-    from autograder import problems
-    from autograder.compare import compare_values
-    from autograder.plan import build_plan, reference_gradients
+    from autograder.judge import problems
+    from autograder.judge.compare import compare_values
+    from autograder.judge.plan import build_plan, reference_gradients
+    from autograder.lesson import model as lessons
 
     torch.set_num_threads(1)
     lesson = lessons.load(ROOT / "assignments" / lesson_id)

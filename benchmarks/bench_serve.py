@@ -32,10 +32,10 @@ sys.path.insert(0, str(REPO))
 
 from nbgrader.utils import notebook_hash  # noqa: E402
 
-from autograder import lesson as lessons  # noqa: E402
 from autograder.course import put_python_on_path, samples  # noqa: E402
 from autograder.course.release import release  # noqa: E402
-from tests.courseusers import COURSE_ID, submit_as  # noqa: E402
+from autograder.lesson import model as lessons  # noqa: E402
+from tests.support.courseusers import COURSE_ID, submit_as  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -50,7 +50,7 @@ step "pytest -m cuda"
 # From a copy of the tests outside the tree, so that the installed package is the one tested.
 cp -r tests assignments solutions "$site/" && cp pyproject.toml "$site/"
 (cd "$site" && timeout 150 "$py" -m pytest -q -p no:cacheprovider -m cuda \
-    --rootdir "$site" tests/test_devices.py) 2>&1 | tee "$out/pytest-cuda.log"
+    --rootdir "$site" tests/judge/test_devices.py) 2>&1 | tee "$out/pytest-cuda.log"
 code=${PIPESTATUS[0]}
 # 5: no test ran (all deselected); 0: passed. Without a GPU the cuda tests skip: both are fine.
 if [ "$code" -ne 0 ] && [ "$code" -ne 5 ]; then failed=1; fi

@@ -7,7 +7,7 @@ release --exchange`); JupyterHub with PAM login for those three, each server a J
 nbgrader's Assignment List (and, for the instructor, formgrader). Prints the address and the
 logins. Ctrl-C stops the Hub and every server, removes the homes and locks the passwords.
 
-The users and the set-up are the tests' own (tests/courseusers.py: what tests/test_hub.py runs).
+The users and the set-up are the tests' own (tests/support/courseusers.py: what tests/course/test_hub.py runs).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autograder.course.hub import HubError, why_no_hub  # noqa: E402
-from tests.courseusers import course_hub, why_no_users  # noqa: E402
+from tests.support.courseusers import course_hub, why_no_users  # noqa: E402
 
 TEACHER, STUDENTS = "demo-teacher", ["demo-alice", "demo-bob"]
 

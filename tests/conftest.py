@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import lesson as lessons
 from autograder.course import samples
 from autograder.course.release import release
+from autograder.lesson import model as lessons
+from tests.support import REQUIRE_SANDBOX
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "assignments" / "backward" / "backward.ipynb"
@@ -26,11 +27,6 @@ CLASS = samples.of(BACKWARD).CLASS
 #: (`pytestmark`); a test elsewhere is `sandbox` by its own mark, or when it uses a fixture that
 #: releases a course (nbgrader) or writes a notebook for the CLI (below).
 SANDBOX_FIXTURES = {"released", "released_path", "make_notebook", "honest_alone", "graded"}
-
-#: `.ci/run` sets AUTOGRADER_REQUIRE_SANDBOX=1: there a test that needs a layer of the sandbox
-#: this machine does not offer fails and says why, instead of skipping (a CI without user
-#: namespaces would otherwise pass without ever testing the sandbox).
-REQUIRE_SANDBOX = os.environ.get("AUTOGRADER_REQUIRE_SANDBOX") == "1"
 
 
 def needs_layer(missing: bool, reason: str) -> pytest.MarkDecorator:
@@ -120,7 +116,7 @@ def check_json(path: Path) -> tuple[int, dict]:
 
 def check_report(path: Path, seed: int | None = None) -> tuple[int, dict]:
     """What `check_json` gives, from the same engine in this process, the student's process
-    forked from a warm parent (tests/test_warm.py: a warm start's report is a cold one's, check
+    forked from a warm parent (tests/sandbox/test_warm.py: a warm start's report is a cold one's, check
     by check): a fraction of a second, where the command costs a Python and torch each time.
     The command's own behaviour (exit codes, one JSON object, the table) is tested with
     `check_json` and `run_cli`."""
@@ -149,8 +145,8 @@ def _let_through(answers, *args, **kwargs):
 def rules_let_through(monkeypatch):
     """A bug in the rules and the guards, made on purpose: every answer cell runs whatever it holds, so that
     what the test sees is the sandbox's own doing (grading never runs code outside the answer
-    language; `tests/test_language.py` shows each such construct refused)."""
-    from autograder import rules
+    language; `tests/answer/test_language.py` shows each such construct refused)."""
+    from autograder.answer import rules
     from autograder.sandbox import attempt
 
     monkeypatch.setattr(rules, "judge", _let_through)
@@ -166,5 +162,5 @@ def unguarded(monkeypatch):
     monkeypatch.setattr(attempt, "GUARDED", False)
 
 
-#: `python -m tests.unchecked ARGS`: the `autograder` command with the rules let through.
-UNCHECKED = [sys.executable, "-m", "tests.unchecked"]
+#: `python -m tests.support.unchecked ARGS`: the `autograder` command with the rules let through.
+UNCHECKED = [sys.executable, "-m", "tests.support.unchecked"]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from autograder import diagnose
-from autograder.lesson_api import LessonCode
-from autograder.report import Verdict
+from autograder.judge import diagnose
+from autograder.lesson_api import LessonCode, Verdict
 
 #: How much a case flagged "large" scales its logits: exp() overflows beyond about 88 in
 #: float32 and 709 in float64.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .. import lesson as lessons
+from ..lesson import model as lessons
 from . import classreport, samples
 from .grade import grade_course
 from .release import release

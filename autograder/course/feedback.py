@@ -31,7 +31,7 @@ from nbgrader.coursedir import CourseDirectory
 from traitlets import List, Unicode, default
 from traitlets.config import Config
 
-from ..lesson import Lesson
+from ..lesson.model import Lesson
 from . import nbgrader_parts
 from .offline_math import with_mathml
 from .pages import render
@@ -167,12 +167,8 @@ class FeedbackPage(HTMLExporter):
     their alternative text and JupyterLab cells a tab stop, then writes the parse back out. A
     page that has neither changes in that pass only in whitespace and how tags are closed, so
     here it is written as rendered; any other page gets the stock pass. Parsed, ours and stock's pages are
-    the same (`tests/test_course.py`).
+    the same (`tests/course/test_course.py`).
     """
-
-    @default("preprocessors")
-    def _preprocessors_default(self):
-        return [ReportAlone]  # also in a course released before the release configured it
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

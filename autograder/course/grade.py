@@ -40,12 +40,14 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
-from .. import files, notebook, resolve
-from .. import lesson as lessons
-from ..bundle import bundle
+from .. import files
+from ..answer import notebook
 from ..engine import grade_submission, source_notebook, warm_up
-from ..lesson import Lesson
-from ..report import Report
+from ..lesson import model as lessons
+from ..lesson import resolve
+from ..lesson.bundle import bundle
+from ..lesson.model import Lesson
+from ..present.report import Report
 from . import put_python_on_path
 from .config import GradebookError, course_config, open_gradebook
 from .local_pool import GradingPool

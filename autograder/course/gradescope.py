@@ -25,9 +25,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import files, notebook
-from .. import lesson as lessons
-from ..report import WIDTH, Report, for_students, wrapped
+from .. import files
+from ..answer import notebook
+from ..lesson import model as lessons
+from ..present.report import WIDTH, Report, for_students, wrapped
 
 
 def results(report: Report | None, reason: str | None = None, max_score: float | None = None,

@@ -30,7 +30,7 @@ def _start(lesson_folder: str) -> None:
 
 
 #: What the grading processes import before they are forked (once, not once each).
-PRELOAD = ["autograder.engine", "autograder.judging", "autograder.scoring", "autograder.devices",
+PRELOAD = ["autograder.engine", "autograder.judge.judging", "autograder.judge.scoring", "autograder.judge.devices",
            "matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.colors"]
 
 

@@ -24,11 +24,13 @@ from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer
 
-from .. import lesson as lessons
-from .. import notebook, picture, resolve
+from ..answer import notebook
 from ..engine import grade_submission, source_notebook
-from ..lesson import Lesson
-from ..report import Report, for_students
+from ..lesson import model as lessons
+from ..lesson import resolve
+from ..lesson.model import Lesson
+from ..present import picture
+from ..present.report import Report, for_students
 
 
 class IsolatedCheck(NbGraderPreprocessor):
@@ -165,8 +167,8 @@ def notes_for_student(report: Report) -> list[str]:
     sandbox's or the reference's; the devices line only where a device failed for a device
     reason (the CPU passes and a GPU check fails, or a `wrong_device` mistake), in plain words
     (no stand-in backend)."""
-    from ..compare import STAND_IN_DEVICES
-    from ..devices import describe
+    from ..judge.compare import STAND_IN_DEVICES
+    from ..judge.devices import describe
 
     device_line = describe(report.devices) if report.devices else None
     shown = []

@@ -14,7 +14,7 @@ stock `nbgrader autograde` does for each student, with two differences that chan
 Everything else is nbgrader's: the student and submission rows, the timestamp and late penalty,
 the source folder's files, `IsolatedCheck` writing each grade cell's result, `SaveAutoGrades`
 and the course's other configured steps and hooks, file permissions, the clean-up on failure.
-tests/test_course.py checks that stock `nbgrader autograde` records the same, file for file.
+tests/course/test_course.py checks that stock `nbgrader autograde` records the same, file for file.
 
 All of it runs in the grading process, one submission at a time, one transaction each (on
 SQLite's file or the database server the course names).
@@ -34,8 +34,8 @@ from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
 from .. import files
-from ..lesson import Lesson
-from ..report import Report
+from ..lesson.model import Lesson
+from ..present.report import Report
 from . import nbgrader_parts
 from .preprocessor import IsolatedCheck, notes_cell
 

@@ -2,9 +2,8 @@
 
 For each lesson (every one this install carries, or `--assignment ID`): the lesson's folder is
 copied to `DIR/lessons/<id>/` and its solutions folder to `DIR/solutions/<id>/` (the course's own
-copies, which grading reads and an instructor may edit: a copy already there is kept; a course
-released before solutions/ existed keeps its `DIR/lessons/<id>/reference.py`, which is read where
-it is), its notebook to `DIR/source/<id>/`, and nbgrader's own `generate_assignment` writes
+copies, which grading reads and an instructor may edit: a copy already there is kept), its
+notebook to `DIR/source/<id>/`, and nbgrader's own `generate_assignment` writes
 `DIR/release/<id>/<notebook>` (stubs, no solutions, no outputs) and records the assignment, its
 cells and points in the gradebook; then nbgrader's own `release_assignment` puts it in the
 exchange (`c.Exchange.root`, exchange.py) for students to fetch. Nothing of `DIR/solutions/`
@@ -19,8 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .. import lesson as lessons
-from ..lesson import Lesson
+from ..lesson import model as lessons
+from ..lesson.model import Lesson
 from . import put_python_on_path
 from .exchange import DEFAULT_ROOT, ExchangeError, ensure_root, make_private
 

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from types import ModuleType
 
-from .. import notebook
-from ..lesson import Lesson, LessonError, load_module
+from ..answer import notebook
+from ..lesson.model import Lesson, LessonError, load_module
 
 
 def fill(released: dict, answers: dict[str, str], extra_cells: list[str] = ()) -> dict:

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..terminal import shown as escape
+from ..present.terminal import shown as escape
 from . import feedback
 
 
@@ -57,14 +57,14 @@ def print_class(outcomes: list, course: Path, console: Console) -> None:
         row = [escape(o.student), f"{o.score:g} / {o.max_score:g}{late}", said]
         table.add_row(*([escape(o.assignment)] if several else []), *row)
     console.print(table)
-    from ..report import reference_notes
+    from ..present.report import reference_notes
 
     wrong = reference_notes((o.student, o.report.notes) for o in outcomes if o.report)
     for note, students in wrong.items():  # the instructor's bug, said once for the class
         console.print(f"[yellow]for the instructor[/] ({len(students)} submission(s)): "
                       f"{escape(note)}", highlight=False, soft_wrap=True)
     if outcomes:
-        from .. import lesson as lessons
+        from ..lesson import model as lessons
 
         first = outcomes[0]
         example = feedback.page(course, first.student, lessons.find(first.assignment, course))

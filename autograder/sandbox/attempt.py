@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import compiler, settings, wire
-from ..outcome import parse_results
+from .. import settings, wire
+from ..answer import compiler
+from ..judge.outcome import parse_results
 from .failures import name_the_limit
 from .layers import Layers, Limits, prepare
 from .policy import WORK
@@ -29,7 +30,7 @@ from .streams import Capture, Output, Sender
 from .warm import supported
 
 if TYPE_CHECKING:
-    from ..outcome import UntrustedRun
+    from ..judge.outcome import UntrustedRun
 
 Work = tuple[list[dict], dict]
 

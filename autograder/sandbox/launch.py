@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import settings
-from ..outcome import TargetOutcome, UntrustedRun
+from ..judge.outcome import TargetOutcome, UntrustedRun
 from .attempt import DrawnWork, Submission, Work, run_attempt
 from .failures import why_it_ended
 from .layers import Limits, choose_layers

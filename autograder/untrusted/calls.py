@@ -377,7 +377,7 @@ def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
     return {"status": "ok", "bwd_calls": calls, "bwd_count": _len(recorded)}, sent
 
 
-#: The runner's half of each check kind (`autograder/kinds.py`, `CheckKind.runs`), by the
+#: The runner's half of each check kind (`autograder/judge/kinds.py`, `CheckKind.runs`), by the
 #: `wire.Call` kind it makes.
 RUNNERS = {"function": run_function, "probe": run_probe}
 

@@ -35,11 +35,8 @@ if __package__ in (None, ""):  # run as a script (`python -I runner.py`): find t
 import builtins  # noqa: E402
 import json  # noqa: E402
 
-from autograder import (  # noqa: E402
-    compiler,  # noqa: E402
-    language,
-    wire,
-)
+from autograder import language, wire
+from autograder.answer import compiler
 from autograder.untrusted import calls, guards  # noqa: E402
 
 PR_SET_DUMPABLE = 4

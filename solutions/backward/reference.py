@@ -1,7 +1,7 @@
 """Reference solutions of the `backward` lesson: the trusted answers (instructor side only).
 
 Each gradient sits next to the forward it differentiates. `.g` holds a gradient, as in the lesson.
-tests/test_solutions.py proves each equal to torch.autograd in float64.
+tests/lessons/test_solutions.py proves each equal to torch.autograd in float64.
 """
 
 import torch

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from ...lesson import Target
+from ...lesson.model import Target
 from ..config import GradebookError, course_config, open_gradebook
 from .kept import Unreadable, read_kept
 from .model import ClassReport, Row

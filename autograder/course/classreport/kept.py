@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ... import files
-from ...report import REFERENCE_NOTE, Report
+from ...present.report import REFERENCE_NOTE, Report
 
 FORMAT = 1  # of a kept report
 MAX_KEPT_BYTES = 4 << 20

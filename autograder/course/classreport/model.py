@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from ...report import reference_notes
+from ...present.report import reference_notes
 from .kept import KeptCheck
 
 TOP_MISTAKES = 10  # in the figure and the terminal summary (the page lists them all)
@@ -35,7 +35,7 @@ class Row:
         """What the ranking counts: the specific codes where the checks name one (the general
         kind that comes with them, `lin_grad.wrong_values`, says nothing more), else the
         general ones."""
-        from ...diagnose import GENERAL
+        from ...judge.diagnose import GENERAL
 
         codes = self.mistakes(target)
         return [c for c in codes if c.split(".", 1)[-1] not in GENERAL] or codes

@@ -11,7 +11,7 @@ def print_summary(report: ClassReport, console) -> None:
     be graded, and where the page is."""
     from rich.table import Table
 
-    from ...terminal import shown as escape
+    from ...present.terminal import shown as escape
 
     table = Table(title=f"class report: {escape(report.assignment)}, {len(report.graded)} graded "
                         f"of {len(report.rows)} handed in")

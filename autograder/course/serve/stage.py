@@ -1,0 +1,167 @@
+"""Staging a hand-in: inbound/ -> submitted/<student>/<id>/, plain files only, no link followed,
+and the times and secret read from what was staged."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import stat
+from datetime import datetime
+from pathlib import Path
+
+from ... import files
+from .names import Submission
+
+#: What a submission may bring into the course (the rest is left in the exchange).
+MAX_FILES, MAX_FILE_BYTES, MAX_DEPTH = 100, 20 * 1024 * 1024, 4
+#: Entries looked at for a hand-in's time, each round it waits (more than staging copies).
+MAX_ENTRIES_TIMED = 4 * MAX_FILES
+#: The largest `submission_secret.txt` read (nbgrader writes a short line).
+MAX_SECRET_BYTES = 4096
+
+
+def open_submission(inbound: Path, name: str) -> int:
+    """A descriptor of `inbound/name`, a folder opened without following a link."""
+    parent = os.open(inbound, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def last_change(inbound: Path, name: str) -> float:
+    """When the submission folder or anything in it last changed: the latest ctime of the folder
+    and of its first MAX_ENTRIES_TIMED entries (MAX_DEPTH folders down, no link followed). A
+    student can make it later (touch a file), never earlier: only root sets a ctime back.
+    Raises OSError where the folder cannot be opened."""
+    top = open_submission(inbound, name)
+    latest = os.fstat(top).st_ctime
+    left = MAX_ENTRIES_TIMED
+    stack = [(top, 0)]
+    try:
+        while stack and left > 0:
+            fd, depth = stack.pop()
+            try:
+                with os.scandir(fd) as entries:
+                    for entry in itertools.islice(entries, left):
+                        left -= 1
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        latest = max(latest, st.st_ctime)
+                        if stat.S_ISDIR(st.st_mode) and depth < MAX_DEPTH:
+                            try:
+                                stack.append((os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY
+                                                      | os.O_NOFOLLOW, dir_fd=fd), depth + 1))
+                            except OSError:
+                                continue
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
+    return latest
+
+
+def stage(inbound: Path, sub: Submission, dest: Path) -> float:
+    """Copy the submission's plain files (at most MAX_FILES, each at most MAX_FILE_BYTES, at most
+    MAX_DEPTH folders down) into a fresh `dest`, opening each folder and file without following a
+    link: the student owns the folder and may change it while it is copied. Returns the latest
+    ctime of what was copied (and of the folders it was in): when that content last changed."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    top = open_submission(inbound, sub.name)
+    copied = [0]
+    latest = [os.fstat(top).st_ctime]
+
+    def copy_dir(fd: int, out: Path, depth: int) -> None:
+        try:
+            names = sorted(os.listdir(fd))
+        except OSError:
+            return
+        for name in names:
+            if copied[0] >= MAX_FILES:
+                return
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and depth < MAX_DEPTH:
+                try:
+                    sub_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError:
+                    continue
+                try:
+                    latest[0] = max(latest[0], os.fstat(sub_fd).st_ctime)
+                    (out / name).mkdir()
+                    copy_dir(sub_fd, out / name, depth + 1)
+                finally:
+                    os.close(sub_fd)
+            elif stat.S_ISREG(st.st_mode) and st.st_size <= MAX_FILE_BYTES:
+                try:
+                    file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+                except OSError:
+                    continue  # unreadable (the student's chmod): left out, the grader says so
+                with os.fdopen(file_fd, "rb") as src:
+                    if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                        continue
+                    data = src.read(MAX_FILE_BYTES + 1)
+                    # after the read: a write while it was read is a change, too
+                    latest[0] = max(latest[0], os.fstat(src.fileno()).st_ctime)
+                if len(data) <= MAX_FILE_BYTES:
+                    (out / name).write_bytes(data)
+                    copied[0] += 1
+
+    try:
+        copy_dir(top, dest, 0)
+    finally:
+        os.close(top)
+    return latest[0]
+
+
+def read_secret(folder: Path) -> tuple[str | None, str | None]:
+    """(the staged `submission_secret.txt`'s text, None) or (None, why there is none usable): the
+    student wrote it, and nbgrader reads it as UTF-8 text."""
+    path = folder / "submission_secret.txt"
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SECRET_BYTES + 1)
+    except FileNotFoundError:
+        return None, "it has no submission_secret.txt"
+    except OSError as exc:
+        return None, f"its submission_secret.txt cannot be read ({exc.strerror})"
+    if len(raw) > MAX_SECRET_BYTES:
+        return None, f"its submission_secret.txt is over {MAX_SECRET_BYTES} bytes"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "its submission_secret.txt is not UTF-8 text"
+    if not text:
+        return None, "its submission_secret.txt is empty"
+    return text, None
+
+
+def claimed_in_file(course: Path, sub: Submission) -> datetime | None:
+    """What the staged `timestamp.txt` says (the student's; shown, never used), None where it says
+    no date."""
+    from nbgrader.utils import parse_utc
+
+    try:
+        raw = files.read_under(course, ("submitted", sub.student, sub.assignment,
+                                        "timestamp.txt"), 1024)
+        return parse_utc(raw.decode("utf-8", "replace").strip()) if raw else None
+    except Exception:  # noqa: BLE001 - a link, too large, not a date: dateutil raises several kinds
+        return None
+
+
+def write_server_time(folder: Path, sub: Submission) -> None:
+    """The staged `timestamp.txt`, which nbgrader's gradebook timestamp (and so its lateness)
+    comes from: the server's time of the hand-in, in nbgrader's own format."""
+    path = folder / "timestamp.txt"
+    path.unlink(missing_ok=True)  # (stage copies plain files only: never a link here)
+    path.write_text(sub.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
