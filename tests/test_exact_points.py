@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -150,6 +151,9 @@ def test_grade_gives_a_perfect_answer_its_maximum_exactly_in_grades_csv(tmp_path
     with (course / "grades.csv").open(newline="") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == "tanh"}
     assert (float(rows["ada"]["score"]), float(rows["ada"]["max_score"])) == (1, 1)
+    done = run_cli("report", "--course", str(course), "--assignment", "tanh")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"tanh_grad\W+1 / 1\W+1 of 1\W", done.stdout), done.stdout  # mean, full marks
 
 
 @pytest.mark.slow
