@@ -16,7 +16,7 @@ from rich.console import Console
 
 from ..lesson import model as lessons
 from . import classreport, samples
-from .grade import grade_course
+from .grade import GRADER_FAILED, grade_course
 from .release import release
 from .show import print_class, progress_bar
 
@@ -42,4 +42,13 @@ def demo(course: str | Path, console: Console, workers: int | None = None) -> in
     console.print(f"\nformgrader: cd {course} && jupyter lab, then Nbgrader > Formgrader (or open "
                   "/formgrader on that server); also: nbgrader export", highlight=False,
                   soft_wrap=True)
+    # A sample the grader failed on is the grader's (or its lesson's) bug, never the class's:
+    # the whole story above, then one line and a failing exit (`make demo` stops on it).
+    failed = [f"{o.assignment}/{o.student}" for o in outcomes
+              if (o.reason or "").startswith(GRADER_FAILED)]
+    if failed:
+        Console(stderr=True).print(f"autograder: {GRADER_FAILED} on {', '.join(failed)}: see "
+                                   "the table above", highlight=False, markup=False,
+                                   soft_wrap=True)
+        return 1
     return 0

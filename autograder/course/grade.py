@@ -60,6 +60,10 @@ class GradeError(RuntimeError):
     """The course cannot be graded at all; the message says why in one line."""
 
 
+#: How the reason of a submission the grader itself failed on begins (its bug, not the student's).
+GRADER_FAILED = "the grader failed"
+
+
 class Unusable(ValueError):
     """This submission cannot be graded; the message is the one-line reason."""
 
@@ -368,7 +372,7 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
                     done(student, None, str(exc))
                     continue
                 except Exception as exc:  # noqa: BLE001 - the grader's own failure, for this one only
-                    done(student, None, f"the grader failed: {type(exc).__name__}: {one_line(exc)}")
+                    done(student, None, f"{GRADER_FAILED}: {type(exc).__name__}: {one_line(exc)}")
                     continue
                 reason = recorder.record(student, nb, report)
                 done(student, None if reason else report, reason)

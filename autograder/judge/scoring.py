@@ -10,9 +10,11 @@ self-check, `check`, `grade` and Gradescope all read what it gives.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from ..answer import rules
 from ..lesson.model import Check
-from ..present.report import WAITING, CheckResult, Verdict
+from ..present.report import WAITING, CheckResult, Verdict, exact
 from . import kinds
 from .judging import Verdicts, outcome_of
 from .outcome import UntrustedRun
@@ -66,9 +68,9 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
     every check of the target, and the others wait for it.
     """
     checks = plan.lesson.checks(target)
-    credit = dict(plan.lesson.target(target).credit) or {"": 1.0}
+    credit = {g: exact(w) for g, w in plan.lesson.target(target).credit} or {"": Fraction(1)}
     every = frozenset(credit)
-    total = sum(c.weight for c in checks)
+    total = sum(exact(c.weight) for c in checks)  # exact: rounded once, where read (`report`)
     outcome = outcome_of(run, target)
     ran_autograd = any(m.autograd for m in outcome.calls.values())
     own: dict[str, tuple[Verdict, frozenset]] = {}
@@ -112,12 +114,13 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
     results = []
     for check in checks:
         verdict, _ = own[check.name]
-        share = round(points * check.weight / total, 6) if total else 0.0
+        share = exact(points) * exact(check.weight) / total if total else Fraction(0)
         got = earned(check)
         part = sum(credit[g] for g in got) / sum(credit.values())
         result = CheckResult(check.id(target), target, verdict.passed and got == every,
-                             round(share * part, 6), share, verdict.message or check.summary,
-                             list(verdict.mistakes), picture=verdict.picture)
+                             float(share * part), float(share), verdict.message or check.summary,
+                             list(verdict.mistakes), picture=verdict.picture,
+                             exact=(share * part, share))
         needed = by_name.get(check.requires)
         if needed is not None and earned(needed) != every:
             waited = root(check)
@@ -153,6 +156,7 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
             else:
                 result.message += f" (and no points: {target} uses autograd, see {gate})"
             result.passed, result.points = False, 0.0
+            result.exact = Fraction(0), result.exact[1]
             result.mistakes = [code]
             result.state, result.waits_for = WAITING, gate.split("/", 1)[1]
     return results

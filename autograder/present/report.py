@@ -6,12 +6,22 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 
 #: How a note on the lesson's reference begins (it disagrees with autograd: `plan.build_plan`).
 REFERENCE_NOTE = "reference:"
 #: Notes that only the instructor reads (the jail's layers, the reference's bugs): never in what a
 #: student sees.
 INSTRUCTOR_ONLY = ("sandbox:", REFERENCE_NOTE)
+
+
+def exact(number: float | int | Fraction) -> Fraction:
+    """A lesson's weight or points, or the gradebook's, exactly as written: 0.1 is 1/10 (its
+    shortest decimal), not the binary float nearest it. Points are summed as fractions and
+    rounded once, where read (`Report.score`), to nbgrader's precision: a Python float, which
+    the gradebook stores (a REAL column) and reads back (`float()` of a grade cell's output)
+    unchanged, so that a perfect answer's points are the maximum itself, never 3.999999."""
+    return number if isinstance(number, Fraction) else Fraction(repr(number))
 
 
 def for_students(note: str) -> bool:
@@ -70,6 +80,8 @@ class CheckResult:
     waits_for: str = ""  # the check's name (its target's), when waiting
     #: Where its `.g` differs from the truth (`picture.Picture`), for the pages: never in the JSON.
     picture: object = field(default=None, compare=False, repr=False)
+    #: (points, max_points) as exact fractions (`scoring`), which sums add: never in the JSON.
+    exact: tuple | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.state:
@@ -79,6 +91,19 @@ class CheckResult:
     def name(self) -> str:
         """The check's name without its target's: "values-float64"."""
         return self.id.split("/", 1)[-1]
+
+    def exact_points(self) -> tuple[Fraction, Fraction]:
+        """(points, max_points) exactly: as scoring gave them, else as the floats say."""
+        return self.exact or (exact(self.points), exact(self.max_points))
+
+
+def total(checks: Iterable[CheckResult]) -> tuple[float, float]:
+    """(points, max points) of `checks`: summed exactly, rounded once (`exact`)."""
+    got = out_of = Fraction(0)
+    for c in checks:
+        points, most = c.exact_points()
+        got, out_of = got + points, out_of + most
+    return float(got), float(out_of)
 
 
 @dataclass
@@ -96,19 +121,18 @@ class Report:
 
     @property
     def score(self) -> float:
-        return round(sum(c.points for c in self.checks), 6)
+        return total(self.checks)[0]
 
     @property
     def max_score(self) -> float:
-        return round(sum(c.max_points for c in self.checks), 6)
+        return total(self.checks)[1]
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
     def target_score(self, target: str) -> tuple[float, float]:
-        mine = [c for c in self.checks if c.target == target]
-        return round(sum(c.points for c in mine), 6), round(sum(c.max_points for c in mine), 6)
+        return total(c for c in self.checks if c.target == target)
 
     def mistakes(self, target: str | None = None) -> list[str]:
         seen: dict[str, None] = {}
@@ -120,7 +144,7 @@ class Report:
     def to_dict(self) -> dict:
         return {"lesson": self.lesson, "score": self.score, "max_score": self.max_score,
                 "checks": [{k: v for k, v in asdict(replace(c, picture=None)).items()
-                            if k != "picture"} for c in self.checks],
+                            if k not in ("picture", "exact")} for c in self.checks],
                 "reference": self.reference, "seed": self.seed, "notes": self.notes,
                 "devices": self.devices}
 
