@@ -170,19 +170,18 @@ def release(
              "sqlite:///gradebook.db in the course.")] = None,
 ) -> None:
     """Make COURSE an nbgrader course and release its lessons with nbgrader (into its exchange)."""
-    from .course.release import EXCHANGE_CONFIGURED, ReleaseError
-    from .course.release import release as do_release
+    from .course.release import EXCHANGE_CONFIGURED, ReleaseError, release_lessons
     from .lesson.model import LessonError
 
     if no_exchange and exchange is not None:
         fail("--exchange and --no-exchange: choose one")
     where = None if no_exchange else (exchange or EXCHANGE_CONFIGURED)
     try:
-        released = do_release(course, course_id, assignment, exchange=where, db=db)
+        released = release_lessons(course, course_id, assignment, exchange=where, db=db)
     except (ReleaseError, LessonError) as exc:
         fail(str(exc))
-    for path in released:
-        Console().print(f"released: {path}", highlight=False)
+    for path, changed in released:
+        Console().print(f"{'released' if changed else 'unchanged'}: {path}", highlight=False)
 
 
 @app.command()

@@ -9,6 +9,7 @@ comes from the grader, which runs the same checks in a separate process.
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 from .answer import rules
 from .judge.devices import describe, lanes_for, summarize
@@ -113,10 +114,12 @@ ANSWER_CELL = "cell 0"
 
 
 def find_lesson(target: str, lesson: str | None = None) -> lessons.Lesson:
-    """The lesson named, or the first here that has `target`."""
+    """The lesson named, or the first here that has `target`: first the one beside the notebook
+    (the kernel's folder, where a student fetched the assignment), then the installed ones."""
+    here = Path.cwd()
     if lesson is not None:
-        return lessons.find(lesson)
-    found = lessons.available()
+        return lessons.find(lesson, beside=here)
+    found = lessons.available(beside=here)
     for candidate in found.values():
         if target in candidate.names:
             return candidate

@@ -8,15 +8,27 @@ notebook to `DIR/source/<id>/`, and nbgrader's own `generate_assignment` writes
 cells and points in the gradebook; then nbgrader's own `release_assignment` puts it in the
 exchange (`c.Exchange.root`, exchange.py) for students to fetch. Nothing of `DIR/solutions/`
 reaches nbgrader's folders, and DIR is made readable by its owner alone.
+
+The lesson's public files (`PUBLIC`) go beside its notebook in `DIR/source/<id>/`, so that
+nbgrader releases them with it and a student's self-check finds the lesson in what they fetched.
+
+Released again, a lesson found elsewhere than in the course (AUTOGRADER_LESSONS) replaces the
+course's copies (its solutions too, where it has some), and a lesson edited in the course is
+released as it now is; where nothing changed, nothing is touched ("unchanged"). nbgrader runs on
+the course as it will be, and where it refuses (cells added or removed once there are
+submissions), every place it touched is put back as it was and its reason is said in one line.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from ..lesson import model as lessons
 from ..lesson.model import Lesson
@@ -104,9 +116,29 @@ def course_lesson(course: Path, lesson: Lesson) -> Lesson:
     return lessons.load(mine)
 
 
+#: A lesson's files a student may have (docs/contract.md, "A lesson": "everyone"), released
+#: beside its notebook: never its notebook with the solutions, never anything of solutions/.
+PUBLIC = (lessons.SPEC, "lesson.py")
+
+
+class Released(NamedTuple):
+    """A lesson's student notebook, and whether this release changed the course (False: the
+    course already had this lesson as it is, and nothing was touched)."""
+
+    path: Path
+    changed: bool
+
+
 def release(course: str | Path, course_id: str = "backprop",
             assignment: str | None = None, exchange: str | Path | None = None,
             db: str | None = None) -> list[Path]:
+    """`release_lessons`' student notebooks, one per lesson."""
+    return [done.path for done in release_lessons(course, course_id, assignment, exchange, db)]
+
+
+def release_lessons(course: str | Path, course_id: str = "backprop",
+                    assignment: str | None = None, exchange: str | Path | None = None,
+                    db: str | None = None) -> list[Released]:
     """Make `course` an nbgrader course and release its lessons (or `assignment` alone), and,
     given `exchange` (nbgrader's exchange root, kept in the course's configuration; `EXCHANGE_
     CONFIGURED`: the one configured there, else nbgrader's default), into that exchange too;
@@ -152,7 +184,7 @@ def release(course: str | Path, course_id: str = "backprop",
     if not cfg.CourseDirectory.get("groupshared", False):
         make_private(course)  # a group-shared course keeps the modes its group needs
     root = configure_exchange(course, exchange) if exchange is not None else None
-    done = [release_lesson(course, course_lesson(course, lesson)) for lesson in chosen]
+    done = [release_lesson(course, lesson, cfg.CourseDirectory.db_url) for lesson in chosen]
     if root is not None:
         for lesson in chosen:
             release_to_exchange(course, lesson.id)
@@ -206,15 +238,134 @@ def release_to_exchange(course: Path, assignment: str) -> None:
         raise ReleaseError(f"nbgrader release_assignment {assignment} failed: {last[0]}")
 
 
-def release_lesson(course: Path, lesson: Lesson) -> Path:
+def release_lesson(course: Path, lesson: Lesson, db_url: str = SQLITE) -> Released:
+    """Release `lesson` into the course: its copies there made or updated, then nbgrader's
+    `generate_assignment`; where nothing would change, nothing is done. Raises `ReleaseError`,
+    the course left as it was, where nbgrader refuses."""
     if not lesson.source_path.is_file():
         raise ReleaseError(f"lesson {lesson.id} has no source notebook ({lesson.source_path})")
-    dest = course / "source" / lesson.id
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(lesson.source_path, dest / lesson.notebook)
-    done = nbgrader(course, "generate_assignment", lesson.id, "--force")
+    wanted = course_copies(course, lesson)
     released = course / "release" / lesson.id / lesson.notebook
-    if done.returncode != 0 or not released.is_file():
-        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ReleaseError(f"nbgrader generate_assignment {lesson.id} failed: {last[0]}")
-    return released
+    if released.is_file() and all(same(src, dst) for src, dst in wanted) \
+            and in_gradebook(course, db_url, lesson):
+        return Released(released, False)
+    places = [course / "lessons" / lesson.id, course / "solutions" / lesson.id,
+              course / "source" / lesson.id, course / "release" / lesson.id]
+    if db_url.startswith("sqlite:///"):
+        from .config import in_course
+
+        places.append(Path(in_course(course, db_url).removeprefix("sqlite:///")))
+    with Backup(course, places) as backup:
+        for src, dst in wanted:
+            put(src, dst)
+        done = nbgrader(course, "generate_assignment", lesson.id, "--force")
+        if done.returncode != 0 or not released.is_file():
+            backup.restore()
+            raise ReleaseError(refusal(lesson.id, done))
+    return Released(released, True)
+
+
+def course_copies(course: Path, lesson: Lesson) -> list[tuple[Path, Path]]:
+    """(what, where in the course) for each copy `lesson` makes: its folder and its solutions
+    (where the lesson is not the course's own copy), its notebook and public files beside it."""
+    mine = course / "lessons" / lesson.id
+    pairs = []
+    if lesson.folder != mine.resolve():
+        pairs.append((lesson.folder, mine))
+        solutions = lesson.solutions
+        if solutions.is_dir() and solutions != lesson.folder:
+            pairs.append((solutions, course / "solutions" / lesson.id))
+    source = course / "source" / lesson.id
+    pairs.append((lesson.source_path, source / lesson.notebook))
+    pairs += [(lesson.folder / name, source / name) for name in PUBLIC
+              if (lesson.folder / name).is_file()]
+    return pairs
+
+
+def files_of(path: Path) -> dict[str, bytes]:
+    """A file's bytes, or a folder's files by their path in it (caches and checkpoints left out)."""
+    if path.is_file():
+        return {"": path.read_bytes()}
+    if not path.is_dir():
+        return {}
+    ignored = ("__pycache__", ".ipynb_checkpoints")
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file() and p.suffix != ".pyc"
+            and not any(part in ignored for part in p.relative_to(path).parts)}
+
+
+def same(src: Path, dst: Path) -> bool:
+    return files_of(src) == files_of(dst)
+
+
+def put(src: Path, dst: Path) -> None:
+    """`dst` made `src`'s copy (a folder replaced whole: a file gone from the lesson goes)."""
+    if src.is_dir():
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst, ignore=COPY_IGNORES)
+    else:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, dst)
+
+
+def in_gradebook(course: Path, db_url: str, lesson: Lesson) -> bool:
+    """Whether the gradebook records the lesson's notebook (a new gradebook does not)."""
+    from nbgrader.api import MissingEntry
+
+    from .config import GradebookError, course_config, in_course, open_gradebook
+
+    course_id = course_config(course).CourseDirectory.get("course_id", "backprop")
+    try:
+        with open_gradebook(in_course(course, db_url), course_id) as gb:
+            gb.find_notebook(lesson.notebook_id, lesson.id)
+    except (GradebookError, MissingEntry):
+        return False
+    return True
+
+
+class Backup:
+    """The places a release may touch, copied first (within the course: its files stay its
+    owner's); `restore()` puts each back as it was, one that was missing removed."""
+
+    def __init__(self, course: Path, places: list[Path]) -> None:
+        self.course, self.places = course, places
+
+    def __enter__(self) -> Backup:
+        self.kept = Path(tempfile.mkdtemp(prefix=".release-backup-", dir=self.course))
+        for i, place in enumerate(self.places):
+            if place.is_dir():
+                shutil.copytree(place, self.kept / str(i), symlinks=True)
+            elif place.is_file():
+                shutil.copy2(place, self.kept / str(i))
+        return self
+
+    def restore(self) -> None:
+        for i, place in enumerate(self.places):
+            if place.is_dir() and not place.is_symlink():
+                shutil.rmtree(place)
+            elif place.exists() or place.is_symlink():
+                place.unlink()
+            if (self.kept / str(i)).exists():
+                (self.kept / str(i)).replace(place)
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None and not isinstance(exc[1], ReleaseError):
+            self.restore()  # interrupted, or a copy failed: the course as it was
+        shutil.rmtree(self.kept, ignore_errors=True)
+
+
+#: The last exception a traceback in nbgrader's log names: nbgrader's own reason.
+RAISED = re.compile(r"^(?:[\w.]*(?:Error|Exception)): (.+)$")
+
+
+def refusal(assignment: str, done: subprocess.CompletedProcess) -> str:
+    """One line: nbgrader's own reason for refusing, and what to do."""
+    lines = (done.stderr + "\n" + done.stdout).strip().splitlines()
+    reasons = [m.group(1).strip() for line in lines if (m := RAISED.match(line.strip()))
+               and "see the" not in m.group(1)]
+    reason = reasons[-1] if reasons else next(
+        (line.strip() for line in reversed(lines) if line.strip()), "no output")
+    todo = ("keep the lesson's cells as released (their code and points may change) or release "
+            "it under a new id" if "there are submissions" in reason else "fix what it names")
+    return (f"nbgrader generate_assignment {assignment} refused: {reason}; the course is as "
+            f"it was: {todo}")

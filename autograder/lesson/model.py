@@ -389,9 +389,14 @@ def search_path(course: Path | None = None) -> list[Path]:
     return found
 
 
-def available(course: Path | None = None) -> dict[str, Lesson]:
-    """Every lesson on the search path, by id (a course's copy before the bundled one)."""
+def available(course: Path | None = None, beside: Path | None = None) -> dict[str, Lesson]:
+    """Every lesson on the search path, by id (a course's copy before the bundled one), first
+    the one in the folder `beside` where that holds one (a notebook's folder, as fetched: the
+    lesson's public files are released beside its notebook)."""
     found: dict[str, Lesson] = {}
+    if beside is not None and (Path(beside) / SPEC).is_file():
+        lesson = load(beside)
+        found[lesson.id] = lesson
     for root in search_path(course):
         if not root.is_dir():
             continue
@@ -402,11 +407,13 @@ def available(course: Path | None = None) -> dict[str, Lesson]:
     return found
 
 
-def find(lesson_id: str, course: Path | None = None) -> Lesson:
-    lessons = available(course)
+def find(lesson_id: str, course: Path | None = None, beside: Path | None = None) -> Lesson:
+    lessons = available(course, beside)
     if lesson_id not in lessons:
         raise LessonError(f"no lesson {lesson_id!r} here: the lessons are "
-                          f"{', '.join(lessons) or 'none'}")
+                          f"{', '.join(lessons) or 'none'}"
+                          + (" (fetch the assignment again, or ask your instructor)"
+                             if beside is not None else ""))
     return lessons[lesson_id]
 
 
