@@ -95,14 +95,17 @@ def notebook(answer: str, points: float) -> nbformat.NotebookNode:
 
 def write_lesson(root: Path, points: float, weights: tuple[int, ...], broken: bool = False,
                  ) -> Path:
-    """The lesson in `root/tanh/`, its reference and sample class (one right answer) beside it."""
+    """The lesson in `root/tanh/`, its reference and sample class (one right answer) in
+    `root/../solutions/tanh/`, where a lesson's solutions live."""
     folder = root / "tanh"
     folder.mkdir(parents=True)
+    solutions = root.parent / "solutions" / "tanh"
+    solutions.mkdir(parents=True)
     (folder / "lesson.toml").write_text(lesson_toml(points, weights))
     (folder / "lesson.py").write_text(LESSON_PY.replace("    pass\n", BROKEN_HOOK)
                                       if broken else LESSON_PY)
-    (folder / "reference.py").write_text(RIGHT)
-    (folder / "samples.py").write_text(f"CORRECT = {{'tanh_grad': {RIGHT!r}}}\n"
+    (solutions / "reference.py").write_text(RIGHT)
+    (solutions / "samples.py").write_text(f"CORRECT = {{'tanh_grad': {RIGHT!r}}}\n"
                                        "CLASS = {'ada': ({}, [])}\n")
     source = "### BEGIN SOLUTION\n" + RIGHT + "### END SOLUTION\n"
     nbformat.write(notebook(source, points), folder / "tanh.ipynb")
@@ -112,7 +115,7 @@ def write_lesson(root: Path, points: float, weights: tuple[int, ...], broken: bo
 @pytest.mark.parametrize("points, weights", [(1, (2, 3, 4)), (4, (2, 3, 4)),
                                              (4, (4, 2, 1, 1, 1)), (0.1, (1, 1, 1))])
 def test_a_perfect_target_earns_its_points_exactly_whatever_the_weights(tmp_path, points, weights):
-    lesson = lessons.load(write_lesson(tmp_path, points, weights))
+    lesson = lessons.load(write_lesson(tmp_path / "lessons", points, weights))
     plan = build_plan(lesson, seed=1)
     # Every call judged right (no verdict against it): a perfect answer.
     results = judge_target("tanh_grad", plan, UntrustedRun(), {}, points)
