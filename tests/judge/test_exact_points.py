@@ -26,8 +26,9 @@ from autograder.judge.scoring import judge_target
 from autograder.lesson import model as lessons
 from autograder.present.report import Report
 from tests.conftest import run_cli
+from tests.support import tanh
 
-RIGHT = "def tanh_grad(inp, out):\n    inp.g = (1 - out ** 2) * out.g\n"
+RIGHT = tanh.RIGHT
 
 
 def checks(*weights: int) -> str:
@@ -39,23 +40,7 @@ def checks(*weights: int) -> str:
 
 
 def lesson_toml(points: float, weights: tuple[int, ...]) -> str:
-    return f'''
-id = "tanh"
-title = "The gradient of tanh"
-notebook = "tanh.ipynb"
-self_check_seed = 8
-
-[[target]]
-name = "tanh_grad"
-points = {points}
-args = ["inp", "out"]
-grads = {{ out = "out.g" }}
-collect = ["inp"]
-checks = {checks(*weights)}
-inputs = {{ inp = ["n", "n_out"], "out.g" = ["n", "n_out"] }}
-derived = {{ out = {{ forward = "tanh", of = ["inp"] }} }}
-forward = {{ name = "tanh", of = ["inp"], upstream = "out.g" }}
-'''
+    return tanh.toml(points, checks(*weights))
 
 
 LESSON_PY = '''
@@ -79,37 +64,14 @@ BROKEN_HOOK = '''
 '''
 
 
-def notebook(answer: str, points: float) -> nbformat.NotebookNode:
-    meta = {"schema_version": 3, "locked": False}
-    answer_cell = nbformat.v4.new_code_cell(answer, metadata={"nbgrader": {
-        **meta, "grade": False, "solution": True, "grade_id": "tanh_grad"}})
-    grade_cell = nbformat.v4.new_code_cell(
-        "from autograder.selfcheck import self_check\n\n"
-        'self_check("tanh_grad", tanh_grad, lesson="tanh")',
-        metadata={"nbgrader": {**meta, "grade": True, "solution": False, "points": points,
-                               "grade_id": "check_tanh_grad"}})
-    return nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# The gradient of tanh"),
-        nbformat.v4.new_code_cell("import torch"), answer_cell, grade_cell])
-
-
 def write_lesson(root: Path, points: float, weights: tuple[int, ...], broken: bool = False,
                  ) -> Path:
     """The lesson in `root/tanh/`, its reference and sample class (one right answer) in
-    `root/../solutions/tanh/`, where a lesson's solutions live."""
-    folder = root / "tanh"
-    folder.mkdir(parents=True)
-    solutions = root.parent / "solutions" / "tanh"
-    solutions.mkdir(parents=True)
-    (folder / "lesson.toml").write_text(lesson_toml(points, weights))
-    (folder / "lesson.py").write_text(LESSON_PY.replace("    pass\n", BROKEN_HOOK)
-                                      if broken else LESSON_PY)
-    (solutions / "reference.py").write_text(RIGHT)
-    (solutions / "samples.py").write_text(f"CORRECT = {{'tanh_grad': {RIGHT!r}}}\n"
-                                       "CLASS = {'ada': ({}, [])}\n")
-    source = "### BEGIN SOLUTION\n" + RIGHT + "### END SOLUTION\n"
-    nbformat.write(notebook(source, points), folder / "tanh.ipynb")
-    return folder
+    `root/../solutions/tanh/`."""
+    return tanh.write(root, lesson_toml(points, weights),
+                      LESSON_PY.replace("    pass\n", BROKEN_HOOK) if broken else LESSON_PY,
+                      points, samples=f"CORRECT = {{'tanh_grad': {RIGHT!r}}}\n"
+                                      "CLASS = {'ada': ({}, [])}\n")
 
 
 @pytest.mark.parametrize("points, weights", [(1, (2, 3, 4)), (4, (2, 3, 4)),
@@ -129,7 +91,7 @@ def test_a_perfect_target_earns_its_points_exactly_whatever_the_weights(tmp_path
 def test_check_json_gives_a_perfect_answer_its_maximum_exactly(tmp_path, monkeypatch):
     write_lesson(tmp_path / "lessons", 1, (2, 3, 4))
     monkeypatch.setenv("AUTOGRADER_LESSONS", str(tmp_path / "lessons"))
-    nbformat.write(notebook(RIGHT, 1), tmp_path / "right.ipynb")
+    nbformat.write(tanh.notebook(RIGHT, 1), tmp_path / "right.ipynb")
     done = run_cli("check", str(tmp_path / "right.ipynb"), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

@@ -18,28 +18,13 @@ import pytest
 from autograder.lesson import model as lessons
 from autograder.selfcheck import run_self_check
 from tests.conftest import run_cli, target_mistakes
+from tests.support import tanh
 
-LESSON_TOML = '''
-id = "tanh"
-title = "The gradient of tanh"
-notebook = "tanh.ipynb"
-self_check_seed = 8
-
-[[target]]
-name = "tanh_grad"
-points = 2
-args = ["inp", "out"]
-grads = { out = "out.g" }
-collect = ["inp"]
-checks = "gradient"
-inputs = { inp = ["n", "n_out"], "out.g" = ["n", "n_out"] }
-derived = { out = { forward = "tanh", of = ["inp"] } }
-forward = { name = "tanh", of = ["inp"], upstream = "out.g" }
-
+LESSON_TOML = tanh.toml(2, more='''
 [mistakes]
 "tanh_grad.sign_flipped" = "tanh(x)^2 - 1 for 1 - tanh(x)^2"
 "tanh_grad.uses_input" = "1 - inp^2 where 1 - out^2 belongs"
-'''
+''')
 
 LESSON_PY = '''
 import torch
@@ -65,37 +50,15 @@ class Tanh(LessonCode):
         return None
 '''
 
-REFERENCE = "def tanh_grad(inp, out):\n    inp.g = (1 - out ** 2) * out.g\n"
-RIGHT = "def tanh_grad(inp, out):\n    inp.g = (1 - out ** 2) * out.g\n"
+RIGHT = tanh.RIGHT
 SIGN_FLIPPED = "def tanh_grad(inp, out):\n    inp.g = (out ** 2 - 1) * out.g\n"
 USES_INPUT = "def tanh_grad(inp, out):\n    inp.g = (1 - inp ** 2) * out.g\n"
 
 
-def notebook(answer: str) -> nbformat.NotebookNode:
-    """The lesson's notebook: an answer cell and its grade cell, as nbgrader marks them."""
-    meta = {"schema_version": 3, "locked": False}
-    answer_cell = nbformat.v4.new_code_cell(answer, metadata={"nbgrader": {
-        **meta, "grade": False, "solution": True, "grade_id": "tanh_grad"}})
-    grade_cell = nbformat.v4.new_code_cell(
-        "from autograder.selfcheck import self_check\n\n"
-        'self_check("tanh_grad", tanh_grad, lesson="tanh")',
-        metadata={"nbgrader": {**meta, "grade": True, "solution": False, "points": 2,
-                               "grade_id": "check_tanh_grad"}})
-    return nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# The gradient of tanh"),
-        nbformat.v4.new_code_cell("import torch"), answer_cell, grade_cell])
-
-
 def write_lesson(root: Path, ratios_hook: str = "named_ratios") -> Path:
-    """The template, in `root/tanh/`: everything a new lesson is."""
-    folder = root / "tanh"
-    folder.mkdir(parents=True)
-    (folder / "lesson.toml").write_text(LESSON_TOML)
-    (folder / "lesson.py").write_text(LESSON_PY.replace("{ratios}", ratios_hook))
-    (folder / "reference.py").write_text(REFERENCE)
-    source = "### BEGIN SOLUTION\n" + RIGHT + "### END SOLUTION\n"
-    nbformat.write(notebook(source), folder / "tanh.ipynb")
-    return folder
+    """The template, in `root/tanh/` (its reference in `root/../solutions/tanh/`): everything a
+    new lesson is."""
+    return tanh.write(root, LESSON_TOML, LESSON_PY.replace("{ratios}", ratios_hook))
 
 
 @pytest.fixture
@@ -111,7 +74,7 @@ def test_a_new_lesson_grades_a_right_answer_and_names_a_typical_mistake(lessons_
     reports = {}
     for label, answer in (("right", RIGHT), ("sign", SIGN_FLIPPED), ("input", USES_INPUT)):
         path = tmp_path / f"{label}.ipynb"
-        nbformat.write(notebook(answer), path)
+        nbformat.write(tanh.notebook(answer), path)
         done = run_cli("check", str(path), "--json")
         assert done.returncode == (0 if label == "right" else 1), done.stderr
         reports[label] = json.loads(done.stdout)
@@ -145,7 +108,7 @@ def test_the_self_check_of_a_new_lesson_runs_the_same_checks(lessons_root):
 def test_a_misspelt_hook_is_one_line_for_the_lesson_author(tmp_path, monkeypatch):
     folder = write_lesson(tmp_path / "lessons", ratios_hook="named_ratio")
     monkeypatch.setenv("AUTOGRADER_LESSONS", str(tmp_path / "lessons"))
-    nbformat.write(notebook(RIGHT), tmp_path / "answer.ipynb")
+    nbformat.write(tanh.notebook(RIGHT), tmp_path / "answer.ipynb")
     done = run_cli("check", str(tmp_path / "answer.ipynb"))
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (f"autograder: {folder / 'lesson.py'}: Tanh.named_ratio is not a hook "
@@ -153,7 +116,7 @@ def test_a_misspelt_hook_is_one_line_for_the_lesson_author(tmp_path, monkeypatch
 
 
 def test_a_hook_with_other_parameters_is_one_line_too(tmp_path):
-    folder = write_lesson(tmp_path)
+    folder = write_lesson(tmp_path / "lessons")
     text = (folder / "lesson.py").read_text().replace("def named_ratios(self, target, name, n)",
                                                        "def named_ratios(self, target, n)")
     (folder / "lesson.py").write_text(text)
@@ -182,7 +145,7 @@ def test_a_lesson_py_without_its_class_is_one_line_for_the_lesson_author(tmp_pat
      "check 'p' of tanh_grad: a probe check is for a probe target"),
 ])
 def test_a_spec_naming_checks_it_cannot_have_is_one_line(tmp_path, checks, said):
-    folder = write_lesson(tmp_path)
+    folder = write_lesson(tmp_path / "lessons")
     (folder / "lesson.toml").write_text(LESSON_TOML.replace('checks = "gradient"',
                                                             f"checks = {checks}"))
     with pytest.raises(lessons.LessonError) as raised:
