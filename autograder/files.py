@@ -12,8 +12,9 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import os
-import shutil
 import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -107,67 +108,162 @@ def ignored(name: str, ignore: list[str]) -> bool:
                for glob in ignore)
 
 
-def copy_plain(source: Path, dest: Path, ignore: list[str], max_files: int, max_bytes: int,
-               max_file_bytes: int) -> str | None:
-    """Copy the plain files below `source` (but `*.ipynb` and what `ignore` names) to the same
-    places below `dest`, in one walk, in name order: never through a link (a link, a FIFO, a
-    device is left where it is), at most `max_files` files, `max_bytes` in all, each at most
-    `max_file_bytes`; the walk looks at no more than ten times `max_files` names. Returns one
-    line saying what the caps left out, or None."""
-    copied = total = past_count = past_bytes = too_large = failed = 0
-    reached = False
-    for rel, entries in walk(source, 10 * max_files, lambda name: ignored(name, ignore)):
-        if rel is None:
-            reached = True
-            break
+#: How many folders down a copy goes at most (each level holds one descriptor while it is copied).
+MAX_COPY_DEPTH = 16
+
+
+@dataclass
+class Copied:
+    """What `copy_tree` copied, what its caps left out, and when what it copied last changed."""
+
+    files: int = 0
+    bytes: int = 0
+    past_count: int = 0  # plain files past `max_files` (not opened: a name is all they cost)
+    past_bytes: int = 0  # files that would have taken the copy past `max_bytes`
+    too_large: int = 0  # files larger than `max_file_bytes`
+    failed: int = 0  # files that could not be written there
+    too_deep: int = 0  # folders below `max_depth`, not looked into
+    stopped: bool = False  # the copy looked at `max_names` names and no more
+    latest: float = 0.0  # the latest ctime of the folders and files copied (after each read)
+
+    def left_out(self, max_files: int, max_bytes: int, max_file_bytes: int,
+                 max_names: int) -> str | None:
+        """One line saying what the caps left out, or None."""
+        parts = [f"{self.past_count} past the first {max_files}" if self.past_count else "",
+                 f"{self.past_bytes} past {_size(max_bytes)} in all" if self.past_bytes else "",
+                 f"{self.too_large} larger than {_size(max_file_bytes)} each"
+                 if self.too_large else "",
+                 f"{self.failed} that could not be written" if self.failed else "",
+                 f"{self.too_deep} folders more than {MAX_COPY_DEPTH} down" if self.too_deep
+                 else "",
+                 f"and the folder was looked at no further than {max_names} names"
+                 if self.stopped else ""]
+        parts = [part for part in parts if part]
+        if not parts:
+            return None
+        count = self.past_count + self.past_bytes + self.too_large + self.failed
+        return (f"{count} of the other files handed in were not copied beside the graded "
+                f"notebook ({', '.join(parts)}); {self.files} were")
+
+
+def copy_tree(top: int, dest: Path, *, max_files: int, max_bytes: int, max_file_bytes: int,
+              max_names: int, max_depth: int = MAX_COPY_DEPTH, notebooks: bool = True,
+              ignore: list[str] | tuple[str, ...] = ()) -> Copied:
+    """Copy the plain files below the folder open as `top` to the same places below `dest`.
+
+    The one copy of what a student hands in (`grade`'s other files, `serve`'s staging): the
+    student owns the folder and may change it while it is copied, so each folder and file is
+    opened from the folder above it, by descriptor, never through a link (a link, a FIFO, a
+    device is left where it is), and each file is read within its cap. Folders in name order,
+    a folder's files before its subfolders, `max_depth` folders down at most, without
+    recursion; at most `max_files` files, `max_bytes` in all, each at most `max_file_bytes`,
+    no more than `max_names` names looked at; `notebooks` false leaves `*.ipynb` out, and
+    `ignore` names what to leave out as nbgrader's globs do. Modes keep their permission bits
+    only (never set-user-ID)."""
+    out = Copied(latest=os.fstat(top).st_ctime)
+    left = [max_names]
+    stack: list[tuple[tuple[str, ...], int, Iterator[str]]] = []
+
+    def enter(rel: tuple[str, ...], fd: int) -> None:
+        try:
+            with os.scandir(fd) as found:
+                entries = sorted(itertools.islice(found, left[0]), key=lambda e: e.name)
+        except OSError:  # gone, unreadable
+            entries = []
+        left[0] -= len(entries)
+        folders = []
         for entry in entries:
             name = entry.name
-            if _is_folder(entry) or name.endswith(".ipynb") or ignored(name, ignore) \
-                    or entry.is_symlink():
-                continue
-            if copied >= max_files:
-                past_count += 1  # not opened: past the cap, a name is all it costs
-                continue
             try:
-                fd = os.open(entry.path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
-            except OSError:  # a link (ELOOP), gone, unreadable
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
                 continue
-            with os.fdopen(fd, "rb") as f:
-                info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
+            if ignored(name, ignore):
+                continue
+            if stat.S_ISDIR(mode):
+                folders.append(name)
+            elif stat.S_ISREG(mode) and (notebooks or not name.endswith(".ipynb")):
+                _copy_file(fd, name, dest.joinpath(*rel, name), out, max_files, max_bytes,
+                           max_file_bytes)
+        stack.append((rel, fd, iter(folders)))
+
+    enter((), os.dup(top))
+    try:
+        while stack and left[0] > 0:
+            rel, fd, folders = stack[-1]
+            name = next(folders, None)
+            if name is None:
+                stack.pop()
+                os.close(fd)
+            elif len(stack) > max_depth:
+                out.too_deep += 1
+            else:
+                try:
+                    sub = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+                except OSError:  # a link swapped in, gone
                     continue
-                if info.st_size > max_file_bytes:
-                    too_large += 1
-                elif total + info.st_size > max_bytes:
-                    past_bytes += 1
-                else:
-                    try:
-                        _copy(f, os.path.join(dest, *rel, name), stat.S_IMODE(info.st_mode))
-                    except OSError:  # a path too long there, a folder of that name, a full disk
-                        failed += 1
-                        continue
-                    copied += 1
-                    total += info.st_size
-    left = [f"{past_count} past the first {max_files}" if past_count else "",
-            f"{past_bytes} past {_size(max_bytes)} in all" if past_bytes else "",
-            f"{too_large} larger than {_size(max_file_bytes)} each" if too_large else "",
-            f"{failed} that could not be written" if failed else "",
-            f"and the folder was looked at no further than {10 * max_files} names"
-            if reached else ""]
-    left = [part for part in left if part]
-    if not left:
+                out.latest = max(out.latest, os.fstat(sub).st_ctime)
+                enter((*rel, name), sub)
+    finally:
+        for _, fd, _ in stack:
+            os.close(fd)
+    out.stopped = left[0] <= 0
+    return out
+
+
+def _copy_file(folder: int, name: str, target: Path, out: Copied, max_files: int,
+               max_bytes: int, max_file_bytes: int) -> None:
+    if out.files >= max_files:
+        out.past_count += 1
+        return
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:  # a link swapped in (ELOOP), gone, unreadable
+        return
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return
+        if info.st_size > max_file_bytes:
+            out.too_large += 1
+            return
+        if out.bytes + info.st_size > max_bytes:
+            out.past_bytes += 1
+            return
+        data = f.read(max_file_bytes + 1)  # within the cap, even if it grows as it is read
+        out.latest = max(out.latest, os.fstat(fd).st_ctime)  # a write while it was read counts
+    if len(data) > max_file_bytes:
+        out.too_large += 1
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(target):
+            os.remove(target)
+        target.write_bytes(data)
+        os.chmod(target, stat.S_IMODE(info.st_mode) & 0o777)
+    except OSError:  # a path too long there, a folder of that name, a full disk
+        out.failed += 1
+        return
+    out.files += 1
+    out.bytes += len(data)
+
+
+def copy_plain(source: Path, dest: Path, ignore: list[str], max_files: int, max_bytes: int,
+               max_file_bytes: int) -> str | None:
+    """`copy_tree` of the folder `source` (opened without following a link), but `*.ipynb`,
+    looking at no more than ten times `max_files` names. Returns one line saying what the
+    caps left out, or None."""
+    try:
+        top = os.open(source, os.O_RDONLY | _DIRECTORY | _NOFOLLOW)
+    except OSError:
         return None
-    return (f"{past_count + past_bytes + too_large + failed} of the other files handed in were not copied "
-            f"beside the graded notebook ({', '.join(left)}); {copied} were")
-
-
-def _copy(source, target: str, mode: int) -> None:
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    if os.path.lexists(target):
-        os.remove(target)
-    with open(target, "wb") as out:
-        shutil.copyfileobj(source, out, 1 << 20)
-    os.chmod(target, mode)
+    try:
+        copied = copy_tree(top, Path(dest), max_files=max_files, max_bytes=max_bytes,
+                           max_file_bytes=max_file_bytes, max_names=10 * max_files,
+                           notebooks=False, ignore=ignore)
+    finally:
+        os.close(top)
+    return copied.left_out(max_files, max_bytes, max_file_bytes, 10 * max_files)
 
 
 def _size(cap: int) -> str:

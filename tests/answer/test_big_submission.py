@@ -104,3 +104,54 @@ def test_a_file_that_cannot_be_written_there_is_counted_not_raised(tmp_path):
     assert (dest / "x" / "a.txt").read_text() == "a"
     assert said == ("1 of the other files handed in were not copied beside the graded notebook "
                     "(1 that could not be written); 1 were")
+
+
+# --- the one copier: grade's other files and serve's staging ---------------------------------
+
+
+def _copy_tree(source, dest, **caps):
+    top = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return files.copy_tree(top, dest, **{"max_files": 100, "max_bytes": 1 << 20,
+                                             "max_file_bytes": 1 << 20, "max_names": 1000,
+                                             **caps})
+    finally:
+        os.close(top)
+
+
+def test_a_copied_file_keeps_its_permission_bits_never_set_user_id(tmp_path):
+    source, dest = tmp_path / "s", tmp_path / "d"
+    source.mkdir()
+    (source / "run.sh").write_text("#!/bin/sh\n")
+    os.chmod(source / "run.sh", 0o4755)
+    files.copy_plain(source, dest, [], 5, 1 << 20, 1 << 20)
+    assert (dest / "run.sh").stat().st_mode & 0o7777 == 0o755
+
+
+def test_a_folder_link_is_not_followed_and_deep_folders_are_said(tmp_path):
+    source, dest, secret = tmp_path / "s", tmp_path / "d", tmp_path / "secret"
+    secret.mkdir()
+    (secret / "shadow").write_text("x")
+    deep = source.joinpath(*[f"d{i}" for i in range(files.MAX_COPY_DEPTH + 3)])
+    deep.mkdir(parents=True)
+    (deep / "bottom.txt").write_text("b")
+    (source / "top.txt").write_text("t")
+    (source / "away").symlink_to(secret, target_is_directory=True)
+    said = files.copy_plain(source, dest, [], 5, 1 << 20, 1 << 20)
+    assert (dest / "top.txt").read_text() == "t"
+    assert not (dest / "away").exists() and not list(dest.rglob("shadow"))
+    assert not list(dest.rglob("bottom.txt"))
+    assert said == ("0 of the other files handed in were not copied beside the graded notebook "
+                    f"(1 folders more than {files.MAX_COPY_DEPTH} down); 1 were")
+
+
+def test_staging_copies_notebooks_within_its_depth_and_says_when_they_last_changed(tmp_path):
+    source, dest = tmp_path / "s", tmp_path / "d"
+    (source / "a" / "b").mkdir(parents=True)
+    (source / "backward.ipynb").write_text("{}")
+    (source / "a" / "b" / "data.txt").write_text("d")
+    copied = _copy_tree(source, dest, max_depth=1)
+    assert (dest / "backward.ipynb").read_text() == "{}"
+    assert not (dest / "a" / "b").exists() and copied.too_deep == 1
+    assert copied.latest >= (source / "backward.ipynb").stat().st_ctime
+    assert copied.latest >= (source / "a").stat().st_ctime

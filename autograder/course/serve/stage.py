@@ -69,59 +69,21 @@ def last_change(inbound: Path, name: str) -> float:
 
 def stage(inbound: Path, sub: Submission, dest: Path) -> float:
     """Copy the submission's plain files (at most MAX_FILES, each at most MAX_FILE_BYTES, at most
-    MAX_DEPTH folders down) into a fresh `dest`, opening each folder and file without following a
-    link: the student owns the folder and may change it while it is copied. Returns the latest
-    ctime of what was copied (and of the folders it was in): when that content last changed."""
+    MAX_DEPTH folders down, among the first MAX_ENTRIES_TIMED names, which `last_change` times)
+    into a fresh `dest`, with the one copier of what students hand in (`files.copy_tree`: no
+    link followed; the student owns the folder and may change it while it is copied). Returns
+    the latest ctime of what was copied (and of the folders it was in): when that content last
+    changed."""
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     top = open_submission(inbound, sub.name)
-    copied = [0]
-    latest = [os.fstat(top).st_ctime]
-
-    def copy_dir(fd: int, out: Path, depth: int) -> None:
-        try:
-            names = sorted(os.listdir(fd))
-        except OSError:
-            return
-        for name in names:
-            if copied[0] >= MAX_FILES:
-                return
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode) and depth < MAX_DEPTH:
-                try:
-                    sub_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-                except OSError:
-                    continue
-                try:
-                    latest[0] = max(latest[0], os.fstat(sub_fd).st_ctime)
-                    (out / name).mkdir()
-                    copy_dir(sub_fd, out / name, depth + 1)
-                finally:
-                    os.close(sub_fd)
-            elif stat.S_ISREG(st.st_mode) and st.st_size <= MAX_FILE_BYTES:
-                try:
-                    file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
-                except OSError:
-                    continue  # unreadable (the student's chmod): left out, the grader says so
-                with os.fdopen(file_fd, "rb") as src:
-                    if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
-                        continue
-                    data = src.read(MAX_FILE_BYTES + 1)
-                    # after the read: a write while it was read is a change, too
-                    latest[0] = max(latest[0], os.fstat(src.fileno()).st_ctime)
-                if len(data) <= MAX_FILE_BYTES:
-                    (out / name).write_bytes(data)
-                    copied[0] += 1
-
     try:
-        copy_dir(top, dest, 0)
+        return files.copy_tree(top, dest, max_files=MAX_FILES, max_bytes=MAX_FILES * MAX_FILE_BYTES,
+                               max_file_bytes=MAX_FILE_BYTES, max_names=MAX_ENTRIES_TIMED,
+                               max_depth=MAX_DEPTH).latest
     finally:
         os.close(top)
-    return latest[0]
 
 
 def read_secret(folder: Path) -> tuple[str | None, str | None]:
