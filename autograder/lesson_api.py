@@ -1,4 +1,7 @@
-"""The lesson API: every hook a lesson's `lesson.py` may give the engine, in one class.
+"""The lesson API: the one module a lesson's `lesson.py` imports from. It holds every hook a
+lesson may give the engine, in one class (`LessonCode`), and the diagnosis toolkit its hooks are
+made of (`Verdict`, `off_by`, `shape_text`, `mask_errors`, ...; `__all__` lists them, and
+docs/lessons.md is their reference).
 
 A lesson's `lesson.py` holds its forwards (module-level functions, named in `lesson.toml`; the
 truth is autograd on them, in float64) and one subclass of `LessonCode`, which overrides the
@@ -9,9 +12,24 @@ whose mistakes get the engine's general words alone:
         def named_ratios(self, target, name, n):
             return [(-1.0, ("tanh_grad.sign_flipped",), "d tanh(x)/dx is 1 - tanh(x)^2")]
 
-`target` is a target's name (lesson.toml), `name` an argument whose `.g` is judged, `planned`
-the call (`plan.PlannedCall`: `.inputs`, `.expected`, `.accepted`, `.case`), `tol` the relative
-error a diagnosis allows. Codes are the lesson's catalogue (`[mistakes]`), the general codes
+`target` is a target's name (lesson.toml), `name` an argument whose `.g` is judged, `tol` the
+relative error a diagnosis allows, and `planned` the call being judged, whose fields a hook reads:
+
+    planned.target    the target's name (as `target`)
+    planned.inputs    dict: argument or input name -> the tensor sent, float64 (rounded to the
+                      case's dtype first) or int64 labels; the upstream gradient under its input
+                      name ("out.g"), a derived input ("out") as its forward gave it
+    planned.expected  dict: collected argument -> its true gradient (autograd on the lesson's
+                      forward, float64); what `.g` should be
+    planned.accepted  dict: argument -> another right answer, element by element, where the
+                      lesson's `also_accepted` gives one (ReLU's subgradient at 0); else absent
+    planned.case      the case (`case` in `prepare`): `.n` the batch size, `.dim("n_out")` a size
+                      by name, `.dtype` ("float64", "float32"), `.device`, `.flag("large")`
+                      whether it has one of the lesson's flags
+    planned.check     the check: `.name`, `.kind`, `.weight`
+
+Hooks only read these: the inputs and the truth are the engine's, and never cross to the
+student's process. Codes are the lesson's catalogue (`[mistakes]`), the general codes
 follow them. A public name on the subclass that is not a hook here, or a hook with other
 parameters, is a `LessonError` when the lesson's code is loaded: a misspelt hook is never
 silently ignored. Helpers are private (`_name`) or live at the module's top level. (A lesson.py
@@ -25,6 +43,17 @@ import inspect
 from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar
 
+from .judge.tools import (
+    best_ratio,
+    combined_factors,
+    is_transpose,
+    is_transposed_shape,
+    kept_batch,
+    mask_errors,
+    off_by,
+    shape_text,
+    square_broadcast,
+)
 from .present.report import Verdict
 
 if TYPE_CHECKING:
@@ -33,7 +62,13 @@ if TYPE_CHECKING:
     from .judge.plan import PlannedCall
     from .lesson.model import Case
 
-__all__ = ["Hint", "LessonCode", "Verdict"]
+__all__ = [
+    # the hooks
+    "Hint", "LessonCode",
+    # the diagnosis toolkit
+    "Verdict", "best_ratio", "combined_factors", "is_transpose", "is_transposed_shape",
+    "kept_batch", "mask_errors", "off_by", "shape_text", "square_broadcast",
+]
 
 #: (what to add to the message, specific codes): what a lesson's hint gives back.
 Hint = tuple[str, tuple[str, ...]]
@@ -57,7 +92,7 @@ class LessonCode:
     def named_ratios(self, target: str, name: str,
                      n: int) -> list[tuple[float, tuple[str, ...], str]]:
         """The factors of the true gradient that this lesson names, at batch size `n`:
-        (ratio, codes, the fix). `diagnose.combined_factors` builds them from single factors."""
+        (ratio, codes, the fix). `combined_factors` builds them from single factors."""
         return []
 
     def fix_for_factor(self, target: str, c: float, n: int) -> str | None:

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import torch
 
-from autograder.judge import diagnose
-from autograder.lesson_api import LessonCode, Verdict
+from autograder.lesson_api import (
+    LessonCode,
+    Verdict,
+    combined_factors,
+    is_transpose,
+    kept_batch,
+    mask_errors,
+    off_by,
+    shape_text,
+    square_broadcast,
+)
 
 # --- the forward pass, as in the lesson -------------------------------------------------------
 
@@ -44,14 +53,14 @@ def _relu(name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
     inp, upstream = planned.inputs["inp"], planned.inputs["out.g"]
     positive = inp > 0
     mask, mask_at_zero = positive.to(torch.float64), (inp >= 0).to(torch.float64)
-    if diagnose.off_by(got, mask, mask_at_zero) <= tol:
+    if off_by(got, mask, mask_at_zero) <= tol:
         return Verdict(False, "inp.g is the 0/1 mask alone: multiply it by the upstream gradient "
                               "out.g (the chain rule), inp.g = mask * out.g",
                        ("relu_grad.ignores_upstream", "relu_grad.wrong_values"))
-    if diagnose.off_by(got, planned.inputs["out"]) <= tol:
+    if off_by(got, planned.inputs["out"]) <= tol:
         return Verdict(False, "inp.g equals out, the ReLU's output: use out.g, the gradient that "
                               "flows back, masked where inp > 0", ("relu_grad.wrong_values",))
-    found = diagnose.mask_errors(got, upstream, positive, inp < 0, tol, {
+    found = mask_errors(got, upstream, positive, inp < 0, tol, {
         "g": "inp.g", "up": "out.g", "open": "inp > 0", "shut": "inp < 0"})
     if found is None:
         return None
@@ -63,13 +72,13 @@ def _relu(name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
 def _lin(name: str, got: torch.Tensor, planned, tol: float) -> Verdict | None:
     x = planned.inputs
     truth = planned.expected[name]
-    if name == "w" and diagnose.is_transpose(got, truth, tol):
+    if name == "w" and is_transpose(got, truth, tol):
         return Verdict(False, f"w.g is the transpose of the true gradient: w.g = inp.t() @ out.g "
-                              f"has w's shape {diagnose.shape_text(truth.shape)}",
+                              f"has w's shape {shape_text(truth.shape)}",
                        ("lin_grad.weight_transposed", "lin_grad.wrong_values"))
     # out (the layer's output) where out.g (the gradient flowing back) belongs.
     with_out = {"inp": x["out"] @ x["w"].t(), "w": x["inp"].t() @ x["out"], "b": x["out"].sum(0)}
-    if diagnose.off_by(got, with_out[name]) <= tol:
+    if off_by(got, with_out[name]) <= tol:
         return Verdict(False, f"{name}.g is computed from out, the layer's output: use out.g, "
                               "the gradient that flows back", ("lin_grad.wrong_values",))
     return None
@@ -108,7 +117,7 @@ class Backward(LessonCode):
         """(ratio, codes, the fix) for the factors this lesson names, at batch size n. At N = 1 a
         factor of N is no mistake, so it is left out."""
         if target == "mse_grad" and name == "inp":
-            return diagnose.combined_factors(_MSE_PARTS, n, per_n="mse_grad.not_averaged")
+            return combined_factors(_MSE_PARTS, n, per_n="mse_grad.not_averaged")
         if target == "lin_grad" and name == "b" and n > 1:
             return [(1 / n, ("lin_grad.bias_averaged",),
                      "b is added to every row, so b.g is the sum of out.g over the batch "
@@ -136,18 +145,18 @@ class Backward(LessonCode):
         """A `.g` of the wrong shape, not a transpose: (the .g with the shape undone, what to say,
         codes), or a final Verdict, or None to let the engine's general reading stand."""
         truth, n = planned.expected[name], planned.case.n
-        have, want = diagnose.shape_text(got.shape), diagnose.shape_text(truth.shape)
+        have, want = shape_text(got.shape), shape_text(truth.shape)
         if target == "lin_grad" and name == "b":
-            if diagnose.kept_batch(got, truth, n):
+            if kept_batch(got, truth, n):
                 return got.sum(0), (f"b.g has shape {have} but b has shape {want}: b is added to "
                                     "every row, so sum out.g over the batch, out.g.sum(0)"), \
                     ("lin_grad.bias_not_summed",)
             summed_over_dim_1 = planned.inputs["out.g"].sum(1)
-            if tuple(got.shape) == (n,) and diagnose.off_by(got, summed_over_dim_1) <= tol:
+            if tuple(got.shape) == (n,) and off_by(got, summed_over_dim_1) <= tol:
                 return Verdict(False, f"b.g has shape {have} but b has shape {want}: out.g was summed "
                                       "over dim 1; sum it over the batch, dim 0: out.g.sum(0)",
                                ("lin_grad.wrong_shape",))
-        if target == "mse_grad" and diagnose.square_broadcast(got, n):
+        if target == "mse_grad" and square_broadcast(got, n):
             return got.reshape(n, n).diagonal().reshape(truth.shape), (
                 f"inp.g has shape {have} but inp has shape {want}: inp (N, 1) minus targ (N,) "
                 "broadcasts to (N, N); subtract inp.squeeze(-1), then give inp.g inp's shape"), ()

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.judge import diagnose
-from autograder.lesson_api import LessonCode, Verdict
+from autograder.lesson_api import LessonCode, Verdict, combined_factors, off_by, shape_text
 
 #: How much a case flagged "large" scales its logits: exp() overflows beyond about 88 in
 #: float32 and 709 in float64.
@@ -61,7 +60,7 @@ class Classifier(LessonCode):
     def named_ratios(self, target: str, name: str,
                      n: int) -> list[tuple[float, tuple[str, ...], str]]:
         if target == "nll_grad":
-            return diagnose.combined_factors(_NLL_PARTS, n, per_n="nll_grad.not_averaged")
+            return combined_factors(_NLL_PARTS, n, per_n="nll_grad.not_averaged")
         return []
 
     def fix_for_factor(self, target: str, c: float, n: int) -> str | None:
@@ -74,22 +73,22 @@ class Classifier(LessonCode):
         if target != "log_softmax_grad":
             return None
         upstream, soft = planned.inputs["out.g"], _softmax_of(planned)
-        if diagnose.off_by(got, upstream) <= tol:
+        if off_by(got, upstream) <= tol:
             return Verdict(False, "inp.g is out.g alone: log_softmax's Jacobian has a second term, "
                                   "inp.g = out.g - softmax(inp) * out.g.sum(-1, keepdim=True)",
                            ("log_softmax_grad.missing_sum_term", "log_softmax_grad.wrong_values"))
         # The commonest mistake first: at N = 1 a sum over the batch is no sum, and reads as this.
-        if diagnose.off_by(got, upstream - soft * upstream) <= tol:
+        if off_by(got, upstream - soft * upstream) <= tol:
             return Verdict(False, "inp.g equals out.g - softmax(inp) * out.g: the sum over the classes "
                                   "is missing; each class's gradient takes all of its row's out.g, "
                                   "inp.g = out.g - softmax(inp) * out.g.sum(-1, keepdim=True)",
                            ("log_softmax_grad.missing_class_sum", "log_softmax_grad.wrong_values"))
-        if diagnose.off_by(got, upstream - soft * upstream.sum(0, keepdim=True)) <= tol:
+        if off_by(got, upstream - soft * upstream.sum(0, keepdim=True)) <= tol:
             return Verdict(False, "inp.g sums out.g over the batch (dim 0): sum it over the classes, "
                                   "out.g.sum(-1, keepdim=True)",
                            ("log_softmax_grad.wrong_sum_dim", "log_softmax_grad.wrong_values"))
         if soft.shape[0] == soft.shape[1] and \
-                diagnose.off_by(got, upstream - soft * upstream.sum(-1)) <= tol:
+                off_by(got, upstream - soft * upstream.sum(-1)) <= tol:
             return Verdict(False, "out.g.sum(-1) without keepdim=True has shape (N,), which "
                                   "broadcasts along the classes, not the batch: keep the dimension, "
                                   "out.g.sum(-1, keepdim=True)",
@@ -106,8 +105,8 @@ class Classifier(LessonCode):
                                   "inp.shape[1], not as many as the largest label in targ",
                            ("nll_grad.wrong_one_hot", "nll_grad.wrong_shape"))
         if target == "log_softmax_grad" and tuple(got.shape) == (n, n) != tuple(truth.shape):
-            return Verdict(False, f"inp.g has shape {diagnose.shape_text(got.shape)} but inp has "
-                                  f"shape {diagnose.shape_text(truth.shape)}: out.g.sum(-1) without "
+            return Verdict(False, f"inp.g has shape {shape_text(got.shape)} but inp has "
+                                  f"shape {shape_text(truth.shape)}: out.g.sum(-1) without "
                                   "keepdim=True broadcasts; keep the dimension, "
                                   "out.g.sum(-1, keepdim=True)",
                            ("log_softmax_grad.no_keepdim", "log_softmax_grad.wrong_shape"))
