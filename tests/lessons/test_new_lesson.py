@@ -29,8 +29,7 @@ LESSON_TOML = tanh.toml(2, more='''
 LESSON_PY = '''
 import torch
 
-from autograder.judge import diagnose
-from autograder.lesson_api import LessonCode, Verdict
+from autograder.lesson_api import LessonCode, Verdict, off_by
 
 
 def tanh(inp):
@@ -43,7 +42,7 @@ class Tanh(LessonCode):
 
     def diagnose_values(self, target, name, got, planned, tol):
         x = planned.inputs
-        if diagnose.off_by(got, (1 - x["inp"] ** 2) * x["out.g"]) <= tol:
+        if off_by(got, (1 - x["inp"] ** 2) * x["out.g"]) <= tol:
             return Verdict(False, "inp.g uses inp where out = tanh(inp) belongs: "
                                   "inp.g = (1 - out**2) * out.g",
                            ("tanh_grad.uses_input", "tanh_grad.wrong_values"))
