@@ -20,7 +20,7 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
     Reads the verdict on each call (`judging.judge_calls`): nothing is judged here."""
     found: dict[str, list[bool]] = {"cpu": [], "gpu-ready": [], "cuda": []}
     stand_in: list[bool] = []  # the stand-in calls alone: devices, shapes, dtypes, no values
-    unavailable, backends = False, []
+    unavailable, backends, unjudged = False, [], False
     # A check with stand-in cases is GPU-readiness: its CPU case (the right gradient first)
     # counts there too, so that the line says what the check says.
     ready = {(p.target, p.check.name) for p in plan.calls if p.case.stand_in}
@@ -41,7 +41,10 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
         if planned.case.lane == "cuda" and meta is None:
             continue  # never reached (an earlier call crashed): says nothing about the GPU
         found[planned.case.lane].append(verdict.passed)
-        if planned.case.stand_in:
+        if planned.case.stand_in and not verdict.passed and _not_run_on_cpu(
+                on_cpu.get(planned.target)):  # code that does not run says nothing of a GPU
+            unjudged = True
+        elif planned.case.stand_in:
             stand_in.append(verdict.passed or _shown_on_cpu(verdict, on_cpu.get(planned.target)))
         if planned.case.lane == "cpu" and (planned.target, planned.check.name) in ready:
             found["gpu-ready"].append(verdict.passed)
@@ -62,8 +65,9 @@ def summarize(plan: Plan, run: UntrustedRun, verdicts: Verdicts, device: str = "
     # "passed": the code kept its tensors on their device on the stand-ins, whatever its values,
     # and its shapes and dtypes but where the CPU calls show the same mistake: what a wrong
     # value or shape alone must not read as a device fault.
-    summary["stand-in"] = ("not run" if not stand_in else
-                           "passed" if all(stand_in) else "failed")
+    # Where a target's code did not run at all, "passed" would say more than was seen.
+    summary["stand-in"] = ("failed" if not all(stand_in) else
+                           "not run" if unjudged or not stand_in else "passed")
     return summary
 
 
@@ -76,6 +80,12 @@ def _shown_on_cpu(verdict, cpu: set[str] | None) -> bool:
     `.g` that came back (the stand-in's device is judged first, so its tensors were on it)."""
     return bool(cpu) and set(verdict.mistakes) <= cpu and not any(
         code.rsplit(".", 1)[-1] in _DID_NOT_RUN for code in verdict.mistakes)
+
+
+def _not_run_on_cpu(cpu: set[str] | None) -> bool:
+    """The target's CPU calls did not run to their end (it raised, it is not defined, it hung):
+    its stand-in calls cannot tell whether the code is ready for a GPU."""
+    return bool(cpu) and any(code.rsplit(".", 1)[-1] in _DID_NOT_RUN for code in cpu)
 
 
 def describe(summary: dict, verbose: bool = False) -> str:

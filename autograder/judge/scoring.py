@@ -52,6 +52,16 @@ def not_there(plan: Plan, target: str, outcome) -> bool:
     return bool(ran) and all(c is not None and c.status == "undefined" for c in ran)
 
 
+def _first_failure(plan: Plan, target: str, verdicts: Verdicts) -> str | None:
+    """The message of the first failing call of `target`: why it could not be called (a cell
+    that raised SyntaxError or NameError says so there)."""
+    for planned in plan.calls:
+        said = verdicts.get(planned.call.id) if planned.target == target else None
+        if said is not None and not said.passed and said.message:
+            return said.message
+    return None
+
+
 def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
                  points: float, findings: list | None = None,
                  not_run: object | None = None) -> list[CheckResult]:
@@ -84,8 +94,9 @@ def judge_target(target: str, plan: Plan, run: UntrustedRun, verdicts: Verdicts,
                 right = frozenset()
             elif not_there(plan, target, outcome):  # no code to read: no "written by hand"
                 entry = next(p.call.function for p in plan.calls if p.target == target)
-                verdict = Verdict(False, f"not checked: there is no {entry} to read",
-                                  (f"{target}.error",))
+                why = _first_failure(plan, target, verdicts)  # its cell's error, where it had one
+                verdict = Verdict(False, f"not checked: {why}" if why else
+                                  f"not checked: there is no {entry} to read", (f"{target}.error",))
                 right = frozenset()
         elif not_run is None:
             for planned in plan.for_check(target, check):
