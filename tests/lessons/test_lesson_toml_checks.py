@@ -8,10 +8,12 @@ makes one mistake an author made.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
+from autograder.course.release import ReleaseError, release
 from autograder.lesson import model as lessons
 from tests.conftest import REPO
 
@@ -97,3 +99,39 @@ def test_a_size_the_cases_leave_out_is_refused(backward):
                   'inputs = { inp = ["n", "width"]')
     assert refusal(backward) == (f"{spec}: input 'inp' of target mse_grad names size 'width', "
                                  "which a case of its check 'one' does not give: it gives n")
+
+
+def misnamed_answer_cell(folder, grade_id: str, wrong: str):
+    """The source notebook with the answer cell `grade_id` renamed `wrong`."""
+    path = folder / "backward.ipynb"
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade_id") == grade_id:
+            meta["grade_id"] = wrong
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def test_a_misspelt_grade_id_is_refused_at_release_before_the_course_is_touched(
+        backward, tmp_path, monkeypatch):
+    """Before, the lesson released, and the author's own solution scored 0 for mse_grad."""
+    monkeypatch.setenv("AUTOGRADER_LESSONS", str(backward.parent))
+    source = misnamed_answer_cell(backward, "mse_grad", "mse_gard")
+    course = tmp_path / "course"
+    with pytest.raises(ReleaseError) as raised:
+        release(course, assignment="backward")
+    assert str(raised.value) == (
+        f"{source}: the answer cell 'mse_gard' is no target of {backward / 'lesson.toml'} (did "
+        "you mean 'mse_grad'?): its targets are mse_grad, relu_grad, lin_grad, module_backward")
+    assert not course.exists()
+
+
+def test_a_target_with_no_answer_cell_is_refused_at_release(backward, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_LESSONS", str(backward.parent))
+    source = misnamed_answer_cell(backward, "lin_grad", "linear")
+    with pytest.raises(ReleaseError) as raised:
+        release(tmp_path / "course", assignment="backward")
+    assert str(raised.value) == (
+        f"{source} has no answer cell for target 'lin_grad' of {backward / 'lesson.toml'} (a code "
+        "cell whose grade_id is 'lin_grad'); its answer cells that are no target: linear")
