@@ -15,7 +15,7 @@ import pytest
 
 from autograder.course.release import ReleaseError, release
 from autograder.lesson import model as lessons
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 
 @pytest.fixture
@@ -135,3 +135,26 @@ def test_a_target_with_no_answer_cell_is_refused_at_release(backward, tmp_path, 
     assert str(raised.value) == (
         f"{source} has no answer cell for target 'lin_grad' of {backward / 'lesson.toml'} (a code "
         "cell whose grade_id is 'lin_grad'); its answer cells that are no target: linear")
+
+
+@pytest.mark.sandbox
+def test_a_mistake_code_a_hook_gives_that_mistakes_lacks_fails_the_grading_in_one_line(
+        backward, tmp_path, monkeypatch):
+    """The codes of lesson.py's hooks are known only when they run: checked there, on the
+    trusted side. Before, 'mse_grad.sign_flipped' reached the report, missing from the catalogue
+    the class report explains codes with."""
+    monkeypatch.setenv("AUTOGRADER_LESSONS", str(backward.parent))
+    spec = edited(backward, '"mse_grad.sign_flipped" =', '"mse_grad.sign_fliped" =')
+    nb = json.loads((backward / "backward.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "mse_grad":
+            cell["source"] = ("def mse_grad(inp, targ):\n"
+                              "    inp.g = 2. * (targ.unsqueeze(-1) - inp) / inp.shape[0]\n")
+    answer = tmp_path / "flipped.ipynb"
+    answer.write_text(json.dumps(nb))
+    done = run_cli("check", str(answer))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"autograder: {backward / 'lesson.py'}'s named_ratios gives the mistake code "
+        f"'mse_grad.sign_flipped', which [mistakes] of {spec} does not list (did you mean "
+        "'mse_grad.sign_fliped'?)"]
