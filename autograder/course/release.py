@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 from ..lesson import model as lessons
 from ..lesson.model import Lesson
+from ..lesson.source import answer_cells_error
 from . import put_python_on_path
 from .exchange import DEFAULT_ROOT, ExchangeError, ensure_root, make_private
 
@@ -151,6 +152,9 @@ def release_lessons(course: str | Path, course_id: str = "backprop",
     if assignment is not None and assignment not in found:
         raise ReleaseError(f"no lesson {assignment!r} here: the lessons are {', '.join(found) or 'none'}")
     chosen = [found[assignment]] if assignment else list(found.values())
+    for lesson in chosen:  # before the course is touched: a misspelt grade_id scores 0
+        if lesson.source_path.is_file() and (wrong := answer_cells_error(lesson)):
+            raise ReleaseError(wrong)
     if not chosen:
         raise ReleaseError("no lessons here: this install carries none (see docs/lessons.md)")
     made = not course.exists()

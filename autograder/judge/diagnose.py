@@ -56,7 +56,11 @@ _NO_HOOKS = LessonCode()
 def hooks(planned) -> LessonCode:
     """The hooks of the lesson `planned` belongs to (none: the defaults, which do nothing)."""
     lesson = getattr(planned, "lesson", None)
-    return lesson.code() if lesson is not None else _NO_HOOKS
+    if lesson is None:
+        return _NO_HOOKS
+    from .lesson_codes import Checked  # each code a hook gives is checked against [mistakes]
+
+    return Checked(lesson, lesson.code())
 
 
 def said(hint: tuple[str, tuple[str, ...]] | None) -> tuple[str, tuple[str, ...]]:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from ..language import DEFAULT as DEFAULT_LANGUAGE
 from ..language import Language
-from . import kind_names
+from . import kind_names, spec_keys
 
 if TYPE_CHECKING:
     from ..lesson_api import LessonCode
@@ -302,7 +302,16 @@ def standard_checks() -> dict[str, list]:
 
 
 def _lesson(folder: Path, data: dict) -> Lesson:
-    sets = {**standard_checks(), **data.get("checkset", {})}
+    spec_keys.only(data, spec_keys.TOP, "the top level", spec_keys.REQUIRED["the top level"])
+    own = data.get("checkset", {})
+    if not isinstance(own, dict):
+        raise ValueError("checkset is not a table of sets ([[checkset.NAME]])")
+    for set_name, checks in own.items():
+        for c in checks if isinstance(checks, list) else ():
+            spec_keys.only(c, spec_keys.CHECK, f"a check of [[checkset.{set_name}]]",
+                           spec_keys.REQUIRED_CHECK)
+    spec_keys.only(data.get("tolerances", {}), spec_keys.TOLERANCES, "[tolerances]")
+    sets = {**standard_checks(), **own}
     targets = tuple(_target(t, sets) for t in data["target"])
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
@@ -315,6 +324,8 @@ def _lesson(folder: Path, data: dict) -> Lesson:
 
 
 def _target(t: dict, sets: dict) -> Target:
+    where = f"target {t['name']}" if isinstance(t, dict) and "name" in t else "a [[target]]"
+    spec_keys.only(t, spec_keys.TARGET, where, spec_keys.REQUIRED_TARGET)
     name = str(t["name"])
     flags = tuple(t.get("flags", ()))
     summaries = t.get("summaries", {})
@@ -324,22 +335,33 @@ def _target(t: dict, sets: dict) -> Target:
         raise ValueError(f"{name}'s checks {named!r} are no set of checks: one of "
                          f"{', '.join(sets)}")
     for c in sets[named] if isinstance(named, str) else named:
+        spec_keys.only(c, spec_keys.CHECK, f"a check of target {name}", spec_keys.REQUIRED_CHECK)
         if c["kind"] not in kind_names.RUNS:
             raise ValueError(f"check {c['name']!r} of {name}: kind is one of "
                              f"{', '.join(kind_names.NAMES)}")
         if kind_names.RUNS[c["kind"]] != str(t.get("kind", "function")):
             raise ValueError(f"check {c['name']!r} of {name}: a {c['kind']} check is for a "
                              f"{kind_names.RUNS[c['kind']]} target")
-        cases = tuple(_case(case, flags) for case in c.get("cases", ()))
+        cases = tuple(_case(case, flags, f"a case of check {c['name']!r} of target {name}")
+                      for case in c.get("cases", ()))
         checks.append(Check(str(c["name"]), float(c["weight"]), c["kind"], cases,
                             str(summaries.get(c["name"], c.get("summary", ""))),
                             str(c.get("requires", ""))))
     names = {c.name for c in checks}
+    for key in t.get("summaries", {}):
+        if key not in names:
+            raise ValueError(f"unknown check {key!r} in the summaries of target {name}"
+                             f"{spec_keys.nearest(key, names)}: its checks are "
+                             f"{', '.join(c.name for c in checks)}")
     for c in checks:
         if c.requires and c.requires not in names:
             raise ValueError(f"check {c.name!r} of {name} requires {c.requires!r}, which it lacks")
     credit = _credit(name, t.get("credit"), tuple(t.get("collect", ())))
-    forward = t.get("forward", {})
+    forward = spec_keys.only(t.get("forward", {}), spec_keys.FORWARD, f"the forward of target {name}")
+    for key, value in t.get("derived", {}).items():
+        spec_keys.only(value, spec_keys.DERIVED, f"derived {key!r} of target {name}",
+                       spec_keys.DERIVED)
+    spec_keys.sizes_given(name, t.get("inputs", {}), checks)
     derived = tuple((k, str(v["forward"]), tuple(v["of"])) for k, v in t.get("derived", {}).items())
     return Target(name, str(t.get("entry", name)), str(t.get("kind", "function")),
                   float(t["points"]), tuple(checks), tuple(t.get("args", ())),
@@ -369,11 +391,16 @@ def _credit(name: str, credit: object, collect: tuple[str, ...]) -> tuple[tuple[
     return tuple(weights)
 
 
-def _case(c: dict, target_flags: tuple[str, ...]) -> Case:
-    c = dict(c)
+def _case(c: dict, target_flags: tuple[str, ...], where: str = "a case") -> Case:
+    c = dict(spec_keys.only(c, c, where))
     flags = c.pop("flags", ())
     flags = target_flags if flags == "target" else tuple(flags)
     known = {k: c.pop(k) for k in ("n", "dtype", "device", "stand_in") if k in c}
+    for key, value in c.items():  # the others are sizes: whole numbers
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"unknown key {key!r} in {where}"
+                             f"{spec_keys.nearest(key, spec_keys.CASE)}: a case gives "
+                             f"{', '.join(spec_keys.CASE)}, and sizes (whole numbers)")
     return Case.of(flags=flags, **known, **{k: int(v) for k, v in c.items()})
 
 
