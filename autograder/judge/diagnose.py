@@ -21,6 +21,7 @@ import torch
 from ..lesson_api import LessonCode
 from ..present.report import Verdict
 from . import problems
+from .lesson_codes import Checked
 
 # The toolkit lessons use, kept here by their old names too (`diagnose.off_by`).
 from .tools import (  # noqa: F401
@@ -58,9 +59,8 @@ def hooks(planned) -> LessonCode:
     lesson = getattr(planned, "lesson", None)
     if lesson is None:
         return _NO_HOOKS
-    from .lesson_codes import Checked  # each code a hook gives is checked against [mistakes]
-
-    return Checked(lesson, lesson.code())
+    return Checked(lesson, lesson.code(), (*GENERAL, *NAMED))  # each code a hook gives is
+    # checked against [mistakes]
 
 
 def said(hint: tuple[str, tuple[str, ...]] | None) -> tuple[str, tuple[str, ...]]:

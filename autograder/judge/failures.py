@@ -24,6 +24,11 @@ def process_failure(target: str, outcome: TargetOutcome) -> Verdict | None:
     return Verdict(False, f"{target} {what}: {outcome.detail}", (f"{target}.{code}",))
 
 
+def undefined(entry: str, target: str) -> str:
+    """What a call of `entry` says where it is not defined and its cell said nothing more."""
+    return f"{entry} is not defined: did the {target} cell run without errors?"
+
+
 def call_failure(target: str, meta: CallResult | None, own: dict[str, str] | None = None,
                  planned=None) -> Verdict | None:
     """A call that did not run to completion, in the student's words where we have them. `own`
@@ -37,8 +42,7 @@ def call_failure(target: str, meta: CallResult | None, own: dict[str, str] | Non
         return None
     if status == "undefined":
         entry = planned.call.function if planned is not None else target
-        return Verdict(False, f"{entry} is not defined: did the {target} cell run without errors?",
-                       (f"{target}.error",))
+        return Verdict(False, undefined(entry, target), (f"{target}.error",))
     error = meta.error or ErrorInfo()
     kind = error.type if error.type is not None else "an error"
     text = (error.message if error.message is not None else "")[:300]

@@ -15,21 +15,17 @@ from ..lesson_api import LessonCode
 from ..present.report import GATE_CODES, Verdict
 
 
-def engine_codes() -> tuple[str, ...]:
-    from .diagnose import GENERAL, NAMED
-
-    return (*GENERAL, *NAMED, *GATE_CODES)
-
-
 class Checked:
     """A lesson's hooks (`LessonCode`), each result's codes checked against its catalogue."""
 
-    def __init__(self, lesson: Lesson, code: LessonCode) -> None:
+    def __init__(self, lesson: Lesson, code: LessonCode, general: tuple[str, ...]) -> None:
+        """`general`: the engine's codes any target may have (`diagnose` gives them)."""
         self._lesson, self._code = lesson, code
+        self._general = (*general, *GATE_CODES)
 
     def _check(self, hook: str, codes) -> None:
         lesson = self._lesson
-        general = engine_codes()
+        general = self._general
         for code in codes or ():
             target, _, suffix = str(code).partition(".")
             if code in lesson.mistakes or (target in lesson.names and suffix in general):

@@ -15,7 +15,7 @@ from fractions import Fraction
 from ..answer import rules
 from ..lesson.model import Check
 from ..present.report import WAITING, CheckResult, Verdict, exact
-from . import kinds
+from . import failures, kinds
 from .judging import Verdicts, outcome_of
 from .outcome import UntrustedRun
 from .plan import Plan
@@ -53,11 +53,12 @@ def not_there(plan: Plan, target: str, outcome) -> bool:
 
 
 def _first_failure(plan: Plan, target: str, verdicts: Verdicts) -> str | None:
-    """The message of the first failing call of `target`: why it could not be called (a cell
-    that raised SyntaxError or NameError says so there)."""
+    """Why `target` could not be called, where its calls say more than that it is not defined:
+    its cell raised (a SyntaxError, a NameError), or it defines the class under another name."""
     for planned in plan.calls:
         said = verdicts.get(planned.call.id) if planned.target == target else None
-        if said is not None and not said.passed and said.message:
+        if said is not None and not said.passed and said.message and \
+                said.message != failures.undefined(planned.call.function, target):
             return said.message
     return None
 

@@ -227,9 +227,9 @@ def test_a_crashed_target_does_not_read_as_a_failure_on_a_gpu_that_is_not_there(
     verdicts = judge_calls(plan, run)
     summary = summarize(plan, run, verdicts)
     assert summary["cuda"] == "not available here"
-    assert describe(summary) == (
-        "not yet ready for a GPU: see the gpu-ready checks (run on stand-in CUDA tensors, no GPU "
-        "needed); real CUDA was not tried: this machine has no GPU")
+    # mse_grad never ran to its end: its stand-in calls say nothing of a GPU either way.
+    assert summary["stand-in"] == "not run"
+    assert describe(summary) == ""
     assert summarize(plan, run, verdicts, "cpu")["cuda"] == "not requested"
 
 

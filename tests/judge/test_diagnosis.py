@@ -459,8 +459,10 @@ def test_a_base_class_named_otherwise_is_told_what_the_grader_calls(make_noteboo
     messages = {m for m, _ in failing_lines(report, "module_backward")}
     assert messages == {"there is no class Module in the module_backward cell: it defines "
                         "LayerFunction; the grader calls Module, so give yours that name",
-                        # no code to read: the gate does not say "written by hand"
-                        "not checked: there is no Module to read"}
+                        # no code to read: the gate does not say "written by hand", and
+                        # says why there is none
+                        "not checked: there is no class Module in the module_backward cell: it "
+                        "defines LayerFunction; the grader calls Module, so give yours that name"}
 
 
 def test_an_n_by_n_by_1_broadcast_is_named_as_the_broadcast(make_notebook):
