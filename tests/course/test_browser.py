@@ -164,9 +164,14 @@ def test_a_student_sees_the_mistakes_message_in_the_self_check(lab, browser):
     check = cells[stub + 1]
     assert "self_check(\"mse_grad\"" in text_of(browser, check.find_element(By.CSS_SELECTOR,
                                                                                ".cm-content"))
-    said = wait.until(lambda d: text_of(d, o) if (o := next(iter(check.find_elements(
-        By.CSS_SELECTOR, ".jp-OutputArea")), None)) is not None and "devices:" in text_of(d, o)
-        else None)
+    # The report is printed, then the error is raised: two messages of the kernel, which the
+    # page may show one after the other. Wait for both.
+    def shown_whole(d):
+        area = next(iter(check.find_elements(By.CSS_SELECTOR, ".jp-OutputArea")), None)
+        text = text_of(d, area) if area is not None else ""
+        return text if "devices:" in text and "SelfCheckFailed" in text else None
+
+    said = wait.until(shown_whole)
     print(said)  # what the student sees, shown when a check below fails
     # The mistake's message and code, once (one line per distinct mistake, its checks named),
     # then one line, not a traceback into the grader.
