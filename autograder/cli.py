@@ -299,6 +299,32 @@ def serve(
         server.close()
 
 
+@app.command("new-lesson")
+def new_lesson(
+    lesson_id: Annotated[str, typer.Argument(metavar="ID", help="The lesson's id: its folder, "
+                                             "notebook and nbgrader assignment name.")],
+    into: Annotated[Path, typer.Option(
+        help="The folder of lessons to write it in (its solutions go beside it, in "
+             "INTO/../solutions/ID).")] = Path("assignments"),
+) -> None:
+    """Write a working lesson to start from: INTO/ID (lesson.toml, lesson.py, ID.ipynb) and
+    INTO/../solutions/ID (reference.py, samples.py)."""
+    from .lesson import model
+    from .lesson.skeleton import SkeletonError, write
+
+    try:
+        lesson, solutions = write(lesson_id, into)
+    except SkeletonError as exc:
+        fail(str(exc))
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"wrote: {lesson} (lesson.toml, lesson.py, {lesson_id}.ipynb)")
+    console.print(f"wrote: {solutions} (reference.py, samples.py)")
+    on_path = "" if lesson.parent == model.BUNDLED.resolve() else \
+        f"AUTOGRADER_LESSONS={lesson.parent} "
+    console.print(f"next: make it yours (docs/lessons.md, \"Start a new lesson\"), then "
+                  f"{on_path}autograder release --course COURSE --assignment {lesson_id}")
+
+
 @app.command()
 def demo(
     course: Annotated[Path, typer.Argument(help="Where to make the demo course.")] = Path("demo-course"),
