@@ -316,7 +316,7 @@ def new_lesson(
         lesson, solutions = write(lesson_id, into)
     except SkeletonError as exc:
         fail(str(exc))
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, markup=False, soft_wrap=True)
     console.print(f"wrote: {lesson} (lesson.toml, lesson.py, {lesson_id}.ipynb)")
     console.print(f"wrote: {solutions} (reference.py, samples.py)")
     on_path = "" if lesson.parent == model.BUNDLED.resolve() else \

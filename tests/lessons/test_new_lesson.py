@@ -80,11 +80,12 @@ def test_new_lesson_writes_a_lesson_and_its_solutions_and_says_what_next(tmp_pat
     assert grade_cell["metadata"]["nbgrader"]["grade_id"] == "check_square_grad"
     assert f'lesson="{ID}"' in "".join(grade_cell["source"])
 
-    into = tmp_path / "elsewhere" / "mine"
+    into = tmp_path / "[bold]elsewhere" / "mine"  # a path is said as it is, never as markup
     done = run_cli("new-lesson", "other", "--into", str(into), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == f"wrote: {into / 'other'} (lesson.toml, lesson.py, other.ipynb)"
     assert (into / "other" / "other.ipynb").is_file()
-    assert (tmp_path / "elsewhere" / "solutions" / "other" / "reference.py").is_file()
+    assert (into.parent / "solutions" / "other" / "reference.py").is_file()
 
 
 @pytest.mark.sandbox
