@@ -82,10 +82,12 @@ class Statuses:
             subs.sort(key=lambda s: (s.at, s.name))
             latest = next((s for s in subs if s.name in chosen), subs[-1])
             for sub in subs:
-                if sub is not latest:
-                    self.say(sub, "waiting", f"waiting: your {'newer' if sub.at <= latest.at else 'other'} "
-                             f"hand-in of {stamp(latest.claimed)} is graded in its place "
-                             "(your latest counts)")
+                if sub is latest:
+                    continue
+                before = f"your hand-in of {stamp(latest.claimed)}"
+                self.say(sub, "waiting", f"waiting: {before}, newer, is graded in its place "
+                         "(your latest counts)" if sub.at <= latest.at else
+                         f"waiting: to be graded after {before}")
             if latest.name in chosen:
                 self.say(latest, "waiting", "being graded now")
             elif buckets.tokens(student, now) < 1.0:
@@ -110,8 +112,9 @@ class Statuses:
         latest: dict[tuple[str, str], dict] = {}
         for entry in entries.values():
             if entry.get("state") == "graded":
-                key = (entry.get("student"), entry.get("assignment"))
-                if key not in latest or entry["timestamp"] > latest[key]["timestamp"]:
+                key, when = (entry.get("student"), entry.get("assignment")), \
+                    str(entry.get("timestamp"))
+                if key not in latest or when > str(latest[key].get("timestamp")):
                     latest[key] = entry
         for name, entry in entries.items():
             sub = parse(name)
