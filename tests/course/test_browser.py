@@ -157,8 +157,10 @@ def test_a_student_sees_the_mistakes_message_in_the_self_check(lab, browser):
     # Run the notebook from the top down to the stub's self-check cell, one Shift+Enter a cell.
     browser.execute_script("arguments[0].scrollIntoView()", cells[0])
     cells[0].find_element(By.CSS_SELECTOR, ".jp-InputPrompt").click()
+    # On past it to the next stub's self-check (relu_grad, left as it was): a failing self-check
+    # stops nothing, so the kernel runs every cell queued after it.
     actions = ActionChains(browser)
-    for _ in range(stub + 2):
+    for _ in range(stub + 5):
         actions.key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT)
     actions.perform()
     check = cells[stub + 1]
@@ -182,6 +184,16 @@ def test_a_student_sees_the_mistakes_message_in_the_self_check(lab, browser):
     assert "self-check failed: mse_grad:" in flat and "Traceback" not in said
     assert "SelfCheckFailed" not in said  # no error: the cells below still run
     assert "selfcheck.py" not in said and "keeps tensors on their device" in flat
+    later = cells[stub + 4]
+    assert "self_check(\"relu_grad\"" in text_of(browser, later.find_element(By.CSS_SELECTOR,
+                                                                              ".cm-content"))
+
+    def later_shown(d):
+        area = next(iter(later.find_elements(By.CSS_SELECTOR, ".jp-OutputArea")), None)
+        text = text_of(d, area) if area is not None else ""
+        return text if "self-check failed: relu_grad:" in text else None
+
+    assert "relu_grad.not_implemented" in " ".join(wait.until(later_shown).split())
 
 
 def test_a_feedback_page_has_the_notes_on_top_and_each_report_alone(course, browser):
