@@ -162,7 +162,8 @@ class Statuses:
 
             notebook = f"{self.notebook_ids[sub.assignment]}.ipynb"
             write_whole(self.feedback / f"{checksum}.html", render(
-                "hand_in_status.html.j2", notebook=notebook, state=state, line=line,
+                "hand_in_status.html.j2", notebook=notebook, line=line,
+                state="held by the rate limit" if state == "held" else state,
                 handed_in=status["handed_in"], as_of=clock(time.time())))
         write_whole(where, json.dumps(status))
         self.said[sub.name] = status
