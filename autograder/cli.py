@@ -326,6 +326,42 @@ def new_lesson(
 
 
 @app.command()
+def status(
+    course: Annotated[str | None, typer.Option(help="The course id (default: your nbgrader "
+                                                    "configuration's, else every course you "
+                                                    "handed in to).")] = None,
+) -> None:
+    """Where each of your hand-ins stands: waiting (its place), graded, superseded, or held by
+    the rate limit (until when), as `autograder serve` says it in nbgrader's exchange."""
+    from .present.terminal import visible
+
+    try:
+        from nbgrader.apps.baseapp import NbGrader
+        from nbgrader.auth import Authenticator
+        from nbgrader.coursedir import CourseDirectory
+        from nbgrader.exchange.default import Exchange
+    except ImportError:
+        fail("`autograder status` reads nbgrader's exchange, and nbgrader is not installed here")
+    from .course.serve.status import lines_for_student
+
+    nbgrader = NbGrader()  # your nbgrader_config.py, read as every nbgrader command reads it
+    nbgrader.log.setLevel("ERROR")
+    nbgrader.initialize([])
+    config = nbgrader.config
+    exchange = Exchange(coursedir=CourseDirectory(config=config), config=config,
+                        authenticator=Authenticator(config=config))
+    course = course or config.CourseDirectory.get("course_id") or None
+    cache = Path(exchange.cache)
+    said = 0
+    for line in lines_for_student(cache, Path(exchange.root), course):
+        print(visible(line, lines=False))
+        said += 1
+    if not said:
+        print(f"no hand-ins{' to ' + course if course else ''} from this account yet "
+              f"(nbgrader's cache {cache} holds none)")
+
+
+@app.command()
 def demo(
     course: Annotated[Path, typer.Argument(help="Where to make the demo course.")] = Path("demo-course"),
 ) -> None:

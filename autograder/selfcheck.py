@@ -4,11 +4,23 @@ Same spec, same inputs plan, same comparisons and messages as `autograder check`
 come from torch.autograd (no reference solutions needed). It prints the report and raises when
 a check fails, so that `nbgrader validate` reports the failure too. It grades nothing: the grade
 comes from the grader, which runs the same checks in a separate process.
+
+Where it fails, what it does depends on who runs it (`failing_in`):
+
+* a student's notebook (a Jupyter kernel): it prints the report and one line on stderr that
+  says the check failed, and raises nothing, so that Run All goes on to every later self-check;
+* `nbgrader validate` (the Validate button) and stock `nbgrader autograde`, which set
+  `NBGRADER_EXECUTION` in the kernel they start: it raises, so that they count the failure. The
+  validator shows a failing cell's error and stderr only, so there the report goes to stderr:
+  Validate's dialog shows the diagnosis itself, not "(see above)" with nothing above it;
+* anything else (a script, a test): it prints the report and raises.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 from pathlib import Path
 
 from .answer import rules
@@ -35,18 +47,39 @@ class SelfCheckFailed(AssertionError):
 
 
 def self_check(target: str, obj: object, device: str = "all", lesson: str | None = None) -> None:
-    """What a grade cell calls: print the report of `run_self_check`; raise if a check fails.
+    """What a grade cell calls: print the report of `run_self_check`; where a check fails, say so
+    as its caller needs it (see the module's doc: a notebook goes on, Validate and scripts see an
+    error).
 
     Returns nothing, so that a notebook shows the report alone (and stock nbgrader reads no
     partial credit from a displayed value).
     """
     report = run_self_check(target, obj, device, lesson)
-    print(report.student_text(target))
+    where = failing_in()
+    out = sys.stderr if where == "nbgrader" and not report.passed else sys.stdout
+    print(report.student_text(target), file=out)
     if said := describe(report.devices):
-        print("\n".join(wrapped(f"devices: {said}", rest="           ")))
+        print("\n".join(wrapped(f"devices: {said}", rest="           ")), file=out)
+    out.flush()
     picture.show(report, target)  # in a notebook: where a wrong .g differs from the true one
-    if not report.passed:
-        raise SelfCheckFailed(f"{report.head(target)} (see above)")
+    if report.passed:
+        return
+    if where == "notebook":
+        print(f"self-check failed: {report.head(target)} (the report above says why; "
+              "the cells below still run)", file=sys.stderr, flush=True)
+        return
+    raise SelfCheckFailed(f"{report.head(target)} (see above)")
+
+
+def failing_in() -> str:
+    """Who reads a failing self-check: "nbgrader" (validate or autograde, which set
+    NBGRADER_EXECUTION for the kernel they run), "notebook" (a student's Jupyter kernel: Run All
+    must go on) or "script" (anything else, which reads an error)."""
+    if os.environ.get("NBGRADER_EXECUTION"):
+        return "nbgrader"
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
+    return "notebook" if getattr(shell, "kernel", None) is not None else "script"
 
 
 def source_of(obj: object) -> str | None:

@@ -11,10 +11,10 @@ set against the true one transposed, cell by cell, and the drawing says so: a tr
 right values shows as no cell off; one with wrong values too, where they are.
 
 Two drawings: `full` (the student's, the true one, where they differ: three panels on one colour
-scale) for the self-check, which runs on public seeds on the student's own machine; and the
-difference alone (where the values are off, as a mask) for the graded feedback page, which never
-shows the true gradient of hidden inputs, nor by how much a value is off (for a stub that would be
-the true gradient again).
+scale) for the self-check, which runs on public seeds on the student's own machine; and, for the
+graded feedback page, how each value is off (`page_picture`: right, too small, too large, of the
+opposite sign, 0; the one factor where there is one), which never shows the true gradient of
+hidden inputs, nor by how much a value is off (for a stub that would be the true gradient again).
 
 matplotlib is an instructor's dependency: the engine imports without it, and where it is missing
 nothing is drawn (`png` returns None). It is imported only when a picture is drawn.
@@ -31,8 +31,8 @@ import torch
 CAP = 64
 #: The drawings' sizes in inches, and their resolution: `full` is FULL * DPI pixels.
 FULL = (7.5, 2.6)
-DIFFERENCE = (3.2, 2.6)
-DPI = 80
+DIFFERENCE = (7.0, 2.8)
+DPI = 100
 #: Cells that differ are outlined in the difference panel where there are at most this many.
 OUTLINED = 256
 
@@ -130,38 +130,30 @@ def png(picture: Picture, full: bool = True) -> bytes | None:
         return None
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.colors import ListedColormap
         from matplotlib.figure import Figure
     except ImportError:
         return None
-    got, truth, difference = panels(picture)
-    # The small picture's layout is fixed (a third of its cost went to laying it out each time)
-    fig = Figure(figsize=FULL if full else DIFFERENCE, dpi=DPI,
-                 layout="constrained" if full else None)
-    FigureCanvasAgg(fig)
     shown = f" (the first {CAP} x {CAP} values)" if picture.cropped else ""
     shapes = [" x ".join(map(str, s)) or "scalar" for s in picture.shapes]
+    if not full:  # the page's: how each value is off, at a fixed layout (laying one out each
+        # time cost a third of its time)
+        from . import page_picture
+
+        fig = Figure(figsize=DIFFERENCE, dpi=DPI)
+        FigureCanvasAgg(fig)
+        page_picture.draw(fig, replace(picture, title=picture.title + shown), shapes)
+        return _bytes(fig)
+    got, truth, difference = panels(picture)
+    fig = Figure(figsize=FULL, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
     turned = (f"yours is {shapes[0]}, the true one {shapes[1]}: set against the true one "
               "transposed" if picture.transposed else "")
-    fig.suptitle(f"{picture.title}{shown}" + (f"\n{turned}" if turned and full else ""),
-                 fontsize=10)
+    fig.suptitle(f"{picture.title}{shown}" + (f"\n{turned}" if turned else ""), fontsize=10)
     if picture.differs is not None:
         off = torch.tensor(picture.differs, dtype=torch.bool)
         said = f"where they differ: {int(off.sum())} of {off.numel()}"
         if picture.transposed and not off.any():
             said = "no cell differs: only turned over"
-    if not full:
-        fig.subplots_adjust(left=0.05, right=0.95, bottom=0.04,
-                            top=0.62 if picture.transposed else 0.78)
-        ax = fig.add_subplot(1, 1, 1)
-        ax.imshow(off.to(torch.float64).numpy(), cmap=ListedColormap(["#eeeeee", "#d62728"]),
-                  vmin=0, vmax=1, interpolation="nearest")
-        if picture.transposed:  # the shapes, and what each cell is set against, in words
-            said = (f"yours {shapes[0]}, the true one {shapes[1]}:\nagainst the true one "
-                    f"transposed,\n{said}")
-        ax.set_title(said, fontsize=8 if picture.transposed else 9)
-        _plain(ax)
-        return _bytes(fig)
     scale = max(got.abs().max().item(), truth.abs().max().item()) or 1.0
     axes = fig.subplots(1, 3)
     style = {"cmap": "RdBu_r", "vmin": -scale, "vmax": scale, "interpolation": "nearest"}
@@ -232,9 +224,13 @@ def feedback_data(report, target: str) -> dict | None:
         return report.drawn[target]
     picture = first(report, target)
     data = png(picture, full=False) if picture is not None else None
-    against = " from the true one transposed" if picture is not None and picture.transposed else ""
-    return None if data is None else {"image/png": base64.b64encode(data).decode("ascii"),
-                                      "text/plain": f"<where {picture.title} differs{against}>"}
+    if data is None:
+        return None
+    from . import page_picture
+
+    head, said = page_picture.words(picture)
+    return {"image/png": base64.b64encode(data).decode("ascii"),
+            "text/plain": f"<{head}{': ' + said if said else ''}>"}
 
 
 def draw_for_feedback(report) -> None:

@@ -157,29 +157,43 @@ def test_a_student_sees_the_mistakes_message_in_the_self_check(lab, browser):
     # Run the notebook from the top down to the stub's self-check cell, one Shift+Enter a cell.
     browser.execute_script("arguments[0].scrollIntoView()", cells[0])
     cells[0].find_element(By.CSS_SELECTOR, ".jp-InputPrompt").click()
+    # On past it to the next stub's self-check (relu_grad, left as it was): a failing self-check
+    # stops nothing, so the kernel runs every cell queued after it.
     actions = ActionChains(browser)
-    for _ in range(stub + 2):
+    for _ in range(stub + 5):
         actions.key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT)
     actions.perform()
     check = cells[stub + 1]
     assert "self_check(\"mse_grad\"" in text_of(browser, check.find_element(By.CSS_SELECTOR,
                                                                                ".cm-content"))
-    # The report is printed, then the error is raised: two messages of the kernel, which the
-    # page may show one after the other. Wait for both.
+    # The report is printed, then one line on stderr says the check failed (nothing is raised:
+    # Run All goes on): two messages of the kernel, which the page may show one after the
+    # other. Wait for both.
     def shown_whole(d):
         area = next(iter(check.find_elements(By.CSS_SELECTOR, ".jp-OutputArea")), None)
         text = text_of(d, area) if area is not None else ""
-        return text if "devices:" in text and "SelfCheckFailed" in text else None
+        return text if "devices:" in text and "self-check failed" in text else None
 
     said = wait.until(shown_whole)
     print(said)  # what the student sees, shown when a check below fails
     # The mistake's message and code, once (one line per distinct mistake, its checks named),
-    # then one line, not a traceback into the grader.
+    # then one line that it failed, not a traceback into the grader.
     flat = " ".join(said.split())
     assert flat.count("inp.g is half of the true gradient") == 1 and "FAIL values-float64" in flat
     assert "mse_grad.missing_factor_2" in flat, said
-    assert "SelfCheckFailed: mse_grad:" in flat and "Traceback" not in said
+    assert "self-check failed: mse_grad:" in flat and "Traceback" not in said
+    assert "SelfCheckFailed" not in said  # no error: the cells below still run
     assert "selfcheck.py" not in said and "keeps tensors on their device" in flat
+    later = cells[stub + 4]
+    assert "self_check(\"relu_grad\"" in text_of(browser, later.find_element(By.CSS_SELECTOR,
+                                                                              ".cm-content"))
+
+    def later_shown(d):
+        area = next(iter(later.find_elements(By.CSS_SELECTOR, ".jp-OutputArea")), None)
+        text = text_of(d, area) if area is not None else ""
+        return text if "self-check failed: relu_grad:" in text else None
+
+    assert "relu_grad.not_implemented" in " ".join(wait.until(later_shown).split())
 
 
 def test_a_feedback_page_has_the_notes_on_top_and_each_report_alone(course, browser):

@@ -1,5 +1,6 @@
 """The picture of a wrong gradient: where the student's `.g` differs from the true one, in the
-self-check (three panels) and on the graded feedback (where the values are off, alone)."""
+self-check (three panels) and on the graded feedback (how each value is off, alone: see also
+test_page_picture.py)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def test_a_transposed_weight_gradient_is_set_against_the_true_one_transposed():
     # The feedback page draws it too (where the values are off: nowhere), and says so in words.
     assert decoded(picture.png(drawn, full=False)).size == pixels(picture.DIFFERENCE)
     assert picture.feedback_data(report, "lin_grad")["text/plain"] == (
-        "<where lin_grad: w.g differs from the true one transposed>")
+        "<lin_grad: w.g: every value right, the shape turned over: yours is 4 x 5, w is 5 x 4: "
+        "turned over, each value right>")
 
 
 def test_a_transposed_gradient_with_wrong_values_too_shows_where_they_are_off():
@@ -86,9 +88,8 @@ def test_the_words_of_a_transposed_picture_are_in_the_drawing(monkeypatch):
                     "transposed", "yours (4 x 5)", "the true one, transposed (4 x 5)",
                     "no cell differs: only turned over"]
     said.clear()
-    picture.png(drawn, full=False)
-    assert said == ["lin_grad: w.g", "yours 4 x 5, the true one 5 x 4:\nagainst the true one "
-                    "transposed,\nno cell differs: only turned over"]
+    picture.png(drawn, full=False)  # the page's: each panel titled with its shape
+    assert said == ["yours (4 x 5)", "turned back: w's shape (5 x 4)"]
 
 
 def test_other_shapes_are_still_not_set_cell_against_cell():
@@ -115,7 +116,8 @@ def test_a_wrong_relu_mask_is_drawn_where_it_is_wrong():
     assert decoded(picture.png(drawn)).size == pixels(picture.FULL)
     alone = decoded(picture.png(drawn, full=False))
     assert alone.size == pixels(picture.DIFFERENCE)
-    assert (214, 39, 40) in {c for _, c in alone.convert("RGB").getcolors(1 << 16)}  # red: off
+    # shut where it should let through: the colour of "0 (the true one is not)"
+    assert (82, 82, 82) in {c for _, c in alone.convert("RGB").getcolors(1 << 16)}
 
 
 def report_tolerance(report) -> float:
@@ -145,7 +147,8 @@ def test_the_graded_cell_shows_where_the_values_are_off_never_the_true_gradient(
     assert len(shown) == 1
     # Said in words for any reader (and nbconvert's soup pass, which adds words where an image
     # has none, is not needed for it).
-    assert shown[0].metadata["image/png"]["alt"] == "where relu_grad: inp.g differs"
+    assert shown[0].metadata["image/png"]["alt"].startswith("relu_grad: inp.g: ")
+    assert shown[0].metadata["image/png"]["alt"].endswith(" values off")
     image = decoded(base64.b64decode(shown[0].data["image/png"]))
     assert image.size == pixels(picture.DIFFERENCE)  # one panel: where they differ, alone
     # The feedback page keeps it (only the score is left out); a right target has none.
@@ -175,8 +178,9 @@ def test_the_self_check_shows_the_three_panels_in_a_notebook():
     NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True).execute()
     outputs = nb.cells[1].outputs
     kinds = [o.output_type for o in outputs]
-    assert kinds == ["stream", "display_data", "error"]  # the lines, the picture, the failure
+    assert kinds == ["stream", "display_data", "stream"]  # the lines, the picture, the failure
     assert outputs[0].text.startswith("relu_grad: ")
+    assert outputs[2].name == "stderr" and outputs[2].text.startswith("self-check failed: ")
     image = decoded(base64.b64decode(outputs[1].data["image/png"]))
     assert image.size == pixels(picture.FULL)
 

@@ -20,6 +20,7 @@ from .journal import Journal
 from .names import Submission, far, not_a_student, parse
 from .pages import add_note, notebook_hash
 from .stage import claimed_in_file, last_change, read_secret, stage, write_server_time
+from .status import Statuses
 
 
 class ServeError(RuntimeError):
@@ -77,6 +78,8 @@ class Server:
         self._graded: tuple[int, dict] | None = None  # (journal size, last_graded's answers)
         self.warm = True
         self.duedates: dict[str, datetime | None] = {}
+        self.status = Statuses(self.inbound, self.feedback,  # what each student can read of it
+                               {id: lesson.notebook_id for id, lesson in self.lessons.items()})
         self.release_missing_pages()
         self.pool = None  # grade.Pool: a Dask cluster's, kept open while serving
         self.closing = ExitStack()
@@ -224,11 +227,25 @@ class Server:
     def round(self) -> int:
         """Grade what is waiting (one round); the number of submissions graded."""
         now = time.time()
-        work = self.pick(self.scan(), now)
+        waiting = self.scan()
+        work = self.pick(waiting, now)
+        self.say_where_each_stands(lambda: self.status.waiting(
+            waiting, work, self.buckets, now, self.journal.entries))
         by_lesson: dict[str, list[tuple[Submission, list[Submission]]]] = {}
         for item in work:
             by_lesson.setdefault(item[0].assignment, []).append(item)
-        return sum(self.grade(assignment, items) for assignment, items in by_lesson.items())
+        done = sum(self.grade(assignment, items) for assignment, items in by_lesson.items())
+        self.say_where_each_stands(lambda: self.status.decided(self.journal.entries))
+        return done
+
+    def say_where_each_stands(self, say: Callable[[], None]) -> None:
+        """`status.py`'s pages and files for the students; trouble there stops no grading."""
+        try:
+            say()
+        except Exception as exc:  # noqa: BLE001 - a status is news, never a grade
+            from ..record import one_line
+
+            self.log(f"cannot write the students' status: {one_line(exc)}")
 
     def grade(self, assignment: str, items: list[tuple[Submission, list[Submission]]]) -> int:
         """Stage, grade and release `items` of one lesson; each hand-in in its own guard."""
@@ -371,7 +388,7 @@ class Server:
             checksum = entry.get("feedback")
             try:
                 if checksum and assignment in self.lessons and \
-                        not (self.feedback / f"{checksum}.html").is_file():
+                        not self.status.released(checksum):  # (a status page is not its page)
                     self.release(self.page(self.lessons[assignment], student), checksum)
                     self.log(f"released again {student} {assignment}: its page had not reached "
                              "the exchange")
