@@ -145,6 +145,13 @@ class Target:
     credit: tuple[tuple[str, float], ...] = ()
 
     @property
+    def numbers(self) -> tuple[str, ...]:
+        """The inputs handed to the answer as Python numbers (`type = "float"` or `"int"`), not
+        tensors: sent as 0-d tensors, never rounded to a case's dtype."""
+        return tuple(name for name, spec in self.inputs
+                     if spec_keys.input_type(spec) != "tensor")
+
+    @property
     def grade_cell(self) -> str:
         """The grade cell that carries this target's points is named after it."""
         return f"check_{self.name}"
@@ -362,6 +369,13 @@ def _target(t: dict, sets: dict) -> Target:
         spec_keys.only(value, spec_keys.DERIVED, f"derived {key!r} of target {name}",
                        spec_keys.DERIVED)
     spec_keys.sizes_given(name, t.get("inputs", {}), checks)
+    numbers = {k for k, v in t.get("inputs", {}).items() if spec_keys.input_type(v) != "tensor"}
+    for key, said in (("collect", t.get("collect", ())), ("grads", t.get("grads", {}).values()),
+                      ("the upstream of forward", [forward.get("upstream", "")])):
+        for arg in said:
+            if arg in numbers:
+                raise ValueError(f"input {arg!r} of target {name} is a number, which has no .g: "
+                                 f"{key} names only tensors")
     derived = tuple((k, str(v["forward"]), tuple(v["of"])) for k, v in t.get("derived", {}).items())
     return Target(name, str(t.get("entry", name)), str(t.get("kind", "function")),
                   float(t["points"]), tuple(checks), tuple(t.get("args", ())),

@@ -31,7 +31,7 @@ _Base = torch._C.TensorBase
 _detach, _to, _contiguous, _as_subclass = _Base.detach, _Base.to, _Base.contiguous, _Base.as_subclass
 _to_dense, _layout, _numel = _Base.to_dense, _Base.layout.__get__, _Base.numel
 _device_of, _shape_of, _dtype_of = _Base.device.__get__, _Base.shape.__get__, _Base.dtype.__get__
-_grad_of = _Base.grad.__get__
+_grad_of, _item = _Base.grad.__get__, _Base.item
 _NoSubclass, _NoDispatch = torch._C.DisableTorchFunctionSubclass, torch._C._DisableTorchDispatch
 _isinstance, _vars, _type, _str, _int, _len = isinstance, vars, type, str, int, len
 _Tensor, _strided, _no_grad = torch.Tensor, torch.strided, torch.no_grad
@@ -266,12 +266,14 @@ def _call_student(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
     if fn is MISSING:
         return {"status": "undefined"}, {}
     cid, objs, meta = call["id"], {}, {"status": "ok"}
+    numbers = call.get("numbers", ())  # handed as Python numbers: a float, or an int
     refuse = _no_autograd() if call.get("refuse_autograd") else _nothing()
     del _AUTOGRAD_TRIED[:]
     try:
         with guard(), refuse:
             for name in call["args"]:
-                objs[name] = make(tensors[f"{cid}/{name}"])
+                sent = tensors[f"{cid}/{name}"]
+                objs[name] = _item(sent) if name in numbers else make(sent)
             for name, grad in call["grads"].items():
                 _vars(objs[name])["g"] = make(tensors[f"{cid}/{grad}"])
             fn(*(objs[name] for name in call["args"]))
