@@ -50,10 +50,14 @@ def self_check(target: str, obj: object, device: str = "all", lesson: str | None
 
 
 def source_of(obj: object) -> str | None:
-    """The code the no-autograd gate reads: `obj`'s own source, blank lines first, so that line
-    numbers are its cell's (or file's). A class defined in a notebook cell keeps no file Python
-    can find, so its block is read from the lines IPython keeps for tracebacks (`linecache`),
-    found through its methods."""
+    """The code the no-autograd gate reads: the notebook cell `obj` was defined in, whole, as
+    grading reads the answer cell (IPython keeps each cell's lines for tracebacks, in
+    `linecache`, with no file behind them); elsewhere (a module's file) `obj`'s own source,
+    blank lines first, so that line numbers are its file's. A class defined in a notebook cell
+    keeps no file Python can find, so its cell is found through its methods."""
+    cell = _cell_of(obj)
+    if cell is not None:
+        return cell
     try:
         lines, first = inspect.getsourcelines(obj)
         return "\n" * max(first - 1, 0) + "".join(lines)
@@ -108,6 +112,20 @@ def under_guards(obj: object, source: str, lesson: lessons.Lesson,
     except guards.NotAllowed:
         return obj  # at its definition: the calls will not reach it either
     return names.get(getattr(obj, "__name__", ""), obj)
+
+
+def _cell_of(obj: object) -> str | None:
+    """The text of the notebook cell that defined `obj` (a function, or a class through its
+    methods), where IPython keeps it (`linecache`, an entry with no file's time); else None."""
+    import linecache
+
+    methods = vars(obj).values() if isinstance(obj, type) else (obj,)
+    for method in methods:
+        name = getattr(getattr(method, "__code__", None), "co_filename", None)
+        entry = linecache.cache.get(name) if isinstance(name, str) else None
+        if entry is not None and len(entry) == 4 and entry[1] is None:
+            return "".join(entry[2])
+    return None
 
 
 def _globals_of(obj: object) -> dict:
@@ -182,9 +200,11 @@ def run_self_check(target: str, obj: object, device: str = "all",
                       refuse_autograd={target} if clean else set())
     wire = plan.wire_inputs()
     outcome = TargetOutcome("ok")
-    given = [c for c in graded.cells if c["index"] not in
-             {a.index for a in graded.answers.values()}] if graded is not None else []
-    guarded = under_guards(obj, source, found, given) if findings == [] else obj
+    answers = {a.index for a in graded.answers.values()} if graded is not None else set()
+    given = [c for c in graded.cells if c["index"] not in answers] if graded else []
+    runs = next((c["source"] for c in graded.cells if c["index"] in answers), source) \
+        if graded is not None else source  # what grading runs of it: its prints left out
+    guarded = under_guards(obj, runs, found, given) if findings == [] else obj
     for planned in plan.calls:
         namespace = {planned.call.function: guarded}
         outcome.add(planned.call.id, *run_call(namespace, planned.call.to_json(), wire))

@@ -14,7 +14,10 @@ TOP = ("id", "title", "notebook", "self_check_seed", "training", "tolerances", "
        "checkset", "mistakes", "language")
 #: A `[[target]]`.
 TARGET = ("name", "entry", "kind", "points", "checks", "args", "grads", "collect", "credit",
-          "flags", "inputs", "derived", "forward", "summaries")
+          "flags", "inputs", "derived", "forward", "summaries", "methods")
+#: A probe target's `methods = { ... }`: the methods of the class the probe calls or stands in
+#: for, by their part in the protocol; each defaults to its own name (`call`: `__call__`).
+METHODS = ("call", "forward", "bwd", "backward")
 #: A check: in a target's `checks = [...]`, or a `[[checkset.NAME]]`.
 CHECK = ("name", "weight", "kind", "summary", "cases", "requires")
 #: A case's own keys; any other key of a case is a size, by the name its target's shapes use.
@@ -137,3 +140,25 @@ def sizes_given(target: str, inputs: dict, checks) -> None:
                         f"input {name!r} of target {target} names size {size!r}, which a case "
                         f"of its check {check.name!r} does not give{nearest(size, given)}: it "
                         f"gives {', '.join(given)}")
+
+
+def methods(target: str, kind: str, table: object) -> tuple[tuple[str, str], ...]:
+    """A probe target's `methods = { forward = "fwd", ... }`: (part, method name) for each of
+    `METHODS`, the defaults filled in. `ValueError` (one line) where the target is no probe, a
+    name is not a method's (an identifier, no special name but `call`'s `__call__`), or two
+    parts share one."""
+    if table is None:
+        table = {}
+    elif kind != "probe":
+        raise ValueError(f"target {target} is a {kind}: methods are a probe target's")
+    only(table, METHODS, f"the methods of target {target}")
+    names = {part: table.get(part, "__call__" if part == "call" else part) for part in METHODS}
+    for part, name in names.items():
+        if not isinstance(name, str) or not name.isidentifier() or \
+                (name.startswith("__") and not (part == "call" and name == "__call__")):
+            raise ValueError(f"the methods of target {target}: {part} = {name!r} is not a "
+                             "method's name")
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"the methods of target {target} name one method for two parts: "
+                         + ", ".join(f"{p} = {n!r}" for p, n in names.items()))
+    return tuple(names.items())

@@ -34,6 +34,7 @@ _device_of, _shape_of, _dtype_of = _Base.device.__get__, _Base.shape.__get__, _B
 _grad_of, _item = _Base.grad.__get__, _Base.item
 _NoSubclass, _NoDispatch = torch._C.DisableTorchFunctionSubclass, torch._C._DisableTorchDispatch
 _isinstance, _vars, _type, _str, _int, _len = isinstance, vars, type, str, int, len
+_getattr = getattr
 _Tensor, _strided, _no_grad = torch.Tensor, torch.strided, torch.no_grad
 _extract_tb = traceback.extract_tb
 _modes_active = getattr(torch._C, "_len_torch_dispatch_mode", lambda: 0)
@@ -342,23 +343,28 @@ def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
         return {"status": "error", "error": {"type": "TypeError", "where": None,
                                              "message": f"{call['function']} is not a class"}}, {}
     cid, recorded, outs = call["id"], [], []
+    # The protocol's methods, by the names the lesson gives them (`kinds.ProbeCall`).
+    names = {"call": "__call__", "forward": "forward", "bwd": "bwd", "backward": "backward",
+             **(call.get("methods") or {})}
+
+    def forward(self, *args):
+        outs.append(_to(tensors[f"{cid}/out/{_len(outs)}"], device, copy=True))
+        return outs[-1]
+
+    def bwd(self, out, *args):
+        recorded.append((out, *args))
 
     try:
-        class Probe(module):
-            def forward(self, *args):
-                outs.append(_to(tensors[f"{cid}/out/{_len(outs)}"], device, copy=True))
-                return outs[-1]
-
-            def bwd(self, out, *args):
-                recorded.append((out, *args))
-
+        Probe = _type(module)("Probe", (module,), {names["forward"]: forward,
+                                                   names["bwd"]: bwd})
         layer = Probe()
+        enter = layer if names["call"] == "__call__" else _getattr(layer, names["call"])
         for k in range(call["repeat"]):
-            layer(*(_to(tensors[f"{cid}/{name}/{k}"], device, copy=True) for name in call["args"]))
+            enter(*(_to(tensors[f"{cid}/{name}/{k}"], device, copy=True) for name in call["args"]))
         recorded.clear()  # only what backward() does counts
         del _AUTOGRAD_TRIED[:]
         with _no_autograd() if call.get("refuse_autograd") else _nothing():
-            layer.backward()
+            _getattr(layer, names["backward"])()
     except BaseException as exc:  # noqa: BLE001
         meta = {"status": "error", "error": describe_exception(exc)}
         if call.get("refuse_autograd") and _Refuse.used or _AUTOGRAD_TRIED:
