@@ -335,7 +335,8 @@ def run_function(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
 def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
               device: str = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
     """Check `Module.backward` with a layer whose `forward` returns what the grader sent and whose
-    `bwd` records what it receives: the grader names each of those by its values."""
+    `bwd` records what it receives: the grader names each of those by its values. The methods
+    go by the names the call gives (`methods`: a lesson's own protocol), these by default."""
     module = namespace.get(call["function"], MISSING)
     if module is MISSING:
         return {"status": "undefined"}, {}
