@@ -83,10 +83,14 @@ def failing_in() -> str:
 
 
 def source_of(obj: object) -> str | None:
-    """The code the no-autograd gate reads: `obj`'s own source, blank lines first, so that line
-    numbers are its cell's (or file's). A class defined in a notebook cell keeps no file Python
-    can find, so its block is read from the lines IPython keeps for tracebacks (`linecache`),
-    found through its methods."""
+    """The code the no-autograd gate reads: the notebook cell `obj` was defined in, whole, as
+    grading reads the answer cell (IPython keeps each cell's lines for tracebacks, in
+    `linecache`, with no file behind them); elsewhere (a module's file) `obj`'s own source,
+    blank lines first, so that line numbers are its file's. A class defined in a notebook cell
+    keeps no file Python can find, so its cell is found through its methods."""
+    cell = _cell_of(obj)
+    if cell is not None:
+        return cell
     try:
         lines, first = inspect.getsourcelines(obj)
         return "\n" * max(first - 1, 0) + "".join(lines)
@@ -112,11 +116,14 @@ def source_of(obj: object) -> str | None:
     return None
 
 
-def under_guards(obj: object, source: str, lesson: lessons.Lesson) -> object:
+def under_guards(obj: object, source: str, lesson: lessons.Lesson,
+                 given: list[dict] = ()) -> object:
     """`obj` made again from its `source` as grading makes it: compiled for the answer
     language's guards (`compiler.py`, `untrusted/guards.py`), with the names of the
-    notebook it was defined in, so that what the guards refuse is refused here in the same
-    words. Where its source does not compile, `obj` itself (the rules' findings say why)."""
+    notebook it was defined in, and over them what grading runs of the lesson's own cells
+    (`given`: `program.build`'s cells, compiled and run the same way), so that what the guards
+    refuse is refused here in the same words. Where its source does not compile, `obj` itself
+    (the rules' findings say why)."""
     from .answer import compiler
     from .untrusted import guards
 
@@ -125,11 +132,33 @@ def under_guards(obj: object, source: str, lesson: lessons.Lesson) -> object:
         return obj
     names = dict(_globals_of(obj))
     names.update(guards.globals_for(lesson.language))
+    for cell in given:
+        lesson_code = compiler.compile_cell(cell["source"], cell["name"])
+        if isinstance(lesson_code, dict):  # grading reports it; the kernel's names stay
+            continue
+        try:
+            exec(lesson_code, names)  # noqa: S102 - the lesson's code, in the student's kernel
+        except Exception:  # noqa: BLE001, S112 - as in grading, an error stops that cell only
+            continue
     try:
         exec(code, names)  # noqa: S102 - the student's own code, in the student's own kernel
     except guards.NotAllowed:
         return obj  # at its definition: the calls will not reach it either
     return names.get(getattr(obj, "__name__", ""), obj)
+
+
+def _cell_of(obj: object) -> str | None:
+    """The text of the notebook cell that defined `obj` (a function, or a class through its
+    methods), where IPython keeps it (`linecache`, an entry with no file's time); else None."""
+    import linecache
+
+    methods = vars(obj).values() if isinstance(obj, type) else (obj,)
+    for method in methods:
+        name = getattr(getattr(method, "__code__", None), "co_filename", None)
+        entry = linecache.cache.get(name) if isinstance(name, str) else None
+        if entry is not None and len(entry) == 4 and entry[1] is None:
+            return "".join(entry[2])
+    return None
 
 
 def _globals_of(obj: object) -> dict:
@@ -139,6 +168,28 @@ def _globals_of(obj: object) -> dict:
                 return method.__globals__
         return {}
     return getattr(obj, "__globals__", {})
+
+
+def read_as_graded(lesson: lessons.Lesson, target: str, source: str):
+    """`source` read as grading reads it (`program.build`: one reading of the lesson's own cells
+    for the rules and for the run), as the answer cell of `target` in the lesson's notebook
+    (its source notebook; beside a fetched notebook, the released one): the names the lesson's
+    cells define and set count as grading counts them. None where there is no notebook of the
+    lesson to read (then the answer is read alone)."""
+    from .answer import notebook, program
+
+    try:
+        nb = notebook.read_notebook(lesson.source_path)
+    except notebook.NotebookError:
+        return None
+    entry = lesson.target(target).entry
+    cells = notebook.code_cells(nb)
+    answer = notebook.answer_cells(cells, (target,)).get(target)
+    if answer is None:
+        return None
+    mine = {**nb, "cells": [dict(c, source=source) if i == answer.index else c
+                            for i, c in enumerate(nb["cells"])]}
+    return program.build(mine, nb, {target: entry}, lesson.language)
 
 
 #: How an error in the answer is placed (`calls.describe_exception`): named, as in `check`,
@@ -173,14 +224,20 @@ def run_self_check(target: str, obj: object, device: str = "all",
     if target not in found.names:
         raise ValueError(f"unknown target {target!r}: one of {', '.join(found.names)}")
     source = source_of(obj)
-    findings = rules.findings_in(source, found.language) if source is not None else None
+    graded = read_as_graded(found, target, source) if source is not None else None
+    findings = None if source is None else graded.findings.get(target, []) \
+        if graded is not None else rules.findings_in(source, found.language)
     clean = findings is not None and not any(f.kind == rules.AUTOGRAD for f in findings)
     seed = resolve.seed(found, "self-check") if seed is None else seed
     plan = build_plan(found, seed, (target,), lanes=lanes_for(device),
                       refuse_autograd={target} if clean else set())
     wire = plan.wire_inputs()
     outcome = TargetOutcome("ok")
-    guarded = under_guards(obj, source, found) if findings == [] else obj
+    answers = {a.index for a in graded.answers.values()} if graded is not None else set()
+    given = [c for c in graded.cells if c["index"] not in answers] if graded else []
+    runs = next((c["source"] for c in graded.cells if c["index"] in answers), source) \
+        if graded is not None else source  # what grading runs of it: its prints left out
+    guarded = under_guards(obj, runs, found, given) if findings == [] else obj
     for planned in plan.calls:
         namespace = {planned.call.function: guarded}
         outcome.add(planned.call.id, *run_call(namespace, planned.call.to_json(), wire))

@@ -276,10 +276,27 @@ def imported(statements: Iterable[Statement]) -> set[str]:
             for name in s.defines}
 
 
+def stored(node: ast.stmt) -> set[str]:
+    """The names a top-level assignment stores into, each target an attribute or an item of one
+    (`layer.out = ...`, `settings.eps = 1e-5`, `table[k] = v`): what a reached object is given
+    by the cells that made it. Any other statement: none."""
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, ast.AugAssign | ast.AnnAssign) and node.value is not None:
+        targets = [node.target]
+    else:
+        return set()
+    if not all(isinstance(t, ast.Attribute | ast.Subscript) for t in targets):
+        return set()
+    return {name for t in targets if (name := _root(t.value)) is not None}
+
+
 def reachable(start: Iterable[str], statements: list[Statement], *,
               touching: Iterable[int] = ()) -> list[Statement]:
     """The statements that define `start` or any name those statements read, transitively, in
-    their order: the code that can run when a function named in `start` is called.
+    their order: the code that can run when a function named in `start` is called. With them,
+    each top-level assignment to an attribute or item of such a name (`stored`: `layer.out =
+    ...` in the lesson's cell that made `layer`), which what is called may read.
 
     In the cells listed in `touching`, also each statement that may change what such a name
     holds (`hooks[k] = f`, `Module.backward = f`, `h = hooks`), modules aside: the reading for
@@ -287,10 +304,10 @@ def reachable(start: Iterable[str], statements: list[Statement], *,
     changes: linear in the code's size.
     """
     touching = set(touching)
-    modules = imported(statements) if touching else set()
+    modules = imported(statements)
     by_name: dict[str, list[int]] = {}
     for i, s in enumerate(statements):
-        names = set(s.defines)
+        names = set(s.defines) | (stored(s.node) - modules)
         if s.cell in touching:
             names |= s.changes - modules
         for name in names:

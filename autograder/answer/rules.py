@@ -7,7 +7,9 @@ line, the name and what to write instead. Two kinds of finding:
 
 - **autograd** (`T.uses_autograd`): `.backward()`, `.grad`, `requires_grad`, `torch.autograd`,
   `torch.func`, forward-mode AD, ... The lesson is to write gradients by hand. (At run time the
-  guards refuse autograd too, and the graded process has no engine left: `calls.py`.)
+  guards refuse autograd too, and the graded process has no engine left: `calls.py`.) A
+  `.backward()` of the student's own is none: on `self`, or on what the code made from one of
+  its own classes (`self.layer = Scale()`, `own_instances`).
 - **not allowed** (`T.not_allowed`): what the compiler refuses (a name that could stand for a
   guard, `__x`, a frame's or a generator's internals, `async`, `match`, `except*`), an import of
   a module the language does not list, a special method it does not list (`__getattr__`), a
@@ -133,8 +135,9 @@ class _Read(ast.NodeVisitor):
     graded sets or defines (`self.out = ...`, a method `bwd`)."""
 
     def __init__(self, language: lang.Language, modules: dict[str, str],
-                 defined: frozenset[str]) -> None:
+                 defined: frozenset[str], instances: frozenset[str] = frozenset()) -> None:
         self.language, self.modules, self.defined = language, modules, defined
+        self.instances = instances  # what holds an object of the code's own classes
         self.found: dict[tuple[int, str], Finding] = {}
         self.roles: dict[int, str] = {}  # id of a node -> "base" or "called"
 
@@ -203,7 +206,9 @@ class _Read(ast.NodeVisitor):
         if attr == "backward" and not store:
             super_call = isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and \
                 base.func.id == "super"
-            if not (own or super_call):  # `self.backward()` is the student's Module's
+            # `self.backward()` is the student's Module's, and so is `self.layer.backward()`
+            # where the code made `self.layer` from a class of its own (`held_by`)
+            if not (own or super_call or _held_by(base) & self.instances):
                 self.add(AUTOGRAD, ".backward()" if role == "called" else ".backward", node)
 
     # --- calls ---
@@ -338,12 +343,62 @@ def defined_attributes(trees: Iterable[ast.AST]) -> frozenset[str]:
     return frozenset(n for n in found if not _dunder(n))
 
 
+def _held_by(node: ast.expr) -> set[str]:
+    """What `node` names as a holder of objects: `layer` for a name, `.layer` for `self.layer`
+    (`cls.layer`); nothing for anything else."""
+    if isinstance(node, ast.Name):
+        return {node.id}
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+            node.value.id in ("self", "cls"):
+        return {f".{node.attr}"}
+    return set()
+
+
+def own_instances(trees: Iterable[ast.AST]) -> frozenset[str]:
+    """What holds an object of one of the code's own classes (`_held_by`'s words): a name or
+    an attribute of `self` assigned such an object (`self.layer = Scale()`) or a list or tuple
+    of them (`self.layers = [Lin(w, b), Relu()]`), and the loop variable that goes through such
+    a list (`for layer in reversed(self.layers)`). By name, as the code is read: what such a
+    name holds at run time is the guards' to judge (a tensor's `.backward` is refused there)."""
+    trees = list(trees)
+    classes = {n.name for tree in trees for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+
+    def made_here(value: ast.expr) -> bool:
+        return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and \
+            value.func.id in classes
+
+    single, many = set(), set()
+    loops = []
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                value = node.value
+                into = single if made_here(value) else many if isinstance(
+                    value, ast.List | ast.Tuple) and value.elts and all(
+                    made_here(e) for e in value.elts) else None
+                if into is not None:
+                    for target in node.targets:
+                        into.update(_held_by(target))
+            elif isinstance(node, ast.For):
+                loops.append(node)
+    for loop in loops:
+        over = loop.iter
+        if isinstance(over, ast.Call) and isinstance(over.func, ast.Name) and \
+                over.func.id == "reversed" and len(over.args) == 1:
+            over = over.args[0]
+        if _held_by(over) & many:
+            single.update(_held_by(loop.target))
+    return frozenset(single)
+
+
 def scan(tree: ast.AST, modules: dict[str, str] | None = None,
          language: lang.Language = lang.DEFAULT,
-         defined: frozenset[str] | None = None) -> list[Finding]:
+         defined: frozenset[str] | None = None,
+         instances: frozenset[str] | None = None) -> list[Finding]:
     """Every finding in `tree`, by line."""
     reader = _Read(language, module_names([tree]) if modules is None else modules,
-                   defined_attributes([tree]) if defined is None else defined)
+                   defined_attributes([tree]) if defined is None else defined,
+                   own_instances([tree]) if instances is None else instances)
     for node in tree.body if isinstance(tree, ast.Module) else [tree]:
         try:
             reader.visit(node)
@@ -359,7 +414,8 @@ MAX_ANSWER_BYTES = 64 << 10
 
 def scan_cell(cell: reading.Cell, modules: dict[str, str] | None = None,
               language: lang.Language = lang.DEFAULT,
-              defined: frozenset[str] | None = None, compiled: bool = True) -> list[Finding]:
+              defined: frozenset[str] | None = None, compiled: bool = True,
+              instances: frozenset[str] | None = None) -> list[Finding]:
     """Findings in an answer cell, its magics and shell escapes included; with `compiled`, what
     the compiler refuses too (the lesson's own cells, which are the instructor's, go without)."""
     if cell.too_long:
@@ -368,7 +424,7 @@ def scan_cell(cell: reading.Cell, modules: dict[str, str] | None = None,
     found = [Finding(HIDDEN, f"a shell escape ({word})" if word.startswith("!") else
                      f"a magic ({word})", line) for line, word in cell.magics]
     if cell.tree is not None:
-        read = scan(cell.tree, modules, language, defined)
+        read = scan(cell.tree, modules, language, defined, instances)
         lines = {f.line for f in read}
         found += read + [Finding(HIDDEN, r.what, r.line) for r in (
             compiler.refusals(cell.tree) if compiled else ()) if r.line not in lines]
@@ -407,11 +463,13 @@ def judge(answers: dict[str, reading.Cell], given: list[reading.Cell],
     cells = sorted([*answers.values(), *given], key=lambda c: c.index)
     trees = [c.tree for c in cells if c.tree is not None]
     modules, defined = module_names(trees), defined_attributes(trees)
+    instances = own_instances(trees)
     answer_ids = {id(c) for c in answers.values()}
     per_cell = {}
     for c in cells:
         given = trusted_given and id(c) not in answer_ids
-        found = scan_cell(c, modules, language, defined, compiled=not given)
+        found = scan_cell(c, modules, language, defined, compiled=not given,
+                          instances=instances)
         if given:
             found = [f for f in found if not f.what.startswith(("a magic", "a shell escape"))]
         per_cell[c.index] = (c, found, [f.line for f in found])

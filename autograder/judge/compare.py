@@ -135,7 +135,10 @@ def compare_unchanged(target: str, meta: CallResult, tensors: dict, planned) -> 
     """The call must leave its inputs and the upstream gradient as they were."""
     cid = planned.call.id
     changed = []
+    numbers = getattr(planned.call, "numbers", ())  # a Python number is never changed in place
     for name, before in planned.inputs.items():
+        if name in numbers:
+            continue
         after = tensors.get(f"{cid}/{name}.after")
         if after is None or after.shape != before.shape or not torch.equal(
                 after.to(torch.float64), before.to(torch.float64)):

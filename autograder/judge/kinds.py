@@ -3,7 +3,8 @@ of the runner makes them, what the right answer is, and how a call's result is j
 
     "values"     a function's `.g`s: set, tensors of the right shape, dtype and device, right
     "unchanged"  the same, and the inputs and upstream gradient left as they were
-    "probe"      a `Module`'s `backward()` calls `self.bwd(self.out, *self.args)`
+    "probe"      a `Module`'s `backward()` calls `self.bwd(self.out, *self.args)` (the
+                 methods by the names the target's `methods` give them)
 
 The trusted halves are here; each kind names its untrusted half by `runs`, the `wire.Call`
 kind that `untrusted/calls.py` (`RUNNERS`) makes in the student's process, which imports
@@ -13,7 +14,7 @@ module follows): torch is imported when a plan is drawn.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
 
 from ..lesson.kind_names import NAMES, RUNS, STATIC  # noqa: F401 - kinds.STATIC, as plan and scoring read it
@@ -119,9 +120,26 @@ class Unchanged(Values):
         return verdict
 
 
+@dataclass(frozen=True)
+class ProbeCall(Call):
+    """A probe's call: a `wire.Call` that also names the methods of the protocol (`methods`,
+    part -> name, as lesson.toml's `methods` gives them): `untrusted/calls.py` stands in for
+    `forward` and `bwd`, calls the layer by `call` and then its `backward`."""
+
+    methods: dict[str, str] = field(default_factory=dict)
+
+
+def methods_of(call: Call) -> dict[str, str]:
+    """The probe's method names, by part: "call", "forward", "bwd", "backward"."""
+    found = dict(getattr(call, "methods", None) or {})
+    return {part: found.get(part, "__call__" if part == "call" else part)
+            for part in ("call", "forward", "bwd", "backward")}
+
+
 class Probe(CheckKind):
     """`case.n` says the probe's shape: 1, one input; 2, two inputs; 3, two inputs and two calls
-    before `backward()`."""
+    before `backward()`. The methods are the target's `methods` (by default `__call__`,
+    `forward`, `bwd`, `backward`)."""
 
     name = "probe"
     runs = RUNS[name]
@@ -145,8 +163,9 @@ class Probe(CheckKind):
 
     def call(self, t, call_id, case, refuse_autograd=False):
         nargs, repeat = self.shape(case)
-        return self._placed(Call(call_id, self.runs, t.entry, tuple(f"x{i}" for i in range(nargs)),
-                                 repeat=repeat), case, refuse_autograd)
+        return self._placed(ProbeCall(call_id, self.runs, t.entry,
+                                      tuple(f"x{i}" for i in range(nargs)), repeat=repeat,
+                                      methods=dict(t.methods)), case, refuse_autograd)
 
     def judge(self, target, planned, result, tensors):
         """`Module.backward` must call `self.bwd(self.out, *self.args)` once, with the latest
@@ -159,11 +178,13 @@ class Probe(CheckKind):
 
         calls = result.bwd_calls
         nargs, repeat = len(planned.call.args), planned.call.repeat
+        names = methods_of(planned.call)
+        bwd, backward = names["bwd"], names["backward"]
         want = ["out"] + [f"args[{i}]" for i in range(nargs)]
-        shown = f"bwd({', '.join(want)})"
+        shown = f"{bwd}({', '.join(want)})"
         if not calls:
-            return Verdict(False, f"backward() did not call self.bwd: it should call {shown}",
-                           (f"{target}.does_nothing",))
+            return Verdict(False, f"{backward}() did not call self.{bwd}: it should call "
+                                  f"{shown}", (f"{target}.does_nothing",))
         count = result.bwd_count if result.bwd_count is not None else len(calls)
         cid = planned.call.id
 
@@ -185,14 +206,14 @@ class Probe(CheckKind):
         if count == 1 and named == [want]:
             return PASSED
         got = named[-1]
-        said = f"bwd({', '.join(a[:60] for a in got[:6])})"
+        said = f"{bwd}({', '.join(a[:60] for a in got[:6])})"
         times = f" ({count} calls)" if count > 1 else ""
         if got == ["out"] and count == 1:
-            return Verdict(False, f"backward() called {said}, without the inputs: bwd needs them "
-                                  "too, self.bwd(self.out, *self.args)",
+            return Verdict(False, f"{backward}() called {said}, without the inputs: {bwd} needs "
+                                  f"them too, self.{bwd}(self.out, *self.args)",
                            (f"{target}.inputs_left_out", f"{target}.wrong_arguments"))
-        return Verdict(False, f"backward() called {said}{times}; it should call {shown} once, "
-                              "with self.out and the unpacked self.args",
+        return Verdict(False, f"{backward}() called {said}{times}; it should call {shown} "
+                              "once, with self.out and the unpacked self.args",
                        (f"{target}.wrong_arguments",))
 
 

@@ -55,9 +55,11 @@ class Plan:
     def wire_inputs(self) -> dict[str, torch.Tensor]:
         wire = {}
         for p in self.calls:
+            numbers = problems.numbers_of(p.call)  # a number is sent as it is, never rounded
             for name, value in p.inputs.items():
                 wire[f"{p.call.id}/{name}"] = (value.to(problems.DTYPES[p.case.dtype])
-                                               if value.is_floating_point() else value)
+                                               if value.is_floating_point() and
+                                               name not in numbers else value)
         return wire
 
 
@@ -70,7 +72,9 @@ def reference_gradients(solutions: ModuleType, call: Call,
                         inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The reference's `.g` for one call, made here: the reference is trusted code, called
     directly on copies of the inputs (the untrusted harness is never used on this side)."""
-    objs = {name: inputs[name].clone() for name in call.args}
+    numbers = problems.numbers_of(call)
+    objs = {name: problems.argument(inputs[name], name, numbers) if name in numbers
+            else inputs[name].clone() for name in call.args}
     for name, grad in call.grads.items():
         objs[name].g = inputs[grad].clone()
     try:
@@ -113,7 +117,8 @@ def build_plan(lesson: Lesson, seed: int | None = None, targets: tuple[str, ...]
                 exact = kind.inputs(lesson, target, case, gen)
                 if case.lane not in lanes:  # drawn all the same: a seed gives the same inputs
                     continue
-                inputs = {k: problems.as_case(v, case) for k, v in exact.items()}
+                inputs = {k: v if k in spec.numbers else problems.as_case(v, case)
+                          for k, v in exact.items()}
                 planned = PlannedCall(target, check, case, call, inputs, lesson=lesson,
                                       reference=_by_reference(solutions, call))
                 planned.expected, planned.accepted = kind.answers(lesson, target, inputs)

@@ -7,17 +7,46 @@ lesson's own code. The student's process receives only the tensors of `make_inpu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from ..lesson import spec_keys
 from ..lesson.model import Case, Lesson, Target
 from ..wire import Call
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: A number input's 0-d tensor, by its type: what crosses, and what `.item()` makes again.
+NUMBER_DTYPES = {"float": torch.float64, "int": torch.int64}
+
+
+@dataclass(frozen=True)
+class FunctionCall(Call):
+    """A function target's call: a `wire.Call` that also names the arguments handed to the
+    student's function as Python numbers (`untrusted/calls.py` makes each one from its 0-d
+    tensor with `.item()`: a float, or an int)."""
+
+    numbers: tuple[str, ...] = ()
+
+
+def numbers_of(call: Call) -> tuple[str, ...]:
+    """The arguments `call` hands as Python numbers (none for a call of another kind)."""
+    return getattr(call, "numbers", ())
+
+
+def argument(value: torch.Tensor, name: str, numbers: tuple[str, ...]) -> object:
+    """What lesson code (a forward, the reference) is handed for input `name`: a number input as
+    the Python number the answer gets, any other input as it is."""
+    return value.item() if name in numbers else value
 
 
 def _draw(spec: object, case: Case, gen: torch.Generator) -> torch.Tensor:
     """One input: a shape (sizes by name) drawn from a normal distribution, or a table:
-    `{shape = [...], draw = "classes", classes = "n_out"}` for integer labels below a size."""
+    `{shape = [...], draw = "classes", classes = "n_out"}` for integer labels below a size, or
+    `{type = "float", value = 1e-5}`, a number (a 0-d tensor here; Python's for the answer)."""
+    kind = spec_keys.input_type(spec)
+    if kind != "tensor":
+        return torch.tensor(spec["value"], dtype=NUMBER_DTYPES[kind])
     table = spec if isinstance(spec, dict) else {"shape": spec}
     shape = [d if isinstance(d, int) else case.dim(d) for d in table["shape"]]
     draw = table.get("draw", "normal")
@@ -40,10 +69,12 @@ def make_inputs(lesson: Lesson, target: str, case: Case, gen: torch.Generator) -
     t = lesson.target(target)
     drawn = {name: _draw(spec, case, gen) for name, spec in t.inputs}
     lesson.code().prepare(target, drawn, case)
-    drawn = {name: as_case(value, case) for name, value in drawn.items()}
+    drawn = {name: value if name in t.numbers else as_case(value, case)
+             for name, value in drawn.items()}
     for name, forward, of in t.derived:
         with torch.no_grad():
-            drawn[name] = lesson.forward(forward)(*(drawn[k] for k in of))
+            drawn[name] = lesson.forward(forward)(*(argument(drawn[k], k, t.numbers)
+                                                    for k in of))
     ordered = {name: drawn[name] for name in t.args if name in drawn}
     ordered.update((k, v) for k, v in drawn.items() if k not in ordered)
     return ordered
@@ -60,8 +91,10 @@ def as_case(value: torch.Tensor, case: Case) -> torch.Tensor:
 def make_call(t: Target, call_id: str, case: Case, refuse_autograd: bool = False) -> Call:
     """The call of a function target (`kinds.Values.call`): its `.g`s set, it is called on its
     arguments, and the `.g`s it must set come back, on the case's device."""
-    return Call(call_id, "function", t.entry, t.args, dict(t.grads), t.collect,
-                device=case.device, stand_in=case.stand_in, refuse_autograd=refuse_autograd)
+    return FunctionCall(call_id, "function", t.entry, t.args, dict(t.grads), t.collect,
+                        device=case.device, stand_in=case.stand_in,
+                        refuse_autograd=refuse_autograd,
+                        numbers=tuple(n for n in t.args if n in t.numbers))
 
 
 def true_gradients(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -73,7 +106,8 @@ def true_gradients(lesson: Lesson, target: str, inputs: dict[str, torch.Tensor])
     forward = lesson.forward(t.forward)
     with torch.enable_grad():
         leaves = {k: inputs[k].detach().clone().requires_grad_() for k in t.collect}
-        out = forward(*(leaves.get(k, inputs[k]) for k in t.forward_args))
+        out = forward(*(leaves.get(k, argument(inputs[k], k, t.numbers))
+                        for k in t.forward_args))
         (out * inputs[t.upstream]).sum().backward() if t.upstream else out.backward()
     return {k: v.grad for k, v in leaves.items()}
 

@@ -143,6 +143,16 @@ class Target:
     #: Credit per gradient: (a collected argument, its weight); each `.g` earns its weight's
     #: share of each check where it is right (`scoring`). Empty: a check earns all or nothing.
     credit: tuple[tuple[str, float], ...] = ()
+    #: A probe's protocol, in data: (part, the method's name) for each of `spec_keys.METHODS`
+    #: ("call", "forward", "bwd", "backward"); empty for a function target.
+    methods: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def numbers(self) -> tuple[str, ...]:
+        """The inputs handed to the answer as Python numbers (`type = "float"` or `"int"`), not
+        tensors: sent as 0-d tensors, never rounded to a case's dtype."""
+        return tuple(name for name, spec in self.inputs
+                     if spec_keys.input_type(spec) != "tensor")
 
     @property
     def grade_cell(self) -> str:
@@ -362,12 +372,22 @@ def _target(t: dict, sets: dict) -> Target:
         spec_keys.only(value, spec_keys.DERIVED, f"derived {key!r} of target {name}",
                        spec_keys.DERIVED)
     spec_keys.sizes_given(name, t.get("inputs", {}), checks)
+    numbers = {k for k, v in t.get("inputs", {}).items() if spec_keys.input_type(v) != "tensor"}
+    for key, said in (("collect", t.get("collect", ())), ("grads", t.get("grads", {}).values()),
+                      ("the upstream of forward", [forward.get("upstream", "")])):
+        for arg in said:
+            if arg in numbers:
+                raise ValueError(f"input {arg!r} of target {name} is a number, which has no .g: "
+                                 f"{key} names only tensors")
     derived = tuple((k, str(v["forward"]), tuple(v["of"])) for k, v in t.get("derived", {}).items())
-    return Target(name, str(t.get("entry", name)), str(t.get("kind", "function")),
+    kind = str(t.get("kind", "function"))
+    return Target(name, str(t.get("entry", name)), kind,
                   float(t["points"]), tuple(checks), tuple(t.get("args", ())),
                   tuple(t.get("grads", {}).items()), tuple(t.get("collect", ())),
                   tuple(t.get("inputs", {}).items()), derived, str(forward.get("name", "")),
-                  tuple(forward.get("of", ())), str(forward.get("upstream", "")), credit)
+                  tuple(forward.get("of", ())), str(forward.get("upstream", "")), credit,
+                  spec_keys.methods(name, kind, t.get("methods")) if kind == "probe" or
+                  "methods" in t else ())
 
 
 def _credit(name: str, credit: object, collect: tuple[str, ...]) -> tuple[tuple[str, float], ...]:

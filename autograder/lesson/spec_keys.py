@@ -14,7 +14,10 @@ TOP = ("id", "title", "notebook", "self_check_seed", "training", "tolerances", "
        "checkset", "mistakes", "language")
 #: A `[[target]]`.
 TARGET = ("name", "entry", "kind", "points", "checks", "args", "grads", "collect", "credit",
-          "flags", "inputs", "derived", "forward", "summaries")
+          "flags", "inputs", "derived", "forward", "summaries", "methods")
+#: A probe target's `methods = { ... }`: the methods of the class the probe calls or stands in
+#: for, by their part in the protocol; each defaults to its own name (`call`: `__call__`).
+METHODS = ("call", "forward", "bwd", "backward")
 #: A check: in a target's `checks = [...]`, or a `[[checkset.NAME]]`.
 CHECK = ("name", "weight", "kind", "summary", "cases", "requires")
 #: A case's own keys; any other key of a case is a size, by the name its target's shapes use.
@@ -23,8 +26,13 @@ CASE = ("n", "dtype", "device", "stand_in", "flags")
 FORWARD = ("name", "of", "upstream")
 #: One of a target's `derived = { out = { ... } }`.
 DERIVED = ("forward", "of")
-#: An input given as a table: `{ shape = [...], draw = "classes", classes = "n_out" }`.
-INPUT = ("shape", "draw", "classes", "scale")
+#: An input given as a table: `{ shape = [...], draw = "classes", classes = "n_out" }`, or a
+#: number handed to the answer as Python's: `{ type = "float", value = 1e-5 }`.
+INPUT = ("type", "shape", "draw", "classes", "scale", "value")
+#: What an input is (`type`): a tensor (the default), or a Python number.
+INPUT_TYPES = ("tensor", "float", "int")
+#: How a tensor input is drawn (`draw`).
+DRAWS = ("normal", "classes")
 #: `[tolerances]`: by dtype.
 TOLERANCES = ("float64", "float32")
 
@@ -55,23 +63,72 @@ def only(table: object, allowed, where: str, required=()) -> dict:
     return table
 
 
+def input_type(spec: object) -> str:
+    """What an input of lesson.toml is: "tensor" (a shape, or a table without `type`), "float"
+    or "int" (a number, handed to the answer as Python's)."""
+    return str(spec.get("type", "tensor")) if isinstance(spec, dict) else "tensor"
+
+
+def number(name: str, target: str, table: dict) -> None:
+    """A number input (`{ type = "float", value = 1e-5 }`): its value, of its type, and nothing
+    a tensor has; `ValueError` (one line) where it is not."""
+    kind, value = table["type"], table.get("value")
+    where, article = f"input {name!r} of target {target}", "an" if kind == "int" else "a"
+    extra = sorted(set(table) - {"type", "value"})
+    if extra:
+        raise ValueError(f"{where} is {article} {kind}, a number: it has a value, not "
+                         f"{', '.join(extra)}")
+    if "value" not in table:
+        raise ValueError(f"{where} is {article} {kind} with no value "
+                         f"({{ type = {kind!r}, value = ... }})")
+    if isinstance(value, bool) or not isinstance(value, int if kind == "int" else (int, float)) \
+            or value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{where}: its value {value!r} is not a{'n' if kind == 'int' else ''} "
+                         f"{kind}{' (a whole number)' if kind == 'int' else ' (a finite number)'}")
+
+
 def sizes_given(target: str, inputs: dict, checks) -> None:
-    """Every size a function target's input shapes name (`["n", "n_out"]`, a draw's `classes`)
-    is given by every case of its checks; `ValueError` naming the size, the input, the check
-    and the sizes the case gives, where one is not (else each call fails as it is drawn)."""
+    """Every input is a tensor whose shape is a list of at least one size, drawn as the engine
+    draws, or a number of a type the engine hands (`number`); every size a function target's
+    input shapes name (`["n", "n_out"]`, a draw's `classes`) is given by every case of its
+    checks. `ValueError` naming the input and what is wrong, or the size, the check and the
+    sizes the case gives, where one is not (else each call fails as it is drawn)."""
     named = []
     for name, spec in inputs.items():
         table = spec if isinstance(spec, dict) else {"shape": spec}
-        if isinstance(table, dict):
-            only(table, INPUT, f"input {name!r} of target {target}", ("shape",))
+        where = f"input {name!r} of target {target}"
+        only(table, INPUT, where)
+        kind = input_type(table)
+        if kind not in INPUT_TYPES:
+            raise ValueError(f"{where}: its type {kind!r} is none the engine hands"
+                             f"{nearest(kind, INPUT_TYPES)}: one of {', '.join(INPUT_TYPES)}")
+        if kind != "tensor":
+            number(name, target, table)
+            continue
+        only(table, INPUT, where, ("shape",))
         shape = table.get("shape")
         if not isinstance(shape, list):
-            raise ValueError(f"input {name!r} of target {target}: its shape is not a list of "
-                             "sizes (names of a case's sizes, or numbers)")
-        for size in [*shape, table.get("classes", 0)]:
+            raise ValueError(f"{where}: its shape is not a list of sizes (names of a case's "
+                             "sizes, or numbers)")
+        if not shape:
+            raise ValueError(f"{where}: its shape [] has no size (a 0-d tensor): a number is "
+                             "{ type = \"float\", value = ... } (or \"int\")")
+        if table.get("draw", "normal") not in DRAWS:
+            raise ValueError(f"{where}: its draw {table.get('draw')!r} is none the engine "
+                             f"makes{nearest(str(table.get('draw')), DRAWS)}: one of "
+                             f"{', '.join(DRAWS)}")
+        if table.get("draw") == "classes" and "classes" not in table:
+            raise ValueError(f"{where} is drawn as classes and says not how many (classes = "
+                             "a size's name or a number)")
+        scale = table.get("scale", 1)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise ValueError(f"{where}: its scale {scale!r} is not a number")
+        for size in [*shape, table.get("classes", 1)]:
             if isinstance(size, bool) or not isinstance(size, (str, int)):
-                raise ValueError(f"input {name!r} of target {target}: its size {size!r} is "
-                                 "neither a size's name nor a number")
+                raise ValueError(f"{where}: its size {size!r} is neither a size's name nor a "
+                                 "number")
+            if isinstance(size, int) and size < 1:
+                raise ValueError(f"{where}: its size {size} is not a whole number of at least 1")
             if isinstance(size, str):
                 named.append((name, size))
     for check in checks:
@@ -83,3 +140,25 @@ def sizes_given(target: str, inputs: dict, checks) -> None:
                         f"input {name!r} of target {target} names size {size!r}, which a case "
                         f"of its check {check.name!r} does not give{nearest(size, given)}: it "
                         f"gives {', '.join(given)}")
+
+
+def methods(target: str, kind: str, table: object) -> tuple[tuple[str, str], ...]:
+    """A probe target's `methods = { forward = "fwd", ... }`: (part, method name) for each of
+    `METHODS`, the defaults filled in. `ValueError` (one line) where the target is no probe, a
+    name is not a method's (an identifier, no special name but `call`'s `__call__`), or two
+    parts share one."""
+    if table is None:
+        table = {}
+    elif kind != "probe":
+        raise ValueError(f"target {target} is a {kind}: methods are a probe target's")
+    only(table, METHODS, f"the methods of target {target}")
+    names = {part: table.get(part, "__call__" if part == "call" else part) for part in METHODS}
+    for part, name in names.items():
+        if not isinstance(name, str) or not name.isidentifier() or \
+                (name.startswith("__") and not (part == "call" and name == "__call__")):
+            raise ValueError(f"the methods of target {target}: {part} = {name!r} is not a "
+                             "method's name")
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"the methods of target {target} name one method for two parts: "
+                         + ", ".join(f"{p} = {n!r}" for p, n in names.items()))
+    return tuple(names.items())

@@ -31,9 +31,10 @@ _Base = torch._C.TensorBase
 _detach, _to, _contiguous, _as_subclass = _Base.detach, _Base.to, _Base.contiguous, _Base.as_subclass
 _to_dense, _layout, _numel = _Base.to_dense, _Base.layout.__get__, _Base.numel
 _device_of, _shape_of, _dtype_of = _Base.device.__get__, _Base.shape.__get__, _Base.dtype.__get__
-_grad_of = _Base.grad.__get__
+_grad_of, _item = _Base.grad.__get__, _Base.item
 _NoSubclass, _NoDispatch = torch._C.DisableTorchFunctionSubclass, torch._C._DisableTorchDispatch
 _isinstance, _vars, _type, _str, _int, _len = isinstance, vars, type, str, int, len
+_getattr = getattr
 _Tensor, _strided, _no_grad = torch.Tensor, torch.strided, torch.no_grad
 _extract_tb = traceback.extract_tb
 _modes_active = getattr(torch._C, "_len_torch_dispatch_mode", lambda: 0)
@@ -266,12 +267,14 @@ def _call_student(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
     if fn is MISSING:
         return {"status": "undefined"}, {}
     cid, objs, meta = call["id"], {}, {"status": "ok"}
+    numbers = call.get("numbers", ())  # handed as Python numbers: a float, or an int
     refuse = _no_autograd() if call.get("refuse_autograd") else _nothing()
     del _AUTOGRAD_TRIED[:]
     try:
         with guard(), refuse:
             for name in call["args"]:
-                objs[name] = make(tensors[f"{cid}/{name}"])
+                sent = tensors[f"{cid}/{name}"]
+                objs[name] = _item(sent) if name in numbers else make(sent)
             for name, grad in call["grads"].items():
                 _vars(objs[name])["g"] = make(tensors[f"{cid}/{grad}"])
             fn(*(objs[name] for name in call["args"]))
@@ -332,7 +335,8 @@ def run_function(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
 def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
               device: str = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
     """Check `Module.backward` with a layer whose `forward` returns what the grader sent and whose
-    `bwd` records what it receives: the grader names each of those by its values."""
+    `bwd` records what it receives: the grader names each of those by its values. The methods
+    go by the names the call gives (`methods`: a lesson's own protocol), these by default."""
     module = namespace.get(call["function"], MISSING)
     if module is MISSING:
         return {"status": "undefined"}, {}
@@ -340,23 +344,28 @@ def run_probe(namespace: dict, call: dict, tensors: dict[str, torch.Tensor],
         return {"status": "error", "error": {"type": "TypeError", "where": None,
                                              "message": f"{call['function']} is not a class"}}, {}
     cid, recorded, outs = call["id"], [], []
+    # The protocol's methods, by the names the lesson gives them (`kinds.ProbeCall`).
+    names = {"call": "__call__", "forward": "forward", "bwd": "bwd", "backward": "backward",
+             **(call.get("methods") or {})}
+
+    def forward(self, *args):
+        outs.append(_to(tensors[f"{cid}/out/{_len(outs)}"], device, copy=True))
+        return outs[-1]
+
+    def bwd(self, out, *args):
+        recorded.append((out, *args))
 
     try:
-        class Probe(module):
-            def forward(self, *args):
-                outs.append(_to(tensors[f"{cid}/out/{_len(outs)}"], device, copy=True))
-                return outs[-1]
-
-            def bwd(self, out, *args):
-                recorded.append((out, *args))
-
+        Probe = _type(module)("Probe", (module,), {names["forward"]: forward,
+                                                   names["bwd"]: bwd})
         layer = Probe()
+        enter = layer if names["call"] == "__call__" else _getattr(layer, names["call"])
         for k in range(call["repeat"]):
-            layer(*(_to(tensors[f"{cid}/{name}/{k}"], device, copy=True) for name in call["args"]))
+            enter(*(_to(tensors[f"{cid}/{name}/{k}"], device, copy=True) for name in call["args"]))
         recorded.clear()  # only what backward() does counts
         del _AUTOGRAD_TRIED[:]
         with _no_autograd() if call.get("refuse_autograd") else _nothing():
-            layer.backward()
+            _getattr(layer, names["backward"])()
     except BaseException as exc:  # noqa: BLE001
         meta = {"status": "error", "error": describe_exception(exc)}
         if call.get("refuse_autograd") and _Refuse.used or _AUTOGRAD_TRIED:

@@ -120,16 +120,17 @@ def test_the_reference_names_each_hook(hook):
 TOP = ("id", "title", "notebook", "self_check_seed", "tolerances", "mistakes", "language",
        "target", "checkset", "training")
 TARGET = ("name", "entry", "kind", "points", "args", "grads", "collect", "credit", "checks",
-          "inputs", "derived", "forward", "flags", "summaries")
+          "inputs", "derived", "forward", "flags", "summaries", "methods")
+METHODS = ("call", "forward", "bwd", "backward")
 FORWARD = ("name", "of", "upstream")
 DERIVED = ("forward", "of")
 CHECK = ("name", "kind", "weight", "cases", "summary", "requires")
 CASE = ("n", "dtype", "device", "stand_in", "flags")
-INPUT_TABLE = ("shape", "draw", "classes", "scale")
+INPUT_TABLE = ("type", "shape", "draw", "classes", "scale", "value")
 LANGUAGE = ("modules", "attributes", "builtins")
 TRAINING = ("losses",)  # read by tests/lessons/test_lessons_run.py, not by the engine
 KEYS = {"top": TOP, "target": TARGET, "forward": FORWARD, "derived": DERIVED, "check": CHECK,
-        "case": CASE, "input": INPUT_TABLE, "language": LANGUAGE,
+        "case": CASE, "input": INPUT_TABLE, "language": LANGUAGE, "methods": METHODS,
         "training": TRAINING}
 
 
