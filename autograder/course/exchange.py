@@ -16,11 +16,17 @@ What this module adds around it, for students apart on a shared server:
   readable by its owner alone (`0700`);
 * `submission_owner_ok`: a submission in `inbound/` is named by its student, but anyone can
   write there, so a name is believed only from a folder (not a link) owned by that student (or
-  by the instructor, or root).
+  by the instructor, or root);
+* one course per course id (`whose`, `claim`): the exchange is the machine's, shared by every
+  course on it, and nbgrader's `release_assignment --force` writes over whatever is released
+  under the same id. `release` writes `<root>/<id>/autograder-course.json` (the course's folder
+  and its user), and refuses to release, and `serve` to serve, where `<root>/<id>` is another
+  course's: one that file names, or, without it, a folder of another user.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import stat
@@ -84,3 +90,57 @@ def submission_owner_ok(folder: Path, student: str) -> bool:
         return pwd.getpwnam(student).pw_uid == st.st_uid
     except KeyError:
         return False
+
+
+#: In `<root>/<course id>/`: which course released there (`claim`).
+CLAIM = "autograder-course.json"
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"user {uid}"
+
+
+def whose(root: Path, course_id: str, course: Path) -> str | None:
+    """None where course `course` may release and serve as `course_id` in the exchange `root`
+    (nothing is there yet, or it is this course's); else one line naming the course (or the
+    user) whose it is. Believed only from a folder this user owns: anyone may make a folder in
+    the root."""
+    folder = root / course_id
+    try:
+        st = folder.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{folder} cannot be read ({exc.strerror})"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{folder} is not a folder"
+    if st.st_uid != os.geteuid():
+        return f"the course id {course_id!r} is taken there by {user_name(st.st_uid)}"
+    try:
+        fd = os.open(folder / CLAIM, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None  # released before courses were recorded there, by this user: this one's
+    except OSError as exc:
+        return f"{folder / CLAIM} cannot be read ({exc.strerror})"
+    with os.fdopen(fd, "rb") as fh:
+        raw = fh.read(4096)
+    try:
+        other = str(json.loads(raw)["course"])
+    except (ValueError, KeyError, TypeError):
+        return None  # cut short (a crash while it was written): this user's, written again
+    if other == str(course):
+        return None
+    return f"the course id {course_id!r} is taken there by the course {other}"
+
+
+def claim(root: Path, course_id: str, course: Path) -> None:
+    """Record `course` as the one released under `course_id` in the exchange `root`."""
+    folder = root / course_id
+    tmp = folder / f".{CLAIM}.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.write_text(json.dumps({"course": str(course), "user": user_name(os.geteuid())}) + "\n")
+    tmp.chmod(0o644)
+    os.replace(tmp, folder / CLAIM)
