@@ -348,11 +348,12 @@ class Server:
         """How long the student waited for this page, from their hand-in (`handed_in`; the
         first of those it supersedes where one waited longer) to now, its release; and whether
         it was handed in before this server started (regraded or graded late at start-up)."""
-        first = min([sub.handed or sub.at] + [o.handed or o.at for o in older])
-        said = f"page released {max(0.0, time.time() - first):.1f} s after it was handed in"
-        if older and first < (sub.handed or sub.at):
-            said = f"page released {max(0.0, time.time() - first):.1f} s after the first of " \
-                   "these was handed in"
+        now, own = time.time(), sub.handed or sub.at
+        first = min([own] + [o.handed or o.at for o in older])
+        said = f"page released {max(0.0, now - own):.1f} s after it was handed in"
+        if first < own:
+            said += (f", {max(0.0, now - first):.1f} s after the first of the {len(older)} it "
+                     "supersedes")
         if first < self.started:
             said += (f" ({self.started - first:.0f} s before this serve started: it waited for "
                      "the server)")
@@ -362,9 +363,15 @@ class Server:
         """The student's `gradescope/<student>/<assignment>/results.json`, as `grade
         --gradescope` writes it."""
         from ..gradescope import write_all
+        from ..record import one_line
 
-        if getattr(outcome, "counted", True):
+        if not outcome.counted:  # a late hand-in kept out of the grade: not sent
+            return
+        try:
             write_all(self.course, [outcome])
+        except Exception as exc:  # noqa: BLE001 - the page is out; this file costs itself only
+            self.log(f"cannot write the Gradescope results of {outcome.student} "
+                     f"{outcome.assignment}: {one_line(exc)}")
 
     def write_grades_csv(self) -> None:
         """`grades.csv`, as `autograder grade` writes it (nbgrader's export and the note of each
