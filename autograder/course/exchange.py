@@ -106,8 +106,9 @@ def user_name(uid: int) -> str:
 def whose(root: Path, course_id: str, course: Path) -> str | None:
     """None where course `course` may release and serve as `course_id` in the exchange `root`
     (nothing is there yet, or it is this course's); else one line naming the course (or the
-    user) whose it is. Believed only from a folder this user owns: anyone may make a folder in
-    the root."""
+    user) whose it is. Anyone may make a folder in the root: a folder of another user is this
+    course's only where its record, written by that same user, names this course and that user
+    owns this course's folder too (a group-shared course's other instructor)."""
     folder = root / course_id
     try:
         st = folder.lstat()
@@ -117,28 +118,45 @@ def whose(root: Path, course_id: str, course: Path) -> str | None:
         return f"{folder} cannot be read ({exc.strerror})"
     if not stat.S_ISDIR(st.st_mode):
         return f"{folder} is not a folder"
-    if st.st_uid != os.geteuid():
-        return f"the course id {course_id!r} is taken there by {user_name(st.st_uid)}"
+    named, by = read_claim(folder)
+    if st.st_uid == os.geteuid():
+        # no record: released before courses were recorded there, by this user: this one's
+        if named is None or named == str(course):
+            return None
+        return f"the course id {course_id!r} is taken there by the course {named}"
+    try:
+        course_owner = course.stat().st_uid
+    except OSError:
+        course_owner = None
+    if named == str(course) and by == st.st_uid == course_owner:
+        return None
+    if named is not None and named != str(course) and by == st.st_uid:
+        return f"the course id {course_id!r} is taken there by the course {named}"
+    return f"the course id {course_id!r} is taken there by {user_name(st.st_uid)}"
+
+
+def read_claim(folder: Path) -> tuple[str | None, int | None]:
+    """(the course `folder`'s record names, the record's owner), or (None, None) where there is
+    none that can be read (a link is not followed)."""
     try:
         fd = os.open(folder / CLAIM, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return None  # released before courses were recorded there, by this user: this one's
-    except OSError as exc:
-        return f"{folder / CLAIM} cannot be read ({exc.strerror})"
+    except OSError:
+        return None, None
     with os.fdopen(fd, "rb") as fh:
+        owner = os.fstat(fh.fileno()).st_uid
         raw = fh.read(4096)
     try:
-        other = str(json.loads(raw)["course"])
+        return str(json.loads(raw)["course"]), owner
     except (ValueError, KeyError, TypeError):
-        return None  # cut short (a crash while it was written): this user's, written again
-    if other == str(course):
-        return None
-    return f"the course id {course_id!r} is taken there by the course {other}"
+        return None, None  # cut short (a crash while it was written): written again
 
 
 def claim(root: Path, course_id: str, course: Path) -> None:
-    """Record `course` as the one released under `course_id` in the exchange `root`."""
+    """Record `course` as the one released under `course_id` in the exchange `root` (where it
+    is not yet). Raises OSError where it cannot be written."""
     folder = root / course_id
+    if read_claim(folder)[0] == str(course):
+        return
     tmp = folder / f".{CLAIM}.tmp"
     tmp.unlink(missing_ok=True)
     tmp.write_text(json.dumps({"course": str(course), "user": user_name(os.geteuid())}) + "\n")

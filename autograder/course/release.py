@@ -226,7 +226,12 @@ def release_lessons(course: str | Path, course_id: str | None = None,
             release_to_exchange(course, lesson.id)
         from .exchange import claim
 
-        claim(root, course_id, course)
+        try:
+            claim(root, course_id, course)
+        except OSError as exc:
+            raise ReleaseError(f"released, but the course cannot be recorded in "
+                               f"{root / course_id} ({exc.strerror}): another course could "
+                               "release over it") from None
     return done
 
 

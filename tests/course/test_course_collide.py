@@ -10,6 +10,8 @@ over another's release; `serve` refuses to watch another course's inbound.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -82,3 +84,19 @@ def test_serve_refuses_to_watch_another_courses_inbound(first):
         Server(twin, log=lambda line: None).close()
     assert str(first["course"]) in str(refused.value)
     Server(first["course"], log=lambda line: None).close()  # its own course serves
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a folder another owner")
+def test_a_course_folder_made_in_the_exchange_by_another_user_is_not_released_into(first):
+    # Anyone may make a folder in the exchange's root (1777): one made first, with a record
+    # that names this course, by a user who is not this course's.
+    course = first["top"] / "erin" / "course"
+    squat = first["exchange"] / "erin-course"
+    squat.mkdir()
+    (squat / "autograder-course.json").write_text(json.dumps({"course": str(course)}))
+    for path in (squat, squat / "autograder-course.json"):
+        os.chown(path, 65534, 65534)
+    with pytest.raises(ReleaseError) as refused:
+        release(course, "erin-course", assignment="backward", exchange=first["exchange"])
+    assert "taken there by" in str(refused.value) and str(course) not in str(refused.value)
+    assert not (squat / "outbound").exists()
