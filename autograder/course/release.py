@@ -70,6 +70,11 @@ c.CourseDirectory.course_id = "{course_id}"
 c.CourseDirectory.db_url = {db_url!r}
 # Stock `nbgrader autograde` restores changed or deleted test cells from the gradebook.
 c.OverwriteCells.add_missing_cells = True
+# A hand-in after its lesson's due date (`autograder grade` and `serve`): "feedback-only" (the
+# default: graded for feedback, the on-time grade stays), "refuse", or "latest" (it counts, with
+# nbgrader's late penalty, c.LateSubmissionPlugin.penalty_method). Every lesson, or one:
+# c.LatePolicy.default = "feedback-only"
+# c.LatePolicy.lessons = {{"backward": "latest"}}
 ''' + AUTOGRADE + FEEDBACK
 
 #: Where students fetch and hand in (nbgrader's exchange), read by stock nbgrader too.
