@@ -155,7 +155,9 @@ ASSIGNMENT_HELP = "One lesson (its nbgrader assignment id), not all of the cours
 @app.command()
 def release(
     course: Annotated[Path, typer.Option(help="The nbgrader course directory to create or update.")],
-    course_id: Annotated[str, typer.Option(help="nbgrader's course id.")] = "backprop",
+    course_id: Annotated[str | None, typer.Option(
+        help="nbgrader's course id, for a new course (default: the course folder's name and a "
+             "digest of its path, which no other course on this machine's exchange has).")] = None,
     assignment: Annotated[str | None, typer.Option(help=ASSIGNMENT_HELP)] = None,
     exchange: Annotated[Path | None, typer.Option(
         help="nbgrader's exchange root, where students fetch and hand in (default: the one in "

@@ -58,7 +58,8 @@ def main() -> None:
                       if isinstance(v, tuple) and isinstance(v[0], dict)]
     top = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     course, exchange, work = top / "course", top / "exchange", top / "students"
-    released = json.loads(release(course, assignment="backward", exchange=exchange)[0].read_text())
+    released = json.loads(release(course, COURSE_ID, assignment="backward",
+                                  exchange=exchange)[0].read_text())
     inbound, feedback = exchange / COURSE_ID / "inbound", exchange / COURSE_ID / "feedback"
 
     log = (top / "serve.log").open("w")

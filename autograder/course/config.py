@@ -36,6 +36,38 @@ def course_config(course: Path) -> Config:
     return cfg
 
 
+#: What becomes of a hand-in after the lesson's due date (the gradebook's, as nbgrader keeps it):
+#: `refuse`: not graded, the grade stays the on-time hand-in's; `feedback-only` (the default):
+#: graded for the student's feedback alone, the grade stays the on-time hand-in's; `latest`:
+#: graded and counted, with nbgrader's own late penalty (`c.LateSubmissionPlugin`), as stock
+#: `nbgrader autograde` does.
+LATE_POLICIES = ("refuse", "feedback-only", "latest")
+DEFAULT_LATE_POLICY = "feedback-only"
+
+
+class ConfigError(ValueError):
+    """The course's configuration says something that cannot be; the message says what, in one
+    line."""
+
+
+def late_policy(cfg: Config, assignment: str) -> str:
+    """The late policy of lesson `assignment`: `c.LatePolicy.lessons[assignment]` in the course's
+    nbgrader_config.py, else `c.LatePolicy.default`, else `feedback-only`. Raises `ConfigError`
+    where the one it names is not a policy."""
+    section = cfg.get("LatePolicy", {})
+    lessons = section.get("lessons", {}) or {}
+    if not isinstance(lessons, dict):
+        raise ConfigError("c.LatePolicy.lessons in nbgrader_config.py must be a dict of lesson "
+                          "id to policy, e.g. {'backward': 'latest'}")
+    where = f"c.LatePolicy.lessons[{assignment!r}]" if assignment in lessons \
+        else "c.LatePolicy.default"
+    chosen = lessons.get(assignment, section.get("default", DEFAULT_LATE_POLICY))
+    if chosen not in LATE_POLICIES:
+        raise ConfigError(f"{where} in nbgrader_config.py is {chosen!r}: choose one of "
+                          + ", ".join(repr(p) for p in LATE_POLICIES))
+    return chosen
+
+
 def hide_course(cfg: Config) -> None:
     """Name what the course's configuration places on this machine to the sandbox, which leaves
     it empty in every student's process this process starts (`policy.COURSE_PATHS`, inherited by

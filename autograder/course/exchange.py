@@ -16,11 +16,17 @@ What this module adds around it, for students apart on a shared server:
   readable by its owner alone (`0700`);
 * `submission_owner_ok`: a submission in `inbound/` is named by its student, but anyone can
   write there, so a name is believed only from a folder (not a link) owned by that student (or
-  by the instructor, or root).
+  by the instructor, or root);
+* one course per course id (`whose`, `claim`): the exchange is the machine's, shared by every
+  course on it, and nbgrader's `release_assignment --force` writes over whatever is released
+  under the same id. `release` writes `<root>/<id>/autograder-course.json` (the course's folder
+  and its user), and refuses to release, and `serve` to serve, where `<root>/<id>` is another
+  course's: one that file names, or, without it, a folder of another user.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import stat
@@ -84,3 +90,75 @@ def submission_owner_ok(folder: Path, student: str) -> bool:
         return pwd.getpwnam(student).pw_uid == st.st_uid
     except KeyError:
         return False
+
+
+#: In `<root>/<course id>/`: which course released there (`claim`).
+CLAIM = "autograder-course.json"
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"user {uid}"
+
+
+def whose(root: Path, course_id: str, course: Path) -> str | None:
+    """None where course `course` may release and serve as `course_id` in the exchange `root`
+    (nothing is there yet, or it is this course's); else one line naming the course (or the
+    user) whose it is. Anyone may make a folder in the root: a folder of another user is this
+    course's only where its record, written by that same user, names this course and that user
+    owns this course's folder too (a group-shared course's other instructor)."""
+    folder = root / course_id
+    try:
+        st = folder.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{folder} cannot be read ({exc.strerror})"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{folder} is not a folder"
+    named, by = read_claim(folder)
+    if st.st_uid == os.geteuid():
+        # no record: released before courses were recorded there, by this user: this one's
+        if named is None or named == str(course):
+            return None
+        return f"the course id {course_id!r} is taken there by the course {named}"
+    try:
+        course_owner = course.stat().st_uid
+    except OSError:
+        course_owner = None
+    if named == str(course) and by == st.st_uid == course_owner:
+        return None
+    if named is not None and named != str(course) and by == st.st_uid:
+        return f"the course id {course_id!r} is taken there by the course {named}"
+    return f"the course id {course_id!r} is taken there by {user_name(st.st_uid)}"
+
+
+def read_claim(folder: Path) -> tuple[str | None, int | None]:
+    """(the course `folder`'s record names, the record's owner), or (None, None) where there is
+    none that can be read (a link is not followed)."""
+    try:
+        fd = os.open(folder / CLAIM, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None, None
+    with os.fdopen(fd, "rb") as fh:
+        owner = os.fstat(fh.fileno()).st_uid
+        raw = fh.read(4096)
+    try:
+        return str(json.loads(raw)["course"]), owner
+    except (ValueError, KeyError, TypeError):
+        return None, None  # cut short (a crash while it was written): written again
+
+
+def claim(root: Path, course_id: str, course: Path) -> None:
+    """Record `course` as the one released under `course_id` in the exchange `root` (where it
+    is not yet). Raises OSError where it cannot be written."""
+    folder = root / course_id
+    if read_claim(folder)[0] == str(course):
+        return
+    tmp = folder / f".{CLAIM}.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.write_text(json.dumps({"course": str(course), "user": user_name(os.geteuid())}) + "\n")
+    tmp.chmod(0o644)
+    os.replace(tmp, folder / CLAIM)

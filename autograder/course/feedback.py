@@ -114,6 +114,10 @@ class Pages:
             path = page(self.course, o.student, self.lesson)
             if o.reason is not None:
                 write_unusable_page(path, o.reason, o.score, o.max_score, self.lesson)
+            if getattr(o, "late", "") and getattr(o, "counted", True) and path.is_file():
+                from .serve.pages import add_note
+
+                add_note(path, o.late)  # a late hand-in that counts says so at the top
             if not path.is_file():  # nbgrader's step logs quietly: a page it could not write
                 print(f"autograder: the feedback page of {o.student} was not written "
                       f"(nbgrader generate_feedback --student {o.student} says why)",

@@ -49,7 +49,7 @@ from ..lesson.bundle import bundle
 from ..lesson.model import Lesson
 from ..present.report import Report
 from . import put_python_on_path
-from .config import GradebookError, course_config, open_gradebook
+from .config import ConfigError, GradebookError, course_config, late_policy, open_gradebook
 from .local_pool import GradingPool
 from .nbgrader_parts import step_for
 from .preprocessor import gradebook_points, plain
@@ -80,6 +80,8 @@ class Outcome:
     reason: str | None = None  # why it could not be graded (then it is recorded as 0)
     late_penalty: float = 0.0
     seconds_late: float = 0.0
+    late: str = ""  # where it came after the due date: what became of it (late.Late.said)
+    counted: bool = True  # False: a late hand-in the late policy keeps out of the gradebook
 
     @property
     def mistakes(self) -> list[str]:
@@ -276,6 +278,7 @@ def _grade_course(course, workers, on_progress, scheduler, require_isolation,
     if not (course / "nbgrader_config.py").is_file():
         raise GradeError(f"{course} is not a course: run `autograder release --course {course}` first")
     cfg = course_config(course)
+    refuse_beside_serve(course, cfg)
     if require_isolation or cfg.IsolatedCheck.get("require_isolation", False):
         from ..sandbox.layers import IsolationMissing
         from ..sandbox.layers import require_isolation as must_isolate
@@ -296,13 +299,24 @@ def _grade_course(course, workers, on_progress, scheduler, require_isolation,
     for number, lesson in enumerate(chosen):
         ordered += _grade_lesson(course, cfg, course_id, lesson, classes[lesson.id], workers,
                                  progress, scheduler, warm=number == 0)
-    export.grades_csv(course, cfg, {(o.assignment, o.student): o.reason for o in ordered
-                                    if o.reason})
+    export.grades_csv(course, cfg, {(o.assignment, o.student): o.reason or o.late
+                                    for o in ordered if o.reason or o.late})
     if gradescope:
         from .gradescope import write_all
 
-        write_all(course, ordered)
+        write_all(course, [o for o in ordered if o.counted])  # a late one kept out: not sent
     return ordered
+
+
+def refuse_beside_serve(course: Path, cfg: Config) -> None:
+    """`GradeError` where `autograder serve` runs on the course and its gradebook is SQLite's
+    file: one writer at a time (a database server takes both)."""
+    from .serve.lock import serving
+
+    if cfg.CourseDirectory.db_url.startswith("sqlite:///") and serving(course):
+        raise GradeError(f"`autograder serve` is grading {course} now, and its SQLite gradebook "
+                         "takes one writer at a time: let serve grade (it keeps grades.csv "
+                         "current), or stop it before `grade`")
 
 
 def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, students: list[str],
@@ -310,13 +324,17 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
                   warm: bool) -> list[Outcome]:
     """Grade `students`' submissions of `lesson`, on local threads, the cluster at `scheduler`,
     or a `Pool` the caller keeps open (`serve`)."""
-    from . import classreport, feedback
+    from . import classreport, feedback, late
 
     try:
         points = gradebook_points(lesson, cfg.CourseDirectory.db_url, course_id)
     except MissingEntry:
         raise GradeError(f"the gradebook of {course} has no assignment {lesson.id!r}: "
                          f"run `autograder release --course {course}` first") from None
+    try:
+        policy = late_policy(cfg, lesson.id)
+    except ConfigError as exc:
+        raise GradeError(str(exc)) from None
     total = len(students)
     seed = int(cfg.IsolatedCheck.get("seed", 0))
     outcomes: dict[str, Outcome] = {}
@@ -341,16 +359,38 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
             outcomes[student] = Outcome(student, max(0.0, score - penalty), max_score, report,
                                         lesson.id, reason, penalty, late)
             classreport.keep(course, lesson.id, student, report, reason)
+            if student in lateness:
+                outcomes[student].late = lateness[student].said()
             progress(total, outcomes[student])
+
+        def not_counted(student: str, report: Report | None, reason: str | None = None) -> None:
+            """A late hand-in the policy keeps out of the gradebook: its page alone."""
+            was = lateness[student]
+            score, max_score = (was.kept[0], was.kept[1]) if was.kept else (0.0, sum(points.values()))
+            outcomes[student] = Outcome(student, score, max_score, report, lesson.id, None,
+                                        seconds_late=was.seconds, late=was.said(), counted=False)
+            late.write_page(feedback.page(course, student, lesson), lesson, was, report,
+                            max_score, reason)
+            progress(total, outcomes[student])
+
+        lateness: dict[str, late.Late] = {}
 
         # Read and sanitize as workers free up: a class of thousands is never all in memory.
         waiting, running = iter(students), {}
         while True:
             while len(running) < 4 * pool.slots and (student := next(waiting, None)) is not None:
+                if (was := late.judge(recorder.gradebook, course, student, lesson, policy)):
+                    lateness[student] = was
+                if was and not was.counts and policy == "refuse":
+                    not_counted(student, None)
+                    continue
                 try:
                     nb = read_and_sanitize(course, student, cfg, lesson, recorder.gradebook)
                 except Unusable as exc:
-                    done(student, None, str(exc))
+                    if was and not was.counts:
+                        not_counted(student, None, str(exc))
+                    else:
+                        done(student, None, str(exc))
                     continue
                 future = pool.executor.submit(
                     grade_submission, plain(nb), on_workers, points,
@@ -373,6 +413,9 @@ def _grade_lesson(course: Path, cfg: Config, course_id: str, lesson: Lesson, stu
                     continue
                 except Exception as exc:  # noqa: BLE001 - the grader's own failure, for this one only
                     done(student, None, f"{GRADER_FAILED}: {type(exc).__name__}: {one_line(exc)}")
+                    continue
+                if student in lateness and not lateness[student].counts:
+                    not_counted(student, report)
                     continue
                 reason = recorder.record(student, nb, report)
                 done(student, None if reason else report, reason)

@@ -70,6 +70,11 @@ c.CourseDirectory.course_id = "{course_id}"
 c.CourseDirectory.db_url = {db_url!r}
 # Stock `nbgrader autograde` restores changed or deleted test cells from the gradebook.
 c.OverwriteCells.add_missing_cells = True
+# A hand-in after its lesson's due date (`autograder grade` and `serve`): "feedback-only" (the
+# default: graded for feedback, the on-time grade stays), "refuse", or "latest" (it counts, with
+# nbgrader's late penalty, c.LateSubmissionPlugin.penalty_method). Every lesson, or one:
+# c.LatePolicy.default = "feedback-only"
+# c.LatePolicy.lessons = {{"backward": "latest"}}
 ''' + AUTOGRADE + FEEDBACK
 
 #: Where students fetch and hand in (nbgrader's exchange), read by stock nbgrader too.
@@ -130,14 +135,39 @@ class Released(NamedTuple):
     changed: bool
 
 
-def release(course: str | Path, course_id: str = "backprop",
+def default_course_id(course: Path) -> str:
+    """The course id a course gets where none is given: its folder's name and a digest of the
+    folder's path (`ml101-3fa9c1`), one that no other course folder on the machine gives, since
+    the exchange is the machine's (`exchange.whose`)."""
+    import hashlib
+
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", course.name).strip("-") or "course"
+    return f"{name}-{hashlib.sha256(str(course).encode()).hexdigest()[:6]}"
+
+
+def course_config_id(course: Path) -> str:
+    """The course id the course's nbgrader_config.py names ("" where none)."""
+    if not (course / "nbgrader_config.py").is_file():
+        return ""
+    from .config import course_config
+
+    return str(course_config(course).CourseDirectory.get("course_id", "")).strip()
+
+
+def course_id_of(course: Path, given: str | None = None) -> str:
+    """The course's id: the one its nbgrader_config.py names, else `given`, else
+    `default_course_id`."""
+    return course_config_id(course) or given or default_course_id(course)
+
+
+def release(course: str | Path, course_id: str | None = None,
             assignment: str | None = None, exchange: str | Path | None = None,
             db: str | None = None) -> list[Path]:
     """`release_lessons`' student notebooks, one per lesson."""
     return [done.path for done in release_lessons(course, course_id, assignment, exchange, db)]
 
 
-def release_lessons(course: str | Path, course_id: str = "backprop",
+def release_lessons(course: str | Path, course_id: str | None = None,
                     assignment: str | None = None, exchange: str | Path | None = None,
                     db: str | None = None) -> list[Released]:
     """Make `course` an nbgrader course and release its lessons (or `assignment` alone), and,
@@ -145,9 +175,14 @@ def release_lessons(course: str | Path, course_id: str = "backprop",
     CONFIGURED`: the one configured there, else nbgrader's default), into that exchange too;
     return the student notebooks, one per lesson. `db` (a SQLAlchemy URL, e.g.
     postgresql://USER@HOST/DATABASE) is the gradebook, kept in the course's configuration; without
-    it, the one configured there, else SQLite's `gradebook.db` in the course. Raises
-    `ReleaseError` where the gradebook cannot be opened."""
+    it, the one configured there, else SQLite's `gradebook.db` in the course. `course_id`: for a
+    new course (one already configured keeps its own), default `default_course_id`. Raises
+    `ReleaseError` where the gradebook cannot be opened, or where the exchange holds another
+    course under this one's id (before anything is touched)."""
     course = Path(course).resolve()
+    course_id = course_id_of(course, course_id)
+    if exchange is not None:
+        refuse_taken(course, course_id, exchange)
     found = lessons.available(course)
     if assignment is not None and assignment not in found:
         raise ReleaseError(f"no lesson {assignment!r} here: the lessons are {', '.join(found) or 'none'}")
@@ -173,6 +208,8 @@ def release_lessons(course: str | Path, course_id: str = "backprop",
     else:
         text = config.read_text()
         with config.open("a") as out:
+            if not course_config_id(course):  # a course nbgrader made, without an id
+                out.write(f"\nc.CourseDirectory.course_id = {course_id!r}\n")
             if "IsolatedCheck" not in text:
                 out.write(AUTOGRADE.format(seed=secrets.randbits(31)))
             if "ReportAlone" not in text:
@@ -192,7 +229,33 @@ def release_lessons(course: str | Path, course_id: str = "backprop",
     if root is not None:
         for lesson in chosen:
             release_to_exchange(course, lesson.id)
+        from .exchange import claim
+
+        try:
+            claim(root, course_id, course)
+        except OSError as exc:
+            raise ReleaseError(f"released, but the course cannot be recorded in "
+                               f"{root / course_id} ({exc.strerror}): another course could "
+                               "release over it") from None
     return done
+
+
+def refuse_taken(course: Path, course_id: str, exchange: str | Path) -> None:
+    """`ReleaseError` where the exchange `release_lessons` would release into holds another
+    course under `course_id` (nbgrader's `release_assignment --force` would write over it)."""
+    from .config import course_config
+    from .exchange import whose
+
+    if exchange == EXCHANGE_CONFIGURED:
+        configured = (course_config(course).Exchange.get("root")
+                      if (course / "nbgrader_config.py").is_file() else None)
+        root = Path(configured or DEFAULT_ROOT)
+    else:
+        root = Path(exchange).resolve()
+    taken = whose(root, course_id, course)
+    if taken is not None:
+        raise ReleaseError(f"not released into nbgrader's exchange {root}: {taken}; give this "
+                           f"course an id of its own (`--course-id`) or another exchange")
 
 
 def check_gradebook(course: Path, db_url: str, course_id: str) -> None:
@@ -318,7 +381,7 @@ def in_gradebook(course: Path, db_url: str, lesson: Lesson) -> bool:
 
     from .config import GradebookError, course_config, in_course, open_gradebook
 
-    course_id = course_config(course).CourseDirectory.get("course_id", "backprop")
+    course_id = course_config(course).CourseDirectory.get("course_id") or course_id_of(course)
     try:
         with open_gradebook(in_course(course, db_url), course_id) as gb:
             gb.find_notebook(lesson.notebook_id, lesson.id)

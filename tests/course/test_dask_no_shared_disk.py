@@ -101,7 +101,8 @@ def test_workers_that_cannot_see_the_course_give_exactly_the_local_scores(cluste
 
 def test_serve_grades_on_workers_that_cannot_see_the_course(cluster, hidden):
     course, exchange = hidden / "served", hidden / "exchange"
-    released = json.loads(release(course, assignment="backward", exchange=exchange)[0].read_text())
+    released = json.loads(release(course, COURSE_ID, assignment="backward",
+                                  exchange=exchange)[0].read_text())
     submit_as(exchange, "ada", samples.fill(released, CORRECT), hidden / "students")
     done = run_cli("serve", "--course", str(course), "--scheduler", cluster, "--once")
     assert done.returncode == 0, done.stderr

@@ -33,7 +33,8 @@ def cycle():
     with shared_server(TEACHER, [ALICE, BOB]) as (teacher, students, exchange):
         course = teacher.work / "course"
         done = teacher.run(teacher.env.python, "-m", "autograder", "release", "--course",
-                           str(course), "--assignment", "backward", "--exchange", str(exchange))
+                           str(course), "--assignment", "backward", "--exchange", str(exchange),
+                           "--course-id", COURSE_ID)
         listed = students[ALICE].nbgrader("list")
         for name, answers in ((ALICE, CORRECT), (BOB, {**CORRECT, **NO_FACTOR_2})):
             student = students[name]

@@ -85,7 +85,7 @@ def test_a_wheel_installed_outside_the_checkout_releases_and_grades_both_lessons
     assert where.stdout.startswith(str(site)), where.stdout + where.stderr
     course = work / "course"
     done = run("-m", "autograder", "release", "--course", str(course),
-               "--exchange", str(work / "exchange"))
+               "--exchange", str(work / "exchange"), "--course-id", "backprop")
     assert done.returncode == 0, done.stderr[-2000:]
     assert {p.name for p in (work / "exchange" / "backprop" / "outbound").iterdir()} == {
         "backward", "classifier"}  # released to students through nbgrader's exchange

@@ -243,7 +243,7 @@ def test_a_course_and_its_exchange_under_usr_are_hidden_from_grade_and_nbgrader_
     tag = uuid.uuid4().hex[:8]
     course, exchange = SHARE / f"agcourse-{tag}", SHARE / f"agexchange-{tag}"
     try:
-        released = json.loads(release(course, assignment="backward", exchange=exchange)[0]
+        released = json.loads(release(course, "backprop", assignment="backward", exchange=exchange)[0]
                               .read_text())
         assert list(exchange.rglob("backward.ipynb"))  # nbgrader released it there
         answers = {**CORRECT, "mse_grad": LOOKS.format(paths=[str(exchange), str(course)])}

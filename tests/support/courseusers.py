@@ -222,7 +222,7 @@ def course_hub(instructor: str, students: list[str], log=lambda line: None):
         course = teacher.work / "course"
         log(f"releasing the course as {teacher.name}")
         teacher.run(teacher.env.python, "-m", "autograder", "release", "--course", str(course),
-                    "--assignment", "backward", "--exchange", str(exchange))
+                    "--assignment", "backward", "--exchange", str(exchange), "--course-id", COURSE_ID)
         common = (f"c = get_config()\nc.CourseDirectory.course_id = {COURSE_ID!r}\n"
                   f"c.Exchange.root = {str(exchange)!r}\n")
         _hub_user(teacher, passwords[teacher.name], common + (

@@ -36,6 +36,16 @@ so that the student's Assignment List (`fetch_feedback`) shows the official scor
   is earlier. Never the folder's name or its `timestamp.txt`, which the student writes: the rate
   limit, the due date and the gradebook's timestamp (the staged `timestamp.txt`, from which
   nbgrader computes lateness) all use it, and the log says where the student's times disagree.
+* The log's wait counts from the hand-in: the time nbgrader's submit wrote in its `timestamp.txt`
+  as it began (believed for the log alone, and only where it is at most ten minutes before the
+  server's time), to the page's release; it says where the hand-in came before this server
+  started.
+* The course's `grades.csv` (as `autograder grade` writes it) is brought up to date whenever a
+  round finds nothing to grade, and at least once a minute in a long burst; each student's
+  Gradescope `results.json` as each is graded. A late hand-in follows the lesson's late policy
+  (`late.py`), as in `grade`.
+* While it runs, it holds `serve/lock` (flock: let go however it stops, `kill -9` too), which
+  keeps a second `serve` off the course and `grade` off its SQLite gradebook.
 * Every line of the log has its control characters shown as escapes (`terminal.visible`, as
   `check` and `grade` show student text): a folder name is the student's.
 """

@@ -17,6 +17,7 @@ class Submission:
     assignment: str
     claimed: datetime  # what its name says (the student's: shown, never used)
     at: float = 0.0  # the server's time of it (see `Server.scan`), time.time()'s scale
+    handed: float = 0.0  # when the student handed it in, for the log alone (`handed_in`)
 
     @property
     def timestamp(self) -> datetime:
@@ -59,3 +60,22 @@ def not_a_student(student: str) -> str | None:
 def far(claimed: datetime, server: datetime) -> bool:
     """Whether a time the student wrote is further from the server's than a submit takes."""
     return abs((claimed - server).total_seconds()) > DISAGREE_SECONDS
+
+
+#: The longest a submit may take (nbgrader writes `timestamp.txt` before it copies the files):
+#: a student's time earlier than the server's by more is not believed, even in the log.
+MAX_SUBMIT_SECONDS = 600.0
+
+
+def handed_in(sub: Submission, in_file: datetime | None) -> float:
+    """When the student handed `sub` in, for the log's wait (never for a grade, the rate limit
+    or the due date): the time nbgrader's submit wrote in `timestamp.txt` (else in the folder's
+    name) as it began, where that is no later than the server's time of it and no more than
+    MAX_SUBMIT_SECONDS earlier; the server's time otherwise."""
+    for claimed in (in_file, sub.claimed):
+        if claimed is None:
+            continue
+        at = claimed.replace(tzinfo=timezone.utc).timestamp()
+        if sub.at - MAX_SUBMIT_SECONDS <= at <= sub.at:
+            return at
+    return sub.at

@@ -3,7 +3,6 @@ waited longest first), journals it and releases its page (see the package's doc)
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import time
@@ -17,10 +16,14 @@ from ...present.terminal import visible
 from ..exchange import root_of, submission_owner_ok
 from .buckets import Buckets, next_result_note
 from .journal import Journal
-from .names import Submission, far, not_a_student, parse
+from .lock import hold
+from .names import Submission, far, handed_in, not_a_student, parse
 from .pages import add_note, notebook_hash
 from .stage import claimed_in_file, last_change, read_secret, stage, write_server_time
 from .status import Statuses
+
+#: The longest grades.csv lags behind the gradebook while submissions keep arriving (seconds).
+EXPORT_EVERY = 60.0
 
 
 class ServeError(RuntimeError):
@@ -59,6 +62,14 @@ class Server:
         self.exchange = root_of(self.cfg) / self.course_id
         self.inbound = self.exchange / "inbound"
         self.feedback = self.exchange / "feedback"
+        from ..exchange import whose
+
+        taken = whose(root_of(self.cfg), self.course_id, self.course)
+        if taken is not None:
+            raise ServeError(f"not serving {self.course} from nbgrader's exchange "
+                             f"{root_of(self.cfg)}: {taken}; give this course an id of its own "
+                             "(c.CourseDirectory.course_id in its nbgrader_config.py) and "
+                             f"release it again (`autograder release --course {self.course}`)")
         if not self.inbound.is_dir():
             raise ServeError(f"no {self.inbound}: release the course into its exchange first "
                              f"(`autograder release --course {self.course}`)")
@@ -66,17 +77,16 @@ class Server:
         self.batch = batch or max(8, 4 * self.workers)
         self.poll, self._log = poll, log
         state = self.course / "serve"
-        state.mkdir(exist_ok=True)
-        self.lock = (state / "lock").open("w")
-        try:
-            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ServeError(f"another `autograder serve` serves {self.course}") from None
+        self.lock = hold(self.course)  # `grade` on a SQLite gradebook looks at it
+        if self.lock is None:
+            raise ServeError(f"another `autograder serve` serves {self.course}")
         self.journal = Journal(state / "journal.jsonl")
         self.buckets = Buckets(state / "buckets.json", burst, every_minutes * 60.0).load()
         self.seen: dict[str, tuple[float, float]] = {}  # name: (its last change, first seen)
         self._graded: tuple[int, dict] | None = None  # (journal size, last_graded's answers)
         self.warm = True
+        self.started = time.time()
+        self.exported, self.exported_at = True, time.time()  # grades.csv: nothing new yet
         self.duedates: dict[str, datetime | None] = {}
         self.status = Statuses(self.inbound, self.feedback,  # what each student can read of it
                                {id: lesson.notebook_id for id, lesson in self.lessons.items()})
@@ -95,6 +105,8 @@ class Server:
             self.batch = batch or max(8, 4 * self.workers)
 
     def close(self) -> None:
+        if not self.journal.file.closed:
+            self.write_grades_csv()
         self.journal.close()
         self.lock.close()
         self.closing.close()
@@ -225,7 +237,9 @@ class Server:
     # -- one round ------------------------------------------------------------------------------
 
     def round(self) -> int:
-        """Grade what is waiting (one round); the number of submissions graded."""
+        """Grade what is waiting (one round); the number of submissions graded. A round with
+        nothing to grade, or one EXPORT_EVERY seconds after the last export, brings grades.csv
+        up to date."""
         now = time.time()
         waiting = self.scan()
         work = self.pick(waiting, now)
@@ -236,6 +250,8 @@ class Server:
             by_lesson.setdefault(item[0].assignment, []).append(item)
         done = sum(self.grade(assignment, items) for assignment, items in by_lesson.items())
         self.say_where_each_stands(lambda: self.status.decided(self.journal.entries))
+        if done == 0 or time.time() - self.exported_at > EXPORT_EVERY:
+            self.write_grades_csv()
         return done
 
     def say_where_each_stands(self, say: Callable[[], None]) -> None:
@@ -299,6 +315,7 @@ class Server:
                 self.log(f"waits {sub.name}: it changed after the due date while it was staged")
                 return False
         in_file = claimed_in_file(self.course, sub)
+        sub.handed = handed_in(sub, in_file)
         write_server_time(folder, sub)
         said = [f"its name says {sub.claimed}"] if far(sub.claimed, sub.timestamp) else []
         if in_file is not None and far(in_file, sub.timestamp):
@@ -324,20 +341,74 @@ class Server:
                          claimed=str(sub.claimed), seconds_late=outcome.seconds_late,
                          score=outcome.score, max_score=outcome.max_score,
                          reason=outcome.reason, feedback=checksum,
+                         **({"late": outcome.late} if outcome.late else {}),
+                         **({} if outcome.counted else {"counted": False}),
                          **({"note": f"page not released: {why_not}"} if why_not else {}))
         for old in older:
             self.journal.add(name=old.name, state="superseded", student=sub.student,
                              assignment=sub.assignment, timestamp=str(old.timestamp),
                              by=sub.name)
         self.release(page, checksum)
+        self.write_gradescope(outcome)
+        self.exported = False
         self.log(f"graded {sub.student} {sub.assignment}: {outcome.score:g} / "
                  f"{outcome.max_score:g}{' (' + outcome.reason + ')' if outcome.reason else ''}"
-                 f", {max(0.0, now - sub.at):.1f} s after it arrived"
-                 + (f", {outcome.seconds_late:g} s late" if outcome.seconds_late else "")
+                 f", {self.waited(sub, older)}"
+                 + (f"; {outcome.late}" if outcome.late else "")
                  + (f", {len(older)} older superseded" if older else "")
                  + (f"; its page is not released: {why_not} (it stays in the course)"
                     if why_not else ""))
         return 1
+
+    def waited(self, sub: Submission, older: list[Submission]) -> str:
+        """How long the student waited for this page, from their hand-in (`handed_in`; the
+        first of those it supersedes where one waited longer) to now, its release; and whether
+        it was handed in before this server started (regraded or graded late at start-up)."""
+        now, own = time.time(), sub.handed or sub.at
+        first = min([own] + [o.handed or o.at for o in older])
+        said = f"page released {max(0.0, now - own):.1f} s after it was handed in"
+        if first < own:
+            said += (f", {max(0.0, now - first):.1f} s after the first of the {len(older)} it "
+                     "supersedes")
+        if first < self.started:
+            said += (f" ({self.started - first:.0f} s before this serve started: it waited for "
+                     "the server)")
+        return said
+
+    def write_gradescope(self, outcome) -> None:
+        """The student's `gradescope/<student>/<assignment>/results.json`, as `grade
+        --gradescope` writes it."""
+        from ..gradescope import write_all
+        from ..record import one_line
+
+        if not outcome.counted:  # a late hand-in kept out of the grade: not sent
+            return
+        try:
+            write_all(self.course, [outcome])
+        except Exception as exc:  # noqa: BLE001 - the page is out; this file costs itself only
+            self.log(f"cannot write the Gradescope results of {outcome.student} "
+                     f"{outcome.assignment}: {one_line(exc)}")
+
+    def write_grades_csv(self) -> None:
+        """`grades.csv`, as `autograder grade` writes it (nbgrader's export and the note of each
+        submission that could not be graded), where something was graded since it was last
+        written. Called when a round finds nothing to grade, and at least every
+        `EXPORT_EVERY` seconds in a long burst: not on the path a student waits on."""
+        from ..export import grades_csv
+        from ..record import one_line
+
+        if self.exported:
+            return
+        notes: dict[tuple[str, str], str] = {}
+        for entry in sorted(self.journal.entries.values(), key=lambda e: e.get("at", 0.0)):
+            if entry.get("state") == "graded":
+                notes[(entry["assignment"], entry["student"])] = \
+                    entry.get("reason") or entry.get("late") or ""
+        try:
+            grades_csv(self.course, self.cfg, {k: v for k, v in notes.items() if v})
+        except Exception as exc:  # noqa: BLE001 - the export's trouble stops no grading
+            self.log(f"cannot write grades.csv: {one_line(exc)}")
+        self.exported, self.exported_at = True, time.time()
 
     def _grade_lesson(self, lesson, students: list[str]):
         from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
