@@ -48,7 +48,7 @@ from ..lesson import resolve
 from ..lesson.bundle import bundle
 from ..lesson.model import Lesson
 from ..present.report import Report
-from . import put_python_on_path
+from . import gradescope, put_python_on_path
 from .config import ConfigError, GradebookError, course_config, late_policy, open_gradebook
 from .local_pool import GradingPool
 from .nbgrader_parts import step_for
@@ -125,6 +125,9 @@ def read_and_sanitize(course: Path, student: str, cfg: Config, lesson: Lesson,
         raise Unusable(str(exc)) from None
     if data is None:
         folder = course.joinpath(*where[:-1])
+        renamed = [n for n in first_names(folder, shown=20) if n.endswith(".ipynb")]
+        if renamed:  # the one rule of both routes: the student reads to rename it back
+            raise Unusable(gradescope.renamed(name, renamed))
         found = first_names(folder)
         raise Unusable(f"no {name} in submitted/{student}/{assignment}"
                        + (f" (found: {', '.join(found)})" if found else " (the folder is empty)"))

@@ -90,6 +90,18 @@ def write_all(course: Path, outcomes: list) -> None:
               results(o.report, o.reason, o.max_score))
 
 
+def renamed(expected: str, notebooks: list[str]) -> str:
+    """The one rule of a renamed notebook, in both routes (`autograder grade` and `serve`
+    through nbgrader, and Gradescope): a hand-in is graded from the notebook named as its
+    lesson's (`backward.ipynb`); one that holds only notebooks of other names (Jupyter's
+    `backward-Copy1.ipynb`, a `mine.ipynb`) gets 0, and the student reads this one line."""
+    shown = (" and ".join(notebooks) if len(notebooks) <= 2
+             else f"{notebooks[0]}, {notebooks[1]} and {len(notebooks) - 2} more")
+    which = "it" if len(notebooks) == 1 else "the one with your answers"
+    return (f"no {expected} in your hand-in, only {shown}: rename {which} back to {expected} "
+            "and submit it again")
+
+
 #: Names looked at in a submission folder, at most (a folder of a million files is walked no
 #: further).
 MAX_ENTRIES = 10_000
@@ -208,9 +220,17 @@ def read(folder: Path, parts: tuple[str, ...], up: Upload) -> dict | None:
 def choose(uploads: list[Upload], lesson, names: list[str]
            ) -> tuple[Upload | None, list[tuple[str, str]], str]:
     """Of a submission's notebooks, the one to grade as `lesson` (None: any lesson), the others
-    with why each is not graded, or the reason none is. The assignment's own notebook with the
-    most answers written; of those as full, the one named as the lesson's, then the first."""
+    with why each is not graded, or the reason none is. None where no notebook is named as a
+    lesson's (`renamed`). The assignment's own notebook with the most answers written; of those
+    as full, the one named as the lesson's, then the first."""
     readable = [u for u in uploads if not u.problem]
+    if not any(u.name.rsplit("/", 1)[-1] in names for u in uploads):
+        # none named as a lesson's: renamed (`renamed`), unless only another lesson's is here
+        theirs = {u.lesson for u in readable if u.lesson}
+        if lesson is None or not theirs or lesson.id in theirs:
+            own = lesson or lessons.available().get(min(theirs, default=""))
+            expected = own.notebook if own else " or ".join(names)
+            return None, [], renamed(expected, [u.name for u in uploads])
     if lesson is None:
         mine = [u for u in readable if u.lesson is not None] or readable
     else:

@@ -15,11 +15,17 @@ What this module writes is a plain `jupyterhub_config.py` an administrator can r
 `Hub` runs `jupyterhub` as root with that configuration until stopped; where the users see the
 packages through bind mounts (a checkout in root's home), the Hub and every server it starts run
 in one mount namespace that has them.
+
+Every user runs the Python that installed the packages, to the full version (`why_other_python`):
+pip chose each package's files for that version (soupsieve 4.1 needs 3.11.5 or later; run by
+3.11.2 it cannot parse a CSS selector, and formgrader's submission page and `nbgrader
+generate_feedback` fail on it).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -96,6 +102,17 @@ def why_no_hub() -> str | None:
     return None
 
 
+def why_other_python(user: str, python: str, version: str) -> str | None:
+    """Why `user`'s `python`, whose `sys.version` is `version`, cannot run the packages this
+    Python installed (None where it can): another version, even another 3.11.x, is refused."""
+    if version == sys.version:
+        return None
+    theirs = version.split()[0] if version else "nothing"
+    return (f"{user}'s Python ({python}) is {theirs}, and the packages were installed by Python "
+            f"{sys.version.split()[0]} ({sys.executable}): give every user the Python that "
+            "installed them (a venv made with it), not another version")
+
+
 def write_config(state: Path, pythons: dict[str, str], folder: str = "work",
                  port: int | None = None, timeout: int = 120) -> tuple[Path, str]:
     """`state/jupyterhub_config.py` for the users of `pythons` (user -> the Python their server
@@ -115,19 +132,19 @@ def write_config(state: Path, pythons: dict[str, str], folder: str = "work",
 
 
 class Hub:
-    """`jupyterhub` (this Python's) with `config`, as root, until `stop`; `binds` (source ->
-    mount point) are made in a mount namespace of its own that every server it starts shares."""
+    """`jupyterhub` (this Python's) with `config`, as root, until `stop`; `mounts` (commands:
+    `mount --bind SRC DST`...) are run, in order, in a mount namespace of its own that every
+    server it starts shares."""
 
-    def __init__(self, config: Path, url: str, binds: list[tuple[Path, Path]] = (),
+    def __init__(self, config: Path, url: str, mounts: list[list[str]] = (),
                  wait: float = 120) -> None:
         self.url, self.state = url, config.parent
         hub = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
         self.log = (self.state / "jupyterhub.log").open("w")
-        if binds:
-            mounts = "".join(f"mount --bind '{src}' '{dst}' && " for src, dst in binds)
-            quoted = " ".join(f"'{c}'" for c in hub)
+        if mounts:
+            made = "".join(f"{shlex.join(m)} && " for m in mounts)
             hub = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                   f"{mounts}exec {quoted}"]
+                   f"{made}exec {shlex.join(hub)}"]
         self.process = subprocess.Popen(hub, cwd=self.state, stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + wait

@@ -8,7 +8,11 @@ fetches the lesson, (her answers saved into the fetched notebook as her editor s
 validates and submits; a second student hands in a typical mistake. The instructor collects,
 grades with `autograder grade` and releases the feedback, each as that ordinary user; the student
 fetches her feedback and reads her score; the instructor's formgrader shows the grades. Then what
-one student can reach of the other's and the instructor's through the Hub.
+one student can reach of the other's and the instructor's through the Hub. Then manual grading,
+all in the browser: the instructor opens the second student's submission in formgrader, gives a
+score by hand, regenerates the feedback (formgrader's Generate Feedback: stock `nbgrader
+generate_feedback`) and releases it; the student fetches it and reads the new score, and runs
+`autograder check` in a terminal of his JupyterLab.
 
 A screenshot of each step goes to SHOTS (named by step). Needs root (the Hub spawns as each
 user), configurable-http-proxy (npm), Debian's chromium and chromium-driver, selenium and
@@ -51,7 +55,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.xdist_group("hu
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: "
                                 "pip install -e '.[dev]'")
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -232,6 +239,96 @@ def cycle(hub, browser):
     yield seen
 
 
+@pytest.fixture(scope="module")
+def manual(cycle, hub, browser):
+    """After the cycle: the instructor gives BOB a point by hand for mse_grad in formgrader's
+    Manual Grading, regenerates and releases the feedback from formgrader's Manage Assignments;
+    BOB fetches it. What each page showed."""
+    seen = {}
+    me = Session(browser, hub, TEACHER)
+    me.get(f"user/{TEACHER}/formgrader/gradebook/backward/backward")  # Manual Grading
+    me.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#main-table a.name-shown"))
+    browser.find_element(By.ID, "toggle_names").click()
+    chromium.click_text(me.wait, "#main-table a.name-shown", BOB)
+    # the submission, as formgrader renders it: the score box of each graded cell, or an error
+    me.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "input.score")
+                  or d.find_elements(By.CSS_SELECTOR, "[id^=error-]"))
+    seen["page"] = " ".join(browser.find_element(By.TAG_NAME, "body").text.split())
+    seen["title"] = browser.title
+    me.shot("61-teacher-formgrader-bob-submission")
+    boxes = browser.find_elements(By.CSS_SELECTOR, "input.score#check_mse_grad")
+    seen["boxes"] = len(boxes)
+    if not boxes:
+        return seen
+    boxes[0].clear()
+    boxes[0].send_keys("1\t")  # formgrader saves a score when it changes (and leaves the box)
+    me.wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#check_mse_grad").get_attribute(
+        "value") == "1" and d.find_elements(By.CSS_SELECTOR, ".score-saved"))
+    me.shot("62-teacher-formgrader-manual-score")
+    me.get(f"user/{TEACHER}/formgrader/gradebook/backward/backward")
+    me.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#main-table a.name-shown"))
+    browser.find_element(By.ID, "toggle_names").click()
+    seen["submissions"] = me.wait.until(
+        lambda d: (t := " ".join(d.find_element(By.ID, "main-table").text.split()))
+        and BOB in t and t)
+    me.shot("63-teacher-formgrader-after-manual-score")
+    for step, css in (("generated", ".generate-feedback a"), ("released", ".release-feedback a")):
+        me.get(f"user/{TEACHER}/formgrader/manage_assignments")
+        me.click(lambda d, css=css: next(
+            iter(d.find_elements(By.CSS_SELECTOR, f"#main-table {css}")), None))
+        modal = me.wait.until(lambda d: [m for m in d.find_elements(
+            By.CSS_SELECTOR, "#success-modal, #error-modal") if m.is_displayed()])
+        seen[step] = (modal[0].get_attribute("id"), " ".join(modal[0].text.split()))
+        me.shot(f"64-teacher-formgrader-{step}")
+    seen["feedback folder"] = sorted(
+        p.name for p in (hub.course / "feedback").iterdir()) if (hub.course / "feedback").is_dir() else []
+
+    bob = Session(browser, hub, BOB)
+    bob.assignment_list()
+    bob.until_listed("submitted", "feedback available to fetch")
+    bob.press("submitted", "Fetch Feedback")
+    seen["fetched"] = bob.until_listed("submitted", "view feedback")
+    bob.shot("71-bob-feedback-fetched")
+    pages = sorted((hub.students[BOB].work / "backward" / "feedback").glob("*/backward.html"))
+    seen["page files"] = [str(p) for p in pages]
+    if pages:
+        page = pages[-1].relative_to(hub.students[BOB].work)
+        seen["feedback"] = " ".join(bob.get(f"user/{BOB}/files/{page}").split())
+        bob.shot("72-bob-feedback-page")
+    return seen
+
+
+@pytest.fixture(scope="module")
+def terminal(cycle, hub, browser):
+    """BOB runs the student's command (what a page that could not be graded tells him to run)
+    in a terminal of his JupyterLab: what it printed, and its exit status."""
+    bob = Session(browser, hub, BOB)
+    browser.get(f"{hub.url}/user/{BOB}/lab")
+    bob.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel"))
+    bob.click(lambda d: bob._labelled(".lm-MenuBar-itemLabel", "File"))
+    bob.click(lambda d: bob._labelled(".lm-Menu-itemLabel", "New"))
+    bob.click(lambda d: bob._labelled(".lm-Menu-itemLabel", "Terminal"))
+    typed = bob.wait.until(lambda d: d.find_elements(
+        By.CSS_SELECTOR, ".jp-Terminal .xterm-helper-textarea"))
+    out = hub.students[BOB].work / "check.txt"
+    # what is typed before the terminal's shell is connected is lost: typed again until the
+    # shell has run it (`tee` makes the file at once); the terminal opens in the home
+    for _ in range(10):
+        typed[0].send_keys("cd ~/work && autograder check backward/backward.ipynb 2>&1 | tee "
+                           "check.txt; echo exit=${PIPESTATUS[0]} >> check.txt\n")
+        try:
+            WebDriverWait(browser, 20).until(lambda d: out.exists())
+            break
+        except TimeoutException:
+            continue
+    try:
+        WebDriverWait(browser, ACTION_WAIT).until(
+            lambda d: out.exists() and "exit=" in out.read_text())
+    finally:
+        bob.shot("73-bob-terminal-autograder-check")
+    return out.read_text()
+
+
 def test_a_student_fetches_validates_and_submits_through_the_assignment_list(cycle):
     alice = cycle[ALICE]
     assert alice["released"] == [f"backward {COURSE_ID} Fetch"], alice["released"]
@@ -287,3 +384,24 @@ def test_through_the_hub_a_student_reaches_neither_the_other_nor_the_instructor(
         bob.shot(f"5{n + 2}-bob-tries-{path.replace('/', '_')}")
         assert refused.search(page), (path, page[:300])
         assert "def mse_grad" not in page and "SQLite" not in page and "Manage" not in page, path
+
+
+def test_the_instructor_grades_by_hand_in_formgrader_and_the_student_fetches_the_new_score(manual):
+    # formgrader opens the submission (it gave HTTP 500 where the users' Python was not the
+    # one that installed the packages: soupsieve could not parse nbconvert's selector)
+    assert manual["boxes"] == 1, (manual["title"], manual["page"][:600])
+    assert re.search(rf"{BOB} .*9(\.0)? / 10", manual["submissions"]), manual["submissions"]
+    # stock generate_feedback and release_feedback, from formgrader's buttons, succeed
+    assert manual["generated"][0] == "success-modal", manual["generated"]
+    assert manual["released"][0] == "success-modal", manual["released"]
+    assert BOB in manual["feedback folder"], manual["feedback folder"]
+    assert "(view feedback)" in manual["fetched"][0], manual["fetched"]
+    assert re.search(r"Score:\s*9(\.0)?\s*/\s*10(\.0)?", manual["feedback"]), manual["feedback"][:800]
+
+
+def test_the_students_command_runs_in_a_terminal_of_his_jupyterlab(terminal):
+    # his notebook, with the factor 2 missing: the report, and exit 1 (a check fails), as
+    # `autograder check` says everywhere (not "autograder: not found", exit 127)
+    check = terminal
+    assert "not found" not in check and "score: 8 / 10" in check, check[-2000:]
+    assert "mse_grad.missing_factor_2" in check and check.rstrip().endswith("exit=1"), check

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.course import samples
-from tests.support.userenv import UserEnv, ordinary_user, why_not
+from tests.support.userenv import UserEnv, mount_commands, ordinary_user, why_not
 
 COURSE_ID = "backprop"
 
@@ -236,11 +236,10 @@ def course_hub(instructor: str, students: list[str], log=lambda line: None):
         state = Path(tempfile.mkdtemp(prefix="autograder-hub-"))
         stack.callback(shutil.rmtree, state, True)
         config, url = hub.write_config(state, {p.name: p.env.python for p in everyone})
-        binds = [(src, dst) for p in everyone for src, dst in p.env.binds.items()]
         for person in everyone:  # any server the Hub left behind (it stops them itself)
             stack.callback(_end_processes_of, person.name)
         log(f"starting JupyterHub at {url}")
-        running = stack.enter_context(hub.Hub(config, url, binds))
+        running = stack.enter_context(hub.Hub(config, url, mount_commands([p.env for p in everyone])))
         yield CourseHub(url, teacher, people, exchange, course, passwords, running)
 
 

@@ -1,14 +1,23 @@
-"""An ordinary user to run the grader as, for the tests and the benchmark (root makes it).
+"""An ordinary user to run the grader as, for the tests, the benchmark and `make hub` (root makes it).
 
-The user gets a venv it can read: the system's python3, with this venv's packages through a .pth
-file (root's home, where this Python lives, is not readable by others). Where the checkout or
-the packages are not readable by the user, they are bound, in a mount namespace of the
-command's own, at a place that is.
+The user gets a venv it can read, made by the very Python that installed this venv's packages
+(this venv's base interpreter), with those packages through a .pth file and their commands
+(`autograder`, `nbgrader`, `jupyter`...) in its `bin`: one interpreter with its own packages. A
+package's files were chosen by pip for the full version of the Python that installed them
+(soupsieve 4.1 needs 3.11.5 or later: under Debian's 3.11.2 it cannot parse a CSS selector, and
+nbconvert's HTML pages fail), so a user's Python of another version, even another 3.11.x, is
+refused, in one line. Where the checkout or the packages are not readable by the user, they are
+bound, in a mount namespace of the command's own, at a place that is; where the interpreter is
+not (a pyenv Python in root's home), the folder that hides it is covered, in that namespace, by
+an empty one with the interpreter bound at its own path (its library path and its venvs name
+that path).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,24 +28,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SYSTEM_PYTHON = "/usr/bin/python3"
+#: The Python that installed this venv's packages (this venv's base interpreter), and its prefix.
+INTERPRETER = Path(getattr(sys, "_base_executable", sys.executable))
+INTERPRETER_PREFIX = Path(sys.base_prefix)
 
 
 def why_not(user: str) -> str | None:
     """Why an ordinary user cannot be made here, or None."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return "needs root to make the ordinary user"
-    if not (shutil.which("useradd") and shutil.which("runuser") and os.path.exists(SYSTEM_PYTHON)):
-        return "needs useradd, runuser and the system's python3"
-    done = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info[:2])"],
-                          capture_output=True, text=True)
-    if done.stdout.strip() != str(sys.version_info[:2]):
-        return f"{SYSTEM_PYTHON} is not Python {sys.version_info[:2]}: it cannot share the venv"
+    if not (shutil.which("useradd") and shutil.which("runuser") and shutil.which("unshare")):
+        return "needs useradd, runuser and unshare"
+    if not INTERPRETER.is_relative_to(INTERPRETER_PREFIX):
+        return f"{INTERPRETER} is not inside its prefix {INTERPRETER_PREFIX}: it cannot be lent"
     return None
 
 
 def readable_by(user: str, path: Path) -> bool:
     return subprocess.run(["runuser", "-u", user, "--", "test", "-r", str(path)]).returncode == 0
+
+
+def hiding(user: str, path: Path) -> Path | None:
+    """The first folder on the way to `path` that `user` cannot enter (None: it can reach it)."""
+    for folder in [*reversed(path.parents), path]:
+        if subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(folder)]).returncode:
+            return folder
+    return None
+
+
+def mount_commands(envs: list[UserEnv]) -> list[list[str]]:
+    """What makes, in a mount namespace, what `envs` need seen (as root, in this order): each
+    bind; each folder that hides an interpreter covered by an empty one; the interpreter bound
+    back at its own path."""
+    done: list[list[str]] = []
+    for env in envs:
+        done += [["mount", "--bind", str(src), str(dst)] for src, dst in env.binds.items()]
+    covers = {c: (path, stash) for env in envs for c, (path, stash) in env.covers.items()}
+    for cover in covers:
+        done.append(["mount", "-t", "tmpfs", "-o", "mode=0755", "autograder-cover", str(cover)])
+    for path, stash in dict(covers.values()).items():
+        done += [["mkdir", "-p", str(path)], ["mount", "--bind", str(stash), str(path)]]
+    return done
 
 
 @dataclass
@@ -45,6 +77,8 @@ class UserEnv:
     home: Path
     repo: Path  # the checkout, as the user sees it
     binds: dict[Path, Path] = field(default_factory=dict)
+    #: a folder that hides the interpreter -> (the interpreter's prefix, where it is bound first)
+    covers: dict[Path, tuple[Path, Path]] = field(default_factory=dict)
     subordinate: tuple[int, int] | None = None  # the range of subordinate ids it holds
 
     @property
@@ -58,11 +92,10 @@ class UserEnv:
         run = ["runuser", "-u", self.user, "--", "env", f"HOME={self.home}",
                f"PATH={self.home / 'venv' / 'bin'}:/usr/bin:/bin", "COLUMNS=160", *extra,
                *command]
-        mounts = "".join(f"mount --bind '{src}' '{dst}' && " for src, dst in self.binds.items())
-        quoted = " ".join(f"'{c}'" for c in run)
-        script = f"{mounts}cd '{cwd or self.repo}' && exec {quoted}"
+        mounts = "".join(f"{shlex.join(m)} && " for m in mount_commands([self]))
+        script = f"{mounts}cd {shlex.quote(str(cwd or self.repo))} && exec {shlex.join(run)}"
         return (["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-                if self.binds else ["sh", "-c", script])
+                if mounts else ["sh", "-c", script])
 
     def workdir(self, name: str) -> Path:
         """A folder the user owns, inside its home."""
@@ -70,6 +103,33 @@ class UserEnv:
         path.mkdir(exist_ok=True)
         shutil.chown(path, self.user, self.user)
         return path
+
+
+def write_commands(bin_folder: Path, python: str) -> None:
+    """The packages' console scripts (`autograder`, `nbgrader`, `jupyter`, `alembic`, which
+    nbgrader runs by name...) in the user's venv, each run by its Python, as pip writes them."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="console_scripts"):
+        name, head = ep.name, ep.attr.split(".")[0]
+        path = bin_folder / name
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or path.exists():
+            continue
+        path.write_text(f"#!{python}\nimport sys\nfrom {ep.module} import {head}\n"
+                        f"sys.exit({ep.attr}())\n")
+        path.chmod(0o755)
+
+
+def same_python(env: UserEnv) -> None:
+    """Raise where the user's Python is not, to the full version, the one that installed the
+    packages (`autograder.course.hub.why_other_python`)."""
+    from autograder.course.hub import why_other_python
+
+    done = subprocess.run(env.command([env.python, "-c", "import sys; print(sys.version)"]),
+                          capture_output=True, text=True)
+    why = why_other_python(env.user, env.python, done.stdout.strip() or done.stderr.strip())
+    if why:
+        raise RuntimeError(why)
 
 
 SUBORDINATE = ("/etc/subuid", "/etc/subgid")
@@ -149,17 +209,21 @@ def ordinary_user(user: str, subordinate: bool = False):
             env.repo.mkdir()
             packages.mkdir()
             env.binds = {REPO: env.repo, site: packages}
-        subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(home / "venv")],
+        cover = hiding(user, INTERPRETER_PREFIX)
+        if cover is not None:
+            stash = home / "python"
+            stash.mkdir()
+            env.binds[INTERPRETER_PREFIX] = stash
+            env.covers[cover] = (INTERPRETER_PREFIX, stash)
+        subprocess.run([str(INTERPRETER), "-m", "venv", "--without-pip", str(home / "venv")],
                        check=True)
         venv_site = next((home / "venv" / "lib").glob("python3*/site-packages"))
         (venv_site / "borrowed.pth").write_text(f"{packages}\n{env.repo}\n")
-        # nbgrader runs `alembic` by name: one that this venv's Python runs.
-        shim = home / "venv" / "bin" / "alembic"
-        shim.write_text(f"#!{env.python}\nfrom alembic.config import main\nmain()\n")
-        shim.chmod(0o755)
+        write_commands(home / "venv" / "bin", env.python)
         for path in (home, *home.rglob("*")):
             if not path.is_symlink():
                 path.chmod(path.stat().st_mode | 0o055)
+        same_python(env)
         yield env
     finally:
         shutil.rmtree(home, ignore_errors=True)
