@@ -8,8 +8,9 @@ from datetime import datetime
 from pathlib import Path
 
 from ...lesson.model import Target
-from ..config import GradebookError, course_config, open_gradebook
+from ..config import ConfigError, GradebookError, course_config, late_policy, open_gradebook
 from .kept import Unreadable, read_kept
+from .lateness import late_words
 from .model import ClassReport, Row
 
 NOT_GRADED = "Not graded: "  # how record.py's comment in the gradebook starts
@@ -25,7 +26,8 @@ def target_of(grade_cell: str) -> str:
 
 
 def _gradebook(course: Path):
-    """The course's gradebook, open (a context manager). Raises `ReportError`."""
+    """The course's gradebook, open (a context manager), and its configuration. Raises
+    `ReportError`."""
     from nbgrader.coursedir import CourseDirectory
 
     if not (course / "nbgrader_config.py").is_file():
@@ -37,7 +39,7 @@ def _gradebook(course: Path):
         raise ReportError(f"{course} has no gradebook: run `autograder release --course {course}` "
                           "and `autograder grade` first")
     try:
-        return open_gradebook(db_url, CourseDirectory(config=cfg).course_id)
+        return open_gradebook(db_url, CourseDirectory(config=cfg).course_id), cfg
     except GradebookError as exc:
         raise ReportError(str(exc)) from None
 
@@ -46,7 +48,8 @@ def assignments(course: str | Path) -> list[str]:
     """The gradebook's assignments that someone has handed in, by name. Raises `ReportError`
     where there is none."""
     course = Path(course).resolve()
-    with _gradebook(course) as gb:
+    opened, _ = _gradebook(course)
+    with opened as gb:
         names = sorted(a.name for a in gb.assignments)
         handed_in = [n for n in names if gb.find_assignment(n).submissions]
     if not names:
@@ -61,7 +64,8 @@ def assignments(course: str | Path) -> list[str]:
 def collect(course: str | Path, assignment: str | None = None) -> ClassReport:
     """The class as the gradebook and the kept reports hold it. Raises `ReportError`."""
     course = Path(course).resolve()
-    with _gradebook(course) as gb:
+    opened, cfg = _gradebook(course)
+    with opened as gb:
         names = sorted(a.name for a in gb.assignments)
         if assignment is None:
             if len(names) != 1:
@@ -72,9 +76,15 @@ def collect(course: str | Path, assignment: str | None = None) -> ClassReport:
         elif assignment not in names:
             raise ReportError(f"the gradebook has no assignment {assignment!r}"
                               + (f" (it has: {', '.join(names)})" if names else ""))
+        try:
+            policy = late_policy(cfg, assignment)
+        except ConfigError as exc:
+            raise ReportError(str(exc)) from None
         found = gb.find_assignment(assignment)
         cells = sorted({target_of(c.name) for nb in found.notebooks for c in nb.grade_cells})
         rows = [_row(course, assignment, sub) for sub in found.submissions]
+        for row, sub in zip(rows, found.submissions, strict=True):
+            row.late = late_words(course, assignment, sub, found.duedate, policy, row.score)
     if not rows:
         raise ReportError(f"nobody has handed in {assignment!r} in the gradebook: run "
                           f"`autograder grade --course {course}` first")

@@ -26,6 +26,7 @@ class Row:
     reason: str | None = None  # why it could not be graded
     problem: str | None = None  # why its kept report is missing or not used as it is
     reference: list[str] = field(default_factory=list)  # what its grading found of the reference
+    late: str | None = None  # its late hand-in and what became of it, as its feedback page says
 
     def mistakes(self, target: str) -> list[str]:
         codes = [m for c in self.checks if c.target == target and not c.passed for m in c.mistakes]
@@ -101,6 +102,11 @@ class ClassReport:
     @property
     def not_graded(self) -> list[Row]:
         return [r for r in self.rows if r.reason is not None]
+
+    @property
+    def late(self) -> list[Row]:
+        """Who handed in after the due date (whether or not that hand-in counts)."""
+        return [r for r in self.rows if r.late]
 
     @property
     def mean_score(self) -> float:

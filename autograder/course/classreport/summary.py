@@ -1,5 +1,5 @@
 """The class report on the terminal: per-target scores, the commonest mistakes, who could not be
-graded, and where the page is."""
+graded, who handed in late, and where the page is."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from .model import TOP_MISTAKES, ClassReport
 
 def print_summary(report: ClassReport, console) -> None:
     """A short summary on the terminal: per-target scores, the commonest mistakes, who could not
-    be graded, and where the page is."""
+    be graded, who handed in late (`late: N`, then each in their feedback page's words), and
+    where the page is."""
     from rich.table import Table
 
     from ...present.terminal import shown as escape
@@ -39,6 +40,12 @@ def print_summary(report: ClassReport, console) -> None:
     for r in report.not_graded:
         console.print(f"[red]not graded[/]: {escape(r.student)}: {escape(r.reason or '')}",
                       highlight=False, soft_wrap=True)
+    if report.late:  # in the words of each student's feedback page
+        console.print(f"[yellow]late[/]: {len(report.late)} of {len(report.rows)} handed in",
+                      highlight=False)
+        for r in report.late:
+            console.print(f"  {escape(r.student)}: {escape(r.late)}", highlight=False,
+                          soft_wrap=True)
     for r in report.rows:
         if r.problem:
             console.print(f"[yellow]note[/]: {escape(r.student)}: {escape(r.problem)}",
