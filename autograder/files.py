@@ -19,6 +19,9 @@ from pathlib import Path
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+#: How `read_under` opens the folders on its way: only to walk through (Linux's O_PATH), so that
+#: a folder one may pass but not list (the exchange's feedback/, mode 0711) is passed.
+_WALK = getattr(os, "O_PATH", os.O_RDONLY)
 
 
 class Refused(ValueError):
@@ -31,10 +34,10 @@ def read_under(root: Path, parts: tuple[str, ...] | list[str], cap: int) -> byte
     shown = "/".join(parts)
     fds = []
     try:
-        where = os.open(root, os.O_RDONLY | _DIRECTORY)
+        where = os.open(root, _WALK | _DIRECTORY)
         fds.append(where)
         for part in parts[:-1]:
-            where = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=where)
+            where = os.open(part, _WALK | _DIRECTORY | _NOFOLLOW, dir_fd=where)
             fds.append(where)
         fd = os.open(parts[-1], os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK, dir_fd=where)
         fds.append(fd)

@@ -111,7 +111,7 @@ class Statuses:
         self.journal_size = len(entries)
         latest: dict[tuple[str, str], dict] = {}
         for entry in entries.values():
-            if entry.get("state") == "graded":
+            if entry.get("state") == "graded" and entry.get("counted", True):
                 key, when = (entry.get("student"), entry.get("assignment")), \
                     str(entry.get("timestamp"))
                 if key not in latest or when > str(latest[key].get("timestamp")):
@@ -121,8 +121,14 @@ class Statuses:
             if sub is None or entry.get("assignment") not in self.notebook_ids:
                 continue
             state = entry.get("state")
-            if state == "graded":
-                last = latest[(entry.get("student"), entry.get("assignment"))]
+            if state == "graded" and not entry.get("counted", True):
+                # kept out of the grade by the late policy: its line is the one its page opens
+                # with (late.Late.said: when it came, what became of it, the grade that stays)
+                said = str(entry.get("late") or "Late: kept out of your grade")
+                self.say(sub, "graded", f"{said}; Fetch Feedback for its page",
+                         score=entry.get("score"), max_score=entry.get("max_score"))
+            elif state == "graded":
+                last = latest.get((entry.get("student"), entry.get("assignment")), entry)
                 late = " (late)" if entry.get("seconds_late") else ""
                 since = ("" if last is entry else
                          f"; your hand-in of {of_name(last['name'])} has been graded since")
