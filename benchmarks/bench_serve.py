@@ -34,6 +34,7 @@ from nbgrader.utils import notebook_hash  # noqa: E402
 
 from autograder.course import put_python_on_path, samples  # noqa: E402
 from autograder.course.release import release  # noqa: E402
+from autograder.course.serve.status import MARK_WITHIN, STATUS_MARK  # noqa: E402
 from autograder.lesson import model as lessons  # noqa: E402
 from tests.support.courseusers import COURSE_ID, submit_as  # noqa: E402
 
@@ -67,6 +68,14 @@ def main() -> None:
                                "--workers", str(args.workers), "--poll", "0.1"],
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
+    def graded(page: Path) -> bool:
+        """A graded page there, not serve's status page ('waiting ...') under the same name."""
+        try:
+            with page.open("rb") as f:
+                return STATUS_MARK not in f.read(MARK_WITHIN)
+        except OSError:
+            return False
+
     def page_of(name: str) -> Path:
         secret = (inbound / name / "submission_secret.txt").read_text()
         return feedback / f"{notebook_hash(secret=secret, notebook_id=lesson.notebook_id)}.html"
@@ -74,7 +83,7 @@ def main() -> None:
     try:
         warm = submit_as(exchange, "warm-up", samples.fill(released, sample.CORRECT), work)
         start = time.monotonic()
-        while not page_of(warm).is_file():
+        while not graded(page_of(warm)):
             if time.monotonic() - start > args.timeout or server.poll() is not None:
                 sys.exit(f"serve did not grade the warm-up: see {top / 'serve.log'}")
             time.sleep(0.1)
@@ -95,7 +104,7 @@ def main() -> None:
         while len(covered) < len(sent) and time.monotonic() - sent[-1][2] < args.timeout:
             now = time.monotonic()
             for name, page in pages.items():
-                if name not in seen and page.is_file():
+                if name not in seen and graded(page):
                     seen[name] = now
             for index, (student, name, _) in enumerate(sent):
                 if name not in covered:
